@@ -1,0 +1,168 @@
+"""The bundle: a folder that holds a trained model and everything needed to use it.
+
+    model.safetensors   weights (no pickle)         model.json      architecture name + kwargs
+    preprocess.json     encoder state               spec.yaml       the resolved spec
+    metrics.json        test/val metrics, baseline  history.jsonl   one line per epoch
+    fingerprint.json    data hash, sizes, versions  curves.png, confusion.png, tensorboard/
+
+A bundle is written into a temporary folder and renamed into place, so a failed run never leaves a
+half-written bundle nor damages an older one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from sw2.data.encode import Encoder
+from sw2.data.examples import Examples
+from sw2.data.images import IMAGE_SUFFIXES, decode
+from sw2.engine.predict import predict
+from sw2.errors import UserError
+from sw2.models import build
+from sw2.spec import Spec, parse_spec
+
+REQUIRED = ("model.safetensors", "model.json", "preprocess.json", "spec.yaml")
+
+
+def write_atomic(out: Path, fill: Callable[[Path], None]) -> Path:
+    """Create `out` by letting `fill` write into a temporary sibling folder, then renaming it into place."""
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        fill(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = out.with_name(f".{out.name}.old{os.getpid()}")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
+def save(folder: Path, model: torch.nn.Module, model_name: str, model_kwargs: dict[str, Any], encoder: Encoder,
+         spec: Spec, metrics: dict[str, Any], history: list[dict[str, Any]], fingerprint: dict[str, Any]) -> None:
+    """Write the bundle's files into `folder` (already a temporary folder)."""
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"))
+    dump = {"model.json": {"name": model_name, "kwargs": model_kwargs}, "preprocess.json": encoder.to_json(),
+            "metrics.json": metrics, "fingerprint.json": fingerprint}
+    for name, obj in dump.items():
+        (folder / name).write_text(json.dumps(obj, indent=2, default=str))
+    (folder / "spec.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+    (folder / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+
+
+class Bundle:
+    """A loaded bundle: `predict`, `predict_proba`, `top`, plus its spec, encoder and metrics."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise UserError(f"{self.path}: no such bundle folder; give the folder that `sw2 train` wrote")
+        missing = [f for f in REQUIRED if not (self.path / f).exists()]
+        if missing:
+            raise UserError(f"{self.path}: not a complete bundle ({missing[0]} is missing); train it again")
+        self.spec = parse_spec(yaml.safe_load((self.path / "spec.yaml").read_text()), str(self.path / "spec.yaml"))
+        self.encoder = Encoder.from_json(self._json("preprocess.json"))
+        arch = self._json("model.json")
+        self.model = build(arch["name"], arch["kwargs"])
+        self.model.load_state_dict(load_file(str(self.path / "model.safetensors")))
+        self.model.eval()
+        self.metrics = self._json("metrics.json") if (self.path / "metrics.json").exists() else {}
+
+    def _json(self, name: str) -> Any:
+        return json.loads((self.path / name).read_text())
+
+    @property
+    def classes(self) -> list[Any] | None:
+        return self.encoder.classes
+
+    # ---- turning user input into examples ----------------------------------------------------
+    def examples(self, data: Any) -> Examples:
+        """Examples from a DataFrame, a list of dicts, a CSV/Parquet path, image paths, a folder or an array."""
+        enc = self.encoder
+        if isinstance(data, Examples):
+            return data
+        if isinstance(data, pd.DataFrame):
+            return Examples(target=np.zeros(len(data)), frame=data.reset_index(drop=True))
+        if isinstance(data, np.ndarray | torch.Tensor):
+            arr = np.asarray(data, dtype=np.uint8)
+            arr = arr[:, None] if arr.ndim == 3 else arr
+            return Examples(target=np.zeros(len(arr)), images=arr)
+        if isinstance(data, dict):
+            return self.examples(pd.DataFrame([data]))
+        if isinstance(data, str | Path):
+            data = [data]
+        items = list(data)
+        if items and isinstance(items[0], dict):
+            return self.examples(pd.DataFrame(items))
+        paths = [Path(p) for p in items]
+        if enc.image_shape is None:
+            if len(paths) != 1:
+                raise UserError("give one CSV or Parquet file of rows to predict")
+            return self.examples(_read_rows(paths[0]))
+        files = list(_image_files(paths))
+        c, h, w = enc.image_shape
+        images = np.stack([decode(f, (h, w), c) for f in files]) if files else np.zeros((0, c, h, w), np.uint8)
+        return Examples(target=np.zeros(len(files)), images=images, ids=np.array([str(f) for f in files]))
+
+    # ---- predictions ---------------------------------------------------------------------------
+    def outputs(self, data: Any) -> torch.Tensor:
+        inputs = self.encoder.inputs(self.examples(data))
+        return predict(self.model, inputs, tta=self.spec.augment.tta)
+
+    def predict_proba(self, data: Any) -> np.ndarray:
+        if self.classes is None:
+            raise UserError("predict_proba is for classifiers; this bundle does regression")
+        return self.outputs(data).softmax(1).numpy()
+
+    def predict(self, data: Any) -> np.ndarray:
+        """Class labels (classification) or values in the target's units (regression)."""
+        out = self.outputs(data)
+        if self.classes is None:
+            return self.encoder.decode_regression(out.squeeze(1)).numpy()
+        return np.asarray(self.classes, dtype=object)[out.argmax(1).numpy()]
+
+    def top(self, data: Any, k: int = 3) -> list[list[tuple[Any, float]]]:
+        """For each example, the k most likely classes with their probabilities."""
+        probs = torch.from_numpy(self.predict_proba(data))
+        p, i = probs.topk(min(k, probs.shape[1]), dim=1)
+        return [[(self.classes[j], round(float(q), 4)) for q, j in zip(ps, js)]  # type: ignore[index]
+                for ps, js in zip(p.tolist(), i.tolist())]
+
+
+def _read_rows(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise UserError(f"{path}: file not found; give a CSV or Parquet file of rows")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+        raise UserError(f"{path}: cannot read rows ({err}); give a CSV file") from None
+
+
+def _image_files(paths: Iterable[Path]) -> Iterable[Path]:
+    for p in paths:
+        if p.is_dir():
+            yield from sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.is_file():
+            yield p
+        else:
+            raise UserError(f"{p}: no such image file or folder")

@@ -1,0 +1,156 @@
+"""The `sw2` command: a thin shell over sw2.api. Bad input prints one line and exits 2."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from sw2.errors import UserError
+
+console = Console()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from sw2.api import train
+
+    bundle = train(args.spec, args.out, resume=args.resume, verbose=not args.quiet)
+    show_metrics(bundle.metrics.get("test", {}), "test")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from sw2.api import evaluate, load
+
+    bundle = load(args.bundle)
+    metrics = evaluate(bundle, args.data)
+    show_metrics(metrics, "evaluation" if args.data else "test (saved at training)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(metrics, indent=2, default=str))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from sw2.api import load
+
+    bundle = load(args.bundle)
+    examples = bundle.examples(args.inputs if len(args.inputs) > 1 else args.inputs[0])
+    ids = list(examples.ids)
+    rows: list[dict[str, Any]] = []
+    if bundle.classes is None:
+        rows = [{"id": i, "prediction": float(v)} for i, v in zip(ids, bundle.predict(examples))]
+    else:
+        for i, top in zip(ids, bundle.top(examples, args.top)):
+            row: dict[str, Any] = {"id": i, "prediction": top[0][0], "probability": top[0][1]}
+            for rank, (label, p) in enumerate(top[1:], start=2):
+                row[f"top{rank}"], row[f"p{rank}"] = label, p
+            rows.append(row)
+    out = open(args.output, "w", newline="") if args.output else sys.stdout
+    if args.output or examples.frame is not None:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["id", "prediction"])
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        for r in rows:
+            alts = "  ".join(f"{r[k]} {r['p' + k[3:]]:.3f}" for k in r if k.startswith("top"))
+            console.print(f"{r['id']}: [bold]{r['prediction']}[/] {r.get('probability', 0):.3f}  {alts}".rstrip())
+    if args.output:
+        out.close()
+    return 0
+
+
+def cmd_spec(args: argparse.Namespace) -> int:
+    from sw2.spec import dump_spec, json_schema, load_spec
+
+    if args.schema:
+        print(json.dumps(json_schema(), indent=2))
+    elif args.spec:
+        print(dump_spec(load_spec(args.spec)[0]), end="")
+    else:
+        raise UserError("sw2 spec: give a spec file to resolve, or --schema")
+    return 0
+
+
+def show_metrics(m: dict[str, Any], title: str) -> None:
+    if not m:
+        return
+    table = Table(title=f"{title} ({m.get('n', '?')} examples)")
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    table.add_column(f"baseline ({m['baseline']['name']})", justify="right")
+    for key in ("accuracy", "macro_f1", "log_loss", "mae", "rmse", "r2"):
+        if key in m:
+            table.add_row(key, f"{m[key]:.4f}", f"{m['baseline'][key]:.4f}")
+    console.print(table)
+    if "per_class" in m and len(m["per_class"]) <= 30:
+        pc = Table(title="per class")
+        for col in ("class", "precision", "recall", "f1", "support"):
+            pc.add_column(col, justify="right")
+        for r in m["per_class"]:
+            pc.add_row(str(r["class"]), f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}",
+                       str(r["support"]))
+        console.print(pc)
+        cm = Table(title="confusion matrix (rows: true, columns: predicted)")
+        cm.add_column("")
+        for c in m["classes"]:
+            cm.add_column(str(c), justify="right")
+        for c, row in zip(m["classes"], m["confusion"]):
+            cm.add_row(str(c), *map(str, row))
+        console.print(cm)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sw2", description="Software 2.0: spec + data -> trained model bundle")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train from a YAML spec and write a bundle")
+    t.add_argument("spec")
+    t.add_argument("--out", help="bundle folder (default runs/<name>)")
+    t.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
+    t.add_argument("--quiet", action="store_true", help="no progress output")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="metrics of a bundle, on new data if given")
+    e.add_argument("bundle")
+    e.add_argument("--data", help="CSV/Parquet file, image folder or IDX folder")
+    e.add_argument("--json", help="also write the metrics to this JSON file")
+    e.set_defaults(func=cmd_eval)
+
+    pr = sub.add_parser("predict", help="predictions for images, a folder, or a CSV of rows")
+    pr.add_argument("bundle")
+    pr.add_argument("inputs", nargs="+")
+    pr.add_argument("--top", type=int, default=3, help="classes to show per example")
+    pr.add_argument("--output", help="write CSV rows to this file")
+    pr.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("spec", help="print the resolved spec, or the JSON schema with --schema")
+    s.add_argument("spec", nargs="?")
+    s.add_argument("--schema", action="store_true")
+    s.set_defaults(func=cmd_spec)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as err:
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""prepare(): spec -> cleaned, split, encoded tensors ready for the engine."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sw2.data.clean import clean
+from sw2.data.encode import Encoder
+from sw2.data.examples import Examples
+from sw2.data.sources import load
+from sw2.data.split import split_indices
+from sw2.spec import Spec
+
+
+@dataclass
+class TensorSet:
+    """Encoded inputs (name -> tensor, all of the same length) and the encoded target."""
+
+    inputs: dict[str, torch.Tensor]
+    target: torch.Tensor
+    ids: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+
+@dataclass
+class Prepared:
+    encoder: Encoder
+    train: TensorSet
+    val: TensorSet
+    test: TensorSet
+    raw_test: Examples
+    report: dict[str, Any]
+    fingerprint: str
+
+
+def fingerprint(ex: Examples) -> str:
+    """A content hash of inputs and targets, independent of file names and order of columns' dtypes."""
+    h = hashlib.sha256()
+    h.update(np.sort(ex.row_hashes()).tobytes())
+    h.update(str(sorted(map(str, ex.target))).encode())
+    return h.hexdigest()
+
+
+def encode(encoder: Encoder, ex: Examples) -> TensorSet:
+    return TensorSet(encoder.inputs(ex), encoder.target(ex.target), ex.ids)
+
+
+def drop_unseen(ts: TensorSet, ex: Examples) -> tuple[TensorSet, Examples, int]:
+    """Drop examples whose class the encoder never saw in training (they cannot be scored)."""
+    keep = (ts.target >= 0).numpy() if ts.target.dtype == torch.long else np.ones(len(ts), bool)
+    idx = np.flatnonzero(keep)
+    t = torch.from_numpy(idx)
+    return TensorSet({k: v[t] for k, v in ts.inputs.items()}, ts.target[t], ts.ids[idx]), ex.take(idx), int((~keep).sum())
+
+
+def prepare(spec: Spec, root: Path) -> Prepared:
+    loaded = load(spec.data, root, spec.target)
+    train, test, report = clean(loaded.train, loaded.test)
+    report["source"] = loaded.description
+    classify = spec.task == "classify"
+    split = spec.data.split
+    if test is None:
+        test_idx, val_idx, train_idx = split_indices(train.target.astype(str), [split.test, split.val], split.seed,
+                                                     stratify=classify)
+        test, val = train.take(test_idx), train.take(val_idx)
+        train = train.take(train_idx)
+        # split.test was carved after de-duplication, so no test row repeats a train row
+    else:
+        val_idx, train_idx = split_indices(train.target.astype(str), [split.val], split.seed, stratify=classify)
+        val, train = train.take(val_idx), train.take(train_idx)
+    if spec.data.limit is not None and spec.data.limit < len(train):
+        train = train.take(np.arange(spec.data.limit))
+    data_print = fingerprint(train)
+
+    encoder = Encoder.fit(train, spec.task, spec.inputs, spec.target)
+    val_set, _, unseen_val = drop_unseen(encode(encoder, val), val)
+    test_set, test, unseen_test = drop_unseen(encode(encoder, test), test)
+    report.update(train=len(train), val=len(val_set), test=len(test_set),
+                  dropped_unseen_labels_val=unseen_val, dropped_unseen_labels_test=unseen_test)
+    return Prepared(encoder, encode(encoder, train), val_set, test_set, test, report, data_print)

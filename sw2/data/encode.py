@@ -1,0 +1,165 @@
+"""Encoders fitted on the training split only; their state is plain JSON saved in the bundle."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from sw2.data.examples import Examples
+from sw2.errors import UserError
+
+UNKNOWN = "<unk>"
+
+
+def _py(v: Any) -> Any:
+    """numpy scalar -> plain Python, for JSON."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _numeric(col: pd.Series, name: str, strict: bool) -> pd.Series | None:
+    """The column as floats, or None if it is not numeric. With `strict`, a stray non-number is an error."""
+    if pd.api.types.is_bool_dtype(col):
+        return col.astype(float)
+    if pd.api.types.is_numeric_dtype(col):
+        return col.astype(float)
+    parsed = pd.to_numeric(col, errors="coerce")
+    bad = parsed.isna() & col.notna()
+    present = int(col.notna().sum())
+    if not bad.any():
+        return parsed.astype(float)
+    if strict or (present and 1 - bad.sum() / present >= 0.9):
+        row = bad.to_numpy().nonzero()[0][0]
+        raise UserError(
+            f"column '{name}': value {col.iloc[row]!r} (row {row + 1}) is not a number; fix it, or declare the "
+            f"column as category under inputs:"
+        )
+    return None
+
+
+@dataclass
+class Encoder:
+    """Turns Examples into model tensors; `fit` learns everything from train, `to_json` saves it."""
+
+    task: str
+    classes: list[Any] | None = None
+    class_counts: list[int] | None = None  # in the training split, for the majority-class baseline
+    target_mean: float = 0.0
+    target_std: float = 1.0
+    numeric: list[dict[str, Any]] = field(default_factory=list)  # name, median, mean, std
+    categories: list[dict[str, Any]] = field(default_factory=list)  # name, vocab
+    image_shape: list[int] | None = None  # C, H, W
+    image_mean: list[float] | None = None
+    image_std: list[float] | None = None
+
+    # ---- fitting -----------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, ex: Examples, task: str, inputs: str | dict[str, str], target: str) -> Encoder:
+        enc = cls(task=task)
+        enc._fit_target(ex.target, target)
+        if ex.images is not None:
+            imgs = torch.from_numpy(ex.images[:10000]).float()
+            enc.image_shape = list(ex.images.shape[1:])
+            enc.image_mean = imgs.mean(dim=(0, 2, 3)).tolist()
+            enc.image_std = imgs.std(dim=(0, 2, 3)).clamp_min(1.0).tolist()
+            return enc
+        assert ex.frame is not None
+        frame = ex.frame
+        if isinstance(inputs, dict):
+            missing = [c for c in inputs if c not in frame.columns]
+            if missing:
+                raise UserError(f"inputs: column '{missing[0]}' is not in the data; columns are "
+                                f"{', '.join(map(str, frame.columns[:12]))}")
+            kinds = dict(inputs)
+        else:
+            kinds = {str(c): "auto" for c in frame.columns}
+        for name, kind in kinds.items():
+            col = frame[name]
+            values = None if kind == "category" else _numeric(col, name, strict=kind == "number")
+            if values is not None:
+                median = float(values.median()) if values.notna().any() else 0.0
+                filled = values.fillna(median)
+                enc.numeric.append({"name": name, "median": median, "mean": float(filled.mean()),
+                                    "std": float(filled.std(ddof=0)) or 1.0})
+            else:
+                vocab = sorted(col.fillna("missing").astype(str).unique())
+                enc.categories.append({"name": name, "vocab": [UNKNOWN, *vocab]})
+        if not enc.numeric and not enc.categories:
+            raise UserError("inputs: no input columns besides the target; add feature columns to the data")
+        return enc
+
+    def _fit_target(self, y: np.ndarray, target: str) -> None:
+        values = pd.Series(y)
+        if values.nunique() < 2:
+            raise UserError(f"target '{target}' has a single value ({_py(values.iloc[0])!r}) in the training data; "
+                            f"the model needs at least two different values to learn from")
+        if self.task == "classify":
+            self.classes = [_py(v) for v in sorted(values.unique(), key=lambda v: (str(type(v)), v))]
+            counts = values.value_counts()
+            self.class_counts = [int(counts[c]) for c in self.classes]
+            return
+        nums = pd.to_numeric(values, errors="coerce")
+        if nums.isna().any():
+            bad = values[nums.isna()].iloc[0]
+            raise UserError(f"target '{target}': value {bad!r} is not a number; task regress needs a numeric "
+                            f"target (or use task: classify)")
+        self.target_mean, self.target_std = float(nums.mean()), float(nums.std(ddof=0)) or 1.0
+
+    # ---- transforming ------------------------------------------------------------------------
+    @property
+    def n_outputs(self) -> int:
+        return len(self.classes) if self.classes is not None else 1
+
+    def inputs(self, ex: Examples) -> dict[str, torch.Tensor]:
+        if self.image_shape is not None:
+            if ex.images is None:
+                raise UserError("this model takes images; give image files or an image folder")
+            if list(ex.images.shape[1:]) != self.image_shape:
+                raise UserError(f"images are {list(ex.images.shape[1:])} (C, H, W) but the model takes "
+                                f"{self.image_shape}; give images of that size")
+            return {"image": torch.from_numpy(np.ascontiguousarray(ex.images))}
+        frame = ex.frame
+        if frame is None:
+            raise UserError("this model takes table rows; give a CSV/Parquet file")
+        out: dict[str, torch.Tensor] = {}
+        need = [c["name"] for c in self.numeric + self.categories]
+        absent = [c for c in need if c not in frame.columns]
+        if absent:
+            raise UserError(f"column '{absent[0]}' is missing from the data; the model needs {', '.join(need)}")
+        if self.numeric:
+            cols = []
+            for c in self.numeric:
+                v = _numeric(frame[c["name"]], c["name"], strict=True)
+                assert v is not None
+                cols.append(((v.fillna(c["median"]) - c["mean"]) / c["std"]).to_numpy(np.float32))
+            out["num"] = torch.from_numpy(np.stack(cols, axis=1))
+        if self.categories:
+            cols = []
+            for c in self.categories:
+                index = {v: i for i, v in enumerate(c["vocab"])}
+                strs = frame[c["name"]].fillna("missing").astype(str)
+                cols.append(strs.map(lambda s, index=index: index.get(s, 0)).to_numpy(np.int64))
+            out["cat"] = torch.from_numpy(np.stack(cols, axis=1))
+        return out
+
+    def target(self, y: np.ndarray) -> torch.Tensor:
+        """Encoded target: class index (-1 for a class unseen in train) or the standardised value."""
+        if self.classes is not None:
+            index = {v: i for i, v in enumerate(self.classes)}
+            return torch.tensor([index.get(_py(v), -1) for v in y], dtype=torch.long)
+        vals = pd.to_numeric(pd.Series(y), errors="coerce").to_numpy(np.float32)
+        return torch.from_numpy((vals - self.target_mean) / self.target_std)
+
+    def decode_regression(self, out: torch.Tensor) -> torch.Tensor:
+        return out * self.target_std + self.target_mean
+
+    # ---- persistence -------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, state: dict[str, Any]) -> Encoder:
+        return cls(**state)

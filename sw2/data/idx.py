@@ -1,0 +1,44 @@
+"""IDX files (the MNIST format): big-endian header, then uint8 data; optionally gzipped."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+from sw2.errors import UserError
+
+
+def read_idx(path: Path) -> np.ndarray:
+    raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise UserError(f"{path}: not a uint8 IDX file (bad magic number); give MNIST-format IDX files")
+    ndim = raw[3]
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise UserError(f"{path}: IDX file is truncated ({data.size} bytes of data for shape {dims})")
+    return data.reshape(dims)
+
+
+def find(folder: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def is_idx_folder(folder: Path) -> bool:
+    return folder.is_dir() and find(folder, "train-images-idx3-ubyte") is not None
+
+
+def load_pair(folder: Path, prefix: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(images N x 1 x H x W, labels N) for prefix 'train' or 't10k', or None if absent."""
+    img, lab = find(folder, f"{prefix}-images-idx3-ubyte"), find(folder, f"{prefix}-labels-idx1-ubyte")
+    if img is None or lab is None:
+        return None
+    images, labels = read_idx(img), read_idx(lab)
+    if len(images) != len(labels):
+        raise UserError(f"{img}: {len(images)} images but {len(labels)} labels in {lab.name}")
+    return images[:, None], labels.astype(np.int64)

@@ -1,0 +1,75 @@
+"""Image decoding: files -> uint8 arrays, decoded once and cached as .npy (never pickled)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from sw2.errors import UserError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def decode(path: Path, size: tuple[int, int] | None = None, channels: int | None = None) -> np.ndarray:
+    """One image file as C x H x W uint8; resized to `size` (H, W) and converted to `channels` if given."""
+    try:
+        with Image.open(path) as im:
+            if channels is None:
+                channels = 1 if im.mode in ("L", "1", "I;16", "I") else 3
+            im = im.convert("L" if channels == 1 else "RGB")
+            if size is not None and im.size != (size[1], size[0]):
+                im = im.resize((size[1], size[0]), Image.BILINEAR)
+            arr = np.asarray(im, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise UserError(f"{path}: cannot decode image ({err}); remove or replace the file") from None
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def class_folders(root: Path) -> list[tuple[str, list[Path]]]:
+    """(class name, image files) for each sub-folder of root, sorted; empty classes are an error."""
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise UserError(f"{root}: no class sub-folders; lay images out as {root}/<class>/<image>")
+    out = []
+    for folder in folders:
+        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise UserError(f"{folder}: class folder has no images; add images or remove the folder")
+        out.append((folder.name, files))
+    return out
+
+
+def _cache_key(files: list[Path]) -> str:
+    h = hashlib.sha1()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def load_folder(root: Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decode every image under root/<class>/ into (images N x C x H x W, labels, file ids); cached."""
+    classes = class_folders(root)
+    files = [f for _, fs in classes for f in fs]
+    labels = np.array([name for name, fs in classes for _ in fs], dtype=object)
+    ids = np.array([str(f.relative_to(root)) for f in files], dtype=object)
+    key = _cache_key(files)
+    npy, meta = cache_dir / f"images-{key}.npy", cache_dir / f"images-{key}.json"
+    if npy.exists() and meta.exists():
+        return np.load(npy, allow_pickle=False), labels, ids
+    first = decode(files[0])
+    size, channels = first.shape[1:], first.shape[0]
+    images = np.empty((len(files), channels, *size), dtype=np.uint8)
+    for i, f in enumerate(files):
+        images[i] = decode(f, size, channels)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = npy.with_suffix(f".tmp{os.getpid()}.npy")
+    np.save(tmp, images, allow_pickle=False)
+    os.replace(tmp, npy)
+    meta.write_text(json.dumps({"root": str(root), "n": len(files)}))
+    return images, labels, ids

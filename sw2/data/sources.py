@@ -1,0 +1,164 @@
+"""Data sources by registry: each turns the spec's `data:` section into train (and maybe test) examples."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sw2.data import idx
+from sw2.data.examples import Examples
+from sw2.data.images import load_folder
+from sw2.errors import UserError
+from sw2.registry import Registry
+from sw2.spec import DataSpec
+
+
+@dataclass
+class Loaded:
+    train: Examples
+    test: Examples | None  # a test split the source itself provides
+    description: str
+
+
+Source = Callable[[DataSpec, Path, str], Loaded]
+SOURCES: Registry[Source] = Registry("data source")
+
+
+def resolve(root: Path, rel: str) -> Path:
+    path = (root / rel).expanduser()
+    if not path.exists():
+        raise UserError(f"{path}: file or folder not found; check data.path (relative to the spec file)")
+    return path
+
+
+def detect(data: DataSpec, root: Path) -> str:
+    """The source name for `auto`, from the path."""
+    if data.source != "auto":
+        return "package" if data.source == "sklearn" else data.source
+    if data.path is None:
+        return "package"
+    path = resolve(root, data.path)
+    if path.is_file():
+        ext = path.suffix.lower()
+        if ext in (".csv", ".tsv", ".txt"):
+            return "csv"
+        if ext in (".parquet", ".pq"):
+            return "parquet"
+        raise UserError(f"{path}: cannot tell the format from '{ext}'; set data.source to csv or parquet")
+    return "idx" if idx.is_idx_folder(path) else "images"
+
+
+def load(data: DataSpec, root: Path, target: str) -> Loaded:
+    return SOURCES.get(detect(data, root))(data, root, target)
+
+
+def _split_target(frame: pd.DataFrame, target: str, path: Path) -> Examples:
+    if target not in frame.columns:
+        cols = ", ".join(map(str, frame.columns[:12]))
+        raise UserError(f"{path}: no column '{target}' for the target; set target: to one of {cols}")
+    ids = (frame.index.to_numpy() + 2).astype(str)  # the line number in the file, header = 1
+    return Examples(target=frame[target].to_numpy(), frame=frame.drop(columns=[target]), ids=ids)
+
+
+def _read_table(path: Path, reader: Callable[[Path], pd.DataFrame]) -> pd.DataFrame:
+    try:
+        frame = reader(path)
+    except UserError:
+        raise
+    except Exception as err:  # the readers raise many types for a bad file
+        raise UserError(f"{path}: cannot read table ({type(err).__name__}: {err}); check the file") from None
+    if frame.empty:
+        raise UserError(f"{path}: the table has no rows; give a file with data")
+    return frame
+
+
+def _table_source(reader: Callable[[Path], pd.DataFrame], kind: str) -> Source:
+    def load_table(data: DataSpec, root: Path, target: str) -> Loaded:
+        path = resolve(root, data.path or "")
+        train = _split_target(_read_table(path, reader), target, path)
+        test = None
+        if data.test_path:
+            tpath = resolve(root, data.test_path)
+            test = _split_target(_read_table(tpath, reader), target, tpath)
+        return Loaded(train, test, f"{kind} {path}")
+
+    return load_table
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise UserError("Parquet needs pyarrow: pip install 'sw2[data]'") from None
+    return pd.read_parquet(path)
+
+
+SOURCES.register("csv")(_table_source(_read_csv, "CSV"))
+SOURCES.register("parquet")(_table_source(_read_parquet, "Parquet"))
+
+
+@SOURCES.register("images")
+def load_images(data: DataSpec, root: Path, target: str) -> Loaded:
+    path = resolve(root, data.path or "")
+    cache = Path(data.cache_dir).expanduser() if data.cache_dir else Path.home() / ".cache" / "sw2"
+
+    def examples(folder: Path) -> Examples:
+        images, labels, ids = load_folder(folder, cache)
+        return Examples(target=labels, images=images, ids=ids)
+
+    if (path / "train").is_dir():
+        test = examples(path / "test") if (path / "test").is_dir() else None
+        return Loaded(examples(path / "train"), test, f"image folder {path}")
+    return Loaded(examples(path), None, f"image folder {path}")
+
+
+@SOURCES.register("idx")
+def load_idx(data: DataSpec, root: Path, target: str) -> Loaded:
+    path = resolve(root, data.path or "")
+    train = idx.load_pair(path, "train")
+    if train is None:
+        raise UserError(f"{path}: no train-images-idx3-ubyte[.gz] / train-labels-idx1-ubyte[.gz] pair")
+    test = idx.load_pair(path, "t10k")
+
+    def examples(pair: tuple[np.ndarray, np.ndarray], prefix: str) -> Examples:
+        return Examples(target=pair[1], images=pair[0], ids=np.array([f"{prefix}:{i}" for i in range(len(pair[1]))]))
+
+    return Loaded(examples(train, "train"), None if test is None else examples(test, "t10k"), f"IDX {path}")
+
+
+@SOURCES.register("package")
+def load_package(data: DataSpec, root: Path, target: str) -> Loaded:
+    """Data sets that ship inside installed packages: scikit-learn's and palmerpenguins."""
+    name = data.name or ""
+    if name == "penguins":
+        try:
+            from palmerpenguins import load_penguins
+        except ImportError:
+            raise UserError("data set 'penguins' needs palmerpenguins: pip install 'sw2[data]'") from None
+        frame = load_penguins()
+        return Loaded(_split_target(frame, target, Path("penguins")), None, "palmerpenguins")
+    try:
+        from sklearn import datasets
+    except ImportError:
+        raise UserError(f"data set '{name}' needs scikit-learn: pip install 'sw2[data]'") from None
+    loaders = {"digits": datasets.load_digits, "iris": datasets.load_iris, "wine": datasets.load_wine,
+               "breast_cancer": datasets.load_breast_cancer, "diabetes": datasets.load_diabetes}
+    if name not in loaders:
+        raise UserError(f"data.name: unknown data set '{name}'; choose one of: penguins, {', '.join(loaders)}")
+    bunch = loaders[name]()
+    y = bunch.target
+    if "target_names" in bunch and name != "digits":
+        y = np.asarray(bunch.target_names, dtype=object)[y]
+    if name == "digits":  # 8x8 images with values 0..16
+        images = np.clip(bunch.images * 16, 0, 255).astype(np.uint8)[:, None]
+        return Loaded(Examples(target=y, images=images), None, "scikit-learn digits")
+    frame = pd.DataFrame(bunch.data, columns=[str(c) for c in bunch.feature_names])
+    return Loaded(Examples(target=y, frame=frame), None, f"scikit-learn {name}")

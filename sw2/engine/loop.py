@@ -1,0 +1,164 @@
+"""The training loop: one for every task. Read this file to know what training does.
+
+Data stays in memory as tensors; each epoch draws a permutation from a seeded generator and slices
+batches from it. Validation runs after each epoch; a checkpoint is written after each epoch so that
+`resume` continues exactly where the run stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sw2.data.dataset import TensorSet
+from sw2.engine import checkpoint, hardware
+from sw2.engine.augment import augment, is_active
+from sw2.engine.optim import lr_factor, make_optimizer
+from sw2.engine.predict import predict
+from sw2.engine.progress import Reporter
+from sw2.errors import UserError
+from sw2.spec import Spec
+from sw2.tasks import Task
+
+
+@dataclass
+class FitResult:
+    model: nn.Module
+    history: list[dict[str, Any]]
+    stopped: str  # completed | early_stopping | time_budget
+    train_seconds: float
+    examples_per_second: float
+    best_epoch: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _State:
+    """Everything that changes during training and must survive a restart."""
+
+    epoch: int = 0
+    step: int = 0
+    elapsed: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_score: float = -math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+
+
+def _monitor(spec: Spec, row: dict[str, Any]) -> float | None:
+    """The early-stopping score of an epoch, higher is better."""
+    es = spec.train.early_stopping
+    if es is None or row.get("val_loss") is None:
+        return None
+    return -row["val_loss"] if es.monitor == "val_loss" else row["val_metric"]
+
+
+def fit(model: nn.Module, task: Task, train: TensorSet, val: TensorSet, spec: Spec, *,
+        checkpoint_dir: Path | None = None, resume: bool = False, run_key: str = "",
+        log_dir: Path | None = None, verbose: bool = True) -> FitResult:
+    cfg, aug = spec.train, spec.augment
+    hardware.set_threads(cfg)
+    hardware.tune_malloc()
+    device = hardware.device_for(cfg)
+    amp = hardware.autocast_dtype(cfg, device)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model.to(device)
+    opt = make_optimizer(model, cfg)
+    inputs = {k: v.to(device) for k, v in train.inputs.items()}
+    target = train.target.to(device)
+    augmenting = is_active(aug) and "image" in inputs
+
+    n = len(train)
+    bs = min(cfg.batch_size, n)
+    steps_per_epoch = max(1, n // bs)  # the last partial batch is dropped (a fresh permutation each epoch)
+    total_steps = max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    total_steps += (-total_steps) % cfg.accumulate  # end on a whole optimizer step
+
+    st = _State()
+    saved = checkpoint.load(checkpoint_dir) if (resume and checkpoint_dir is not None) else None
+    if saved is not None:
+        if saved["run_key"] != run_key:
+            raise UserError(f"{checkpoint_dir}: checkpoint is from another spec or data; delete it or drop --resume")
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        gen.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
+        st = _State(**saved["state"])
+
+    reporter = Reporter(total_steps, bs, log_dir, verbose)
+    stopped = "completed"
+    start = time.perf_counter() - st.elapsed
+    while st.step < total_steps and stopped == "completed":
+        st.epoch += 1
+        model.train()
+        perm = torch.randperm(n, generator=gen).to(device)
+        steps = min(steps_per_epoch, total_steps - st.step)
+        loss_sum, seen = torch.zeros((), device=device), 0
+        for i in range(steps):
+            idx = perm[i * bs : (i + 1) * bs]
+            batch = {k: v[idx] for k, v in inputs.items()}
+            if augmenting:
+                batch["image"] = augment(batch["image"], aug, gen)
+            progress = st.step / total_steps
+            if cfg.time_budget:
+                progress = max(progress, (time.perf_counter() - start) / cfg.time_budget)
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * lr_factor(cfg, progress)
+            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                loss = task.loss(model(batch), target[idx], cfg.label_smoothing)
+            (loss / cfg.accumulate).backward()
+            st.step += 1
+            if st.step % cfg.accumulate == 0:
+                if cfg.grad_clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            loss_sum += loss.detach()
+            seen += 1
+            if i % 8 == 0:  # reading the loss syncs a GPU, so not every step
+                reporter.step(st.step, st.epoch, loss_sum.item() / seen)
+            if cfg.time_budget and time.perf_counter() - start > cfg.time_budget:
+                stopped = "time_budget"
+                break
+        st.elapsed = time.perf_counter() - start
+        row: dict[str, Any] = {"epoch": st.epoch, "step": st.step, "train_loss": loss_sum.item() / max(seen, 1),
+                               "lr": opt.param_groups[0]["lr"], "time": round(st.elapsed, 3)}
+        if len(val):
+            out = predict(model, val.inputs, tta=aug.tta, device=device, autocast=amp)
+            row["val_loss"] = task.loss(out, val.target).item()
+            row["val_metric"] = task.score(out, val.target)
+        st.history.append(row)
+        reporter.epoch(row, task.metric)
+
+        score = _monitor(spec, row)
+        if score is not None:
+            es = spec.train.early_stopping
+            assert es is not None
+            if score > st.best_score + es.min_delta:
+                st.best_score, st.best_epoch, st.bad_epochs = score, st.epoch, 0
+                st.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                st.bad_epochs += 1
+                if st.bad_epochs >= es.patience and stopped == "completed":
+                    stopped = "early_stopping"
+        if checkpoint_dir is not None:
+            checkpoint.save(checkpoint_dir, {
+                "run_key": run_key, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "generator": gen.get_state(), "torch_rng": torch.get_rng_state(), "state": vars(st),
+            })
+    reporter.close(st.step)
+
+    if st.best_state is not None and st.best_epoch != st.epoch:
+        model.load_state_dict(st.best_state)  # restore the best weights
+    train_seconds = sum(r["time"] for r in st.history[-1:])
+    return FitResult(model=model.cpu(), history=st.history, stopped=stopped, train_seconds=train_seconds,
+                     examples_per_second=st.step * bs / max(train_seconds, 1e-9),
+                     best_epoch=st.best_epoch or None)

@@ -1,0 +1,41 @@
+"""Optimizers and learning-rate schedules. A schedule maps training progress (0..1) to an lr multiplier."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from sw2.spec import TrainSpec
+
+
+def make_optimizer(model: nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
+    """Weight decay on weight matrices and conv kernels only, never on biases or norm parameters."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    rest = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": train.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    lr, opt = train.lr, train.optimizer
+    if opt == "sgd":
+        return torch.optim.SGD(groups, lr=lr)
+    if opt in ("momentum", "nesterov"):
+        return torch.optim.SGD(groups, lr=lr, momentum=train.momentum, nesterov=opt == "nesterov")
+    if opt == "adam":
+        return torch.optim.Adam(groups, lr=lr)
+    return torch.optim.AdamW(groups, lr=lr)
+
+
+def lr_factor(train: TrainSpec, progress: float) -> float:
+    """The lr multiplier at `progress` (share of training done): linear warm-up, then the schedule."""
+    p = min(max(progress, 0.0), 1.0)
+    w = train.warmup
+    if train.schedule == "onecycle":  # linear up to the peak, then linear down to zero
+        return p / w if p < w else max(0.0, (1 - p) / (1 - w))
+    if p < w:
+        return p / w
+    if train.schedule == "constant":
+        return 1.0
+    q = (p - w) / (1 - w) if w < 1 else 1.0
+    if train.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * q))
+    return train.step_gamma ** math.floor(q / train.step_every)  # step

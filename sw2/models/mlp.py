@@ -1,0 +1,44 @@
+"""An MLP for tables: standardised numeric columns plus an embedding per category column."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from sw2.data.encode import Encoder
+from sw2.models.registry import MODELS
+from sw2.spec import ModelSpec
+
+
+@MODELS.register("mlp")
+class MLP(nn.Module):
+    def __init__(self, n_num: int, vocab_sizes: list[int], n_out: int, widths: list[int], embed_dim: int,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        self.embeds = nn.ModuleList(nn.Embedding(v, min(embed_dim, (v + 1) // 2 + 1)) for v in vocab_sizes)
+        width = n_num + sum(e.embedding_dim for e in self.embeds)
+        layers: list[nn.Module] = []
+        for w in widths:
+            layers += [nn.Linear(width, w), nn.BatchNorm1d(w), nn.GELU(), nn.Dropout(dropout)]
+            width = w
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, n_out)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        parts = [batch["num"]] if "num" in batch else []
+        if "cat" in batch:
+            parts += [e(batch["cat"][:, i]) for i, e in enumerate(self.embeds)]
+        return self.head(self.body(torch.cat(parts, dim=1)))
+
+    @staticmethod
+    def configure(spec: ModelSpec, encoder: Encoder, n_train: int) -> dict[str, Any]:
+        width = 128 if n_train < 20000 else 256
+        return {
+            "n_num": len(encoder.numeric),
+            "vocab_sizes": [len(c["vocab"]) for c in encoder.categories],
+            "n_out": encoder.n_outputs,
+            "widths": spec.widths or [width, width],
+            "embed_dim": spec.embed_dim or 8,
+        }

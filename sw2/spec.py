@@ -1,0 +1,175 @@
+"""The YAML spec, validated by pydantic. Every default lives here, once.
+
+A spec says what data to learn from, which task, and the constraints of training. Loading it
+rejects unknown keys (with a "did you mean"), wrong types and impossible values with a one-line
+message naming the field.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sw2.errors import UserError
+
+InputType = Literal["number", "category", "image"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SplitSpec(Strict):
+    """Fractions carved out deterministically (stratified for classification) from the seed."""
+
+    val: float = Field(0.1, ge=0.0, lt=1.0, description="share of the training data held out for validation")
+    test: float = Field(0.2, ge=0.0, lt=1.0, description="share held out for test when no test split is given")
+    seed: int = 0
+
+
+class DataSpec(Strict):
+    source: Literal["auto", "csv", "parquet", "images", "idx", "package", "sklearn"] = Field(
+        "auto", description="auto picks from the path (.csv, .parquet, IDX folder, image folder); package = a data set shipped by a package (data.name)"
+    )
+    path: str | None = Field(None, description="file or folder, relative to the spec file")
+    name: str | None = Field(None, description="package data set: digits, iris, wine, breast_cancer, diabetes (scikit-learn), penguins")
+    test_path: str | None = Field(None, description="a separate test file (csv/parquet) if any")
+    split: SplitSpec = SplitSpec()
+    limit: int | None = Field(None, gt=0, description="use only the first N training examples (quick runs)")
+    cache_dir: str | None = Field(None, description="where decoded images are cached (default ~/.cache/sw2)")
+
+    @model_validator(mode="after")
+    def _path_or_name(self) -> DataSpec:
+        if self.source in ("package", "sklearn") and not self.name:
+            raise ValueError("data.name is required for source package (e.g. digits)")
+        if self.source not in ("package", "sklearn") and not self.path and not self.name:
+            raise ValueError("data.path is required (a CSV/Parquet file, an image folder or an IDX folder)")
+        return self
+
+
+class ModelSpec(Strict):
+    name: Literal["auto", "mlp", "convnet"] = "auto"
+    widths: list[int] | None = Field(None, description="channels per conv stage / units per MLP layer")
+    depth: int | None = Field(None, ge=1, le=8, description="conv layers per stage (convnet)")
+    embed_dim: int | None = Field(None, ge=1, description="embedding size for category columns (mlp)")
+
+
+class EarlyStopping(Strict):
+    patience: int = Field(5, ge=1, description="epochs without improvement before stopping")
+    monitor: Literal["val_loss", "val_metric"] = "val_loss"
+    min_delta: float = 0.0
+
+
+class TrainSpec(Strict):
+    epochs: float = Field(20, gt=0, description="may be fractional: 0.8 trains 80% of one epoch")
+    time_budget: float | None = Field(None, gt=0, description="seconds; training stops cleanly when spent")
+    batch_size: int = Field(128, ge=1)
+    optimizer: Literal["sgd", "momentum", "nesterov", "adam", "adamw"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    schedule: Literal["constant", "step", "cosine", "onecycle"] = "onecycle"
+    warmup: float = Field(0.1, ge=0, lt=1, description="share of training spent warming up the lr")
+    step_every: float = Field(0.33, gt=0, le=1, description="step schedule: decay every this share of training")
+    step_gamma: float = Field(0.1, gt=0, le=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    grad_clip: float | None = Field(None, gt=0, description="max global gradient norm")
+    accumulate: int = Field(1, ge=1, description="gradient accumulation steps")
+    early_stopping: EarlyStopping | None = None
+    seed: int = 0
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto uses bf16 only where the hardware runs it natively (AMX, CUDA)"
+    )
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1, description="CPU threads (default: the cores this process may use)")
+
+
+class AugmentSpec(Strict):
+    flip: bool = Field(False, description="random horizontal flip (images)")
+    translate: int = Field(0, ge=0, le=8, description="random shift up to N pixels (images)")
+    cutout: int = Field(0, ge=0, description="zero a random N x N square (images)")
+    tta: Literal["none", "flip"] = Field("none", description="test-time augmentation at evaluation")
+
+
+class Spec(Strict):
+    name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$", description="run name; bundle goes to runs/<name>")
+    data: DataSpec
+    task: Literal["classify", "regress"] = "classify"
+    target: str = Field("label", description="target column (ignored for image folders and IDX)")
+    inputs: Literal["auto"] | dict[str, InputType] = Field(
+        "auto", description="auto, or a mapping column -> number | category | image"
+    )
+    model: ModelSpec = ModelSpec()
+    train: TrainSpec = TrainSpec()
+    augment: AugmentSpec = AugmentSpec()
+    metrics: list[str] = Field(default_factory=list, description="extra metrics to report; all are computed")
+
+
+def _did_you_mean(model: type[BaseModel], loc: tuple[Any, ...], key: str) -> str:
+    """Suggest the closest field name for an unknown key at `loc`."""
+    cls: Any = model
+    for part in loc:
+        field = getattr(cls, "model_fields", {}).get(part)
+        if field is None:
+            return ""
+        ann = field.annotation
+        candidates = [a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type)]
+        cls = next((a for a in candidates if issubclass(a, BaseModel)), None)
+        if cls is None:
+            return ""
+    close = difflib.get_close_matches(key, list(cls.model_fields), n=1, cutoff=0.5)
+    return f"; did you mean '{close[0]}'?" if close else f"; allowed: {', '.join(cls.model_fields)}"
+
+
+def _first_error(err: ValidationError, source: str) -> str:
+    e = err.errors()[0]
+    loc = tuple(e["loc"])
+    where = ".".join(str(p) for p in loc) or "spec"
+    if e["type"] == "extra_forbidden":
+        hint = _did_you_mean(Spec, loc[:-1], str(loc[-1]))
+        return f"{source}: unknown key '{where}'{hint}"
+    if e["type"] == "missing":
+        return f"{source}: '{where}' is required"
+    got = e.get("input")
+    shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+    msg = e["msg"].removeprefix("Value error, ")
+    return f"{source}: {where}: {msg}{shown}"
+
+
+def parse_spec(raw: Any, source: str = "spec") -> Spec:
+    """Validate a dict into a Spec, turning pydantic's report into one line."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{source}: the spec must be a YAML mapping of keys (data:, task:, ...)")
+    try:
+        return Spec.model_validate(raw)
+    except ValidationError as err:
+        raise UserError(_first_error(err, source)) from None
+
+
+def load_spec(path: str | Path) -> tuple[Spec, Path]:
+    """Read and validate a YAML spec; returns it with the folder that relative paths start from."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: spec file not found; give the path to a YAML spec")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "malformed YAML"
+        raise UserError(f"{path}: malformed YAML{where}: {problem}; fix the indentation or quoting") from None
+    return parse_spec(raw, str(path)), path.resolve().parent
+
+
+def dump_spec(spec: Spec) -> str:
+    """The resolved spec (every default filled) as YAML."""
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+
+
+def json_schema() -> dict[str, Any]:
+    return Spec.model_json_schema()

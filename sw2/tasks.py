@@ -1,0 +1,59 @@
+"""Tasks by registry: how a task computes its loss, its validation metric and its output bias."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from sw2.registry import Registry
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    metric: str  # the validation metric; higher is better
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+        raise NotImplementedError
+
+    def score(self, out: torch.Tensor, y: torch.Tensor) -> float:
+        raise NotImplementedError
+
+    def output_bias(self, y: torch.Tensor, n_out: int) -> torch.Tensor:
+        """The bias that makes the untrained model predict the training prior."""
+        raise NotImplementedError
+
+
+TASKS: Registry[Task] = Registry("task")
+
+
+class Classify(Task):
+    def loss(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+        return F.cross_entropy(out.float(), y, label_smoothing=label_smoothing)
+
+    def score(self, out: torch.Tensor, y: torch.Tensor) -> float:
+        return (out.argmax(1) == y).float().mean().item()
+
+    def output_bias(self, y: torch.Tensor, n_out: int) -> torch.Tensor:
+        prior = torch.bincount(y, minlength=n_out).float().clamp_min(1) / len(y)
+        return prior.log() - prior.log().mean()
+
+
+class Regress(Task):
+    def loss(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+        return F.mse_loss(out.float().squeeze(1), y)
+
+    def score(self, out: torch.Tensor, y: torch.Tensor) -> float:
+        """R² on the standardised target."""
+        resid = ((out.float().squeeze(1) - y) ** 2).sum()
+        total = ((y - y.mean()) ** 2).sum().clamp_min(1e-12)
+        return (1 - resid / total).item()
+
+    def output_bias(self, y: torch.Tensor, n_out: int) -> torch.Tensor:
+        return y.float().mean().reshape(1)
+
+
+TASKS.register("classify")(Classify("classify", "accuracy"))
+TASKS.register("regress")(Regress("regress", "r2"))
