@@ -56,6 +56,7 @@ class ModelSpec(Strict):
     widths: list[int] | None = Field(None, description="channels per conv stage / units per MLP layer")
     depth: int | None = Field(None, ge=1, le=8, description="conv layers per stage (convnet)")
     embed_dim: int | None = Field(None, ge=1, description="embedding size for category columns (mlp)")
+    activation: Literal["gelu", "relu"] = "gelu"
 
 
 class EarlyStopping(Strict):

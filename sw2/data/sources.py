@@ -11,7 +11,7 @@ import pandas as pd
 
 from sw2.data import idx
 from sw2.data.examples import Examples
-from sw2.data.images import load_folder
+from sw2.data.images import extract, is_archive, load_folder
 from sw2.errors import UserError
 from sw2.registry import Registry
 from sw2.spec import DataSpec
@@ -42,6 +42,8 @@ def detect(data: DataSpec, root: Path) -> str:
     if data.path is None:
         return "package"
     path = resolve(root, data.path)
+    if is_archive(path):
+        return "images"
     if path.is_file():
         ext = path.suffix.lower()
         if ext in (".csv", ".tsv", ".txt"):
@@ -109,6 +111,8 @@ SOURCES.register("parquet")(_table_source(_read_parquet, "Parquet"))
 def load_images(data: DataSpec, root: Path, target: str) -> Loaded:
     path = resolve(root, data.path or "")
     cache = Path(data.cache_dir).expanduser() if data.cache_dir else Path.home() / ".cache" / "sw2"
+    if is_archive(path):
+        path = extract(path, cache)
 
     def examples(folder: Path) -> Examples:
         images, labels, ids = load_folder(folder, cache)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from sw2.data.encode import Encoder
+from sw2.models.convnet import ACTIVATIONS
 from sw2.models.registry import MODELS
 from sw2.spec import ModelSpec
 
@@ -15,13 +16,13 @@ from sw2.spec import ModelSpec
 @MODELS.register("mlp")
 class MLP(nn.Module):
     def __init__(self, n_num: int, vocab_sizes: list[int], n_out: int, widths: list[int], embed_dim: int,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, activation: str = "gelu") -> None:
         super().__init__()
         self.embeds = nn.ModuleList(nn.Embedding(v, min(embed_dim, (v + 1) // 2 + 1)) for v in vocab_sizes)
         width = n_num + sum(e.embedding_dim for e in self.embeds)
         layers: list[nn.Module] = []
         for w in widths:
-            layers += [nn.Linear(width, w), nn.BatchNorm1d(w), nn.GELU(), nn.Dropout(dropout)]
+            layers += [nn.Linear(width, w), nn.BatchNorm1d(w), ACTIVATIONS[activation](), nn.Dropout(dropout)]
             width = w
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width, n_out)
@@ -41,4 +42,5 @@ class MLP(nn.Module):
             "n_out": encoder.n_outputs,
             "widths": spec.widths or [width, width],
             "embed_dim": spec.embed_dim or 8,
+            "activation": spec.activation,
         }

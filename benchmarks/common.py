@@ -1,0 +1,25 @@
+"""Shared helpers for benchmarks: where the data sets are, loaded as tensors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from sw2.data import idx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def datasets_dir() -> Path:
+    """SW2_DATASETS, else ../shared/datasets beside the project."""
+    return Path(os.environ.get("SW2_DATASETS", ROOT.parent / "shared" / "datasets"))
+
+
+def mnist_tensors(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    folder = datasets_dir() / "mnist"
+    pair = idx.load_pair(folder, "train" if split == "train" else "t10k")
+    if pair is None:
+        raise SystemExit(f"MNIST not found in {folder}; set SW2_DATASETS")
+    return torch.from_numpy(pair[0].copy()), torch.from_numpy(pair[1])
