@@ -29,8 +29,9 @@ BATCH, LR = 128, 0.2
 
 def make_model(seed: int, mean: float, std: float) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return build("convnet", {"in_shape": [1, 28, 28], "n_out": 10, "mean": [mean], "std": [std],
-                             "widths": [16, 32, 64]})
+    return build(
+        "convnet", {"in_shape": [1, 28, 28], "n_out": 10, "mean": [mean], "std": [std], "widths": [16, 32, 64]}
+    )
 
 
 def plain_loop(x: torch.Tensor, y: torch.Tensor, mean: float, std: float) -> float:
@@ -38,8 +39,9 @@ def plain_loop(x: torch.Tensor, y: torch.Tensor, mean: float, std: float) -> flo
     model = make_model(0, mean, std)
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9, nesterov=True, weight_decay=5e-4)
     steps = len(x) // BATCH
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=steps, pct_start=0.2,
-                                                anneal_strategy="linear")
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=LR, total_steps=steps, pct_start=0.2, anneal_strategy="linear"
+    )
     g = torch.Generator().manual_seed(0)
     model.train()
     t0 = time.perf_counter()
@@ -55,14 +57,30 @@ def plain_loop(x: torch.Tensor, y: torch.Tensor, mean: float, std: float) -> flo
 
 
 def sw2_loop(x: torch.Tensor, y: torch.Tensor, mean: float, std: float) -> float:
-    spec = parse_spec({
-        "data": {"path": "unused"},
-        "train": {"epochs": 1, "batch_size": BATCH, "optimizer": "nesterov", "lr": LR, "weight_decay": 5e-4,
-                  "label_smoothing": 0.1, "warmup": 0.2, "schedule": "onecycle"},
-    })
+    spec = parse_spec(
+        {
+            "data": {"path": "unused"},
+            "train": {
+                "epochs": 1,
+                "batch_size": BATCH,
+                "optimizer": "nesterov",
+                "lr": LR,
+                "weight_decay": 5e-4,
+                "label_smoothing": 0.1,
+                "warmup": 0.2,
+                "schedule": "onecycle",
+            },
+        }
+    )
     empty = TensorSet({"image": x[:0]}, y[:0], ids=x[:0, 0, 0, 0].numpy())
-    result = fit(make_model(0, mean, std), TASKS.get("classify"), TensorSet({"image": x}, y, ids=y.numpy()), empty,
-                 spec, verbose=False)
+    result = fit(
+        make_model(0, mean, std),
+        TASKS.get("classify"),
+        TensorSet({"image": x}, y, ids=y.numpy()),
+        empty,
+        spec,
+        verbose=False,
+    )
     return result.examples_per_second
 
 
@@ -86,9 +104,11 @@ def main() -> None:
         s = sw2_loop(x, y, mean, std)
         rows.append((p, s, s / p))
         print(f"round {r + 1}: plain {p:,.0f} img/s   sw2 {s:,.0f} img/s   ratio {s / p:.3f}", flush=True)
-    print(f"median: plain {statistics.median(r[0] for r in rows):,.0f} img/s, sw2 "
-          f"{statistics.median(r[1] for r in rows):,.0f} img/s, sw2/plain ratio "
-          f"{statistics.median(r[2] for r in rows):.3f} (threads {torch.get_num_threads()})")
+    print(
+        f"median: plain {statistics.median(r[0] for r in rows):,.0f} img/s, sw2 "
+        f"{statistics.median(r[1] for r in rows):,.0f} img/s, sw2/plain ratio "
+        f"{statistics.median(r[2] for r in rows):.3f} (threads {torch.get_num_threads()})"
+    )
 
 
 if __name__ == "__main__":

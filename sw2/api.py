@@ -36,8 +36,14 @@ def resolve_spec(spec: str | Path | Spec | dict[str, Any], root: str | Path | No
     return parsed, Path(root) if root else Path.cwd()
 
 
-def train(spec: str | Path | Spec | dict[str, Any], out: str | Path | None = None, *, resume: bool = False,
-          verbose: bool = True, root: str | Path | None = None) -> Bundle:
+def train(
+    spec: str | Path | Spec | dict[str, Any],
+    out: str | Path | None = None,
+    *,
+    resume: bool = False,
+    verbose: bool = True,
+    root: str | Path | None = None,
+) -> Bundle:
     """Train from a spec and write the bundle (default runs/<name>); returns the loaded bundle."""
     spec, base = resolve_spec(spec, root)
     out = Path(out) if out else Path("runs") / spec.name
@@ -54,25 +60,48 @@ def train(spec: str | Path | Spec | dict[str, Any], out: str | Path | None = Non
         model.head.bias.copy_(task.output_bias(data.train.target, data.encoder.n_outputs))
     if verbose:
         n_params = sum(p.numel() for p in model.parameters())
-        print(f"sw2: {data.report['source']}: train {len(data.train)}, val {len(data.val)}, test {len(data.test)}; "
-              f"model {name} ({n_params:,} parameters)")
+        print(
+            f"sw2: {data.report['source']}: train {len(data.train)}, val {len(data.val)}, test {len(data.test)}; "
+            f"model {name} ({n_params:,} parameters)"
+        )
     run_key = hashlib.sha256((dump_spec(spec) + data.fingerprint).encode()).hexdigest()
     if not resume:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
-    result = fit(model, task, data.train, data.val, spec, checkpoint_dir=ckpt_dir, resume=resume,
-                 run_key=run_key, log_dir=ckpt_dir / "tensorboard", verbose=verbose)
+    result = fit(
+        model,
+        task,
+        data.train,
+        data.val,
+        spec,
+        checkpoint_dir=ckpt_dir,
+        resume=resume,
+        run_key=run_key,
+        log_dir=ckpt_dir / "tensorboard",
+        verbose=verbose,
+    )
 
     metrics: dict[str, Any] = {"task": spec.task}
     for split, tensors in (("val", data.val), ("test", data.test)):
         if len(tensors):
             out_t = predict(result.model, tensors.inputs, tta=spec.augment.tta)
             metrics[split] = score(out_t, tensors.target, data.encoder)
-    metrics["training"] = {"seconds": result.train_seconds, "examples_per_second": result.examples_per_second,
-                           "epochs": len(result.history), "stopped": result.stopped, "best_epoch": result.best_epoch,
-                           "prepare_seconds": round(prep_seconds, 3), "threads": torch.get_num_threads()}
+    metrics["training"] = {
+        "seconds": result.train_seconds,
+        "examples_per_second": result.examples_per_second,
+        "epochs": len(result.history),
+        "stopped": result.stopped,
+        "best_epoch": result.best_epoch,
+        "prepare_seconds": round(prep_seconds, 3),
+        "threads": torch.get_num_threads(),
+    }
     metrics["data"] = data.report
-    fingerprint = {"data_sha256": data.fingerprint, "sw2": __version__, "torch": torch.__version__,
-                   "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": name}
+    fingerprint = {
+        "data_sha256": data.fingerprint,
+        "sw2": __version__,
+        "torch": torch.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model": name,
+    }
 
     def fill(folder: Path) -> None:
         save(folder, result.model, name, kwargs, data.encoder, spec, metrics, result.history, fingerprint)

@@ -55,13 +55,26 @@ def write_atomic(out: Path, fill: Callable[[Path], None]) -> Path:
     return out
 
 
-def save(folder: Path, model: torch.nn.Module, model_name: str, model_kwargs: dict[str, Any], encoder: Encoder,
-         spec: Spec, metrics: dict[str, Any], history: list[dict[str, Any]], fingerprint: dict[str, Any]) -> None:
+def save(
+    folder: Path,
+    model: torch.nn.Module,
+    model_name: str,
+    model_kwargs: dict[str, Any],
+    encoder: Encoder,
+    spec: Spec,
+    metrics: dict[str, Any],
+    history: list[dict[str, Any]],
+    fingerprint: dict[str, Any],
+) -> None:
     """Write the bundle's files into `folder` (already a temporary folder)."""
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"))
-    dump = {"model.json": {"name": model_name, "kwargs": model_kwargs}, "preprocess.json": encoder.to_json(),
-            "metrics.json": metrics, "fingerprint.json": fingerprint}
+    dump = {
+        "model.json": {"name": model_name, "kwargs": model_kwargs},
+        "preprocess.json": encoder.to_json(),
+        "metrics.json": metrics,
+        "fingerprint.json": fingerprint,
+    }
     for name, obj in dump.items():
         (folder / name).write_text(json.dumps(obj, indent=2, default=str))
     (folder / "spec.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
@@ -143,8 +156,10 @@ class Bundle:
         """For each example, the k most likely classes with their probabilities."""
         probs = torch.from_numpy(self.predict_proba(data))
         p, i = probs.topk(min(k, probs.shape[1]), dim=1)
-        return [[(self.classes[j], round(float(q), 4)) for q, j in zip(ps, js)]  # type: ignore[index]
-                for ps, js in zip(p.tolist(), i.tolist())]
+        return [
+            [(self.classes[j], round(float(q), 4)) for q, j in zip(ps, js)]  # type: ignore[index]
+            for ps, js in zip(p.tolist(), i.tolist())
+        ]
 
 
 def _read_rows(path: Path) -> pd.DataFrame:

@@ -94,10 +94,12 @@ def show_metrics(m: dict[str, Any], title: str) -> None:
         for col in ("class", "precision", "recall", "f1", "support"):
             pc.add_column(col, justify="right")
         for r in m["per_class"]:
-            pc.add_row(str(r["class"]), f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}",
-                       str(r["support"]))
+            pc.add_row(
+                str(r["class"]), f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", str(r["support"])
+            )
         console.print(pc)
-        cm = Table(title="confusion matrix (rows: true, columns: predicted)")
+        console.print("confusion matrix (rows: true, columns: predicted)")
+        cm = Table()
         cm.add_column("")
         for c in m["classes"]:
             cm.add_column(str(c), justify="right")

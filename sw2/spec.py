@@ -33,10 +33,14 @@ class SplitSpec(Strict):
 
 class DataSpec(Strict):
     source: Literal["auto", "csv", "parquet", "images", "idx", "package", "sklearn"] = Field(
-        "auto", description="auto picks from the path (.csv, .parquet, IDX folder, image folder); package = a data set shipped by a package (data.name)"
+        "auto",
+        description="auto picks from the path (.csv, .parquet, IDX folder, image folder, .tar.gz); "
+        "package = a data set shipped by a package (data.name)",
     )
     path: str | None = Field(None, description="file or folder, relative to the spec file")
-    name: str | None = Field(None, description="package data set: digits, iris, wine, breast_cancer, diabetes (scikit-learn), penguins")
+    name: str | None = Field(
+        None, description="package data set: digits, iris, wine, breast_cancer, diabetes (scikit-learn), penguins"
+    )
     test_path: str | None = Field(None, description="a separate test file (csv/parquet) if any")
     split: SplitSpec = SplitSpec()
     limit: int | None = Field(None, gt=0, description="use only the first N training examples (quick runs)")

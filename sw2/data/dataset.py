@@ -58,7 +58,11 @@ def drop_unseen(ts: TensorSet, ex: Examples) -> tuple[TensorSet, Examples, int]:
     keep = (ts.target >= 0).numpy() if ts.target.dtype == torch.long else np.ones(len(ts), bool)
     idx = np.flatnonzero(keep)
     t = torch.from_numpy(idx)
-    return TensorSet({k: v[t] for k, v in ts.inputs.items()}, ts.target[t], ts.ids[idx]), ex.take(idx), int((~keep).sum())
+    return (
+        TensorSet({k: v[t] for k, v in ts.inputs.items()}, ts.target[t], ts.ids[idx]),
+        ex.take(idx),
+        int((~keep).sum()),
+    )
 
 
 def prepare(spec: Spec, root: Path) -> Prepared:
@@ -68,8 +72,9 @@ def prepare(spec: Spec, root: Path) -> Prepared:
     classify = spec.task == "classify"
     split = spec.data.split
     if test is None:
-        test_idx, val_idx, train_idx = split_indices(train.target.astype(str), [split.test, split.val], split.seed,
-                                                     stratify=classify)
+        test_idx, val_idx, train_idx = split_indices(
+            train.target.astype(str), [split.test, split.val], split.seed, stratify=classify
+        )
         test, val = train.take(test_idx), train.take(val_idx)
         train = train.take(train_idx)
         # split.test was carved after de-duplication, so no test row repeats a train row
@@ -83,6 +88,11 @@ def prepare(spec: Spec, root: Path) -> Prepared:
     encoder = Encoder.fit(train, spec.task, spec.inputs, spec.target)
     val_set, _, unseen_val = drop_unseen(encode(encoder, val), val)
     test_set, test, unseen_test = drop_unseen(encode(encoder, test), test)
-    report.update(train=len(train), val=len(val_set), test=len(test_set),
-                  dropped_unseen_labels_val=unseen_val, dropped_unseen_labels_test=unseen_test)
+    report.update(
+        train=len(train),
+        val=len(val_set),
+        test=len(test_set),
+        dropped_unseen_labels_val=unseen_val,
+        dropped_unseen_labels_test=unseen_test,
+    )
     return Prepared(encoder, encode(encoder, train), val_set, test_set, test, report, data_print)

@@ -32,9 +32,10 @@ def _numeric(col: pd.Series, name: str, strict: bool) -> pd.Series | None:
     if not bad.any():
         return parsed.astype(float)
     if strict or (present and 1 - bad.sum() / present >= 0.9):
-        row = bad.to_numpy().nonzero()[0][0]
+        pos = bad.to_numpy().nonzero()[0][0]
+        row = col.index[pos] + 1 if isinstance(col.index[pos], int | np.integer) else pos + 1
         raise UserError(
-            f"column '{name}': value {col.iloc[row]!r} (row {row + 1}) is not a number; fix it, or declare the "
+            f"column '{name}': value {col.iloc[pos]!r} (row {row}) is not a number; fix it, or declare the "
             f"column as category under inputs:"
         )
     return None
@@ -71,8 +72,10 @@ class Encoder:
         if isinstance(inputs, dict):
             missing = [c for c in inputs if c not in frame.columns]
             if missing:
-                raise UserError(f"inputs: column '{missing[0]}' is not in the data; columns are "
-                                f"{', '.join(map(str, frame.columns[:12]))}")
+                raise UserError(
+                    f"inputs: column '{missing[0]}' is not in the data; columns are "
+                    f"{', '.join(map(str, frame.columns[:12]))}"
+                )
             kinds = dict(inputs)
         else:
             kinds = {str(c): "auto" for c in frame.columns}
@@ -82,8 +85,14 @@ class Encoder:
             if values is not None:
                 median = float(values.median()) if values.notna().any() else 0.0
                 filled = values.fillna(median)
-                enc.numeric.append({"name": name, "median": median, "mean": float(filled.mean()),
-                                    "std": float(filled.std(ddof=0)) or 1.0})
+                enc.numeric.append(
+                    {
+                        "name": name,
+                        "median": median,
+                        "mean": float(filled.mean()),
+                        "std": float(filled.std(ddof=0)) or 1.0,
+                    }
+                )
             else:
                 vocab = sorted(col.fillna("missing").astype(str).unique())
                 enc.categories.append({"name": name, "vocab": [UNKNOWN, *vocab]})
@@ -94,8 +103,10 @@ class Encoder:
     def _fit_target(self, y: np.ndarray, target: str) -> None:
         values = pd.Series(y)
         if values.nunique() < 2:
-            raise UserError(f"target '{target}' has a single value ({_py(values.iloc[0])!r}) in the training data; "
-                            f"the model needs at least two different values to learn from")
+            raise UserError(
+                f"target '{target}' has a single value ({_py(values.iloc[0])!r}) in the training data; "
+                f"the model needs at least two different values to learn from"
+            )
         if self.task == "classify":
             self.classes = [_py(v) for v in sorted(values.unique(), key=lambda v: (str(type(v)), v))]
             counts = values.value_counts()
@@ -104,8 +115,10 @@ class Encoder:
         nums = pd.to_numeric(values, errors="coerce")
         if nums.isna().any():
             bad = values[nums.isna()].iloc[0]
-            raise UserError(f"target '{target}': value {bad!r} is not a number; task regress needs a numeric "
-                            f"target (or use task: classify)")
+            raise UserError(
+                f"target '{target}': value {bad!r} is not a number; task regress needs a numeric "
+                f"target (or use task: classify)"
+            )
         self.target_mean, self.target_std = float(nums.mean()), float(nums.std(ddof=0)) or 1.0
 
     # ---- transforming ------------------------------------------------------------------------
@@ -118,8 +131,10 @@ class Encoder:
             if ex.images is None:
                 raise UserError("this model takes images; give image files or an image folder")
             if list(ex.images.shape[1:]) != self.image_shape:
-                raise UserError(f"images are {list(ex.images.shape[1:])} (C, H, W) but the model takes "
-                                f"{self.image_shape}; give images of that size")
+                raise UserError(
+                    f"images are {list(ex.images.shape[1:])} (C, H, W) but the model takes "
+                    f"{self.image_shape}; give images of that size"
+                )
             return {"image": torch.from_numpy(np.ascontiguousarray(ex.images))}
         frame = ex.frame
         if frame is None:

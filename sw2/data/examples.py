@@ -27,7 +27,7 @@ class Examples:
     def take(self, idx: np.ndarray) -> Examples:
         return Examples(
             target=self.target[idx],
-            frame=None if self.frame is None else self.frame.iloc[idx].reset_index(drop=True),
+            frame=None if self.frame is None else self.frame.iloc[idx],  # keeps the file's row index
             images=None if self.images is None else self.images[idx],
             ids=self.ids[idx],
         )

@@ -153,8 +153,13 @@ def load_package(data: DataSpec, root: Path, target: str) -> Loaded:
         from sklearn import datasets
     except ImportError:
         raise UserError(f"data set '{name}' needs scikit-learn: pip install 'sw2[data]'") from None
-    loaders = {"digits": datasets.load_digits, "iris": datasets.load_iris, "wine": datasets.load_wine,
-               "breast_cancer": datasets.load_breast_cancer, "diabetes": datasets.load_diabetes}
+    loaders = {
+        "digits": datasets.load_digits,
+        "iris": datasets.load_iris,
+        "wine": datasets.load_wine,
+        "breast_cancer": datasets.load_breast_cancer,
+        "diabetes": datasets.load_diabetes,
+    }
     if name not in loaders:
         raise UserError(f"data.name: unknown data set '{name}'; choose one of: penguins, {', '.join(loaders)}")
     bunch = loaders[name]()

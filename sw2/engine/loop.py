@@ -60,9 +60,19 @@ def _monitor(spec: Spec, row: dict[str, Any]) -> float | None:
     return -row["val_loss"] if es.monitor == "val_loss" else row["val_metric"]
 
 
-def fit(model: nn.Module, task: Task, train: TensorSet, val: TensorSet, spec: Spec, *,
-        checkpoint_dir: Path | None = None, resume: bool = False, run_key: str = "",
-        log_dir: Path | None = None, verbose: bool = True) -> FitResult:
+def fit(
+    model: nn.Module,
+    task: Task,
+    train: TensorSet,
+    val: TensorSet,
+    spec: Spec,
+    *,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+    run_key: str = "",
+    log_dir: Path | None = None,
+    verbose: bool = True,
+) -> FitResult:
     cfg, aug = spec.train, spec.augment
     hardware.set_threads(cfg)
     hardware.tune_malloc()
@@ -129,8 +139,13 @@ def fit(model: nn.Module, task: Task, train: TensorSet, val: TensorSet, spec: Sp
                 stopped = "time_budget"
                 break
         st.elapsed = time.perf_counter() - start
-        row: dict[str, Any] = {"epoch": st.epoch, "step": st.step, "train_loss": loss_sum.item() / max(seen, 1),
-                               "lr": opt.param_groups[0]["lr"], "time": round(st.elapsed, 3)}
+        row: dict[str, Any] = {
+            "epoch": st.epoch,
+            "step": st.step,
+            "train_loss": loss_sum.item() / max(seen, 1),
+            "lr": opt.param_groups[0]["lr"],
+            "time": round(st.elapsed, 3),
+        }
         if len(val):
             out = predict(model, val.inputs, tta=aug.tta, device=device, autocast=amp)
             row["val_loss"] = task.loss(out, val.target).item()
@@ -150,15 +165,27 @@ def fit(model: nn.Module, task: Task, train: TensorSet, val: TensorSet, spec: Sp
                 if st.bad_epochs >= es.patience and stopped == "completed":
                     stopped = "early_stopping"
         if checkpoint_dir is not None:
-            checkpoint.save(checkpoint_dir, {
-                "run_key": run_key, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "generator": gen.get_state(), "torch_rng": torch.get_rng_state(), "state": vars(st),
-            })
+            checkpoint.save(
+                checkpoint_dir,
+                {
+                    "run_key": run_key,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "generator": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "state": vars(st),
+                },
+            )
     reporter.close(st.step)
 
     if st.best_state is not None and st.best_epoch != st.epoch:
         model.load_state_dict(st.best_state)  # restore the best weights
     train_seconds = sum(r["time"] for r in st.history[-1:])
-    return FitResult(model=model.cpu(), history=st.history, stopped=stopped, train_seconds=train_seconds,
-                     examples_per_second=st.step * bs / max(train_seconds, 1e-9),
-                     best_epoch=st.best_epoch or None)
+    return FitResult(
+        model=model.cpu(),
+        history=st.history,
+        stopped=stopped,
+        train_seconds=train_seconds,
+        examples_per_second=st.step * bs / max(train_seconds, 1e-9),
+        best_epoch=st.best_epoch or None,
+    )

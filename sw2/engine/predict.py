@@ -7,8 +7,14 @@ from torch import nn
 
 
 @torch.no_grad()
-def predict(model: nn.Module, inputs: dict[str, torch.Tensor], batch_size: int = 1024, tta: str = "none",
-            device: torch.device | None = None, autocast: torch.dtype | None = None) -> torch.Tensor:
+def predict(
+    model: nn.Module,
+    inputs: dict[str, torch.Tensor],
+    batch_size: int = 1024,
+    tta: str = "none",
+    device: torch.device | None = None,
+    autocast: torch.dtype | None = None,
+) -> torch.Tensor:
     """Raw model outputs (logits or standardised values), in order, on the CPU."""
     model.eval()
     device = device or next(model.parameters()).device

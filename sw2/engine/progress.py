@@ -20,9 +20,14 @@ class Reporter:
 
             self.writer = SummaryWriter(str(log_dir))
         self.bar = Progress(
-            TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("[bold]epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.4f}  {task.fields[metric]}  {task.fields[ips]:,.0f} ex/s"),
-            TimeRemainingColumn(), console=self.console, disable=not verbose, transient=False,
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not verbose,
+            transient=False,
         )
         self.task = self.bar.add_task("train", total=total_steps, epoch="1", loss=float("nan"), metric="", ips=0.0)
         self._last, self._last_step = time.perf_counter(), 0

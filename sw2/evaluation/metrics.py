@@ -36,8 +36,11 @@ def classification(probs: torch.Tensor, y: torch.Tensor, classes: list[Any]) -> 
 def regression(pred: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     err = pred - y
     total = ((y - y.mean()) ** 2).sum().clamp_min(1e-12)
-    return {"mae": err.abs().mean().item(), "rmse": err.pow(2).mean().sqrt().item(),
-            "r2": (1 - err.pow(2).sum() / total).item()}
+    return {
+        "mae": err.abs().mean().item(),
+        "rmse": err.pow(2).mean().sqrt().item(),
+        "r2": (1 - err.pow(2).sum() / total).item(),
+    }
 
 
 def evaluate(outputs: torch.Tensor, y: torch.Tensor, encoder: Encoder) -> dict[str, Any]:

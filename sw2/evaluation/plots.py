@@ -38,8 +38,15 @@ def confusion(matrix: list[list[int]], classes: list[Any], path: Path) -> None:
         top = max(max(r) for r in matrix) or 1
         for i in range(k):
             for j in range(k):
-                ax.text(j, i, str(matrix[i][j]), ha="center", va="center", fontsize=8,
-                        color="white" if matrix[i][j] > top / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(matrix[i][j]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if matrix[i][j] > top / 2 else "black",
+                )
     ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

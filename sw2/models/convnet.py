@@ -19,7 +19,6 @@ from sw2.data.encode import Encoder
 from sw2.models.registry import MODELS
 from sw2.spec import ModelSpec
 
-
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
 
 
@@ -29,8 +28,18 @@ def conv_bn(c_in: int, c_out: int, activation: str) -> list[nn.Module]:
 
 @MODELS.register("convnet")
 class ConvNet(nn.Module):
-    def __init__(self, in_shape: list[int], n_out: int, mean: list[float], std: list[float], widths: list[int],
-                 depth: int = 1, dropout: float = 0.0, activation: str = "gelu", channels_last: bool = True) -> None:
+    def __init__(
+        self,
+        in_shape: list[int],
+        n_out: int,
+        mean: list[float],
+        std: list[float],
+        widths: list[int],
+        depth: int = 1,
+        dropout: float = 0.0,
+        activation: str = "gelu",
+        channels_last: bool = True,
+    ) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
         self.register_buffer("inv_std", 1 / torch.tensor(std).view(1, -1, 1, 1))
@@ -64,6 +73,11 @@ class ConvNet(nn.Module):
         base = 16 if n_train < 100_000 and h * w <= 1024 else 32
         widths = spec.widths or [base * 2**i for i in range(stages)]
         return {
-            "in_shape": encoder.image_shape, "n_out": encoder.n_outputs, "mean": encoder.image_mean,
-            "std": encoder.image_std, "widths": widths, "depth": spec.depth or 1, "activation": spec.activation,
+            "in_shape": encoder.image_shape,
+            "n_out": encoder.n_outputs,
+            "mean": encoder.image_mean,
+            "std": encoder.image_std,
+            "widths": widths,
+            "depth": spec.depth or 1,
+            "activation": spec.activation,
         }

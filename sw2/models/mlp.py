@@ -15,8 +15,16 @@ from sw2.spec import ModelSpec
 
 @MODELS.register("mlp")
 class MLP(nn.Module):
-    def __init__(self, n_num: int, vocab_sizes: list[int], n_out: int, widths: list[int], embed_dim: int,
-                 dropout: float = 0.0, activation: str = "gelu") -> None:
+    def __init__(
+        self,
+        n_num: int,
+        vocab_sizes: list[int],
+        n_out: int,
+        widths: list[int],
+        embed_dim: int,
+        dropout: float = 0.0,
+        activation: str = "gelu",
+    ) -> None:
         super().__init__()
         self.embeds = nn.ModuleList(nn.Embedding(v, min(embed_dim, (v + 1) // 2 + 1)) for v in vocab_sizes)
         width = n_num + sum(e.embedding_dim for e in self.embeds)

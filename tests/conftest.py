@@ -1,0 +1,67 @@
+"""Shared fixtures: the CLI as a real subprocess, small synthetic data sets, the shared data sets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def datasets_dir() -> Path:
+    return Path(os.environ.get("SW2_DATASETS", ROOT.parent / "shared" / "datasets"))
+
+
+def need_dataset(name: str) -> Path:
+    path = datasets_dir() / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent (set SW2_DATASETS to the folder holding the shared data sets)")
+    return path
+
+
+def sw2(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the `sw2` command in a fresh process, as a user would."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "sw2.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def write_spec(folder: Path, spec: dict, name: str = "spec.yaml") -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def stripes(kind: str, rng: np.random.Generator, size: int = 16) -> np.ndarray:
+    """A noisy RGB image of horizontal or vertical stripes (an easy two-class problem)."""
+    base = (np.arange(size) // 2 % 2 * 200).astype(np.float32)
+    img = np.broadcast_to(base[:, None] if kind == "h" else base[None, :], (size, size))
+    rgb = np.stack([img] * 3, axis=-1) + rng.normal(0, 25, (size, size, 3))
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def make_image_folder(root: Path, per_class: int = 24, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for kind in ("h", "v"):
+        (root / kind).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(stripes(kind, rng)).save(root / kind / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    return make_image_folder(tmp_path / "images")
+
+
+@pytest.fixture
+def fast_train() -> dict:
+    return {"epochs": 8, "batch_size": 16, "lr": 0.01}

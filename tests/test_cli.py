@@ -1,0 +1,148 @@
+"""The CLI as a user runs it: train, eval on other data, predict images and CSV rows, resume after SIGKILL."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from tests.conftest import make_image_folder, need_dataset, sw2, write_spec
+
+
+def test_train_eval_predict_images(tmp_path):
+    make_image_folder(tmp_path / "imgs", per_class=30)
+    make_image_folder(tmp_path / "other", per_class=8, seed=5)
+    write_spec(
+        tmp_path,
+        {
+            "name": "stripes",
+            "data": {"path": "imgs", "cache_dir": str(tmp_path / "c")},
+            "train": {"epochs": 10, "batch_size": 16, "lr": 0.01},
+        },
+    )
+    res = sw2("train", "spec.yaml", "--quiet", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "runs" / "stripes" / "model.safetensors").exists()
+    assert "accuracy" in res.stdout and "majority class" in res.stdout
+
+    res = sw2("eval", "runs/stripes", "--data", "other", "--json", "m.json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "16 examples" in res.stdout and "confusion matrix" in res.stdout
+    assert (tmp_path / "m.json").exists()
+
+    res = sw2("predict", "runs/stripes", "other/v/000.png", "--top", "2", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("other/v/000.png: v ") and " h " in res.stdout
+
+    res = sw2("predict", "runs/stripes", "other", "--output", "p.csv", cwd=tmp_path)
+    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert len(rows) == 16 and {r["prediction"] for r in rows} <= {"h", "v"}
+
+
+def test_predict_csv_rows(tmp_path):
+    write_spec(tmp_path, {"data": {"source": "package", "name": "iris"}, "train": {"epochs": 30}})
+    assert sw2("train", "spec.yaml", "--quiet", "--out", "b", cwd=tmp_path).returncode == 0
+    cols = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+    pd.DataFrame([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], columns=cols).to_csv(tmp_path / "rows.csv", index=False)
+    res = sw2("predict", "b", "rows.csv", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert [r["prediction"] for r in rows] == ["setosa", "virginica"]
+    assert float(rows[0]["probability"]) > 0.5
+
+
+def _write_idx(path: Path, arr: np.ndarray) -> None:
+    header = bytes([0, 0, 8, arr.ndim]) + b"".join(d.to_bytes(4, "big") for d in arr.shape)
+    path.write_bytes(gzip.compress(header + arr.astype(np.uint8).tobytes()))
+
+
+def test_idx_source_and_png_prediction(tmp_path):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = np.clip(d.images * 16, 0, 255).astype(np.uint8)
+    folder = tmp_path / "mnistlike"
+    folder.mkdir()
+    _write_idx(folder / "train-images-idx3-ubyte.gz", images[:1500])
+    _write_idx(folder / "train-labels-idx1-ubyte.gz", d.target[:1500])
+    _write_idx(folder / "t10k-images-idx3-ubyte.gz", images[1500:])
+    _write_idx(folder / "t10k-labels-idx1-ubyte.gz", d.target[1500:])
+    write_spec(tmp_path, {"data": {"path": "mnistlike"}, "train": {"epochs": 15, "batch_size": 64, "lr": 0.003}})
+    res = sw2("train", "spec.yaml", "--quiet", "--out", "b", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "(297 examples)" in res.stdout  # the given t10k split is the test split
+    Image.fromarray(images[1600]).save(tmp_path / "digit.png")
+    res = sw2("predict", "b", "digit.png", cwd=tmp_path)
+    assert res.returncode == 0 and f": {d.target[1600]} " in res.stdout
+
+
+def test_mnist_subset_from_shared_data(tmp_path):
+    mnist = need_dataset("mnist")
+    write_spec(
+        tmp_path,
+        {
+            "data": {"path": str(mnist), "limit": 12000},
+            "model": {"name": "convnet", "widths": [16, 32, 64], "activation": "relu"},
+            "train": {"epochs": 1, "optimizer": "nesterov", "lr": 0.2, "label_smoothing": 0.1},
+        },
+    )
+    res = sw2("train", "spec.yaml", "--quiet", "--out", "b", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    import json
+
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["test"]["accuracy"] >= 0.96
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+    spec = {
+        "data": {"source": "package", "name": "digits"},
+        "model": {"widths": [48, 96]},
+        "train": {"epochs": 8, "batch_size": 32},
+        "augment": {"translate": 1},
+    }
+    write_spec(tmp_path, spec)
+    assert sw2("train", "spec.yaml", "--quiet", "--out", "full", cwd=tmp_path).returncode == 0
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sw2.cli", "train", "spec.yaml", "--quiet", "--out", "cut"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ckpt = tmp_path / "cut.checkpoint" / "checkpoint.pt"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if ckpt.exists():
+            state = torch.load(ckpt, weights_only=True)["state"]
+            if state["epoch"] >= 3:
+                break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (tmp_path / "cut").exists(), "killed run must not leave a bundle"
+    epoch_at_kill = torch.load(ckpt, weights_only=True)["state"]["epoch"]
+    assert 3 <= epoch_at_kill < 8
+
+    res = sw2("train", "spec.yaml", "--quiet", "--out", "cut", "--resume", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    a, b = (
+        load_file(str(tmp_path / "full" / "model.safetensors")),
+        load_file(str(tmp_path / "cut" / "model.safetensors")),
+    )
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not ckpt.parent.exists(), "checkpoint folder is removed once the bundle is written"

@@ -1,0 +1,162 @@
+"""End to end through the Python API: real data in, a bundle out, metrics reached, reload identical."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import sw2
+from sw2.data import prepare
+from sw2.spec import load_spec
+from tests.conftest import ROOT
+
+BUNDLE_FILES = {
+    "model.safetensors",
+    "model.json",
+    "preprocess.json",
+    "spec.yaml",
+    "metrics.json",
+    "history.jsonl",
+    "fingerprint.json",
+    "curves.png",
+    "confusion.png",
+    "tensorboard",
+}
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    return sw2.train(ROOT / "examples" / "digits.yaml", out, verbose=False)
+
+
+def test_digits_demo_reaches_accuracy_and_writes_bundle(digits):
+    assert digits.metrics["test"]["accuracy"] >= 0.95
+    assert digits.metrics["test"]["baseline"]["accuracy"] < 0.2
+    assert BUNDLE_FILES <= {p.name for p in digits.path.iterdir()}
+    assert any((digits.path / "tensorboard").iterdir())
+    assert "lr: 0.003" in (digits.path / "spec.yaml").read_text()
+    history = [json.loads(line) for line in (digits.path / "history.jsonl").read_text().splitlines()]
+    assert len(history) == 30 and history[-1]["val_metric"] > 0.9
+    m = digits.metrics["test"]
+    assert len(m["per_class"]) == 10 and sum(map(sum, m["confusion"])) == m["n"]
+
+
+def test_reloaded_bundle_predicts_identically(digits):
+    images = np.random.default_rng(0).integers(0, 255, (16, 1, 8, 8), dtype=np.uint8)
+    again = sw2.load(digits.path)
+    assert np.array_equal(digits.predict_proba(images), again.predict_proba(images))
+    assert len(again.top(images, k=3)[0]) == 3
+
+
+def test_penguins_tabular_with_missing_values(tmp_path):
+    bundle = sw2.train(ROOT / "examples" / "penguins.yaml", tmp_path / "b", verbose=False)
+    report = bundle.metrics["data"]
+    assert report["dropped_missing_target"] == 0 and report["missing_values"]["sex"] > 0
+    assert bundle.metrics["test"]["accuracy"] >= 0.97
+    row = {
+        "island": "Biscoe",
+        "bill_length_mm": 47.0,
+        "bill_depth_mm": 15.0,
+        "flipper_length_mm": 220.0,
+        "body_mass_g": 5500.0,
+        "sex": None,
+        "year": 2008,
+    }
+    assert bundle.predict(row)[0] == "Gentoo"
+
+
+def test_diabetes_regression_beats_linear_regression(tmp_path):
+    from sklearn.linear_model import LinearRegression
+
+    spec, root = load_spec(ROOT / "examples" / "diabetes.yaml")
+    bundle = sw2.train(spec, tmp_path / "b", verbose=False, root=root)
+    data = prepare(spec, root)
+    x = torch.cat([data.train.inputs["num"], data.val.inputs["num"]]).numpy()
+    y = torch.cat([data.train.target, data.val.target]).numpy()
+    pred = LinearRegression().fit(x, y).predict(data.test.inputs["num"].numpy())
+    truth = data.test.target.numpy()
+    linear_r2 = 1 - ((pred - truth) ** 2).sum() / ((truth - truth.mean()) ** 2).sum()
+    print(f"diabetes test R2: sw2 {bundle.metrics['test']['r2']:.4f}  LinearRegression {linear_r2:.4f}")
+    assert bundle.metrics["test"]["r2"] >= linear_r2
+    assert bundle.metrics["test"]["r2"] > bundle.metrics["test"]["baseline"]["r2"] + 0.3
+
+
+def test_csv_and_parquet_sources_with_given_test_file(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 400
+    frame = pd.DataFrame(
+        {"x1": rng.normal(size=n), "x2": rng.normal(size=n), "color": rng.choice(["red", "green", None], size=n)}
+    )
+    frame["y"] = np.where(frame.x1 + (frame.color == "red") > 0.3, "yes", "no")
+    frame.loc[::37, "x2"] = np.nan
+    frame.iloc[:300].to_csv(tmp_path / "train.csv", index=False)
+    frame.iloc[300:].to_parquet(tmp_path / "test.parquet")
+    frame.iloc[300:].to_csv(tmp_path / "test.csv", index=False)
+    spec = {
+        "data": {"path": "train.csv", "test_path": "test.csv"},
+        "target": "y",
+        "train": {"epochs": 40, "batch_size": 32, "lr": 0.01},
+    }
+    bundle = sw2.train(spec, tmp_path / "b", verbose=False, root=tmp_path)
+    assert bundle.metrics["test"]["n"] == 100 and bundle.metrics["test"]["accuracy"] >= 0.9
+    assert bundle.metrics["data"]["missing_values"]["x2"] > 0
+    from_parquet = sw2.evaluate(bundle, tmp_path / "test.parquet")
+    assert from_parquet["accuracy"] == pytest.approx(bundle.metrics["test"]["accuracy"])
+
+
+def test_image_folder_with_train_test_layout(tmp_path):
+    from tests.conftest import make_image_folder
+
+    make_image_folder(tmp_path / "data" / "train", per_class=30, seed=0)
+    make_image_folder(tmp_path / "data" / "test", per_class=10, seed=1)
+    spec = {
+        "data": {"path": "data", "cache_dir": str(tmp_path / "cache")},
+        "train": {"epochs": 10, "batch_size": 16, "lr": 0.01},
+        "augment": {"flip": False, "translate": 1},
+    }
+    bundle = sw2.train(spec, tmp_path / "b", verbose=False, root=tmp_path)
+    assert bundle.metrics["test"]["n"] == 20 and bundle.metrics["test"]["accuracy"] >= 0.9
+    assert list(tmp_path.joinpath("cache").glob("images-*.npy")), "decoded images were not cached"
+    assert list(bundle.predict(tmp_path / "data" / "test" / "h")) == ["h"] * 10
+
+
+def test_time_budget_stops_cleanly_and_writes_bundle(tmp_path):
+    spec = {
+        "data": {"source": "package", "name": "digits"},
+        "model": {"widths": [64, 128]},
+        "train": {"epochs": 500, "time_budget": 2.0},
+    }
+    bundle = sw2.train(spec, tmp_path / "b", verbose=False)
+    training = bundle.metrics["training"]
+    assert training["stopped"] == "time_budget" and training["seconds"] < 6
+    assert training["epochs"] < 500 and bundle.metrics["test"]["accuracy"] > 0.5
+
+
+def test_early_stopping_restores_best_weights(tmp_path):
+    spec = {
+        "data": {"source": "package", "name": "wine"},
+        "train": {"epochs": 200, "lr": 0.01, "schedule": "constant", "early_stopping": {"patience": 3}},
+    }
+    bundle = sw2.train(spec, tmp_path / "b", verbose=False)
+    t = bundle.metrics["training"]
+    assert t["stopped"] == "early_stopping" and t["epochs"] == t["best_epoch"] + 3
+    history = [json.loads(x) for x in (bundle.path / "history.jsonl").read_text().splitlines()]
+    best = min(h["val_loss"] for h in history)
+    assert bundle.metrics["val"]["log_loss"] == pytest.approx(best, rel=1e-4)
+
+
+def test_retraining_replaces_bundle_atomically(tmp_path):
+    spec = {"data": {"source": "package", "name": "iris"}, "train": {"epochs": 3}}
+    sw2.train(spec, tmp_path / "b", verbose=False)
+    first = load_file(str(tmp_path / "b" / "model.safetensors"))
+    spec["train"]["seed"] = 1
+    sw2.train(spec, tmp_path / "b", verbose=False)
+    second = load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert not torch.equal(first["head.weight"], second["head.weight"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]

@@ -1,0 +1,77 @@
+"""Small pieces: schedules, splits, augmentation, metrics, IDX reading, the malloc tuning."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+import torch
+
+from sw2.data.idx import read_idx
+from sw2.data.split import split_indices
+from sw2.engine.augment import augment
+from sw2.engine.hardware import autocast_dtype, tune_malloc
+from sw2.engine.optim import lr_factor
+from sw2.errors import UserError
+from sw2.evaluation.metrics import classification
+from sw2.spec import AugmentSpec, TrainSpec
+
+
+def test_onecycle_warms_up_then_anneals():
+    t = TrainSpec(schedule="onecycle", warmup=0.2)
+    assert lr_factor(t, 0.0) == 0.0 and lr_factor(t, 0.2) == pytest.approx(1.0)
+    assert lr_factor(t, 0.6) == pytest.approx(0.5) and lr_factor(t, 1.0) == 0.0
+
+
+@pytest.mark.parametrize("schedule", ["constant", "step", "cosine"])
+def test_schedules_after_warmup(schedule):
+    t = TrainSpec(schedule=schedule, warmup=0.1, step_every=0.5, step_gamma=0.1)
+    assert lr_factor(t, 0.05) == pytest.approx(0.5)
+    end = lr_factor(t, 0.99)
+    assert {"constant": end == 1.0, "step": end == pytest.approx(0.1), "cosine": end < 0.01}[schedule]
+
+
+def test_stratified_split_is_deterministic_and_keeps_proportions():
+    y = np.array([0] * 80 + [1] * 20)
+    a = split_indices(y, [0.25], seed=3, stratify=True)
+    b = split_indices(y, [0.25], seed=3, stratify=True)
+    assert all((x == z).all() for x, z in zip(a, b))
+    assert (y[a[0]] == 1).sum() == 5 and len(a[0]) == 25
+    assert len(np.intersect1d(a[0], a[1])) == 0 and len(a[0]) + len(a[1]) == 100
+
+
+def test_augment_is_batched_and_seeded():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.uint8).view(2, 3, 8, 8)
+    spec = AugmentSpec(flip=True, translate=2, cutout=3)
+    a = augment(x, spec, torch.Generator().manual_seed(0))
+    b = augment(x, spec, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and a.dtype == torch.uint8 and torch.equal(a, b)
+    assert not torch.equal(a, x)
+
+
+def test_classification_metrics():
+    probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    m = classification(probs, torch.tensor([0, 1, 1, 1]), ["a", "b"])
+    assert m["accuracy"] == 0.75 and m["confusion"] == [[1, 0], [1, 2]]
+    assert m["per_class"][1]["recall"] == pytest.approx(2 / 3, abs=1e-4)
+
+
+def test_idx_reader(tmp_path):
+    data = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    header = bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in data.shape)
+    (tmp_path / "x.gz").write_bytes(gzip.compress(header + data.tobytes()))
+    assert (read_idx(tmp_path / "x.gz") == data).all()
+    (tmp_path / "bad").write_bytes(b"\x01\x02\x03\x04")
+    with pytest.raises(UserError, match="bad magic"):
+        read_idx(tmp_path / "bad")
+
+
+def test_bf16_only_where_native():
+    cpu = torch.device("cpu")
+    assert autocast_dtype(TrainSpec(precision="fp32"), cpu) is None
+    assert autocast_dtype(TrainSpec(precision="bf16"), cpu) == torch.bfloat16
+
+
+def test_malloc_tuning_runs():
+    assert tune_malloc() in (True, False)
