@@ -180,7 +180,7 @@ def fit(
 
     if st.best_state is not None and st.best_epoch != st.epoch:
         model.load_state_dict(st.best_state)  # restore the best weights
-    train_seconds = sum(r["time"] for r in st.history[-1:])
+    train_seconds = st.elapsed  # wall time of training and validation, across resumes
     return FitResult(
         model=model.cpu(),
         history=st.history,
