@@ -22,7 +22,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from sw2.api import train
 
     bundle = train(args.spec, args.out, resume=args.resume, verbose=not args.quiet)
-    show_metrics(bundle.metrics.get("test", {}), "test")
+    show_metrics(bundle.metrics.get("test", {}), "test", bundle.spec.metrics)
     return 0
 
 
@@ -31,7 +31,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     bundle = load(args.bundle)
     metrics = evaluate(bundle, args.data)
-    show_metrics(metrics, "evaluation" if args.data else "test (saved at training)")
+    show_metrics(metrics, "evaluation" if args.data else "test (saved at training)", bundle.spec.metrics)
     if args.json:
         Path(args.json).write_text(json.dumps(metrics, indent=2, default=str))
     return 0
@@ -78,14 +78,14 @@ def cmd_spec(args: argparse.Namespace) -> int:
     return 0
 
 
-def show_metrics(m: dict[str, Any], title: str) -> None:
+def show_metrics(m: dict[str, Any], title: str, chosen: list[str] | None = None) -> None:
     if not m:
         return
     table = Table(title=f"{title} ({m.get('n', '?')} examples)")
     table.add_column("metric")
     table.add_column("model", justify="right")
     table.add_column(f"baseline ({m['baseline']['name']})", justify="right")
-    for key in ("accuracy", "macro_f1", "log_loss", "mae", "rmse", "r2"):
+    for key in chosen or ("accuracy", "macro_f1", "log_loss", "mae", "rmse", "r2"):
         if key in m:
             table.add_row(key, f"{m[key]:.4f}", f"{m['baseline'][key]:.4f}")
     console.print(table)

@@ -112,7 +112,9 @@ class Spec(Strict):
     model: ModelSpec = ModelSpec()
     train: TrainSpec = TrainSpec()
     augment: AugmentSpec = AugmentSpec()
-    metrics: list[str] = Field(default_factory=list, description="extra metrics to report; all are computed")
+    metrics: list[Literal["accuracy", "macro_f1", "log_loss", "mae", "rmse", "r2"]] = Field(
+        default_factory=list, description="metrics shown in tables (all are computed and saved); empty = all"
+    )
 
 
 def _did_you_mean(model: type[BaseModel], loc: tuple[Any, ...], key: str) -> str:
