@@ -160,3 +160,23 @@ def test_retraining_replaces_bundle_atomically(tmp_path):
     second = load_file(str(tmp_path / "b" / "model.safetensors"))
     assert not torch.equal(first["head.weight"], second["head.weight"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+def test_image_archive_is_unpacked_once_and_trained(tmp_path):
+    import tarfile
+
+    from tests.conftest import make_image_folder
+
+    make_image_folder(tmp_path / "pack" / "stripes" / "train", per_class=20, seed=0)
+    make_image_folder(tmp_path / "pack" / "stripes" / "test", per_class=6, seed=1)
+    with tarfile.open(tmp_path / "stripes.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "pack" / "stripes", arcname="stripes")
+    spec = {
+        "data": {"path": "stripes.tar.gz", "cache_dir": str(tmp_path / "cache")},
+        "train": {"epochs": 8, "batch_size": 16, "lr": 0.01},
+    }
+    bundle = sw2.train(spec, tmp_path / "b", verbose=False, root=tmp_path)
+    assert bundle.metrics["test"]["n"] == 12 and bundle.metrics["test"]["accuracy"] >= 0.9
+    assert len(list((tmp_path / "cache").glob("extracted-*"))) == 1
+    sw2.train(spec, tmp_path / "b2", verbose=False, root=tmp_path)  # second run reuses the unpacked copy
+    assert len(list((tmp_path / "cache").glob("extracted-*"))) == 1
