@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from sw2.data.encode import Encoder
 from sw2.data.examples import Examples
 from sw2.data.images import IMAGE_SUFFIXES, decode
+from sw2.data.sources import read_table
 from sw2.engine.predict import predict
 from sw2.errors import UserError
 from sw2.models import build
@@ -129,7 +130,7 @@ class Bundle:
         if enc.image_shape is None:
             if len(paths) != 1:
                 raise UserError("give one CSV or Parquet file of rows to predict")
-            return self.examples(_read_rows(paths[0]))
+            return self.examples(read_table(paths[0]))
         files = list(_image_files(paths))
         c, h, w = enc.image_shape
         images = np.stack([decode(f, (h, w), c) for f in files]) if files else np.zeros((0, c, h, w), np.uint8)
@@ -160,17 +161,6 @@ class Bundle:
             [(self.classes[j], round(float(q), 4)) for q, j in zip(ps, js)]  # type: ignore[index]
             for ps, js in zip(p.tolist(), i.tolist())
         ]
-
-
-def _read_rows(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise UserError(f"{path}: file not found; give a CSV or Parquet file of rows")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
-        raise UserError(f"{path}: cannot read rows ({err}); give a CSV file") from None
 
 
 def _image_files(paths: Iterable[Path]) -> Iterable[Path]:

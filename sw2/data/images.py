@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -100,7 +101,9 @@ def extract(archive: Path, cache_dir: Path) -> Path:
             with tarfile.open(archive) as tar:
                 tar.extractall(tmp, filter="data")
         except (tarfile.TarError, OSError) as err:
-            raise UserError(f"{archive}: cannot unpack archive ({err}); check the file") from None
+            shutil.rmtree(tmp, ignore_errors=True)
+            reason = " ".join(str(err).split())  # tarfile's messages span several lines
+            raise UserError(f"{archive}: cannot unpack archive ({reason}); check the file") from None
         os.replace(tmp, dest)
     entries = [p for p in dest.iterdir() if not p.name.startswith(".")]
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else dest

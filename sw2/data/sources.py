@@ -107,6 +107,14 @@ SOURCES.register("csv")(_table_source(_read_csv, "CSV"))
 SOURCES.register("parquet")(_table_source(_read_parquet, "Parquet"))
 
 
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV/TSV or Parquet file of rows (by suffix), with the sources' one-line errors."""
+    if not path.is_file():
+        raise UserError(f"{path}: file not found; give a CSV or Parquet file of rows")
+    parquet = path.suffix.lower() in (".parquet", ".pq")
+    return _read_table(path, _read_parquet if parquet else _read_csv)
+
+
 @SOURCES.register("images")
 def load_images(data: DataSpec, root: Path, target: str) -> Loaded:
     path = resolve(root, data.path or "")
