@@ -58,6 +58,8 @@ def train(
     model = build(name, kwargs)
     with torch.no_grad():
         model.head.bias.copy_(task.output_bias(data.train.target, data.encoder.n_outputs))
+        if hasattr(model, "init_from_data"):  # data-dependent initialisation, from the training split only
+            model.init_from_data(data.train.inputs)
     if verbose:
         n_params = sum(p.numel() for p in model.parameters())
         print(

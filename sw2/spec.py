@@ -61,6 +61,16 @@ class ModelSpec(Strict):
     depth: int | None = Field(None, ge=1, le=8, description="conv layers per stage (convnet)")
     embed_dim: int | None = Field(None, ge=1, description="embedding size for category columns (mlp)")
     activation: Literal["gelu", "relu"] = "gelu"
+    logit_scale: float = Field(
+        1.0, gt=0, description="convnet: multiplies the logits before the head's bias (airbench uses 1/9)"
+    )
+    whiten: int = Field(
+        0,
+        ge=0,
+        multiple_of=2,
+        description="convnet: channels of a frozen 2x2 patch-whitening stem fitted on train "
+        "(0 = none; at most 8 per input channel)",
+    )
 
 
 class EarlyStopping(Strict):
@@ -77,6 +87,9 @@ class TrainSpec(Strict):
     lr: float = Field(1e-3, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
+    norm_lr_scale: float = Field(
+        1.0, gt=0, description="lr multiplier for normalisation layers' parameters (airbench uses 64 with SGD)"
+    )
     schedule: Literal["constant", "step", "cosine", "onecycle"] = "onecycle"
     warmup: float = Field(0.1, ge=0, lt=1, description="share of training spent warming up the lr")
     step_every: float = Field(0.33, gt=0, le=1, description="step schedule: decay every this share of training")
@@ -86,6 +99,9 @@ class TrainSpec(Strict):
     grad_clip: float | None = Field(None, gt=0, description="max global gradient norm")
     accumulate: int = Field(1, ge=1, description="gradient accumulation steps")
     early_stopping: EarlyStopping | None = None
+    lookahead: bool = Field(
+        False, description="keep a slow copy of the weights that trails the fast ones and end on it (airbench)"
+    )
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto uses bf16 only where the hardware runs it natively (AMX, CUDA)"
@@ -95,10 +111,14 @@ class TrainSpec(Strict):
 
 
 class AugmentSpec(Strict):
-    flip: bool = Field(False, description="random horizontal flip (images)")
+    flip: bool | Literal["alternate"] = Field(
+        False, description="random horizontal flip (images); alternate = each image mirrored every other epoch"
+    )
     translate: int = Field(0, ge=0, le=8, description="random shift up to N pixels (images)")
     cutout: int = Field(0, ge=0, description="zero a random N x N square (images)")
-    tta: Literal["none", "flip"] = Field("none", description="test-time augmentation at evaluation")
+    tta: Literal["none", "flip", "flip_translate"] = Field(
+        "none", description="test-time augmentation at evaluation: mirror, or mirror + one-pixel shifts (images)"
+    )
 
 
 class Spec(Strict):

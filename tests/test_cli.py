@@ -109,7 +109,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     spec = {
         "data": {"source": "package", "name": "digits"},
         "model": {"widths": [48, 96]},
-        "train": {"epochs": 8, "batch_size": 32},
+        "train": {"epochs": 8, "batch_size": 32, "lookahead": True},  # the slow weights must survive too
         "augment": {"translate": 1},
     }
     write_spec(tmp_path, spec)

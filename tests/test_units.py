@@ -75,3 +75,54 @@ def test_bf16_only_where_native():
 
 def test_malloc_tuning_runs():
     assert tune_malloc() in (True, False)
+
+
+def test_whitening_stem_whitens_training_patches():
+    from sw2.models.convnet import ConvNet
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.randint(0, 256, (200, 3, 12, 12), generator=g).float()
+    images = (base + base.roll(1, 3) + base.roll(1, 2)).div(3).to(torch.uint8)  # neighbouring pixels correlate
+    net = ConvNet([3, 12, 12], 2, [127.0] * 3, [40.0] * 3, [8], whiten=24, channels_last=False)
+    net.init_from_data({"image": images})
+    filters = net.stem.filters
+    assert "stem.filters" not in dict(net.named_parameters()), "the whitening filters are frozen"
+    out = torch.nn.functional.conv2d(net.normalise(images), filters[:12]).permute(0, 2, 3, 1).reshape(-1, 12)
+    cov = out.T @ out / len(out)
+    assert torch.allclose(cov, torch.eye(12), atol=0.05), "whitened patches must have identity covariance"
+    assert torch.equal(filters[12:], -filters[:12])
+
+
+def test_flip_translate_tta_averages_six_views():
+    from sw2.engine.predict import predict
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
+    model = lambda b: net(b["image"].float())  # noqa: E731
+    model.eval = lambda: None
+    x = torch.randint(0, 256, (5, 3, 8, 8), dtype=torch.uint8)
+    pad = torch.nn.functional.pad(x.float(), (1, 1, 1, 1), mode="reflect")
+
+    def mirrored(v):
+        return 0.5 * (net(v.float()) + net(v.float().flip(3)))
+
+    expected = 0.5 * mirrored(x) + 0.25 * (mirrored(pad[..., :8, :8]) + mirrored(pad[..., 2:, 2:]))
+    got = predict(model, {"image": x}, tta="flip_translate", device=torch.device("cpu"))
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert torch.allclose(predict(model, {"image": x}, tta="flip", device=torch.device("cpu")), mirrored(x), atol=1e-5)
+
+
+def test_lookahead_ends_on_slow_weights():
+    from sw2.engine.lookahead import Lookahead
+
+    net = torch.nn.Linear(2, 1, bias=False)
+    torch.nn.init.zeros_(net.weight)
+    slow = Lookahead(net, every=1)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    slow.step(net, 1, progress=1.0)  # decay 0.95: the slow copy moves 5% of the way
+    assert torch.allclose(net.weight, torch.full((1, 2), 0.05))
+    with torch.no_grad():
+        net.weight.fill_(7.0)
+    slow.finish(net)
+    assert torch.allclose(net.weight, torch.full((1, 2), 0.05))

@@ -1,8 +1,8 @@
 """The training loop: one for every task. Read this file to know what training does.
 
 Data stays in memory as tensors; each epoch draws a permutation from a seeded generator and slices
-batches from it. Validation runs after each epoch; a checkpoint is written after each epoch so that
-`resume` continues exactly where the run stopped.
+batches from it. Validation runs after each epoch (one view, no test-time augmentation); a checkpoint
+is written after each epoch so that `resume` continues exactly where the run stopped.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from torch import nn
 
 from sw2.data.dataset import TensorSet
 from sw2.engine import checkpoint, hardware
-from sw2.engine.augment import augment, is_active
+from sw2.engine.augment import alternating_flips, augment, is_active
+from sw2.engine.lookahead import Lookahead
 from sw2.engine.optim import lr_factor, make_optimizer
 from sw2.engine.predict import predict
 from sw2.engine.progress import Reporter
@@ -85,6 +86,7 @@ def fit(
     inputs = {k: v.to(device) for k, v in train.inputs.items()}
     target = train.target.to(device)
     augmenting = is_active(aug) and "image" in inputs
+    flip_bits = alternating_flips(len(train), cfg.seed) if aug.flip == "alternate" else None
 
     n = len(train)
     bs = min(cfg.batch_size, n)
@@ -93,6 +95,7 @@ def fit(
     total_steps += (-total_steps) % cfg.accumulate  # end on a whole optimizer step
 
     st = _State()
+    slow = Lookahead(model) if cfg.lookahead else None
     saved = checkpoint.load(checkpoint_dir) if (resume and checkpoint_dir is not None) else None
     if saved is not None:
         if saved["run_key"] != run_key:
@@ -102,6 +105,8 @@ def fit(
         gen.set_state(saved["generator"])
         torch.set_rng_state(saved["torch_rng"])
         st = _State(**saved["state"])
+        if slow is not None:
+            slow.slow = saved["lookahead"]
 
     reporter = Reporter(total_steps, bs, log_dir, verbose)
     stopped = "completed"
@@ -116,12 +121,13 @@ def fit(
             idx = perm[i * bs : (i + 1) * bs]
             batch = {k: v[idx] for k, v in inputs.items()}
             if augmenting:
-                batch["image"] = augment(batch["image"], aug, gen)
+                flips = None if flip_bits is None else flip_bits[idx.cpu()] ^ bool(st.epoch % 2)
+                batch["image"] = augment(batch["image"], aug, gen, flips)
             progress = st.step / total_steps
             if cfg.time_budget:
                 progress = max(progress, (time.perf_counter() - start) / cfg.time_budget)
             for group in opt.param_groups:
-                group["lr"] = cfg.lr * lr_factor(cfg, progress)
+                group["lr"] = cfg.lr * lr_factor(cfg, progress) * group["lr_scale"]
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 loss = task.loss(model(batch), target[idx], cfg.label_smoothing)
             (loss / cfg.accumulate).backward()
@@ -131,6 +137,8 @@ def fit(
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 opt.step()
                 opt.zero_grad(set_to_none=True)
+                if slow is not None:
+                    slow.step(model, st.step // cfg.accumulate, progress)
             loss_sum += loss.detach()
             seen += 1
             if i % 8 == 0:  # reading the loss syncs a GPU, so not every step
@@ -147,7 +155,7 @@ def fit(
             "time": round(st.elapsed, 3),
         }
         if len(val):
-            out = predict(model, val.inputs, tta=aug.tta, device=device, autocast=amp)
+            out = predict(model, val.inputs, device=device, autocast=amp)  # one view: TTA is for the final scores
             row["val_loss"] = task.loss(out, val.target).item()
             row["val_metric"] = task.score(out, val.target)
         st.history.append(row)
@@ -174,9 +182,12 @@ def fit(
                     "generator": gen.get_state(),
                     "torch_rng": torch.get_rng_state(),
                     "state": vars(st),
+                    "lookahead": slow.slow if slow is not None else None,
                 },
             )
     reporter.close(st.step)
+    if slow is not None:
+        slow.finish(model)
 
     if st.best_state is not None and st.best_epoch != st.epoch:
         model.load_state_dict(st.best_state)  # restore the best weights

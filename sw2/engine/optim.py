@@ -11,10 +11,16 @@ from sw2.spec import TrainSpec
 
 
 def make_optimizer(model: nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
-    """Weight decay on weight matrices and conv kernels only, never on biases or norm parameters."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    rest = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": train.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    """Weight decay on weight matrices and conv kernels only, never on biases or norm parameters.
+    Norm-layer parameters get `norm_lr_scale` times the lr (each group's `lr_scale`, applied by the loop)."""
+    norms = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+    in_norm = {id(p) for m in model.modules() if isinstance(m, norms) for p in m.parameters(recurse=False)}
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": train.weight_decay, "lr_scale": 1.0},
+        {"params": [p for p in params if p.ndim < 2 and id(p) not in in_norm], "weight_decay": 0.0, "lr_scale": 1.0},
+        {"params": [p for p in params if id(p) in in_norm], "weight_decay": 0.0, "lr_scale": train.norm_lr_scale},
+    ]
     lr, opt = train.lr, train.optimizer
     if opt == "sgd":
         return torch.optim.SGD(groups, lr=lr)

@@ -1,8 +1,13 @@
-"""Batched inference: model outputs for a dict of input tensors, with optional flip TTA."""
+"""Batched inference: model outputs for a dict of input tensors, with optional test-time augmentation.
+
+TTA for images: `flip` averages the image and its mirror; `flip_translate` also averages the mirrored
+pair of two one-pixel shifts (up-left and down-right, reflect padding), weighted as in airbench.
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -23,8 +28,22 @@ def predict(
     for i in range(0, n, batch_size):
         batch = {k: v[i : i + batch_size].to(device, non_blocking=True) for k, v in inputs.items()}
         with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
-            out = model(batch).float()
-            if tta == "flip" and "image" in batch:
-                out = 0.5 * (out + model({**batch, "image": batch["image"].flip(3)}).float())
+            out = _with_tta(model, batch, tta if "image" in batch else "none")
         outs.append(out.cpu())
     return torch.cat(outs) if outs else torch.empty(0)
+
+
+def _with_tta(model: nn.Module, batch: dict[str, torch.Tensor], tta: str) -> torch.Tensor:
+    if tta == "none":
+        return model(batch).float()
+
+    def mirrored(x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (model({**batch, "image": x}).float() + model({**batch, "image": x.flip(3)}).float())
+
+    x = batch["image"]
+    out = mirrored(x)
+    if tta == "flip_translate":
+        h, w = x.shape[2:]
+        padded = F.pad(x.float(), (1, 1, 1, 1), mode="reflect")
+        out = 0.5 * out + 0.25 * (mirrored(padded[..., :h, :w]) + mirrored(padded[..., 2:, 2:]))
+    return out

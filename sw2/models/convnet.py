@@ -1,7 +1,13 @@
 """A fast conv-BN family for images, in the spirit of airbench.
 
-Each stage is conv -> max-pool -> BN -> activation, then (depth - 1) more conv-BN-activation layers:
-pooling right after the first conv runs BN and the activation on a quarter of the pixels.
+    [whitening stem]  a frozen 2x2 conv whose filters whiten the training images' 2x2 patches
+    stage x len(widths): conv -> max-pool -> BN -> act, then (depth - 1) x (conv -> BN -> act)
+    global max-pool -> linear head (logits times `logit_scale`, before the bias; airbench uses 1/9)
+
+Pooling right after the first conv of a stage runs BN and the activation on a quarter of the pixels.
+As in airbench, BN has no learnable scale (only a shift) and a fast-moving running average, convs start
+as identities on their first input channels (dirac), and the stem's filters come from the data
+(`init_from_data`, called once before training on the training images).
 
 The input is the raw uint8 image; normalisation (train-split mean/std) happens inside the model, so
 batches stay uint8 in memory and a bundle needs no separate image preprocessing.
@@ -13,17 +19,69 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sw2.data.encode import Encoder
+from sw2.errors import UserError
 from sw2.models.registry import MODELS
 from sw2.spec import ModelSpec
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
 
 
-def conv_bn(c_in: int, c_out: int, activation: str) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), ACTIVATIONS[activation]()]
+class Norm(nn.BatchNorm2d):
+    """BatchNorm with a fixed unit scale and a learnable shift; running stats follow recent batches."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels, momentum=0.6)
+        self.weight.requires_grad_(False)
+
+
+class Conv(nn.Conv2d):
+    """3x3 'same' conv without bias, initialised as the identity on its first input channels."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__(c_in, c_out, 3, padding=1, bias=False)
+        with torch.no_grad():
+            nn.init.dirac_(self.weight[: min(c_in, c_out)])
+
+
+def stage(c_in: int, c_out: int, depth: int, pool: bool, activation: str) -> list[nn.Module]:
+    act = ACTIVATIONS[activation]
+    layers = [Conv(c_in, c_out), *([nn.MaxPool2d(2)] if pool else []), Norm(c_out), act()]
+    for _ in range(depth - 1):
+        layers += [Conv(c_out, c_out), Norm(c_out), act()]
+    return layers
+
+
+def whitening_filters(images: torch.Tensor, n_filters: int, eps: float = 5e-4) -> torch.Tensor:
+    """2x2 filters that whiten the patches of normalised images (N x C x H x W), as +/- pairs of the
+    covariance's leading eigenvectors scaled by 1/sqrt(eigenvalue)."""
+    c = images.shape[1]
+    patches = images.unfold(2, 2, 1).unfold(3, 2, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, c * 4).double()
+    cov = patches.T @ patches / len(patches)
+    eigvals, eigvecs = torch.linalg.eigh(cov)  # ascending
+    k = n_filters // 2
+    top = eigvecs[:, -k:].flip(1).T / torch.sqrt(eigvals[-k:].flip(0) + eps).unsqueeze(1)
+    filters = top.reshape(k, c, 2, 2).float()
+    return torch.cat([filters, -filters])
+
+
+class Whiten(nn.Module):
+    """A frozen 2x2 'valid' conv (filters from `whitening_filters`) plus a learnable shift, then the activation.
+
+    The shift is added outside the conv: a conv bias would make the backward pass compute the frozen
+    filters' gradient too (measured: 10.5 ms against 6 ms a batch of 256 CIFAR images)."""
+
+    def __init__(self, c_in: int, c_out: int, activation: str) -> None:
+        super().__init__()
+        self.register_buffer("filters", torch.zeros(c_out, c_in, 2, 2))
+        self.shift = nn.Parameter(torch.zeros(c_out))
+        self.act = ACTIVATIONS[activation]()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(F.conv2d(x, self.filters) + self.shift.view(1, -1, 1, 1))
 
 
 @MODELS.register("convnet")
@@ -38,32 +96,45 @@ class ConvNet(nn.Module):
         depth: int = 1,
         dropout: float = 0.0,
         activation: str = "gelu",
+        whiten: int = 0,
+        logit_scale: float = 1.0,
         channels_last: bool = True,
     ) -> None:
         super().__init__()
+        self.logit_scale = logit_scale
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
         self.register_buffer("inv_std", 1 / torch.tensor(std).view(1, -1, 1, 1))
         self.channels_last = channels_last
-        layers: list[nn.Module] = []
         c, size = in_shape[0], min(in_shape[1:])
+        self.stem: nn.Module = nn.Identity()
+        if whiten:
+            self.stem = Whiten(c, whiten, activation)
+            c, size = whiten, size - 1
+        layers: list[nn.Module] = []
         for w in widths:
-            conv, bn, act = conv_bn(c, w, activation)
-            layers += [conv, nn.MaxPool2d(2), bn, act] if size >= 2 else [conv, bn, act]
-            size //= 2
-            for _ in range(depth - 1):
-                layers += conv_bn(w, w, activation)
-            c = w
+            layers += stage(c, w, depth, size >= 2, activation)
+            c, size = w, size // 2
         self.body = nn.Sequential(*layers)
         self.pool = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Dropout(dropout))
         self.head = nn.Linear(c, n_out)
         if channels_last:  # weights and activations in NHWC: the fast layout for CPU convolutions
             self.to(memory_format=torch.channels_last)
 
+    def normalise(self, image: torch.Tensor) -> torch.Tensor:
+        x = (image.float() - self.mean) * self.inv_std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        x = (batch["image"].float() - self.mean) * self.inv_std
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.head(self.pool(self.body(x)))
+        x = self.pool(self.body(self.stem(self.normalise(batch["image"]))))
+        return F.linear(x, self.head.weight) * self.logit_scale + self.head.bias
+
+    @torch.no_grad()
+    def init_from_data(self, inputs: dict[str, torch.Tensor], max_images: int = 5000) -> None:
+        """Fit the whitening stem to the training images (no-op without a stem)."""
+        if isinstance(self.stem, Whiten):
+            x = self.normalise(inputs["image"][:max_images]).contiguous()
+            self.stem.filters.copy_(whitening_filters(x, len(self.stem.filters)))
+            self.stem.shift.zero_()
 
     @staticmethod
     def configure(spec: ModelSpec, encoder: Encoder, n_train: int) -> dict[str, Any]:
@@ -72,6 +143,8 @@ class ConvNet(nn.Module):
         stages = max(1, min(4, int(math.log2(min(h, w))) - 1))
         base = 16 if n_train < 100_000 and h * w <= 1024 else 32
         widths = spec.widths or [base * 2**i for i in range(stages)]
+        if spec.whiten > 8 * c:
+            raise UserError(f"model.whiten: at most {8 * c} for {c}-channel images (got {spec.whiten}); lower it")
         return {
             "in_shape": encoder.image_shape,
             "n_out": encoder.n_outputs,
@@ -80,4 +153,6 @@ class ConvNet(nn.Module):
             "widths": widths,
             "depth": spec.depth or 1,
             "activation": spec.activation,
+            "whiten": spec.whiten,
+            "logit_scale": spec.logit_scale,
         }
