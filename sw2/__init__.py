@@ -1,9 +1,31 @@
 """sw2: a YAML spec and a dataset in, a fast-trained, evaluated model bundle out."""
 
+from __future__ import annotations
+
+from typing import Any
+
 __version__ = "0.1.0"
 
-from sw2.api import evaluate, load, train  # noqa: E402
-from sw2.errors import UserError  # noqa: E402
-from sw2.spec import Spec, load_spec  # noqa: E402
+# The API is imported on first use (PEP 562), so that `sw2 spec` and a bad spec's error do not wait
+# for torch to load.
+_LAZY = {
+    "train": "sw2.api",
+    "load": "sw2.api",
+    "evaluate": "sw2.api",
+    "verify": "sw2.api",
+    "check": "sw2.api",
+    "UserError": "sw2.errors",
+    "Spec": "sw2.spec",
+    "load_spec": "sw2.spec",
+}
 
-__all__ = ["Spec", "UserError", "__version__", "evaluate", "load", "load_spec", "train"]
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'sw2' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
+
+__all__ = ["Spec", "UserError", "__version__", "check", "evaluate", "load", "load_spec", "train", "verify"]

@@ -1,4 +1,5 @@
-"""The Python API: `train(spec) -> Bundle`, `load(path) -> Bundle`, `evaluate(bundle, data) -> metrics`.
+"""The Python API: `train(spec) -> Bundle`, `load(path) -> Bundle`, `evaluate(bundle, data) -> metrics`,
+`verify(bundle) -> model-test outcomes`.
 
 The CLI is a thin shell over these functions.
 """
@@ -17,12 +18,16 @@ from sw2 import __version__
 from sw2.bundle import Bundle, save, write_atomic
 from sw2.data import prepare
 from sw2.data.dataset import drop_unseen, encode
+from sw2.data.examples import Examples
 from sw2.data.sources import load as load_source
 from sw2.engine import fit, predict
 from sw2.errors import UserError
 from sw2.evaluation import evaluate as score
 from sw2.evaluation import plots
-from sw2.models import build, choose
+from sw2.evaluation.model_tests import Outcome, Subject, junit_xml, run_tests
+from sw2.models import initialised
+from sw2.preflight import LRSweep, Verdict, preflight, resolve_lr
+from sw2.preflight.seen import what_the_net_sees
 from sw2.spec import Spec, dump_spec, load_spec, parse_spec
 from sw2.tasks import TASKS
 
@@ -43,8 +48,13 @@ def train(
     resume: bool = False,
     verbose: bool = True,
     root: str | Path | None = None,
+    check: bool = True,
+    force: bool = False,
 ) -> Bundle:
-    """Train from a spec and write the bundle (default runs/<name>); returns the loaded bundle."""
+    """Train from a spec and write the bundle (default runs/<name>); returns the loaded bundle.
+
+    The pre-flight checks run first (`check=False` skips them); a FAIL stops training unless `force`.
+    """
     spec, base = resolve_spec(spec, root)
     out = Path(out) if out else Path("runs") / spec.name
     ckpt_dir = out.with_name(out.name + ".checkpoint")
@@ -52,21 +62,16 @@ def train(
     data = prepare(spec, base)
     prep_seconds = time.perf_counter() - t0
     task = TASKS.get(spec.task)
-    name, kwargs = choose(spec.model, data.encoder, len(data.train))
-    kwargs["dropout"] = spec.train.dropout
-    torch.manual_seed(spec.train.seed)
-    model = build(name, kwargs)
-    with torch.no_grad():
-        model.head.bias.copy_(task.output_bias(data.train.target, data.encoder.n_outputs))
-        if hasattr(model, "init_from_data"):  # data-dependent initialisation, from the training split only
-            model.init_from_data(data.train.inputs)
+    run_key = hashlib.sha256((dump_spec(spec) + data.fingerprint).encode()).hexdigest()  # before lr: auto
+    spec, found = resolve_lr(spec, data, task)
+    verdicts, check_seconds = _preflight(spec, data, task, found, verbose, force) if check else ([], 0.0)
+    name, kwargs, model = initialised(spec, data.encoder, data.train, task)
     if verbose:
         n_params = sum(p.numel() for p in model.parameters())
         print(
             f"sw2: {data.report['source']}: train {len(data.train)}, val {len(data.val)}, test {len(data.test)}; "
             f"model {name} ({n_params:,} parameters)"
         )
-    run_key = hashlib.sha256((dump_spec(spec) + data.fingerprint).encode()).hexdigest()
     if not resume:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     result = fit(
@@ -97,12 +102,20 @@ def train(
         "threads": torch.get_num_threads(),
     }
     metrics["data"] = data.report
+    if check:
+        metrics["preflight"] = {"seconds": round(check_seconds, 3), "verdicts": [v.to_json() for v in verdicts]}
+    if found is not None:
+        metrics["lr_finder"] = {"lrs": found.lrs, "losses": found.losses, "suggestion": found.suggestion}
+    outcomes = run_tests(Subject(result.model, data.encoder, spec, data.raw_test, base)) if spec.tests else []
+    if outcomes:
+        metrics["tests"] = [o.to_json() for o in outcomes]
     fingerprint = {
         "data_sha256": data.fingerprint,
         "sw2": __version__,
         "torch": torch.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "model": name,
+        "spec_root": str(base.resolve()),  # where the spec's relative paths start, for `sw2 test`
     }
 
     def fill(folder: Path) -> None:
@@ -110,6 +123,12 @@ def train(
         plots.curves(result.history, task.metric, folder / "curves.png")
         if "test" in metrics and "confusion" in metrics["test"]:
             plots.confusion(metrics["test"]["confusion"], data.encoder.classes or [], folder / "confusion.png")
+        if outcomes:
+            (folder / "tests.xml").write_text(junit_xml(outcomes, spec.name))
+        if check:
+            what_the_net_sees(spec, data, folder)
+        if found is not None:
+            plots.lr_sweep(found.lrs, found.losses, found.suggestion, folder / "lr_finder.png")
         if (ckpt_dir / "tensorboard").exists():
             shutil.copytree(ckpt_dir / "tensorboard", folder / "tensorboard")
 
@@ -118,6 +137,42 @@ def train(
     if verbose:
         print(f"sw2: bundle written to {path}")
     return Bundle(path)
+
+
+def _preflight(
+    spec: Spec, data: Any, task: Any, found: LRSweep | None, verbose: bool, force: bool
+) -> tuple[list[Verdict], float]:
+    t0 = time.perf_counter()
+    verdicts = preflight(spec, data, task, found)
+    seconds = time.perf_counter() - t0
+    if verbose:
+        for v in verdicts:
+            print(f"check {v.status:4}  {v.check}: {v.message}")
+        print(f"sw2: pre-flight took {seconds:.1f} s")
+    failed = [v for v in verdicts if v.status == "FAIL"]
+    if failed and not force:
+        v = failed[0]
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise UserError(f"pre-flight FAIL: {v.check}: {v.message}{more}; fix it, or train with --force")
+    return verdicts, seconds
+
+
+def check(spec: str | Path | Spec | dict[str, Any], root: str | Path | None = None) -> list[Verdict]:
+    """The pre-flight verdicts of a spec, without training."""
+    spec, base = resolve_spec(spec, root)
+    data, task = prepare(spec, base), TASKS.get(spec.task)
+    spec, found = resolve_lr(spec, data, task)
+    return preflight(spec, data, task, found)
+
+
+def _other_data(spec: Spec, data: str | Path) -> Examples:
+    """Examples from a file or folder other than the training data: its test split if it has one, else all."""
+    path = Path(data)
+    if not path.exists():
+        raise UserError(f"{path}: data not found; give a CSV/Parquet file, an image folder or IDX folder")
+    dspec = spec.data.model_copy(update={"path": str(path.resolve()), "source": "auto", "test_path": None})
+    loaded = load_source(dspec, Path.cwd(), spec.target)
+    return loaded.test if loaded.test is not None else loaded.train
 
 
 def load(path: str | Path) -> Bundle:
@@ -132,12 +187,24 @@ def evaluate(bundle: Bundle | str | Path, data: str | Path | None = None) -> dic
     b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
     if data is None:
         return b.metrics.get("test", {})
-    path = Path(data)
-    if not path.exists():
-        raise UserError(f"{path}: evaluation data not found; give a CSV/Parquet file, an image folder or IDX folder")
-    dspec = b.spec.data.model_copy(update={"path": str(path.resolve()), "source": "auto", "test_path": None})
-    loaded = load_source(dspec, Path.cwd(), b.spec.target)
-    examples = loaded.test if loaded.test is not None else loaded.train
+    examples = _other_data(b.spec, data)
     tensors, _, dropped = drop_unseen(encode(b.encoder, examples), examples)
     outputs = predict(b.model, tensors.inputs, tta=b.spec.augment.tta)
     return {**score(outputs, tensors.target, b.encoder), "dropped_unseen_labels": dropped}
+
+
+def verify(
+    bundle: Bundle | str | Path, data: str | Path | None = None, tests_from: str | Path | None = None
+) -> list[Outcome]:
+    """Check a bundle's model tests (or those of the spec `tests_from`) on its test split, or on `data`."""
+    b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
+    data_root = Path(b.fingerprint.get("spec_root", "."))
+    spec, root = b.spec, data_root
+    if tests_from is not None:
+        other, root = load_spec(tests_from)
+        spec = spec.model_copy(update={"tests": other.tests})
+    if not spec.tests:
+        raise UserError(f"{b.path}: the spec has no tests; add a tests: list to the spec (or give --spec FILE)")
+    # without data: the same test split as at training
+    examples = _other_data(spec, data) if data is not None else prepare(b.spec, data_root).raw_test
+    return run_tests(Subject(b.model, b.encoder, spec, examples, root))

@@ -99,6 +99,7 @@ class Bundle:
         self.model.load_state_dict(load_file(str(self.path / "model.safetensors")))
         self.model.eval()
         self.metrics = self._json("metrics.json") if (self.path / "metrics.json").exists() else {}
+        self.fingerprint = self._json("fingerprint.json") if (self.path / "fingerprint.json").exists() else {}
 
     def _json(self, name: str) -> Any:
         return json.loads((self.path / name).read_text())

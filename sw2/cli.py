@@ -19,9 +19,14 @@ console = Console()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from sw2.spec import load_spec
+
+    load_spec(args.spec)  # a bad spec fails here, before torch is imported
     from sw2.api import train
 
-    bundle = train(args.spec, args.out, resume=args.resume, verbose=not args.quiet)
+    bundle = train(
+        args.spec, args.out, resume=args.resume, verbose=not args.quiet, check=not args.no_check, force=args.force
+    )
     show_metrics(bundle.metrics.get("test", {}), "test", bundle.spec.metrics)
     return 0
 
@@ -64,6 +69,42 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.output:
         out.close()
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from sw2.api import check
+
+    verdicts = check(args.spec)
+    table = Table(title=f"pre-flight: {args.spec}")
+    for col in ("check", "verdict", "what was seen / what to do"):
+        table.add_column(col)
+    colour = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}
+    for v in verdicts:
+        table.add_row(v.check, f"[{colour[v.status]}]{v.status}[/]", v.message)
+    console.print(table)
+    return 1 if any(v.status == "FAIL" for v in verdicts) else 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from sw2.api import load, verify
+    from sw2.evaluation.model_tests import junit_xml
+
+    bundle = load(args.bundle)
+    outcomes = verify(bundle, args.data, args.spec)
+    table = Table(title=f"model tests: {bundle.spec.name}")
+    for col in ("test", "value", "required", "result", "detail"):
+        table.add_column(col, justify="right" if col in ("value", "required") else "left")
+    for o in outcomes:
+        verdict = "[green]PASS[/]" if o.passed else "[red]FAIL[/]"
+        table.add_row(o.name, f"{o.value:.4g}", o.bound, verdict, o.detail)
+    console.print(table)
+    junit = Path(args.junit) if args.junit else bundle.path / "tests.xml"
+    tmp = junit.with_name(f".{junit.name}.tmp")
+    tmp.write_text(junit_xml(outcomes, bundle.spec.name))
+    tmp.replace(junit)
+    failed = sum(not o.passed for o in outcomes)
+    console.print(f"{len(outcomes) - failed} passed, {failed} failed; JUnit XML: {junit}")
+    return 1 if failed else 0
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
@@ -118,6 +159,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="bundle folder (default runs/<name>)")
     t.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress output")
+    t.add_argument("--no-check", action="store_true", help="skip the pre-flight checks")
+    t.add_argument("--force", action="store_true", help="train even if a pre-flight check FAILs")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("eval", help="metrics of a bundle, on new data if given")
@@ -132,6 +175,17 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--top", type=int, default=3, help="classes to show per example")
     pr.add_argument("--output", help="write CSV rows to this file")
     pr.set_defaults(func=cmd_predict)
+
+    c = sub.add_parser("check", help="the pre-flight checks of a spec (exit 1 if any FAILs)")
+    c.add_argument("spec")
+    c.set_defaults(func=cmd_check)
+
+    ts = sub.add_parser("test", help="check the model tests of a bundle (exit 1 if any fails), write JUnit XML")
+    ts.add_argument("bundle")
+    ts.add_argument("--data", help="test on this data instead of the bundle's test split")
+    ts.add_argument("--spec", help="take the tests from this spec file instead of the bundle's")
+    ts.add_argument("--junit", help="where to write JUnit XML (default BUNDLE/tests.xml)")
+    ts.set_defaults(func=cmd_test)
 
     s = sub.add_parser("spec", help="print the resolved spec, or the JSON schema with --schema")
     s.add_argument("spec", nargs="?")

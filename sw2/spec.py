@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from sw2.errors import UserError
 
@@ -84,7 +84,9 @@ class TrainSpec(Strict):
     time_budget: float | None = Field(None, gt=0, description="seconds; training stops cleanly when spent")
     batch_size: int = Field(128, ge=1)
     optimizer: Literal["sgd", "momentum", "nesterov", "adam", "adamw"] = "adamw"
-    lr: float = Field(1e-3, gt=0)
+    lr: Annotated[float, Field(gt=0)] | Literal["auto"] = Field(
+        1e-3, description="learning rate, or auto: the lr finder's suggestion (saved in the bundle's spec)"
+    )
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     norm_lr_scale: float = Field(
@@ -121,6 +123,73 @@ class AugmentSpec(Strict):
     )
 
 
+class MetricTest(Strict):
+    """A metric bound on the test data: overall, for one class (`label`), on a filtered slice of the rows
+    (`where`, a pandas expression), or on every slice that one column's values make (`by`)."""
+
+    kind: Literal["metric"] = "metric"
+    metric: Literal["accuracy", "macro_f1", "log_loss", "precision", "recall", "f1", "mae", "rmse", "r2"]
+    min: float | None = None
+    max: float | None = None
+    label: str | None = Field(None, description="the class for precision / recall / f1 (and accuracy = recall)")
+    where: str | None = Field(None, description="slice of table rows, e.g. \"island == 'Dream'\"")
+    by: str | None = Field(None, description="a column: each of its values is a slice that must pass")
+
+    @model_validator(mode="after")
+    def _bounded(self) -> MetricTest:
+        if self.min is None and self.max is None:
+            raise ValueError("a metric test needs min or max")
+        if self.metric in ("precision", "recall", "f1") and self.label is None:
+            raise ValueError(f"{self.metric} is per class: give label")
+        return self
+
+
+class LatencyTest(Strict):
+    """p95 of the time to predict one example (encoding included), one example at a time."""
+
+    kind: Literal["latency"]
+    max_p95_ms: float = Field(gt=0)
+    examples: int = Field(100, ge=5, description="how many single-example predictions to time")
+
+
+class InvarianceTest(Strict):
+    """The prediction must not change under a transform for at least `min_share` of the test examples."""
+
+    kind: Literal["invariance"]
+    transform: Literal["flip", "noise"] = Field(
+        description="flip: mirror images; noise: add Gaussian noise of `noise` x the input's scale (pixel range, "
+        "or a numeric column's std)"
+    )
+    noise: float = Field(0.02, gt=0)
+    min_share: float = Field(0.95, ge=0, le=1)
+    tolerance: float = Field(0.1, ge=0, description="regression: allowed change, in target standard deviations")
+
+
+class ExamplesTest(Strict):
+    """Examples the model must get right: a CSV/Parquet file with the target column, or an image folder
+    with one sub-folder per class (relative to the spec file)."""
+
+    kind: Literal["examples"]
+    path: str
+    min_share: float = Field(1.0, ge=0, le=1)
+
+
+TEST_KINDS = ("metric", "latency", "invariance", "examples")
+
+
+def _test_kind(v: Any) -> str:
+    return v.get("kind", "metric") if isinstance(v, dict) else getattr(v, "kind", "metric")
+
+
+ModelTest = Annotated[
+    Annotated[MetricTest, Tag("metric")]
+    | Annotated[LatencyTest, Tag("latency")]
+    | Annotated[InvarianceTest, Tag("invariance")]
+    | Annotated[ExamplesTest, Tag("examples")],
+    Discriminator(_test_kind),
+]
+
+
 class Spec(Strict):
     name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$", description="run name; bundle goes to runs/<name>")
     data: DataSpec
@@ -135,33 +204,61 @@ class Spec(Strict):
     metrics: list[Literal["accuracy", "macro_f1", "log_loss", "mae", "rmse", "r2"]] = Field(
         default_factory=list, description="metrics shown in tables (all are computed and saved); empty = all"
     )
+    tests: list[ModelTest] = Field(
+        default_factory=list, description="model tests checked after training and by `sw2 test` (exit 1 on failure)"
+    )
 
 
-def _did_you_mean(model: type[BaseModel], loc: tuple[Any, ...], key: str) -> str:
-    """Suggest the closest field name for an unknown key at `loc`."""
-    cls: Any = model
+def _models_in(ann: Any) -> list[type[BaseModel]]:
+    """The pydantic models a field's annotation can hold (through lists, unions and Annotated)."""
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return [ann]
+    return [m for a in get_args(ann) for m in _models_in(a)]
+
+
+def _is_tag(cls: type[BaseModel], part: Any) -> bool:
+    kind = cls.model_fields.get("kind")
+    return kind is not None and part in get_args(kind.annotation)
+
+
+def _did_you_mean(loc: tuple[Any, ...], key: str) -> str:
+    """Suggest the closest field name for an unknown key at `loc` (list indices and union tags skipped)."""
+    options: list[type[BaseModel]] = [Spec]
     for part in loc:
-        field = getattr(cls, "model_fields", {}).get(part)
-        if field is None:
+        if isinstance(part, int):
+            continue
+        tagged = [m for m in options if _is_tag(m, part)]
+        if tagged:
+            options = tagged
+            continue
+        field = next((m.model_fields[part] for m in options if part in m.model_fields), None)
+        options = _models_in(field.annotation) if field is not None else []
+        if not options:
             return ""
-        ann = field.annotation
-        candidates = [a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type)]
-        cls = next((a for a in candidates if issubclass(a, BaseModel)), None)
-        if cls is None:
-            return ""
-    close = difflib.get_close_matches(key, list(cls.model_fields), n=1, cutoff=0.5)
-    return f"; did you mean '{close[0]}'?" if close else f"; allowed: {', '.join(cls.model_fields)}"
+    if len(options) != 1:
+        return ""
+    fields = list(options[0].model_fields)
+    close = difflib.get_close_matches(key, fields, n=1, cutoff=0.5)
+    return f"; did you mean '{close[0]}'?" if close else f"; allowed: {', '.join(fields)}"
 
 
 def _first_error(err: ValidationError, source: str) -> str:
     e = err.errors()[0]
     loc = tuple(e["loc"])
-    where = ".".join(str(p) for p in loc) or "spec"
+    # hide pydantic's union-member names ("constrained-float", a test's kind) from the field path
+    shown_loc = [
+        p
+        for i, p in enumerate(loc)
+        if isinstance(p, int) or (p.isidentifier() and not (i and isinstance(loc[i - 1], int) and p in TEST_KINDS))
+    ]
+    where = ".".join(str(p) for p in shown_loc) or "spec"
     if e["type"] == "extra_forbidden":
-        hint = _did_you_mean(Spec, loc[:-1], str(loc[-1]))
+        hint = _did_you_mean(loc[:-1], str(loc[-1]))
         return f"{source}: unknown key '{where}'{hint}"
     if e["type"] == "missing":
         return f"{source}: '{where}' is required"
+    if e["type"] == "union_tag_invalid":
+        return f"{source}: {where}: unknown kind {e['ctx']['tag']!r}; use one of {', '.join(TEST_KINDS)}"
     got = e.get("input")
     shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
     msg = e["msg"].removeprefix("Value error, ")

@@ -26,6 +26,7 @@ BUNDLE_FILES = {
     "curves.png",
     "confusion.png",
     "tensorboard",
+    "what_the_net_sees.png",
 }
 
 
@@ -45,6 +46,9 @@ def test_digits_demo_reaches_accuracy_and_writes_bundle(digits):
     assert len(history) == 30 and history[-1]["val_metric"] > 0.9
     m = digits.metrics["test"]
     assert len(m["per_class"]) == 10 and sum(map(sum, m["confusion"])) == m["n"]
+    preflight = digits.metrics["preflight"]
+    assert {v["status"] for v in preflight["verdicts"]} == {"PASS"}, preflight
+    assert preflight["seconds"] < 0.5 * digits.metrics["training"]["seconds"] + 5
 
 
 def test_reloaded_bundle_predicts_identically(digits):

@@ -39,6 +39,8 @@ class Prepared:
     raw_test: Examples
     report: dict[str, Any]
     fingerprint: str
+    raw_train: Examples  # cleaned, before encoding: for the data doctor
+    raw_val: Examples
 
 
 def fingerprint(ex: Examples) -> str:
@@ -95,4 +97,4 @@ def prepare(spec: Spec, root: Path) -> Prepared:
         dropped_unseen_labels_val=unseen_val,
         dropped_unseen_labels_test=unseen_test,
     )
-    return Prepared(encoder, encode(encoder, train), val_set, test_set, test, report, data_print)
+    return Prepared(encoder, encode(encoder, train), val_set, test_set, test, report, data_print, train, val)

@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from sw2.errors import UserError
 from sw2.spec import TrainSpec
 
 
@@ -21,6 +22,8 @@ def make_optimizer(model: nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
         {"params": [p for p in params if p.ndim < 2 and id(p) not in in_norm], "weight_decay": 0.0, "lr_scale": 1.0},
         {"params": [p for p in params if id(p) in in_norm], "weight_decay": 0.0, "lr_scale": train.norm_lr_scale},
     ]
+    if train.lr == "auto":
+        raise UserError("train.lr is 'auto': resolve it first (sw2.preflight.resolve_lr runs the lr finder)")
     lr, opt = train.lr, train.optimizer
     if opt == "sgd":
         return torch.optim.SGD(groups, lr=lr)

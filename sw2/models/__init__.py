@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
+from sw2.data.dataset import TensorSet
 from sw2.data.encode import Encoder
 from sw2.models import convnet, mlp  # noqa: F401  (they register themselves)
 from sw2.models.registry import MODELS
-from sw2.spec import ModelSpec
+from sw2.spec import ModelSpec, Spec
+from sw2.tasks import Task
 
 
 def choose(model: ModelSpec, encoder: Encoder, n_train: int) -> tuple[str, dict[str, Any]]:
@@ -27,4 +30,17 @@ def build(name: str, kwargs: dict[str, Any]) -> nn.Module:
     return MODELS.get(name)(**kwargs)
 
 
-__all__ = ["MODELS", "build", "choose"]
+def initialised(spec: Spec, encoder: Encoder, train: TensorSet, task: Task) -> tuple[str, dict[str, Any], nn.Module]:
+    """The spec's model, seeded, its output bias at the label prior and data-dependent parts fitted on train."""
+    name, kwargs = choose(spec.model, encoder, len(train))
+    kwargs["dropout"] = spec.train.dropout
+    torch.manual_seed(spec.train.seed)
+    model = build(name, kwargs)
+    with torch.no_grad():
+        model.head.bias.copy_(task.output_bias(train.target, encoder.n_outputs))
+        if hasattr(model, "init_from_data"):
+            model.init_from_data(train.inputs)
+    return name, kwargs, model
+
+
+__all__ = ["MODELS", "build", "choose", "initialised"]

@@ -1,0 +1,188 @@
+"""The data doctor: what an expert looks at before training (Karpathy's "become one with the data").
+
+Class balance, exact and near duplicates inside train and across train/test (average hash for images,
+a normalised hash for rows), a column that alone predicts the target (a leak), constant columns,
+missing-value rates, and labels seen only in the test split.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sw2.data.dataset import Prepared
+from sw2.data.examples import Examples
+from sw2.preflight.verdict import Verdict
+
+
+def image_hashes(images: np.ndarray, grid: int = 16) -> np.ndarray:
+    """A perceptual hash per image: a grey thumbnail (grid x grid cells, or the image itself if smaller),
+    each cell reduced to its quartile among the thumbnail's cells (2 bits). Near-identical images
+    (re-encoded, brightness or contrast changed) share it; hashed to one uint64."""
+    n, c, h, w = images.shape
+    gy, gx = min(grid, h), min(grid, w)
+    ys, xs = np.linspace(0, h, gy + 1).astype(int), np.linspace(0, w, gx + 1).astype(int)
+    out = []
+    for start in range(0, n, 4096):  # bounded memory for large sets
+        grey = images[start : start + 4096].astype(np.float32).mean(1)
+        cells = [grey[:, ys[i] : ys[i + 1], xs[j] : xs[j + 1]].mean((1, 2)) for i in range(gy) for j in range(gx)]
+        thumb = np.stack(cells, axis=1)
+        quartiles = np.quantile(thumb, [0.25, 0.5, 0.75], axis=1).T  # n x 3
+        levels = (thumb[:, :, None] > quartiles[:, None, :]).sum(2).astype(np.uint8)  # 2 bits a cell
+        out.append(pd.util.hash_array(np.array([r.tobytes() for r in levels], dtype=object)))
+    return np.concatenate(out) if out else np.zeros(0, np.uint64)
+
+
+def row_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """A hash per row after normalising: numbers to 4 significant digits, text lower-cased and trimmed."""
+    norm = frame.copy()
+    for col in norm.columns:
+        s = norm[col]
+        if pd.api.types.is_numeric_dtype(s):
+            norm[col] = s.map(lambda v: float(f"{v:.4g}") if pd.notna(v) else v)
+        else:
+            norm[col] = s.astype(str).str.strip().str.lower()
+    return pd.util.hash_pandas_object(norm, index=False).to_numpy()
+
+
+def near_hashes(ex: Examples) -> np.ndarray:
+    return image_hashes(ex.images) if ex.images is not None else row_hashes(ex.frame)
+
+
+def share(k: int, n: int) -> str:
+    return f"{k} of {n} ({100 * k / max(n, 1):.1f}%)"
+
+
+def class_balance(p: Prepared) -> Verdict:
+    counts = p.encoder.class_counts
+    if counts is None:
+        return Verdict("class balance", "PASS", "regression: no classes")
+    classes = p.encoder.classes or []
+    lo, hi = int(np.argmin(counts)), int(np.argmax(counts))
+    ratio = counts[lo] / max(counts[hi], 1)
+    msg = f"smallest class '{classes[lo]}' has {counts[lo]} examples, largest '{classes[hi]}' {counts[hi]}"
+    if ratio < 0.1:
+        return Verdict(
+            "class balance", "WARN", msg + "; collect more of the rare class or weigh it (macro-F1 shows it)"
+        )
+    return Verdict("class balance", "PASS", msg)
+
+
+def duplicates(p: Prepared) -> list[Verdict]:
+    r = p.report
+    train_h, test_h = near_hashes(p.raw_train), near_hashes(p.raw_test)
+    n, m = len(train_h), len(test_h)
+    within = int(pd.Series(train_h).duplicated().sum())
+    across = int(np.isin(test_h, train_h).sum())
+    exact = r.get("dropped_duplicates", 0)
+    kind = "images with the same perceptual hash" if p.raw_train.images is not None else "rows equal once normalised"
+    out = [
+        Verdict(
+            "duplicates in train",
+            "WARN" if within > 0.01 * n else "PASS",
+            f"{exact} exact duplicates dropped; near duplicates ({kind}): {share(within, n)}",
+        )
+    ]
+    leak = r.get("test_rows_also_in_train", 0)
+    status = "FAIL" if across > 0.05 * m else "WARN" if across > 0.005 * m else "PASS"
+    msg = f"test examples also in train: {leak} exact, {share(across, m)} near"
+    if status != "PASS":
+        msg += "; the test score will be optimistic: de-duplicate across the split"
+    out.append(Verdict("train/test leakage", status, msg))
+    conflicts = r.get("same_input_different_target", 0)
+    if conflicts:
+        out.append(Verdict("conflicting labels", "WARN", f"{conflicts} train examples share an input but not a label"))
+    return out
+
+
+def _alone_score(col: pd.Series, y: np.ndarray, col_val: pd.Series, y_val: np.ndarray, classify: bool) -> float:
+    """How well one column predicts the target on val from train alone: the nearest train value's target
+    for a number (catches IDs of data sorted by class), the value's majority target for a category.
+    Accuracy, or R² for regression."""
+    if pd.api.types.is_numeric_dtype(col) and col.nunique() > 32:
+        x = col.to_numpy(float)
+        keep = ~np.isnan(x)
+        order = np.argsort(x[keep])
+        xs, ys = x[keep][order], y[keep][order]
+        v = np.nan_to_num(col_val.to_numpy(float), nan=float(np.nanmedian(x)))
+        right = np.clip(np.searchsorted(xs, v), 1, len(xs) - 1)
+        nearest = np.where(np.abs(v - xs[right - 1]) <= np.abs(xs[right] - v), right - 1, right)
+        pred = ys[nearest]
+    else:
+        df = pd.DataFrame({"k": col.astype(str).to_numpy(), "y": y})
+        if classify:
+            table, fallback = df.groupby("k")["y"].agg(lambda s: s.value_counts().index[0]), pd.Series(y).mode()[0]
+        else:
+            table, fallback = df.groupby("k")["y"].mean(), float(np.mean(y))
+        pred = col_val.astype(str).map(table).fillna(fallback).to_numpy()
+    if classify:
+        return float((pred.astype(str) == y_val.astype(str)).mean())
+    pred = pred.astype(float)
+    total = ((y_val - y_val.mean()) ** 2).sum()
+    return float(1 - ((y_val - pred) ** 2).sum() / max(total, 1e-12))
+
+
+def _id_like(col: pd.Series) -> bool:
+    """Integers (or strings) that are unique to almost every row: a record number or key."""
+    values = col.dropna()
+    if len(values) < 20 or values.nunique() < 0.95 * len(values):
+        return False
+    return not pd.api.types.is_numeric_dtype(values) or bool((values == values.round()).all())
+
+
+def columns(p: Prepared) -> list[Verdict]:
+    train, val = p.raw_train, p.raw_val
+    if train.frame is None:
+        return []
+    out: list[Verdict] = []
+    classify = p.encoder.classes is not None
+    used = [c["name"] for c in p.encoder.numeric + p.encoder.categories]
+    constant = [c for c in used if train.frame[c].nunique(dropna=False) <= 1]
+    out.append(
+        Verdict("constant columns", "WARN", f"{', '.join(constant)} never change in train; drop them from inputs")
+        if constant
+        else Verdict("constant columns", "PASS", "every input column varies")
+    )
+    rates = train.frame[used].isna().mean()
+    worst = rates.idxmax() if len(rates) else None
+    if worst is not None and rates[worst] > 0.5:
+        out.append(Verdict("missing values", "WARN", f"'{worst}' is {rates[worst]:.0%} missing; drop or fill it"))
+    else:
+        top = f"; most in '{worst}' ({rates[worst]:.1%})" if worst is not None and rates[worst] > 0 else ""
+        out.append(Verdict("missing values", "PASS", f"no input column is over 50% missing{top}"))
+    if len(val) == 0:
+        return out
+    y, y_val = np.asarray(train.target), np.asarray(val.target)
+    if not classify:
+        y, y_val = y.astype(float), y_val.astype(float)
+    scores = {c: _alone_score(train.frame[c], y, val.frame[c], y_val, classify) for c in used if c not in constant}
+    metric = "accuracy" if classify else "R²"
+    c, best = max(scores.items(), key=lambda kv: kv[1], default=(None, 0.0))
+    if c is not None and best >= 0.9 and _id_like(train.frame[c]):
+        status = "FAIL"
+        msg = f"'{c}' looks like a row ID and alone predicts the target (val {metric} {best:.3f}): the rows "
+        msg += "were numbered in label order; drop it from inputs"
+    elif best >= 0.97:
+        status = "WARN"
+        msg = f"'{c}' alone predicts the target (val {metric} {best:.3f}); make sure it is not derived from "
+        msg += "the label and is known at prediction time"
+    else:
+        status, msg = "PASS", f"no column alone predicts the target (best: {c}, val {metric} {best:.3f})"
+    out.append(Verdict("leaking column", status, msg))
+    return out
+
+
+def labels_only_in_test(p: Prepared) -> Verdict:
+    k = p.report.get("dropped_unseen_labels_test", 0) + p.report.get("dropped_unseen_labels_val", 0)
+    if k:
+        return Verdict(
+            "labels only in test",
+            "WARN",
+            f"{k} val/test examples have labels never seen in train; "
+            "they cannot be predicted and are left out of the scores",
+        )
+    return Verdict("labels only in test", "PASS", "every val/test label occurs in train")
+
+
+def doctor(p: Prepared) -> list[Verdict]:
+    return [class_balance(p), *duplicates(p), *columns(p), labels_only_in_test(p)]

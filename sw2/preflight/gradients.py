@@ -1,0 +1,91 @@
+"""Gradient health over the first training steps: NaN/Inf, exploding or vanishing gradient norms per
+layer, and the share of dead ReLU units (never positive on a batch)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from sw2.data.dataset import Prepared
+from sw2.engine.optim import make_optimizer
+from sw2.models import initialised
+from sw2.preflight.recipe import subset
+from sw2.preflight.verdict import Verdict
+from sw2.spec import Spec
+from sw2.tasks import Task
+
+
+def gradient_health(spec: Spec, p: Prepared, task: Task, steps: int = 10) -> list[Verdict]:
+    _, _, model = initialised(spec, p.encoder, p.train, task)
+    opt = make_optimizer(model, spec.train)
+    bs = min(spec.train.batch_size, len(p.train))
+    data = subset(p.train, min(len(p.train), steps * bs), spec.train.seed)
+    layers = {n: q for n, q in model.named_parameters() if q.requires_grad and q.ndim >= 2}
+    norms: dict[str, list[float]] = {n: [] for n in layers}
+    dead: dict[str, float] = {}
+
+    def watch(name: str):
+        def hook(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
+            alive = (out > 0).flatten(2).any(2) if out.ndim > 2 else out > 0  # per channel / unit
+            dead[name] = 1 - alive.any(0).float().mean().item()
+
+        return hook
+
+    handles = [m.register_forward_hook(watch(n)) for n, m in model.named_modules() if isinstance(m, nn.ReLU)]
+    model.train()
+    try:
+        for i in range(steps):
+            idx = torch.arange(i * bs, (i + 1) * bs) % len(data)
+            loss = task.loss(model({k: v[idx] for k, v in data.inputs.items()}), data.target[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            for n, q in layers.items():
+                norms[n].append(q.grad.norm().item() if q.grad is not None else 0.0)
+            opt.step()  # the lr is the spec's peak: the early steps at their worst
+    finally:
+        for h in handles:
+            h.remove()
+    flat = [v for vs in norms.values() for v in vs]
+    if not all(math.isfinite(v) for v in flat) or not math.isfinite(loss.item()):
+        return [
+            Verdict(
+                "gradient health",
+                "FAIL",
+                f"NaN or Inf in the loss or gradients within {steps} steps; lower train.lr or check the inputs for NaN",
+            )
+        ]
+    typical = {n: sorted(vs)[len(vs) // 2] for n, vs in norms.items()}
+    mid = sorted(typical.values())[len(typical) // 2] if typical else 0.0
+    big = {n: v for n, v in typical.items() if v > 100 * mid and v > 1.0}
+    small = {n: v for n, v in typical.items() if v < 1e-4 * mid and mid > 1e-6}
+    out = []
+    if big or small:
+        which = ", ".join(
+            [f"{n} exploding ({v:.2g})" for n, v in big.items()]
+            + [f"{n} vanishing ({v:.2g})" for n, v in small.items()]
+        )
+        out.append(
+            Verdict(
+                "gradient health",
+                "WARN",
+                f"median layer gradient norm {mid:.2g}; {which}; check the init, normalisation and lr",
+            )
+        )
+    else:
+        lo, hi = min(typical.values(), default=0), max(typical.values(), default=0)
+        out.append(
+            Verdict("gradient health", "PASS", f"finite; layer gradient norms {lo:.2g} to {hi:.2g} over {steps} steps")
+        )
+    if dead:
+        worst = max(dead, key=dead.get)
+        share = dead[worst]
+        status = "WARN" if share > 0.5 else "PASS"
+        tail = "; lower the lr or use GELU" if status == "WARN" else ""
+        out.append(
+            Verdict(
+                "dead ReLUs", status, f"largest share of units never active on a batch: {share:.0%} ({worst}){tail}"
+            )
+        )
+    return out

@@ -1,0 +1,72 @@
+"""The learning-rate finder: an exponential lr sweep on a fresh copy of the model, and fastai's "valley"
+suggestion (a point in the longest stretch where the smoothed loss keeps falling).
+
+The sweep trains a throw-away model built like the real one, so the weights training starts from are
+untouched. `lr: auto` in the spec uses the suggestion.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from sw2.data.dataset import Prepared
+from sw2.engine.optim import make_optimizer
+from sw2.models import initialised
+from sw2.preflight.recipe import subset
+from sw2.spec import Spec
+from sw2.tasks import Task
+
+
+@dataclass
+class LRSweep:
+    lrs: list[float]
+    losses: list[float]  # smoothed
+    suggestion: float
+
+
+def valley(lrs: list[float], losses: list[float]) -> float:
+    """fastai's valley: the longest run of decreasing loss; a point 1/2 of a third into it past its first third."""
+    n = len(losses)
+    run = [1] * n
+    start = end = 0
+    for i in range(1, n):
+        for j in range(i):
+            if losses[i] < losses[j] and run[i] < run[j] + 1:
+                run[i] = run[j] + 1
+        if run[end] < run[i]:
+            end, start = i, i - run[i]
+    third = (end - start) / 3
+    return lrs[min(n - 1, start + int(third) + int(third / 2))]
+
+
+def sweep(spec: Spec, p: Prepared, task: Task, steps: int = 100, lo: float = 1e-6, hi: float = 10.0) -> LRSweep:
+    cfg = spec.train.model_copy(update={"lr": lo})
+    _, _, model = initialised(spec.model_copy(update={"train": cfg}), p.encoder, p.train, task)
+    opt = make_optimizer(model, cfg)
+    bs = min(cfg.batch_size, len(p.train))
+    data = subset(p.train, min(len(p.train), steps * bs), cfg.seed)
+    model.train()
+    lrs, losses, avg, best = [], [], 0.0, math.inf
+    for i in range(steps):
+        lr = lo * (hi / lo) ** (i / (steps - 1))
+        for g in opt.param_groups:
+            g["lr"] = lr * g["lr_scale"]
+        idx = torch.arange(i * bs, (i + 1) * bs) % len(data)
+        loss = task.loss(model({k: v[idx] for k, v in data.inputs.items()}), data.target[idx])
+        value = loss.item()
+        if not math.isfinite(value):
+            break
+        avg = 0.9 * avg + 0.1 * value
+        smooth = avg / (1 - 0.9 ** (i + 1))
+        lrs.append(lr)
+        losses.append(smooth)
+        best = min(best, smooth)
+        if smooth > 4 * best and i > 10:
+            break
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return LRSweep(lrs, losses, valley(lrs, losses) if len(lrs) > 2 else lo)

@@ -1,0 +1,140 @@
+"""The recipe checks on the model (Karpathy's "A Recipe for Training Neural Networks"):
+
+- loss at init: measured against what a prior-initialised output predicts (the label entropy, or the
+  target variance for regression);
+- overfit one batch: the spec's optimizer and lr must drive 16 examples to near-zero loss;
+- input-independent baseline: a short training on the real inputs must end clearly below the same
+  training on zeroed inputs (otherwise the inputs carry no signal about the labels).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from sw2.data.dataset import Prepared, TensorSet
+from sw2.engine import fit
+from sw2.engine.optim import make_optimizer
+from sw2.models import initialised
+from sw2.preflight.verdict import Verdict
+from sw2.spec import Spec
+from sw2.tasks import Task
+
+
+def subset(ts: TensorSet, n: int, seed: int) -> TensorSet:
+    idx = torch.randperm(len(ts), generator=torch.Generator().manual_seed(seed))[:n]
+    return TensorSet({k: v[idx] for k, v in ts.inputs.items()}, ts.target[idx], ts.ids[idx.numpy()])
+
+
+def expected_init_loss(p: Prepared, task: Task) -> tuple[float, str]:
+    if p.encoder.class_counts is not None:
+        prior = torch.tensor(p.encoder.class_counts, dtype=torch.float).clamp_min(1e-3)
+        prior = prior / prior.sum()
+        h = float(-(prior * prior.log()).sum())
+        k = len(prior)
+        why = f"ln {k} = {math.log(k):.3f} for balanced classes" if abs(h - math.log(k)) < 0.01 else "label entropy"
+        return h, why
+    y = p.train.target.float()
+    return float(((y - y.mean()) ** 2).mean()), "target variance"
+
+
+def loss_at_init(spec: Spec, p: Prepared, task: Task) -> Verdict:
+    _, _, model = initialised(spec, p.encoder, p.train, task)
+    batch = subset(p.train, min(512, len(p.train)), spec.train.seed)
+    model.train()  # batch statistics, as in the first training step
+    with torch.no_grad():
+        measured = float(task.loss(model(batch.inputs), batch.target))
+    expected, why = expected_init_loss(p, task)
+    ratio = measured / max(expected, 1e-6)
+    msg = f"measured {measured:.3f}, expected {expected:.3f} ({why})"
+    if not math.isfinite(measured) or ratio > 3:
+        return Verdict("loss at init", "FAIL", msg + "; check the input scaling and the output layer's init")
+    if ratio > 1.5:
+        return Verdict("loss at init", "WARN", msg + "; the untrained model is over-confident")
+    return Verdict("loss at init", "PASS", msg)
+
+
+def overfit_one_batch(spec: Spec, p: Prepared, task: Task, size: int = 16, steps: int = 300) -> Verdict:
+    _, _, model = initialised(spec, p.encoder, p.train, task)
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = 0.0
+    batch = subset(p.train, min(size, len(p.train)), spec.train.seed)
+    opt = make_optimizer(model, spec.train)
+    model.train()
+    first = last = float("nan")
+    warm = 30
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = spec.train.lr * min(1.0, (step + 1) / warm) * g["lr_scale"]
+        loss = task.loss(model(batch.inputs), batch.target)
+        last = loss.item()
+        first = last if step == 0 else first
+        if not math.isfinite(last) or last > 1e4 * max(first, 1e-3):
+            return Verdict(
+                "overfit one batch",
+                "FAIL",
+                f"the loss diverged at step {step} with lr {spec.train.lr:g}; lower train.lr",
+            )
+        if last < 0.05 * first:
+            return Verdict(
+                "overfit one batch",
+                "PASS",
+                f"{len(batch)} examples fitted: loss {first:.3f} -> {last:.4f} in {step + 1} steps",
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return Verdict(
+        "overfit one batch",
+        "FAIL",
+        f"{len(batch)} examples not fitted in {steps} steps (loss {first:.3f} "
+        f"-> {last:.3f}); check labels, the lr ({spec.train.lr:g}) and the model's capacity",
+    )
+
+
+def zeroed(ts: TensorSet) -> TensorSet:
+    return TensorSet({k: torch.zeros_like(v) for k, v in ts.inputs.items()}, ts.target, ts.ids)
+
+
+def inputs_matter(spec: Spec, p: Prepared, task: Task, n: int = 1024, steps: int = 60) -> Verdict:
+    if len(p.val) == 0:
+        return Verdict("input-independent baseline", "WARN", "no validation split to compare on; set data.split.val")
+    train, val = subset(p.train, min(n, len(p.train)), spec.train.seed), subset(p.val, min(n, len(p.val)), 0)
+    bs = min(spec.train.batch_size, 128, len(train))
+    epochs = steps * bs / len(train)
+    short = spec.model_copy(
+        update={
+            "train": spec.train.model_copy(
+                update={
+                    "epochs": epochs,
+                    "batch_size": bs,
+                    "time_budget": None,
+                    "early_stopping": None,
+                    "lookahead": False,
+                }
+            )
+        }
+    )
+    losses = []
+    for inputs_of in (lambda ts: ts, zeroed):
+        _, _, model = initialised(short, p.encoder, p.train, task)
+        result = fit(model, task, inputs_of(train), inputs_of(val), short, verbose=False)
+        losses.append(result.history[-1]["val_loss"])
+    real, blind = losses
+    msg = f"val loss after {steps} steps: {real:.3f} on the real inputs, {blind:.3f} on zeroed inputs"
+    if real < 0.9 * blind:
+        return Verdict("input-independent baseline", "PASS", msg)
+    if real < blind:
+        return Verdict("input-independent baseline", "WARN", msg + "; barely better: weak signal or a slow start")
+    return Verdict(
+        "input-independent baseline",
+        "FAIL",
+        msg + "; the inputs carry no signal about the target: labels shuffled or misaligned with the inputs?",
+    )
+
+
+def recipe(spec: Spec, p: Prepared, task: Task) -> list[Verdict]:
+    return [loss_at_init(spec, p, task), overfit_one_batch(spec, p, task), inputs_matter(spec, p, task)]

@@ -1,0 +1,109 @@
+"""The pre-flight (`sw2 check`, and before every `sw2 train`): broken specs get the matching verdict."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sw2
+from tests.conftest import ROOT, write_spec
+from tests.conftest import sw2 as run_sw2
+
+
+def wine_csv(folder, *, shuffle_labels=False, zero_inputs=False, id_leak=False):
+    datasets = pytest.importorskip("sklearn.datasets")
+    bunch = datasets.load_wine(as_frame=True)
+    frame = bunch.frame.rename(columns={"target": "label"})
+    if shuffle_labels:
+        frame["label"] = np.random.default_rng(0).permutation(frame["label"].to_numpy())
+    if zero_inputs:
+        frame.loc[:, frame.columns != "label"] = 0.0
+    if id_leak:  # rows sorted by class, numbered: the number alone gives the class away
+        frame = frame.sort_values("label").reset_index(drop=True)
+        frame.insert(0, "record_id", np.arange(len(frame)))
+    frame.to_csv(folder / "wine.csv", index=False)
+    return {
+        "data": {"path": "wine.csv", "split": {"val": 0.2, "test": 0.2, "seed": 0}},
+        "target": "label",
+        "model": {"name": "mlp", "widths": [32, 32]},
+        "train": {"epochs": 30, "batch_size": 16, "lr": 0.003},
+    }
+
+
+def verdicts(spec, folder) -> dict[str, str]:
+    return {v.check: v.status for v in sw2.check(spec, root=folder)}
+
+
+def test_healthy_digits_passes_every_check():
+    got = verdicts(ROOT / "examples" / "digits.yaml", None)
+    assert set(got.values()) == {"PASS"}, got
+    assert {"loss at init", "overfit one batch", "input-independent baseline", "train/test leakage"} <= set(got)
+
+
+def test_healthy_table_passes(tmp_path):
+    got = verdicts(wine_csv(tmp_path), tmp_path)
+    assert set(got.values()) == {"PASS"}, got
+
+
+def test_shuffled_labels_fail_the_input_independent_baseline(tmp_path):
+    got = verdicts(wine_csv(tmp_path, shuffle_labels=True), tmp_path)
+    assert got["input-independent baseline"] == "FAIL", got
+
+
+def test_zeroed_inputs_are_constant_and_carry_no_signal(tmp_path):
+    got = verdicts(wine_csv(tmp_path, zero_inputs=True), tmp_path)
+    # all rows become one input: cleaning keeps one per label, which no model can tell apart
+    assert got["constant columns"] == "WARN" and got["conflicting labels"] == "WARN", got
+    assert got["overfit one batch"] == "FAIL", got
+
+
+def test_lr_100_diverges_on_one_batch(tmp_path):
+    spec = wine_csv(tmp_path)
+    spec["train"]["lr"] = 100.0
+    got = verdicts(spec, tmp_path)
+    assert got["overfit one batch"] == "FAIL", got
+
+
+def test_leaking_id_column(tmp_path):
+    got = verdicts(wine_csv(tmp_path, id_leak=True), tmp_path)
+    assert got["leaking column"] == "FAIL", got
+    checks = sw2.check(wine_csv(tmp_path, id_leak=True), root=tmp_path)
+    assert "'record_id' looks like a row ID" in next(v.message for v in checks if v.check == "leaking column")
+
+
+def test_train_stops_on_fail_unless_forced(tmp_path):
+    write_spec(tmp_path, wine_csv(tmp_path, id_leak=True))
+    res = run_sw2("train", "spec.yaml", "--quiet", "--out", "b", cwd=tmp_path)
+    assert res.returncode == 2 and "pre-flight FAIL: leaking column" in res.stderr, res.stderr
+    assert res.stderr.count("\n") == 1 and not (tmp_path / "b").exists()
+    assert run_sw2("check", "spec.yaml", cwd=tmp_path).returncode == 1
+    res = run_sw2("train", "spec.yaml", "--quiet", "--out", "b", "--force", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    saved = pd.read_json(tmp_path / "b" / "metrics.json", typ="series")["preflight"]
+    assert saved["seconds"] > 0 and any(v["status"] == "FAIL" for v in saved["verdicts"])
+    res = run_sw2("train", "spec.yaml", "--quiet", "--out", "c", "--no-check", cwd=tmp_path)
+    assert res.returncode == 0 and "preflight" not in pd.read_json(tmp_path / "c" / "metrics.json", typ="series")
+
+
+def test_lr_auto_uses_the_finder_and_saves_its_plot(tmp_path):
+    spec = wine_csv(tmp_path)
+    spec["train"]["lr"] = "auto"
+    bundle = sw2.train(spec, tmp_path / "b", verbose=False, root=tmp_path)
+    found = bundle.metrics["lr_finder"]["suggestion"]
+    assert bundle.spec.train.lr == found and 1e-5 < found < 1.0
+    assert (bundle.path / "lr_finder.png").exists() and (bundle.path / "what_the_net_sees.csv").exists()
+    verdict = next(v for v in bundle.metrics["preflight"]["verdicts"] if v["check"] == "learning rate")
+    assert verdict["status"] == "PASS" and "lr: auto" in verdict["message"]
+    assert bundle.metrics["test"]["accuracy"] >= 0.85
+
+
+def test_gradient_health_and_dead_relus(tmp_path):
+    spec = wine_csv(tmp_path)
+    spec["model"]["activation"] = "relu"
+    got = {v.check: v for v in sw2.check(spec, root=tmp_path)}
+    assert got["gradient health"].status == "PASS" and got["dead ReLUs"].status == "PASS"
+    spec["train"]["lr"] = 1e6
+    spec["train"]["optimizer"] = "sgd"
+    got = {v.check: v.status for v in sw2.check(spec, root=tmp_path)}
+    assert got["gradient health"] in ("WARN", "FAIL") and got["overfit one batch"] == "FAIL", got
