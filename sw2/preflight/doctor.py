@@ -1,36 +1,62 @@
 """The data doctor: what an expert looks at before training (Karpathy's "become one with the data").
 
-Class balance, exact and near duplicates inside train and across train/test (average hash for images,
-a normalised hash for rows), a column that alone predicts the target (a leak), constant columns,
-missing-value rates, and labels seen only in the test split.
+Class balance, exact and near duplicates inside train and across train/test (a perceptual hash confirmed
+by thumbnail pixels for images, a normalised hash for rows), a column that alone predicts the target (a
+leak), constant columns, missing-value rates, and labels seen only in the test split.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
+import torch.nn.functional as F
 
 from sw2.data.dataset import Prepared
 from sw2.data.examples import Examples
 from sw2.preflight.verdict import Verdict
 
 
-def image_hashes(images: np.ndarray, grid: int = 16) -> np.ndarray:
-    """A perceptual hash per image: a grey thumbnail (grid x grid cells, or the image itself if smaller),
-    each cell reduced to its quartile among the thumbnail's cells (2 bits). Near-identical images
-    (re-encoded, brightness or contrast changed) share it; hashed to one uint64."""
+def thumbnails(images: np.ndarray, grid: int = 16) -> np.ndarray:
+    """Grey thumbnails, grid x grid cells (or the image itself if smaller), flattened: N x cells, 0..255."""
     n, c, h, w = images.shape
-    gy, gx = min(grid, h), min(grid, w)
-    ys, xs = np.linspace(0, h, gy + 1).astype(int), np.linspace(0, w, gx + 1).astype(int)
-    out = []
-    for start in range(0, n, 4096):  # bounded memory for large sets
-        grey = images[start : start + 4096].astype(np.float32).mean(1)
-        cells = [grey[:, ys[i] : ys[i + 1], xs[j] : xs[j + 1]].mean((1, 2)) for i in range(gy) for j in range(gx)]
-        thumb = np.stack(cells, axis=1)
-        quartiles = np.quantile(thumb, [0.25, 0.5, 0.75], axis=1).T  # n x 3
-        levels = (thumb[:, :, None] > quartiles[:, None, :]).sum(2).astype(np.uint8)  # 2 bits a cell
-        out.append(pd.util.hash_array(np.array([r.tobytes() for r in levels], dtype=object)))
-    return np.concatenate(out) if out else np.zeros(0, np.uint64)
+    size = (min(grid, h), min(grid, w))
+    out = [
+        F.adaptive_avg_pool2d(torch.from_numpy(images[i : i + 8192]).float().mean(1, keepdim=True), size)
+        for i in range(0, n, 8192)  # bounded memory for large sets
+    ]
+    return torch.cat(out).flatten(1).numpy() if out else np.zeros((0, size[0] * size[1]), np.float32)
+
+
+def perceptual_hashes(thumbs: np.ndarray) -> np.ndarray:
+    """One uint64 per thumbnail: each cell reduced to its quartile among the thumbnail's cells (2 bits).
+    Near-identical images (re-encoded, brightness or contrast changed) share it; so may merely similar
+    ones, which `near_duplicates` then tells apart by pixels."""
+    if not len(thumbs):
+        return np.zeros(0, np.uint64)
+    q = np.quantile(thumbs, [0.25, 0.5, 0.75], axis=1)[:, :, None]
+    levels = (thumbs > q[0]).astype(np.uint8) + (thumbs > q[1]) + (thumbs > q[2])
+    return pd.util.hash_array(np.array([r.tobytes() for r in levels], dtype=object))
+
+
+def near_duplicates(
+    ref: np.ndarray, h_ref: np.ndarray, ex: np.ndarray, h_ex: np.ndarray, same: bool, tol: float = 24.0
+) -> int:
+    """How many thumbnails of `ex` have a near-identical one in `ref` (same hash, and no cell differing by
+    more than `tol` of 255); with `same` (ex is ref), how many repeat an earlier one."""
+    buckets = pd.Series(h_ref).groupby(h_ref).indices if len(h_ref) else {}
+    if same:  # only hashes that occur twice or more can repeat
+        candidates = np.flatnonzero(pd.Series(h_ex).duplicated(keep=False).to_numpy())
+    else:
+        candidates = np.flatnonzero(np.isin(h_ex, h_ref))
+    count = 0
+    for i in candidates:
+        members = buckets[h_ex[i]]
+        if same:
+            members = members[members < i]
+        if len(members) and (np.abs(ref[members[-256:]] - ex[i]).max(1) <= tol).any():
+            count += 1
+    return count
 
 
 def row_hashes(frame: pd.DataFrame) -> np.ndarray:
@@ -45,8 +71,15 @@ def row_hashes(frame: pd.DataFrame) -> np.ndarray:
     return pd.util.hash_pandas_object(norm, index=False).to_numpy()
 
 
-def near_hashes(ex: Examples) -> np.ndarray:
-    return image_hashes(ex.images) if ex.images is not None else row_hashes(ex.frame)
+def near_duplicate_counts(train: Examples, test: Examples) -> tuple[int, int]:
+    """(train examples repeating an earlier one, test examples repeating a train one), near-identical:
+    images by thumbnail, rows by their normalised hash."""
+    if train.images is not None:
+        a, b = thumbnails(train.images), thumbnails(test.images)
+        ha, hb = perceptual_hashes(a), perceptual_hashes(b)
+        return near_duplicates(a, ha, a, ha, same=True), near_duplicates(a, ha, b, hb, same=False)
+    a, b = row_hashes(train.frame), row_hashes(test.frame)
+    return int(pd.Series(a).duplicated().sum()), int(np.isin(b, a).sum())
 
 
 def share(k: int, n: int) -> str:
@@ -70,12 +103,10 @@ def class_balance(p: Prepared) -> Verdict:
 
 def duplicates(p: Prepared) -> list[Verdict]:
     r = p.report
-    train_h, test_h = near_hashes(p.raw_train), near_hashes(p.raw_test)
-    n, m = len(train_h), len(test_h)
-    within = int(pd.Series(train_h).duplicated().sum())
-    across = int(np.isin(test_h, train_h).sum())
+    n, m = len(p.raw_train), len(p.raw_test)
+    within, across = near_duplicate_counts(p.raw_train, p.raw_test)
     exact = r.get("dropped_duplicates", 0)
-    kind = "images with the same perceptual hash" if p.raw_train.images is not None else "rows equal once normalised"
+    kind = "near-identical images" if p.raw_train.images is not None else "rows equal once normalised"
     out = [
         Verdict(
             "duplicates in train",

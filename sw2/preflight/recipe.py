@@ -99,11 +99,12 @@ def zeroed(ts: TensorSet) -> TensorSet:
     return TensorSet({k: torch.zeros_like(v) for k, v in ts.inputs.items()}, ts.target, ts.ids)
 
 
-def inputs_matter(spec: Spec, p: Prepared, task: Task, n: int = 1024, steps: int = 60) -> Verdict:
+def inputs_matter(spec: Spec, p: Prepared, task: Task, steps: int = 30) -> Verdict:
     if len(p.val) == 0:
         return Verdict("input-independent baseline", "WARN", "no validation split to compare on; set data.split.val")
-    train, val = subset(p.train, min(n, len(p.train)), spec.train.seed), subset(p.val, min(n, len(p.val)), 0)
-    bs = min(spec.train.batch_size, 128, len(train))
+    bs = min(spec.train.batch_size, 128, len(p.train))
+    # one pass over steps x bs examples where there are that many (one validation), else several epochs
+    train, val = subset(p.train, min(steps * bs, len(p.train)), spec.train.seed), subset(p.val, min(512, len(p.val)), 0)
     epochs = steps * bs / len(train)
     short = spec.model_copy(
         update={
