@@ -24,9 +24,10 @@ from sw2.engine import fit, predict
 from sw2.errors import UserError
 from sw2.evaluation import evaluate as score
 from sw2.evaluation import plots
-from sw2.evaluation.model_tests import Outcome, Subject, junit_xml, run_tests
+from sw2.evaluation.model_tests import Outcome, Subject, junit_xml, run_tests, validate
 from sw2.models import initialised
 from sw2.preflight import LRSweep, Verdict, preflight, resolve_lr
+from sw2.preflight.recipe import beats_baseline
 from sw2.preflight.seen import what_the_net_sees
 from sw2.spec import Spec, dump_spec, load_spec, parse_spec
 from sw2.tasks import TASKS
@@ -63,6 +64,8 @@ def train(
     prep_seconds = time.perf_counter() - t0
     task = TASKS.get(spec.task)
     run_key = hashlib.sha256((dump_spec(spec) + data.fingerprint).encode()).hexdigest()  # before lr: auto
+    if spec.tests:  # a mistake in the tests must not cost a training run
+        validate(spec.tests, data.encoder, data.raw_test, base)
     spec, found = resolve_lr(spec, data, task)
     verdicts, check_seconds = _preflight(spec, data, task, found, verbose, force) if check else ([], 0.0)
     name, kwargs, model = initialised(spec, data.encoder, data.train, task)
@@ -103,7 +106,14 @@ def train(
     }
     metrics["data"] = data.report
     if check:
-        metrics["preflight"] = {"seconds": round(check_seconds, 3), "verdicts": [v.to_json() for v in verdicts]}
+        scored = metrics.get("test") or metrics.get("val")
+        after = [beats_baseline(scored)] if scored else []
+        for v in after if verbose else []:
+            print(f"check {v.status:4}  {v.check}: {v.message}")
+        metrics["preflight"] = {
+            "seconds": round(check_seconds, 3),
+            "verdicts": [v.to_json() for v in verdicts + after],
+        }
     if found is not None:
         metrics["lr_finder"] = {"lrs": found.lrs, "losses": found.losses, "suggestion": found.suggestion}
     outcomes = run_tests(Subject(result.model, data.encoder, spec, data.raw_test, base)) if spec.tests else []
@@ -153,7 +163,7 @@ def _preflight(
     if failed and not force:
         v = failed[0]
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        raise UserError(f"pre-flight FAIL: {v.check}: {v.message}{more}; fix it, or train with --force")
+        raise UserError(f"pre-flight FAIL: {v.check}: {v.message}{more}; fix it, or train with --force (force=True)")
     return verdicts, seconds
 
 
@@ -206,5 +216,9 @@ def verify(
     if not spec.tests:
         raise UserError(f"{b.path}: the spec has no tests; add a tests: list to the spec (or give --spec FILE)")
     # without data: the same test split as at training
-    examples = _other_data(spec, data) if data is not None else prepare(b.spec, data_root).raw_test
+    if data is None:
+        examples = prepare(b.spec, data_root).raw_test
+    else:  # examples whose label the model never saw cannot be scored
+        examples = _other_data(spec, data)
+        examples = drop_unseen(encode(b.encoder, examples), examples)[1]
     return run_tests(Subject(b.model, b.encoder, spec, examples, root))

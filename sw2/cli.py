@@ -98,7 +98,9 @@ def cmd_test(args: argparse.Namespace) -> int:
         verdict = "[green]PASS[/]" if o.passed else "[red]FAIL[/]"
         table.add_row(o.name, f"{o.value:.4g}", o.bound, verdict, o.detail)
     console.print(table)
-    junit = Path(args.junit) if args.junit else bundle.path / "tests.xml"
+    # the bundle's own tests.xml is rewritten only for its own tests on its own test split
+    default = "tests.xml" if (args.data or args.spec) else bundle.path / "tests.xml"
+    junit = Path(args.junit or default)
     tmp = junit.with_name(f".{junit.name}.tmp")
     tmp.write_text(junit_xml(outcomes, bundle.spec.name))
     tmp.replace(junit)
@@ -184,7 +186,7 @@ def parser() -> argparse.ArgumentParser:
     ts.add_argument("bundle")
     ts.add_argument("--data", help="test on this data instead of the bundle's test split")
     ts.add_argument("--spec", help="take the tests from this spec file instead of the bundle's")
-    ts.add_argument("--junit", help="where to write JUnit XML (default BUNDLE/tests.xml)")
+    ts.add_argument("--junit", help="JUnit XML file (default BUNDLE/tests.xml; ./tests.xml with --data or --spec)")
     ts.set_defaults(func=cmd_test)
 
     s = sub.add_parser("spec", help="print the resolved spec, or the JSON schema with --schema")

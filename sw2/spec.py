@@ -102,7 +102,9 @@ class TrainSpec(Strict):
     accumulate: int = Field(1, ge=1, description="gradient accumulation steps")
     early_stopping: EarlyStopping | None = None
     lookahead: bool = Field(
-        False, description="keep a slow copy of the weights that trails the fast ones and end on it (airbench)"
+        False,
+        description="keep a slow copy of the weights that trails the fast ones and end on it (airbench); "
+        "with early stopping, a restored best epoch holds the fast weights of that epoch",
     )
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16"] = Field(
@@ -131,7 +133,9 @@ class MetricTest(Strict):
     metric: Literal["accuracy", "macro_f1", "log_loss", "precision", "recall", "f1", "mae", "rmse", "r2"]
     min: float | None = None
     max: float | None = None
-    label: str | None = Field(None, description="the class for precision / recall / f1 (and accuracy = recall)")
+    label: str | int | None = Field(
+        None, description="the class for precision / recall / f1 (and accuracy = the class's recall)"
+    )
     where: str | None = Field(None, description="slice of table rows, e.g. \"island == 'Dream'\"")
     by: str | None = Field(None, description="a column: each of its values is a slice that must pass")
 
@@ -141,6 +145,8 @@ class MetricTest(Strict):
             raise ValueError("a metric test needs min or max")
         if self.metric in ("precision", "recall", "f1") and self.label is None:
             raise ValueError(f"{self.metric} is per class: give label")
+        if self.label is not None and self.metric not in ("accuracy", "precision", "recall", "f1"):
+            raise ValueError(f"label goes with accuracy, precision, recall or f1, not {self.metric}")
         return self
 
 

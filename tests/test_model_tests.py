@@ -58,7 +58,8 @@ def test_sw2_test_passes_with_tests_from_another_spec(digits_bundle):
     res = run_sw2("test", "b", "--spec", "passing.yaml", cwd=digits_bundle)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "5 passed, 0 failed" in res.stdout
-    assert ET.parse(digits_bundle / "b" / "tests.xml").getroot().get("failures") == "0"
+    assert ET.parse(digits_bundle / "tests.xml").getroot().get("failures") == "0"
+    assert ET.parse(digits_bundle / "b" / "tests.xml").getroot().get("failures") == "1", "bundle's own left alone"
 
 
 def test_bad_test_specs_exit_2(digits_bundle):
@@ -68,6 +69,10 @@ def test_bad_test_specs_exit_2(digits_bundle):
     write_spec(digits_bundle, {**DIGITS, "tests": [{"metric": "accuracy", "min": 0.9, "where": "x > 1"}]}, "w.yaml")
     res = run_sw2("test", "b", "--spec", "w.yaml", cwd=digits_bundle)
     assert res.returncode == 2 and "where/by slice table rows" in res.stderr
+    write_spec(digits_bundle, {**DIGITS, "tests": [{"metric": "rmse", "max": 1.0}]}, "r.yaml")
+    res = run_sw2("train", "r.yaml", "--quiet", "--out", "never", cwd=digits_bundle)
+    assert res.returncode == 2 and "does not fit this task" in res.stderr, res.stderr
+    assert not (digits_bundle / "never").exists(), "a bad test is caught before training"
     write_spec(digits_bundle, DIGITS, "none.yaml")
     res = run_sw2("test", "b", "--spec", "none.yaml", cwd=digits_bundle)
     assert res.returncode == 2 and "has no tests" in res.stderr

@@ -82,6 +82,8 @@ def test_train_stops_on_fail_unless_forced(tmp_path):
     assert res.returncode == 0, res.stderr
     saved = pd.read_json(tmp_path / "b" / "metrics.json", typ="series")["preflight"]
     assert saved["seconds"] > 0 and any(v["status"] == "FAIL" for v in saved["verdicts"])
+    after = saved["verdicts"][-1]  # checked once trained: the (leaky) model beats the majority class
+    assert after["check"] == "beats dumb baseline" and after["status"] == "PASS", after
     res = run_sw2("train", "spec.yaml", "--quiet", "--out", "c", "--no-check", cwd=tmp_path)
     assert res.returncode == 0 and "preflight" not in pd.read_json(tmp_path / "c" / "metrics.json", typ="series")
 
@@ -107,3 +109,13 @@ def test_gradient_health_and_dead_relus(tmp_path):
     spec["train"]["optimizer"] = "sgd"
     got = {v.check: v.status for v in sw2.check(spec, root=tmp_path)}
     assert got["gradient health"] in ("WARN", "FAIL") and got["overfit one batch"] == "FAIL", got
+
+
+def test_beats_baseline_verdict():
+    from sw2.preflight.recipe import beats_baseline
+
+    base = {"name": "majority class", "accuracy": 0.40, "log_loss": 1.09}
+    assert beats_baseline({"accuracy": 0.9, "log_loss": 0.3, "baseline": base}).status == "PASS"
+    assert beats_baseline({"accuracy": 0.38, "log_loss": 1.2, "baseline": base}).status == "FAIL"
+    mean = {"name": "train mean", "rmse": 10.0, "r2": 0.0}
+    assert beats_baseline({"rmse": 12.0, "r2": -0.3, "baseline": mean}).status == "FAIL"

@@ -86,7 +86,7 @@ def fit(
     inputs = {k: v.to(device) for k, v in train.inputs.items()}
     target = train.target.to(device)
     augmenting = is_active(aug) and "image" in inputs
-    flip_bits = alternating_flips(len(train), cfg.seed) if aug.flip == "alternate" else None
+    flip_bits = alternating_flips(len(train), cfg.seed).to(device) if aug.flip == "alternate" else None
 
     n = len(train)
     bs = min(cfg.batch_size, n)
@@ -121,7 +121,7 @@ def fit(
             idx = perm[i * bs : (i + 1) * bs]
             batch = {k: v[idx] for k, v in inputs.items()}
             if augmenting:
-                flips = None if flip_bits is None else flip_bits[idx.cpu()] ^ bool(st.epoch % 2)
+                flips = None if flip_bits is None else flip_bits[idx] ^ bool(st.epoch % 2)
                 batch["image"] = augment(batch["image"], aug, gen, flips)
             progress = st.step / total_steps
             if cfg.time_budget:

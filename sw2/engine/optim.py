@@ -25,6 +25,8 @@ def make_optimizer(model: nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
     if train.lr == "auto":
         raise UserError("train.lr is 'auto': resolve it first (sw2.preflight.resolve_lr runs the lr finder)")
     lr, opt = train.lr, train.optimizer
+    for g in groups:
+        g["lr"] = lr * g["lr_scale"]
     if opt == "sgd":
         return torch.optim.SGD(groups, lr=lr)
     if opt in ("momentum", "nesterov"):

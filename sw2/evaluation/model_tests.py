@@ -72,7 +72,7 @@ def _metric_value(m: dict[str, Any], test: MetricTest) -> float:
         if test.metric not in m:
             raise UserError(f"tests: metric '{test.metric}' does not apply to this task")
         return float(m[test.metric])
-    row = next((r for r in m.get("per_class", []) if str(r["class"]) == test.label), None)
+    row = next((r for r in m.get("per_class", []) if str(r["class"]) == str(test.label)), None)
     if row is None:
         raise UserError(f"tests: class '{test.label}' is not one of the model's classes {m.get('classes')}")
     return float(row["recall" if test.metric == "accuracy" else test.metric])
@@ -81,12 +81,9 @@ def _metric_value(m: dict[str, Any], test: MetricTest) -> float:
 def _slices(test: MetricTest, ex: Examples) -> list[tuple[str, Examples]]:
     if test.where is None and test.by is None:
         return [("", ex)]
-    if ex.frame is None:
-        raise UserError("tests: where/by slice table rows; this model's data are images")
+    assert ex.frame is not None  # validate() checked it
     frame = ex.frame.reset_index(drop=True)
     if test.by is not None:
-        if test.by not in frame.columns:
-            raise UserError(f"tests: by: column '{test.by}' is not in the test data")
         groups = frame.groupby(test.by, dropna=False).indices
         return [
             (f"{test.by}={k}", ex.take(np.asarray(v))) for k, v in sorted(groups.items(), key=lambda kv: str(kv[0]))
@@ -182,9 +179,37 @@ def check_examples(test: ExamplesTest, s: Subject) -> list[Outcome]:
     return [Outcome(f"must get right: {test.path}", ok, share, bound, detail)]
 
 
-def run_tests(s: Subject, tests: list[Any] | None = None) -> list[Outcome]:
-    """Every test of the spec (or `tests`), in order."""
-    return [o for t in (s.spec.tests if tests is None else tests) for o in CHECKS.get(t.kind)(t, s)]
+CLASSIFY_METRICS = ("accuracy", "macro_f1", "log_loss", "precision", "recall", "f1")
+
+
+def validate(tests: list[Any], encoder: Encoder, examples: Examples, root: Path) -> None:
+    """Raise the one-line error a test would hit, before any training time is spent on the spec."""
+    classify = encoder.classes is not None
+    for t in tests:
+        if isinstance(t, MetricTest):
+            if (t.metric in CLASSIFY_METRICS) != classify:
+                fits = CLASSIFY_METRICS if classify else ("mae", "rmse", "r2")
+                raise UserError(f"tests: metric '{t.metric}' does not fit this task; use one of {', '.join(fits)}")
+            if t.label is not None and str(t.label) not in map(str, encoder.classes or []):
+                raise UserError(f"tests: label '{t.label}' is not a class; classes: {encoder.classes}")
+            if (t.where or t.by) and examples.frame is None:
+                raise UserError("tests: where/by slice table rows; drop them for image data")
+            if t.by is not None and t.by not in examples.frame.columns:
+                raise UserError(
+                    f"tests: by: no column '{t.by}'; columns: {', '.join(map(str, examples.frame.columns))}"
+                )
+            if t.where is not None:
+                _slices(t, examples)
+        if isinstance(t, ExamplesTest) and not (root / t.path).exists():
+            raise UserError(f"tests: {root / t.path}: must-get-right examples not found; fix the path")
+        if isinstance(t, LatencyTest | InvarianceTest) and len(examples) == 0:
+            raise UserError("tests: the test split is empty; set data.split.test or give --data")
+
+
+def run_tests(s: Subject) -> list[Outcome]:
+    """Every test of the spec, in order."""
+    validate(s.spec.tests, s.encoder, s.examples, s.root)
+    return [o for t in s.spec.tests for o in CHECKS.get(t.kind)(t, s)]
 
 
 def junit_xml(outcomes: list[Outcome], suite: str) -> str:

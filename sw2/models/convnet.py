@@ -130,9 +130,12 @@ class ConvNet(nn.Module):
 
     @torch.no_grad()
     def init_from_data(self, inputs: dict[str, torch.Tensor], max_images: int = 5000) -> None:
-        """Fit the whitening stem to the training images (no-op without a stem)."""
+        """Fit the whitening stem to a random sample of the training images (no-op without a stem); the
+        training split is ordered by class, so its first images would all be of one class."""
         if isinstance(self.stem, Whiten):
-            x = self.normalise(inputs["image"][:max_images]).contiguous()
+            images = inputs["image"]
+            pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:max_images]
+            x = self.normalise(images[pick]).contiguous()
             self.stem.filters.copy_(whitening_filters(x, len(self.stem.filters)))
             self.stem.shift.zero_()
 

@@ -23,7 +23,10 @@ def resolve_lr(spec: Spec, data: Prepared, task: Task) -> tuple[Spec, LRSweep | 
 def preflight(spec: Spec, data: Prepared, task: Task, found: LRSweep | None = None) -> list[Verdict]:
     """Every check's verdict; `found` is the lr sweep when the spec asked for `lr: auto`."""
     lr = []
-    if found is not None:
+    if found is not None and len(found.lrs) <= 2:
+        msg = f"the lr sweep diverged at once, so lr: auto fell back to {found.suggestion:.0e}; set train.lr by hand"
+        lr = [Verdict("learning rate", "WARN", msg)]
+    elif found is not None:
         span = f"{len(found.lrs)}-step sweep from {found.lrs[0]:.0e} to {found.lrs[-1]:.0e}"
         lr = [Verdict("learning rate", "PASS", f"lr: auto -> {found.suggestion:.3g} (valley of a {span})")]
     return [*doctor(data), *lr, *recipe(spec, data, task), *gradient_health(spec, data, task)]

@@ -92,6 +92,8 @@ def class_balance(p: Prepared) -> Verdict:
         return Verdict("class balance", "PASS", "regression: no classes")
     classes = p.encoder.classes or []
     lo, hi = int(np.argmin(counts)), int(np.argmax(counts))
+    if counts[lo] == counts[hi]:
+        return Verdict("class balance", "PASS", f"all {len(counts)} classes have {counts[lo]} examples")
     ratio = counts[lo] / max(counts[hi], 1)
     msg = f"smallest class '{classes[lo]}' has {counts[lo]} examples, largest '{classes[hi]}' {counts[hi]}"
     if ratio < 0.1:

@@ -17,10 +17,10 @@ from sw2.spec import Spec
 from sw2.tasks import Task
 
 
-def gradient_health(spec: Spec, p: Prepared, task: Task, steps: int = 10) -> list[Verdict]:
+def gradient_health(spec: Spec, p: Prepared, task: Task, steps: int = 6) -> list[Verdict]:
     _, _, model = initialised(spec, p.encoder, p.train, task)
     opt = make_optimizer(model, spec.train)
-    bs = min(spec.train.batch_size, len(p.train))
+    bs = min(spec.train.batch_size, 128, len(p.train))
     data = subset(p.train, min(len(p.train), steps * bs), spec.train.seed)
     layers = {n: q for n, q in model.named_parameters() if q.requires_grad and q.ndim >= 2}
     norms: dict[str, list[float]] = {n: [] for n in layers}

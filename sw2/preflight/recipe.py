@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -139,3 +140,19 @@ def inputs_matter(spec: Spec, p: Prepared, task: Task, steps: int = 30) -> Verdi
 
 def recipe(spec: Spec, p: Prepared, task: Task) -> list[Verdict]:
     return [loss_at_init(spec, p, task), overfit_one_batch(spec, p, task), inputs_matter(spec, p, task)]
+
+
+def beats_baseline(scores: dict[str, Any]) -> Verdict:
+    """After training: the model must beat the dumb baseline (majority class, or the train mean)."""
+    base = scores["baseline"]
+    if "accuracy" in scores:
+        ok = scores["accuracy"] > base["accuracy"] and scores["log_loss"] < base["log_loss"]
+        msg = f"accuracy {scores['accuracy']:.4f} vs {base['accuracy']:.4f}, log-loss {scores['log_loss']:.4f} "
+        msg += f"vs {base['log_loss']:.4f} ({base['name']})"
+    else:
+        ok = scores["rmse"] < base["rmse"]
+        msg = f"RMSE {scores['rmse']:.4g} vs {base['rmse']:.4g}, R² {scores['r2']:.4f} vs {base['r2']:.4f}"
+        msg += f" ({base['name']})"
+    return Verdict(
+        "beats dumb baseline", "PASS" if ok else "FAIL", msg + ("" if ok else "; the model learned nothing useful")
+    )

@@ -1,6 +1,7 @@
 """What the net sees: one training batch exactly as the model receives it (Karpathy: "visualize just
-before the net"). Images: the augmented batch, normalised as the model does and decoded back to pixels,
-as a PNG grid with labels. Tables: the encoded feature values of the first rows, as CSV."""
+before the net"). Images: the augmented uint8 batch (sw2's conv nets normalise inside the model, with
+the train split's mean/std) as a PNG grid with labels. Tables: the encoded feature values of the first
+rows, as CSV."""
 
 from __future__ import annotations
 
@@ -22,14 +23,9 @@ def what_the_net_sees(spec: Spec, p: Prepared, folder: Path, n: int = 32) -> Pat
         x = batch["image"]
         if is_active(spec.augment):
             x = augment(x, spec.augment, torch.Generator().manual_seed(spec.train.seed))
-        mean = torch.tensor(enc.image_mean).view(1, -1, 1, 1)
-        std = torch.tensor(enc.image_std).view(1, -1, 1, 1)
-        normalised = (x.float() - mean) / std  # what the first layer receives
-        pixels = (normalised * std + mean).round().clamp(0, 255).to(torch.uint8)
         path = folder / "what_the_net_sees.png"
-        plots.image_grid(
-            pixels.numpy(), labels, path, "one training batch as the net sees it (augmented, normalised, decoded)"
-        )
+        title = "one training batch as the model receives it (augmented uint8; the model normalises inside)"
+        plots.image_grid(x.numpy(), labels, path, title)
         return path
     columns = {}
     for i, c in enumerate(enc.numeric):
