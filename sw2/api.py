@@ -18,8 +18,7 @@ from sw2 import __version__
 from sw2.bundle import Bundle, save, write_atomic
 from sw2.data import prepare
 from sw2.data.dataset import drop_unseen, encode
-from sw2.data.examples import Examples
-from sw2.data.sources import load as load_source
+from sw2.data.sources import load_other
 from sw2.engine import fit, predict
 from sw2.errors import UserError
 from sw2.evaluation import evaluate as score
@@ -175,16 +174,6 @@ def check(spec: str | Path | Spec | dict[str, Any], root: str | Path | None = No
     return preflight(spec, data, task, found)
 
 
-def _other_data(spec: Spec, data: str | Path) -> Examples:
-    """Examples from a file or folder other than the training data: its test split if it has one, else all."""
-    path = Path(data)
-    if not path.exists():
-        raise UserError(f"{path}: data not found; give a CSV/Parquet file, an image folder or IDX folder")
-    dspec = spec.data.model_copy(update={"path": str(path.resolve()), "source": "auto", "test_path": None})
-    loaded = load_source(dspec, Path.cwd(), spec.target)
-    return loaded.test if loaded.test is not None else loaded.train
-
-
 def load(path: str | Path) -> Bundle:
     return Bundle(path)
 
@@ -197,7 +186,7 @@ def evaluate(bundle: Bundle | str | Path, data: str | Path | None = None) -> dic
     b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
     if data is None:
         return b.metrics.get("test", {})
-    examples = _other_data(b.spec, data)
+    examples = load_other(b.spec.data, Path(data), b.spec.target)
     tensors, _, dropped = drop_unseen(encode(b.encoder, examples), examples)
     outputs = predict(b.model, tensors.inputs, tta=b.spec.augment.tta)
     return {**score(outputs, tensors.target, b.encoder), "dropped_unseen_labels": dropped}
@@ -219,6 +208,6 @@ def verify(
     if data is None:
         examples = prepare(b.spec, data_root).raw_test
     else:  # examples whose label the model never saw cannot be scored
-        examples = _other_data(spec, data)
+        examples = load_other(spec.data, Path(data), spec.target)
         examples = drop_unseen(encode(b.encoder, examples), examples)[1]
     return run_tests(Subject(b.model, b.encoder, spec, examples, root))

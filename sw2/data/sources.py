@@ -58,6 +58,16 @@ def load(data: DataSpec, root: Path, target: str) -> Loaded:
     return SOURCES.get(detect(data, root))(data, root, target)
 
 
+def load_other(data: DataSpec, path: Path, target: str) -> Examples:
+    """Examples from a file or folder other than the training data, read the way `data` is (same cache):
+    its test split if it has one, else all of it."""
+    if not path.exists():
+        raise UserError(f"{path}: data not found; give a CSV/Parquet file, an image folder or IDX folder")
+    other = data.model_copy(update={"path": str(path.resolve()), "source": "auto", "test_path": None})
+    loaded = load(other, Path.cwd(), target)
+    return loaded.test if loaded.test is not None else loaded.train
+
+
 def _split_target(frame: pd.DataFrame, target: str, path: Path) -> Examples:
     if target not in frame.columns:
         cols = ", ".join(map(str, frame.columns[:12]))

@@ -20,12 +20,12 @@ from torch import nn
 
 from sw2.data.encode import Encoder
 from sw2.data.examples import Examples
-from sw2.data.sources import load as load_source
+from sw2.data.sources import load_other
 from sw2.engine.predict import predict
 from sw2.errors import UserError
 from sw2.evaluation.metrics import evaluate
 from sw2.registry import Registry
-from sw2.spec import DataSpec, ExamplesTest, InvarianceTest, LatencyTest, MetricTest, Spec
+from sw2.spec import ExamplesTest, InvarianceTest, LatencyTest, MetricTest, Spec
 
 
 @dataclass
@@ -161,11 +161,7 @@ def check_invariance(test: InvarianceTest, s: Subject) -> list[Outcome]:
 
 @CHECKS.register("examples")
 def check_examples(test: ExamplesTest, s: Subject) -> list[Outcome]:
-    path = s.root / test.path
-    if not path.exists():
-        raise UserError(f"tests: {path}: must-get-right examples not found; give a CSV/Parquet file or image folder")
-    loaded = load_source(DataSpec(path=str(path.resolve())), s.root, s.spec.target)
-    ex = loaded.train
+    ex = load_other(s.spec.data, s.root / test.path, s.spec.target)  # validate() checked the path
     truth = s.encoder.target(ex.target)
     out = s.outputs(ex)
     if s.encoder.classes is not None:
