@@ -59,8 +59,8 @@ def whitening_filters(images: torch.Tensor, n_filters: int, eps: float = 5e-4) -
     """2x2 filters that whiten the patches of normalised images (N x C x H x W), as +/- pairs of the
     covariance's leading eigenvectors scaled by 1/sqrt(eigenvalue)."""
     c = images.shape[1]
-    patches = images.unfold(2, 2, 1).unfold(3, 2, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, c * 4).double()
-    cov = patches.T @ patches / len(patches)
+    patches = images.unfold(2, 2, 1).unfold(3, 2, 1).permute(0, 2, 3, 1, 4, 5).reshape(-1, c * 4)
+    cov = (patches.T @ patches).double() / len(patches)  # a float32 matmul; the eigen-solve in float64
     eigvals, eigvecs = torch.linalg.eigh(cov)  # ascending
     k = n_filters // 2
     top = eigvecs[:, -k:].flip(1).T / torch.sqrt(eigvals[-k:].flip(0) + eps).unsqueeze(1)
