@@ -29,6 +29,10 @@ class TensorSet:
     def __len__(self) -> int:
         return len(self.target)
 
+    def take(self, idx: np.ndarray) -> TensorSet:
+        t = torch.from_numpy(np.asarray(idx))
+        return TensorSet({k: v[t] for k, v in self.inputs.items()}, self.target[t], self.ids[idx])
+
 
 @dataclass
 class Prepared:
@@ -59,9 +63,8 @@ def drop_unseen(ts: TensorSet, ex: Examples) -> tuple[TensorSet, Examples, int]:
     """Drop examples whose class the encoder never saw in training (they cannot be scored)."""
     keep = (ts.target >= 0).numpy() if ts.target.dtype == torch.long else np.ones(len(ts), bool)
     idx = np.flatnonzero(keep)
-    t = torch.from_numpy(idx)
     return (
-        TensorSet({k: v[t] for k, v in ts.inputs.items()}, ts.target[t], ts.ids[idx]),
+        ts.take(idx),
         ex.take(idx),
         int((~keep).sum()),
     )

@@ -25,8 +25,7 @@ from sw2.tasks import Task
 
 
 def subset(ts: TensorSet, n: int, seed: int) -> TensorSet:
-    idx = torch.randperm(len(ts), generator=torch.Generator().manual_seed(seed))[:n]
-    return TensorSet({k: v[idx] for k, v in ts.inputs.items()}, ts.target[idx], ts.ids[idx.numpy()])
+    return ts.take(torch.randperm(len(ts), generator=torch.Generator().manual_seed(seed))[:n].numpy())
 
 
 def expected_init_loss(p: Prepared, task: Task) -> tuple[float, str]:
@@ -72,7 +71,8 @@ def overfit_one_batch(spec: Spec, p: Prepared, task: Task, size: int = 16, steps
             g["lr"] = spec.train.lr * min(1.0, (step + 1) / warm) * g["lr_scale"]
         loss = task.loss(model(batch.inputs), batch.target)
         last = loss.item()
-        first = last if step == 0 else first
+        if step == 0:
+            first = last
         if not math.isfinite(last) or last > 1e4 * max(first, 1e-3):
             return Verdict(
                 "overfit one batch",
