@@ -14,6 +14,8 @@ _LAZY = {
     "evaluate": "sw2.api",
     "verify": "sw2.api",
     "check": "sw2.api",
+    "doctor": "sw2.api",
+    "report": "sw2.api",
     "UserError": "sw2.errors",
     "Spec": "sw2.spec",
     "load_spec": "sw2.spec",
@@ -28,4 +30,16 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(_LAZY[name]), name)
 
 
-__all__ = ["Spec", "UserError", "__version__", "check", "evaluate", "load", "load_spec", "train", "verify"]
+__all__ = [
+    "Spec",
+    "UserError",
+    "__version__",
+    "check",
+    "doctor",
+    "evaluate",
+    "load",
+    "load_spec",
+    "report",
+    "train",
+    "verify",
+]

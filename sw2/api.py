@@ -7,6 +7,7 @@ The CLI is a thin shell over these functions.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import time
 from pathlib import Path
@@ -26,8 +27,10 @@ from sw2.evaluation import plots
 from sw2.evaluation.model_tests import Outcome, Subject, junit_xml, run_tests, validate
 from sw2.models import initialised
 from sw2.preflight import LRSweep, Verdict, preflight, resolve_lr
+from sw2.preflight.label_errors import LabelIssues, label_issues
 from sw2.preflight.recipe import beats_baseline
 from sw2.preflight.seen import what_the_net_sees
+from sw2.report import write_report
 from sw2.spec import Spec, dump_spec, load_spec, parse_spec
 from sw2.tasks import TASKS
 
@@ -90,10 +93,11 @@ def train(
     )
 
     metrics: dict[str, Any] = {"task": spec.task}
+    outputs: dict[str, torch.Tensor] = {}
     for split, tensors in (("val", data.val), ("test", data.test)):
         if len(tensors):
-            out_t = predict(result.model, tensors.inputs, tta=spec.augment.tta)
-            metrics[split] = score(out_t, tensors.target, data.encoder)
+            outputs[split] = predict(result.model, tensors.inputs, tta=spec.augment.tta)
+            metrics[split] = score(outputs[split], tensors.target, data.encoder)
     metrics["training"] = {
         "seconds": result.train_seconds,
         "examples_per_second": result.examples_per_second,
@@ -140,6 +144,8 @@ def train(
             plots.lr_sweep(found.lrs, found.losses, found.suggestion, folder / "lr_finder.png")
         if (ckpt_dir / "tensorboard").exists():
             shutil.copytree(ckpt_dir / "tensorboard", folder / "tensorboard")
+        if "test" in outputs:  # last: the report reads the files above
+            write_report(Bundle(folder), data.raw_test, outputs["test"])
 
     path = write_atomic(out, fill)
     shutil.rmtree(ckpt_dir, ignore_errors=True)
@@ -174,6 +180,42 @@ def check(spec: str | Path | Spec | dict[str, Any], root: str | Path | None = No
     return preflight(spec, data, task, found)
 
 
+def doctor(
+    spec: str | Path | Spec | dict[str, Any],
+    out: str | Path | None = None,
+    *,
+    folds: int | None = None,
+    epochs: float | None = None,
+    root: str | Path | None = None,
+    verbose: bool = True,
+) -> LabelIssues:
+    """Rank the train + val examples by how likely their label is wrong; writes the findings to `out`
+    (default runs/<name>.doctor): label_errors.csv, doctor.json, label_errors.png (images)."""
+    spec, base = resolve_spec(spec, root)
+    overrides = {k: v for k, v in (("folds", folds), ("epochs", epochs)) if v is not None}
+    spec = spec.model_copy(update={"doctor": spec.doctor.model_validate({**spec.doctor.model_dump(), **overrides})})
+    data = prepare(spec, base)
+    found = label_issues(spec, data, TASKS.get(spec.task), print if verbose else lambda _: None)
+    out = Path(out) if out else Path("runs") / f"{spec.name}.doctor"
+    listed = found.table[found.table["flagged"] | (found.table.index < spec.doctor.show)]  # ranked order
+
+    def fill(folder: Path) -> None:
+        listed.to_csv(folder / "label_errors.csv", index=False)
+        (folder / "doctor.json").write_text(
+            json.dumps({**found.summary, "spec": spec.model_dump(mode="json")}, indent=2)
+        )
+        if found.examples.images is not None:
+            top = found.table.head(spec.doctor.show)
+            labels = [f"{g} → {s}" for g, s in zip(top["given"], top["suggested"])]
+            title = "suspected label errors: given → suggested"
+            plots.image_grid(found.examples.images[top["position"]], labels, folder / "label_errors.png", title)
+
+    write_atomic(out, fill)
+    if verbose:
+        print(f"sw2: doctor findings written to {out}")
+    return found
+
+
 def load(path: str | Path) -> Bundle:
     return Bundle(path)
 
@@ -197,17 +239,26 @@ def verify(
 ) -> list[Outcome]:
     """Check a bundle's model tests (or those of the spec `tests_from`) on its test split, or on `data`."""
     b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
-    data_root = Path(b.fingerprint.get("spec_root", "."))
-    spec, root = b.spec, data_root
+    spec, root = b.spec, Path(b.fingerprint.get("spec_root", "."))
     if tests_from is not None:
         other, root = load_spec(tests_from)
         spec = spec.model_copy(update={"tests": other.tests})
     if not spec.tests:
         raise UserError(f"{b.path}: the spec has no tests; add a tests: list to the spec (or give --spec FILE)")
-    # without data: the same test split as at training
+    return run_tests(Subject(b.model, b.encoder, spec, _examples(b, data), root))
+
+
+def report(bundle: Bundle | str | Path, data: str | Path | None = None, out: str | Path | None = None) -> Path:
+    """(Re)write a bundle's report.html from its test split, or a report on other `data` to `out`."""
+    b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
+    path = Path(out) if out else (b.path / "report.html" if data is None else Path(f"{b.spec.name}-report.html"))
+    return write_report(b, _examples(b, data), path=path)
+
+
+def _examples(b: Bundle, data: str | Path | None) -> Any:
+    """The bundle's test split as at training (without `data`), else the examples of `data` whose label
+    the model saw (the others cannot be scored)."""
     if data is None:
-        examples = prepare(b.spec, data_root).raw_test
-    else:  # examples whose label the model never saw cannot be scored
-        examples = load_other(spec.data, Path(data), spec.target)
-        examples = drop_unseen(encode(b.encoder, examples), examples)[1]
-    return run_tests(Subject(b.model, b.encoder, spec, examples, root))
+        return prepare(b.spec, Path(b.fingerprint.get("spec_root", "."))).raw_test
+    examples = load_other(b.spec.data, Path(data), b.spec.target)
+    return drop_unseen(encode(b.encoder, examples), examples)[1]

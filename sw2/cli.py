@@ -85,6 +85,26 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if any(v.status == "FAIL" for v in verdicts) else 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from sw2.spec import load_spec
+
+    load_spec(args.spec)
+    from sw2.api import doctor
+
+    found = doctor(args.spec, args.out, folds=args.folds, epochs=args.epochs)
+    s = found.summary
+    table = Table(
+        title=f"suspected label errors: {s['flagged']} flagged of {s['examples']} "
+        f"(out-of-fold accuracy {s['out_of_fold_accuracy']:.4f})"
+    )
+    for col in ("rank", "id", "given", "suggested", "p(given)", "p(suggested)"):
+        table.add_column(col, justify="right" if col.startswith(("rank", "p(")) else "left")
+    for rank, r in enumerate(found.table.head(args.show).itertuples(), start=1):
+        table.add_row(str(rank), str(r.id), str(r.given), str(r.suggested), f"{r.p_given:.3f}", f"{r.p_suggested:.3f}")
+    console.print(table)
+    return 0
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     from sw2.api import load, verify
     from sw2.evaluation.model_tests import junit_xml
@@ -107,6 +127,13 @@ def cmd_test(args: argparse.Namespace) -> int:
     failed = sum(not o.passed for o in outcomes)
     console.print(f"{len(outcomes) - failed} passed, {failed} failed; JUnit XML: {junit}")
     return 1 if failed else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from sw2.api import report
+
+    console.print(f"report written to {report(args.bundle, args.data, args.out)}")
+    return 0
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
@@ -182,12 +209,26 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("spec")
     c.set_defaults(func=cmd_check)
 
+    d = sub.add_parser("doctor", help="rank the training examples most likely mislabeled (k-fold + confident learning)")
+    d.add_argument("spec")
+    d.add_argument("--out", help="findings folder (default runs/<name>.doctor)")
+    d.add_argument("--folds", type=int, help="k of the k-fold (default: the spec's doctor.folds)")
+    d.add_argument("--epochs", type=float, help="epochs of each fold's model (default: the spec's)")
+    d.add_argument("--show", type=int, default=20, help="rows of the table printed")
+    d.set_defaults(func=cmd_doctor)
+
     ts = sub.add_parser("test", help="check the model tests of a bundle (exit 1 if any fails), write JUnit XML")
     ts.add_argument("bundle")
     ts.add_argument("--data", help="test on this data instead of the bundle's test split")
     ts.add_argument("--spec", help="take the tests from this spec file instead of the bundle's")
     ts.add_argument("--junit", help="JUnit XML file (default BUNDLE/tests.xml; ./tests.xml with --data or --spec)")
     ts.set_defaults(func=cmd_test)
+
+    rp = sub.add_parser("report", help="(re)write a bundle's report.html, or a report on other data")
+    rp.add_argument("bundle")
+    rp.add_argument("--data", help="report on this data instead of the bundle's test split")
+    rp.add_argument("--out", help="HTML file (default BUNDLE/report.html; <name>-report.html with --data)")
+    rp.set_defaults(func=cmd_report)
 
     s = sub.add_parser("spec", help="print the resolved spec, or the JSON schema with --schema")
     s.add_argument("spec", nargs="?")

@@ -180,6 +180,16 @@ class ExamplesTest(Strict):
     min_share: float = Field(1.0, ge=0, le=1)
 
 
+class DoctorSpec(Strict):
+    """`sw2 doctor`: out-of-fold probabilities from k quick models, ranked by confident learning."""
+
+    folds: int = Field(5, ge=2, le=20, description="k of the stratified k-fold")
+    epochs: float | None = Field(
+        None, gt=0, description="training epochs of each fold's model (default: train.epochs, and its time budget)"
+    )
+    show: int = Field(50, ge=1, description="how many suspected label errors the table and the gallery show")
+
+
 TEST_KINDS = ("metric", "latency", "invariance", "examples")
 
 
@@ -213,6 +223,7 @@ class Spec(Strict):
     tests: list[ModelTest] = Field(
         default_factory=list, description="model tests checked after training and by `sw2 test` (exit 1 on failure)"
     )
+    doctor: DoctorSpec = DoctorSpec()
 
 
 def _models_in(ann: Any) -> list[type[BaseModel]]:

@@ -65,3 +65,11 @@ def image_folder(tmp_path: Path) -> Path:
 @pytest.fixture
 def fast_train() -> dict:
     return {"epochs": 8, "batch_size": 16, "lr": 0.01}
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory: pytest.TempPathFactory):
+    """The demo's bundle (examples/digits.yaml), trained once for every test that reads it."""
+    import sw2
+
+    return sw2.train(ROOT / "examples" / "digits.yaml", tmp_path_factory.mktemp("runs") / "digits", verbose=False)

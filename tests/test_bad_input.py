@@ -87,6 +87,14 @@ def test_corrupt_image(tmp_path):
     check_refused(tmp_path, spec, "broken.png", "cannot decode image", "remove or replace")
 
 
+def test_every_unreadable_image_is_named(tmp_path):
+    folder = make_image_folder(tmp_path / "imgs", per_class=4)
+    for name in ("h/a.png", "h/b.jpg", "v/c.png", "v/d.png"):
+        (folder / name).write_bytes(b"garbage")
+    spec = {"data": {"path": "imgs", "cache_dir": str(tmp_path / "cache")}, "train": {"epochs": 1}}
+    check_refused(tmp_path, spec, "4 of 12 images cannot be decoded", "h/a.png", "h/b.jpg", "remove or replace them")
+
+
 def test_empty_class_folder(tmp_path):
     folder = make_image_folder(tmp_path / "imgs", per_class=4)
     (folder / "empty").mkdir()

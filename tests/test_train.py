@@ -27,13 +27,8 @@ BUNDLE_FILES = {
     "confusion.png",
     "tensorboard",
     "what_the_net_sees.png",
+    "report.html",
 }
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "digits"
-    return sw2.train(ROOT / "examples" / "digits.yaml", out, verbose=False)
 
 
 def test_digits_demo_reaches_accuracy_and_writes_bundle(digits):
@@ -89,6 +84,8 @@ def test_diabetes_regression_beats_linear_regression(tmp_path):
     print(f"diabetes test R2: sw2 {bundle.metrics['test']['r2']:.4f}  LinearRegression {linear_r2:.4f}")
     assert bundle.metrics["test"]["r2"] >= linear_r2
     assert bundle.metrics["test"]["r2"] > bundle.metrics["test"]["baseline"]["r2"] + 0.3
+    report = (bundle.path / "report.html").read_text()
+    assert 'alt="predicted against true"' in report and "largest absolute errors" in report
 
 
 def test_csv_and_parquet_sources_with_given_test_file(tmp_path):

@@ -33,6 +33,11 @@ class TensorSet:
         t = torch.from_numpy(np.asarray(idx))
         return TensorSet({k: v[t] for k, v in self.inputs.items()}, self.target[t], self.ids[idx])
 
+    def join(self, other: TensorSet) -> TensorSet:
+        """This set followed by `other` (same encoder)."""
+        inputs = {k: torch.cat([v, other.inputs[k]]) for k, v in self.inputs.items()}
+        return TensorSet(inputs, torch.cat([self.target, other.target]), np.concatenate([self.ids, other.ids]))
+
 
 @dataclass
 class Prepared:

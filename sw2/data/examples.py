@@ -32,6 +32,15 @@ class Examples:
             ids=self.ids[idx],
         )
 
+    def join(self, other: Examples) -> Examples:
+        """These examples followed by `other` (same kind of inputs)."""
+        return Examples(
+            target=np.concatenate([self.target, other.target]),
+            frame=None if self.frame is None else pd.concat([self.frame, other.frame]),
+            images=None if self.images is None else np.concatenate([self.images, other.images]),  # type: ignore[list-item]
+            ids=np.concatenate([self.ids, other.ids]),  # type: ignore[list-item]
+        )
+
     def row_hashes(self) -> np.ndarray:
         """One uint64 hash per example over its inputs (not its target)."""
         if self.images is not None:

@@ -22,6 +22,12 @@ def read_idx(path: Path) -> np.ndarray:
     return data.reshape(dims)
 
 
+def write_idx(path: Path, data: np.ndarray) -> None:
+    """Write a uint8 array as an IDX file (the inverse of `read_idx`, for tests and benchmarks)."""
+    header = bytes([0, 0, 0x08, data.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in data.shape)
+    path.write_bytes(header + np.ascontiguousarray(data, dtype=np.uint8).tobytes())
+
+
 def find(folder: Path, stem: str) -> Path | None:
     for name in (stem, stem + ".gz"):
         if (folder / name).is_file():

@@ -65,15 +65,34 @@ def load_folder(root: Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray, np
     npy, meta = cache_dir / f"images-{key}.npy", cache_dir / f"images-{key}.json"
     if npy.exists() and meta.exists():
         return np.load(npy, allow_pickle=False), labels, ids
-    first = decode(files[0])
+    bad: list[str] = []  # every unreadable file is reported at once, not only the first
+    first = None
+    for f in files:
+        try:
+            first = decode(f)
+            break
+        except UserError as err:
+            bad.append(str(err))
+    if first is None:
+        raise UserError(f"{root}: none of the {len(files)} images can be decoded ({bad[0]})")
     size, channels = first.shape[1:], first.shape[0]
     images = np.empty((len(files), channels, *size), dtype=np.uint8)
 
     def put(i: int) -> None:
-        images[i] = decode(files[i], size, channels)
+        try:
+            images[i] = decode(files[i], size, channels)
+        except UserError as err:
+            bad.append(str(err))
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # PIL decodes without the GIL
-        list(pool.map(put, range(len(files))))
+        list(pool.map(put, range(len(bad), len(files))))
+    if len(bad) == 1:
+        raise UserError(bad[0])
+    if bad:
+        shown = "; ".join(sorted(b.split(": cannot decode")[0] for b in bad)[:3])
+        raise UserError(
+            f"{root}: {len(bad)} of {len(files)} images cannot be decoded ({shown}, ...); remove or replace them"
+        )
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = npy.with_suffix(f".tmp{os.getpid()}.npy")
     np.save(tmp, images, allow_pickle=False)

@@ -24,3 +24,15 @@ def split_indices(y: np.ndarray, fractions: list[float], seed: int, stratify: bo
             start += max(n, 0)
         parts[-1].append(members[start:])
     return [np.sort(np.concatenate(p)) for p in parts]
+
+
+def fold_ids(y: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """A stratified fold number 0..k-1 for each example: each class is dealt round the folds in a seeded order."""
+    rng = np.random.default_rng(seed)
+    folds = np.empty(len(y), np.int64)
+    start = 0
+    for c in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == c))
+        folds[members] = (np.arange(len(members)) + start) % k
+        start += len(members)  # the next class starts where this one ended, so the folds stay level
+    return folds

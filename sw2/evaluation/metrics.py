@@ -33,6 +33,23 @@ def classification(probs: torch.Tensor, y: torch.Tensor, classes: list[Any]) -> 
     }
 
 
+def calibration(probs: torch.Tensor, y: torch.Tensor, bins: int = 10) -> dict[str, Any]:
+    """Reliability: mean confidence and accuracy per confidence bin, and the expected calibration error."""
+    conf, pred = probs.max(1)
+    correct = (pred == y).float()
+    which = (conf * bins).long().clamp(max=bins - 1)
+    count = torch.bincount(which, minlength=bins).float()
+    mean_conf = torch.bincount(which, conf, minlength=bins) / count.clamp_min(1)
+    accuracy = torch.bincount(which, correct, minlength=bins) / count.clamp_min(1)
+    ece = float(((mean_conf - accuracy).abs() * count).sum() / max(len(y), 1))
+    return {
+        "count": count.long().tolist(),
+        "confidence": mean_conf.tolist(),
+        "accuracy": accuracy.tolist(),
+        "ece": ece,
+    }
+
+
 def regression(pred: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     err = pred - y
     total = ((y - y.mean()) ** 2).sum().clamp_min(1e-12)

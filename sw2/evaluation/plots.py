@@ -1,9 +1,10 @@
-"""PNG plots for the bundle: training curves, the confusion matrix, the lr finder's sweep."""
+"""PNG plots for the bundle and its report: training curves, confusion matrix, lr sweep, image grids,
+reliability diagram, saliency maps. Each writes to a path or a binary buffer (for inline report images)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import matplotlib
 import numpy as np
@@ -11,8 +12,16 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+Target = Path | BinaryIO
 
-def curves(history: list[dict[str, Any]], metric: str, path: Path) -> None:
+
+def _save(fig: Any, path: Target) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png")
+    plt.close(fig)
+
+
+def curves(history: list[dict[str, Any]], metric: str, path: Target) -> None:
     epochs = [r["epoch"] for r in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     a.plot(epochs, [r["train_loss"] for r in history], marker="o", label="train")
@@ -22,12 +31,10 @@ def curves(history: list[dict[str, Any]], metric: str, path: Path) -> None:
     a.set(title="loss", xlabel="epoch")
     a.legend()
     b.set(title=f"validation {metric}", xlabel="epoch")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
-def confusion(matrix: list[list[int]], classes: list[Any], path: Path) -> None:
+def confusion(matrix: list[list[int]], classes: list[Any], path: Target) -> None:
     k = len(classes)
     size = min(4 + 0.45 * k, 20)
     fig, ax = plt.subplots(figsize=(size, size))
@@ -49,33 +56,79 @@ def confusion(matrix: list[list[int]], classes: list[Any], path: Path) -> None:
                     color="white" if matrix[i][j] > top / 2 else "black",
                 )
     ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
-def lr_sweep(lrs: list[float], losses: list[float], suggestion: float, path: Path) -> None:
+def lr_sweep(lrs: list[float], losses: list[float], suggestion: float, path: Target) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(lrs, losses)
     ax.axvline(suggestion, color="C3", linestyle="--", label=f"suggestion {suggestion:.2g}")
     ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed training loss", title="lr finder")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
-def image_grid(images: np.ndarray, labels: list[str], path: Path, title: str, cols: int = 8) -> None:
+def image_grid(images: np.ndarray, labels: list[str], path: Target, title: str, cols: int = 8) -> None:
     """uint8 images N x C x H x W in a grid, each titled with its label."""
     rows = (len(images) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.5), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, img, label in zip(axes.ravel(), images, labels):
-        shown = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)
-        ax.imshow(shown, cmap="gray" if img.shape[0] == 1 else None, vmin=0, vmax=255)
+        ax.imshow(_shown(img), cmap="gray" if img.shape[0] == 1 else None, vmin=0, vmax=255)
         ax.set_title(label, fontsize=8)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
+
+
+def _shown(img: np.ndarray) -> np.ndarray:
+    return img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)
+
+
+def reliability(cal: dict[str, Any], path: Target) -> None:
+    """Accuracy against confidence per bin (a calibrated model lies on the diagonal), with bin counts."""
+    bins = len(cal["count"])
+    centres = (np.arange(bins) + 0.5) / bins
+    used = np.array(cal["count"]) > 0
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 4))
+    a.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
+    a.bar(centres[used], np.array(cal["accuracy"])[used], width=1 / bins, alpha=0.7, edgecolor="k", label="accuracy")
+    a.plot(np.array(cal["confidence"])[used], np.array(cal["accuracy"])[used], marker="o", color="C3")
+    a.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title=f"reliability (ECE {cal['ece']:.4f})")
+    a.legend(loc="upper left")
+    b.bar(centres, cal["count"], width=1 / bins, edgecolor="k")
+    b.set(xlim=(0, 1), yscale="log", xlabel="confidence", ylabel="test examples", title="examples per bin")
+    _save(fig, path)
+
+
+def saliency_grid(images: np.ndarray, maps: np.ndarray, labels: list[str], path: Target) -> None:
+    """Each uint8 image above its saliency map (integrated gradients)."""
+    n = len(images)
+    fig, axes = plt.subplots(2, n, figsize=(n * 1.5, 3.4), squeeze=False)
+    for i in range(n):
+        img = _shown(images[i])
+        axes[0, i].imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255)
+        axes[0, i].set_title(labels[i], fontsize=7)
+        axes[1, i].imshow(maps[i], cmap="inferno")
+        for ax in axes[:, i]:
+            ax.axis("off")
+    fig.suptitle("integrated gradients: top, the image (true / predicted); bottom, |attribution|", fontsize=9)
+    _save(fig, path)
+
+
+def bars(names: list[str], values: list[float], path: Target, title: str) -> None:
+    order = np.argsort(values)[-25:]
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(order) + 1.2))
+    ax.barh([names[i] for i in order], [values[i] for i in order])
+    ax.set(title=title)
+    _save(fig, path)
+
+
+def scatter(truth: np.ndarray, pred: np.ndarray, path: Target) -> None:
+    """Predicted against true values (regression); the diagonal is a perfect model."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(truth, pred, s=8, alpha=0.6)
+    lo, hi = float(min(truth.min(), pred.min())), float(max(truth.max(), pred.max()))
+    ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--")
+    ax.set(xlabel="true", ylabel="predicted", title="test predictions")
+    _save(fig, path)
