@@ -27,10 +27,10 @@ from sw2.evaluation import plots
 from sw2.evaluation.model_tests import Outcome, Subject, junit_xml, run_tests, validate
 from sw2.models import initialised
 from sw2.preflight import LRSweep, Verdict, preflight, resolve_lr
-from sw2.preflight.label_errors import LabelIssues, label_issues
+from sw2.preflight.label_errors import LabelIssues, captions, label_issues
 from sw2.preflight.recipe import beats_baseline
 from sw2.preflight.seen import what_the_net_sees
-from sw2.report import write_report
+from sw2.run_report import write_report
 from sw2.spec import Spec, dump_spec, load_spec, parse_spec
 from sw2.tasks import TASKS
 
@@ -144,14 +144,26 @@ def train(
             plots.lr_sweep(found.lrs, found.losses, found.suggestion, folder / "lr_finder.png")
         if (ckpt_dir / "tensorboard").exists():
             shutil.copytree(ckpt_dir / "tensorboard", folder / "tensorboard")
-        if "test" in outputs:  # last: the report reads the files above
-            write_report(Bundle(folder), data.raw_test, outputs["test"])
+        if outputs:  # last: the report reads the files above
+            _report_at_training(Bundle(folder), data, outputs)
 
     path = write_atomic(out, fill)
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     if verbose:
         print(f"sw2: bundle written to {path}")
     return Bundle(path)
+
+
+def _report_at_training(bundle: Bundle, data: Any, outputs: dict[str, torch.Tensor]) -> None:
+    """report.html on the test split (or on val when the spec has none). A failure here must not cost
+    the trained model, so it is reported and the bundle is written without the report."""
+    try:
+        if "test" in outputs:
+            write_report(bundle, data.raw_test, outputs["test"], val=data.scored_val, val_outputs=outputs.get("val"))
+        else:
+            write_report(bundle, data.scored_val, outputs["val"], scored_on="validation split (no test split)")
+    except Exception as err:  # any failure: keep the model, say why
+        print(f"warning: report.html not written ({type(err).__name__}: {err}); retry with sw2 report BUNDLE --debug")
 
 
 def _preflight(
@@ -193,9 +205,11 @@ def doctor(
     (default runs/<name>.doctor): label_errors.csv, doctor.json, label_errors.png (images)."""
     spec, base = resolve_spec(spec, root)
     overrides = {k: v for k, v in (("folds", folds), ("epochs", epochs)) if v is not None}
-    spec = spec.model_copy(update={"doctor": spec.doctor.model_validate({**spec.doctor.model_dump(), **overrides})})
-    data = prepare(spec, base)
-    found = label_issues(spec, data, TASKS.get(spec.task), print if verbose else lambda _: None)
+    raw = spec.model_dump(mode="json")
+    spec = parse_spec({**raw, "doctor": {**raw["doctor"], **overrides}}, "sw2 doctor options")
+    data, task = prepare(spec, base), TASKS.get(spec.task)
+    spec, _ = resolve_lr(spec, data, task)
+    found = label_issues(spec, data, task, print if verbose else lambda _: None)
     out = Path(out) if out else Path("runs") / f"{spec.name}.doctor"
     listed = found.table[found.table["flagged"] | (found.table.index < spec.doctor.show)]  # ranked order
 
@@ -206,9 +220,8 @@ def doctor(
         )
         if found.examples.images is not None:
             top = found.table.head(spec.doctor.show)
-            labels = [f"{g} → {s}" for g, s in zip(top["given"], top["suggested"])]
-            title = "suspected label errors: given → suggested"
-            plots.image_grid(found.examples.images[top["position"]], labels, folder / "label_errors.png", title)
+            title = "suspected label errors: given → suggested p(suggested)"
+            plots.image_grid(found.examples.images[top["position"]], captions(top), folder / "label_errors.png", title)
 
     write_atomic(out, fill)
     if verbose:
@@ -251,8 +264,16 @@ def verify(
 def report(bundle: Bundle | str | Path, data: str | Path | None = None, out: str | Path | None = None) -> Path:
     """(Re)write a bundle's report.html from its test split, or a report on other `data` to `out`."""
     b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
-    path = Path(out) if out else (b.path / "report.html" if data is None else Path(f"{b.spec.name}-report.html"))
-    return write_report(b, _examples(b, data), path=path)
+    if data is not None:
+        path = Path(out) if out else Path(f"{b.spec.name}-report.html")
+        return write_report(b, _examples(b, data), scored_on=f"other data ({data})", path=path)
+    p = prepare(b.spec, Path(b.fingerprint.get("spec_root", ".")))
+    changed = p.fingerprint != b.fingerprint.get("data_sha256", p.fingerprint)
+    note = "The training data changed since this model was trained (its fingerprint differs)." if changed else ""
+    path = Path(out) if out else None
+    if len(p.test):
+        return write_report(b, p.raw_test, val=p.scored_val, note=note, path=path)
+    return write_report(b, p.scored_val, scored_on="validation split (no test split)", note=note, path=path)
 
 
 def _examples(b: Bundle, data: str | Path | None) -> Any:

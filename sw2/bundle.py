@@ -5,7 +5,7 @@
     metrics.json        test/val metrics, baseline  history.jsonl   one line per epoch
     fingerprint.json    data hash, sizes, versions  curves.png, confusion.png, tensorboard/
     what_the_net_sees.png|csv, tests.xml (model tests), lr_finder.png (lr: auto)
-    report.html         the run report, one self-contained page (sw2.report)
+    report.html         the run report, one self-contained page (sw2.run_report)
 
 A bundle is written into a temporary folder and renamed into place, so a failed run never leaves a
 half-written bundle nor damages an older one.

@@ -99,7 +99,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     )
     for col in ("rank", "id", "given", "suggested", "p(given)", "p(suggested)"):
         table.add_column(col, justify="right" if col.startswith(("rank", "p(")) else "left")
-    for rank, r in enumerate(found.table.head(args.show).itertuples(), start=1):
+    for rank, r in enumerate(found.table.head(found.summary["show"]).itertuples(), start=1):
         table.add_row(str(rank), str(r.id), str(r.given), str(r.suggested), f"{r.p_given:.3f}", f"{r.p_suggested:.3f}")
     console.print(table)
     return 0
@@ -214,7 +214,6 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--out", help="findings folder (default runs/<name>.doctor)")
     d.add_argument("--folds", type=int, help="k of the k-fold (default: the spec's doctor.folds)")
     d.add_argument("--epochs", type=float, help="epochs of each fold's model (default: the spec's)")
-    d.add_argument("--show", type=int, default=20, help="rows of the table printed")
     d.set_defaults(func=cmd_doctor)
 
     ts = sub.add_parser("test", help="check the model tests of a bundle (exit 1 if any fails), write JUnit XML")

@@ -44,6 +44,11 @@ class DataSpec(Strict):
     test_path: str | None = Field(None, description="a separate test file (csv/parquet) if any")
     split: SplitSpec = SplitSpec()
     limit: int | None = Field(None, gt=0, description="use only the first N training examples (quick runs)")
+    exclude: str | None = Field(
+        None,
+        description="a CSV of training examples to leave out, by its 'id' column: e.g. sw2 doctor's "
+        "label_errors.csv (only its flagged rows), relative to the spec file",
+    )
     cache_dir: str | None = Field(None, description="where decoded images are cached (default ~/.cache/sw2)")
 
     @model_validator(mode="after")
@@ -187,7 +192,9 @@ class DoctorSpec(Strict):
     epochs: float | None = Field(
         None, gt=0, description="training epochs of each fold's model (default: train.epochs, and its time budget)"
     )
-    show: int = Field(50, ge=1, description="how many suspected label errors the table and the gallery show")
+    show: int = Field(
+        24, ge=1, le=200, description="how many suspected label errors are printed and shown in the gallery"
+    )
 
 
 TEST_KINDS = ("metric", "latency", "invariance", "examples")

@@ -67,6 +67,31 @@ def test_doctor_cli_on_a_table(tmp_path):
     assert top.isin(in_pool).sum() >= 3, listed.head(10)
 
 
+def test_doctor_findings_can_be_excluded_from_training(tmp_path):
+    """data.exclude reads the doctor's label_errors.csv and drops its flagged training examples."""
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True).frame.rename(columns={"target": "label"})
+    iris.loc[[0, 60, 120], "label"] = [2, 0, 1]  # three clear label errors
+    iris.to_csv(tmp_path / "iris.csv", index=False)
+    spec = {"name": "iris", "data": {"path": "iris.csv", "split": {"test": 0.0}},
+            "train": {"epochs": 60, "batch_size": 16, "lr": 0.01}, "doctor": {"folds": 3}}  # fmt: skip
+    found = sw2.doctor(spec, tmp_path / "doc", root=tmp_path, verbose=False)
+    flagged = set(found.table.loc[found.table["flagged"], "id"])
+    assert {"2", "62", "122"} <= flagged, found.table.head(8)  # ids are line numbers in the file
+    spec["data"]["exclude"] = "doc/label_errors.csv"
+    result = run_cli("train", str(write_spec(tmp_path, spec)), "--out", "b", "--no-check", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "b" / "metrics.json").read_text())["data"]
+    assert data["excluded"] == len(flagged)
+
+
+def test_doctor_bad_options_exit_2(tmp_path):
+    spec = {"data": {"source": "package", "name": "iris"}}
+    result = run_cli("doctor", str(write_spec(tmp_path, spec)), "--folds", "1", cwd=tmp_path)
+    assert result.returncode == 2 and "doctor.folds" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_doctor_refuses_regression(tmp_path):
     spec = {"data": {"source": "package", "name": "diabetes"}, "task": "regress", "target": "target"}
     result = run_cli("doctor", str(write_spec(tmp_path, spec)), cwd=tmp_path)

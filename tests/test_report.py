@@ -61,6 +61,7 @@ def test_report_of_the_demo_opens_in_chromium(digits, tmp_path):
 
 def test_report_command_rewrites_and_reports_on_other_data(tmp_path):
     wine = load_wine(as_frame=True).frame.rename(columns={"target": "label"}).sample(frac=1.0, random_state=0)
+    wine["example"] = range(len(wine))  # a column named like the galleries' own must not break the report
     wine.iloc[:150].to_csv(tmp_path / "wine.csv", index=False)
     wine.iloc[150:].to_csv(tmp_path / "new.csv", index=False)
     spec = {"name": "wine", "data": {"path": "wine.csv"}, "train": {"epochs": 30, "batch_size": 16, "lr": 0.003}}
@@ -75,7 +76,21 @@ def test_report_command_rewrites_and_reports_on_other_data(tmp_path):
     result = run_cli("report", str(bundle.path), "--data", "new.csv", "--out", "new.html", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     other = (tmp_path / "new.html").read_text()
-    assert re.search(r"<td>examples scored</td><td[^>]*>28</td>", other), "scored the 28 new rows"
+    assert "other data (new.csv): 28 examples" in other and "From the training run" in other
 
     result = run_cli("report", str(tmp_path / "nope"), cwd=tmp_path)
     assert result.returncode == 2 and "no such bundle folder" in result.stderr
+    result = run_cli("report", str(bundle.path), "--out", "missing/r.html", cwd=tmp_path)
+    assert result.returncode == 2 and "no such folder for the report" in result.stderr
+    assert not list(tmp_path.glob("**/.*.tmp*"))
+
+
+def test_report_without_a_test_split_scores_val(tmp_path):
+    spec = {
+        "name": "wine0",
+        "data": {"source": "package", "name": "wine", "split": {"val": 0.3, "test": 0.0}},
+        "train": {"epochs": 10, "batch_size": 16, "lr": 0.003},
+    }
+    bundle = sw2.train(spec, tmp_path / "b", verbose=False, check=False)
+    text = (bundle.path / "report.html").read_text(encoding="utf-8")
+    assert "validation split (no test split)" in text and 'alt="reliability diagram"' in text

@@ -13,8 +13,9 @@ import torch
 from sw2.data.clean import clean
 from sw2.data.encode import Encoder
 from sw2.data.examples import Examples
-from sw2.data.sources import load
+from sw2.data.sources import load, read_table, resolve
 from sw2.data.split import split_indices
+from sw2.errors import UserError
 from sw2.spec import Spec
 
 
@@ -48,8 +49,9 @@ class Prepared:
     raw_test: Examples
     report: dict[str, Any]
     fingerprint: str
-    raw_train: Examples  # cleaned, before encoding: for the data doctor
+    raw_train: Examples  # cleaned, before encoding: for the data checks
     raw_val: Examples
+    scored_val: Examples  # the raw examples that `val` holds (a class train lacks is dropped when encoding)
 
 
 def fingerprint(ex: Examples) -> str:
@@ -75,9 +77,24 @@ def drop_unseen(ts: TensorSet, ex: Examples) -> tuple[TensorSet, Examples, int]:
     )
 
 
+def exclude(train: Examples, path: Path, report: dict[str, Any]) -> Examples:
+    """Drop the training examples listed in `path`: a CSV with an `id` column (e.g. the doctor's
+    label_errors.csv, where only rows with flagged = True count if that column is there)."""
+    listed = read_table(path)
+    if "id" not in listed.columns:
+        raise UserError(f"{path}: data.exclude needs a CSV with an 'id' column (as sw2 doctor's label_errors.csv)")
+    if "flagged" in listed.columns:
+        listed = listed[listed["flagged"].astype(str).str.lower().isin(["true", "1"])]
+    drop = np.isin(train.ids.astype(str), listed["id"].astype(str).to_numpy())
+    report["excluded"] = int(drop.sum())
+    return train.take(np.flatnonzero(~drop))
+
+
 def prepare(spec: Spec, root: Path) -> Prepared:
     loaded = load(spec.data, root, spec.target)
     train, test, report = clean(loaded.train, loaded.test)
+    if spec.data.exclude:
+        train = exclude(train, resolve(root, spec.data.exclude), report)
     report["source"] = loaded.description
     classify = spec.task == "classify"
     split = spec.data.split
@@ -96,7 +113,7 @@ def prepare(spec: Spec, root: Path) -> Prepared:
     data_print = fingerprint(train)
 
     encoder = Encoder.fit(train, spec.task, spec.inputs, spec.target)
-    val_set, _, unseen_val = drop_unseen(encode(encoder, val), val)
+    val_set, scored_val, unseen_val = drop_unseen(encode(encoder, val), val)
     test_set, test, unseen_test = drop_unseen(encode(encoder, test), test)
     report.update(
         train=len(train),
@@ -105,4 +122,6 @@ def prepare(spec: Spec, root: Path) -> Prepared:
         dropped_unseen_labels_val=unseen_val,
         dropped_unseen_labels_test=unseen_test,
     )
-    return Prepared(encoder, encode(encoder, train), val_set, test_set, test, report, data_print, train, val)
+    return Prepared(
+        encoder, encode(encoder, train), val_set, test_set, test, report, data_print, train, val, scored_val
+    )

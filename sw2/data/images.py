@@ -89,9 +89,10 @@ def load_folder(root: Path, cache_dir: Path) -> tuple[np.ndarray, np.ndarray, np
     if len(bad) == 1:
         raise UserError(bad[0])
     if bad:
-        shown = "; ".join(sorted(b.split(": cannot decode")[0] for b in bad)[:3])
+        names = sorted(b.split(": cannot decode")[0] for b in bad)
+        shown = "; ".join(names[:5]) + (f"; and {len(names) - 5} more" if len(names) > 5 else "")
         raise UserError(
-            f"{root}: {len(bad)} of {len(files)} images cannot be decoded ({shown}, ...); remove or replace them"
+            f"{root}: {len(bad)} of {len(files)} images cannot be decoded ({shown}); remove or replace them"
         )
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = npy.with_suffix(f".tmp{os.getpid()}.npy")

@@ -30,7 +30,7 @@ def predict(
         with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
             out = _with_tta(model, batch, tta if "image" in batch else "none")
         outs.append(out.cpu())
-    return torch.cat(outs) if outs else torch.empty(0)
+    return torch.cat(outs) if outs else torch.empty(0, model.head.out_features)  # every sw2 model has a head
 
 
 def _with_tta(model: nn.Module, batch: dict[str, torch.Tensor], tta: str) -> torch.Tensor:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sw2.data.dataset import Prepared
-from sw2.preflight.doctor import doctor
+from sw2.preflight.data_checks import data_checks
 from sw2.preflight.gradients import gradient_health
 from sw2.preflight.lr_finder import LRSweep, sweep
 from sw2.preflight.recipe import recipe
@@ -29,7 +29,7 @@ def preflight(spec: Spec, data: Prepared, task: Task, found: LRSweep | None = No
     elif found is not None:
         span = f"{len(found.lrs)}-step sweep from {found.lrs[0]:.0e} to {found.lrs[-1]:.0e}"
         lr = [Verdict("learning rate", "PASS", f"lr: auto -> {found.suggestion:.3g} (valley of a {span})")]
-    return [*doctor(data), *lr, *recipe(spec, data, task), *gradient_health(spec, data, task)]
+    return [*data_checks(data), *lr, *recipe(spec, data, task), *gradient_health(spec, data, task)]
 
 
 __all__ = ["LRSweep", "Verdict", "preflight", "resolve_lr"]

@@ -19,7 +19,7 @@ import pandas as pd
 
 from sw2.data.dataset import Prepared, TensorSet
 from sw2.data.examples import Examples
-from sw2.data.split import fold_ids
+from sw2.data.split import fold_ids, split_indices
 from sw2.engine import fit, predict
 from sw2.errors import UserError
 from sw2.models import initialised
@@ -50,6 +50,11 @@ def rank_issues(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.n
     return quality, flagged
 
 
+def captions(table: pd.DataFrame) -> list[str]:
+    """'given → suggested p' for each row of an issue table, as the galleries show them."""
+    return [f"{g} → {s} {p:.2f}" for g, s, p in zip(table["given"], table["suggested"], table["p_suggested"])]
+
+
 def issue_table(ids: np.ndarray, labels: np.ndarray, probs: np.ndarray, classes: list[Any]) -> pd.DataFrame:
     """One row per example, most suspicious first: given and suggested label with their probabilities."""
     quality, flagged = rank_issues(labels, probs)
@@ -73,30 +78,41 @@ def issue_table(ids: np.ndarray, labels: np.ndarray, probs: np.ndarray, classes:
 
 def out_of_fold(
     spec: Spec, data: Prepared, task: Task, pool: TensorSet, log: Callable[[str], None] = print
-) -> np.ndarray:
-    """Class probabilities for each example of `pool` from a model trained on the other folds."""
-    doc = spec.doctor
-    train_cfg = {"early_stopping": None}  # no validation set inside a fold
+) -> tuple[np.ndarray, int]:
+    """Class probabilities for each example of `pool` from a model trained on the other folds, and the
+    number of folds used: at most the size of the smallest class, so that every fold sees every class.
+
+    Each fold trains as the spec says (or `doctor.epochs`), within `time_budget / folds` when the spec has
+    a budget; with early stopping, a validation share of the fold's training part is held out for it."""
+    doc, cfg, split = spec.doctor, spec.train, spec.data.split
+    labels = pool.target.numpy()
+    k = int(max(2, min(doc.folds, np.bincount(labels).min())))
+    if k < doc.folds:
+        log(f"doctor: {k} folds instead of {doc.folds}: the smallest class has only {k} examples")
+    update: dict[str, Any] = {"time_budget": cfg.time_budget / k if cfg.time_budget else None}
     if doc.epochs is not None:
-        train_cfg.update(epochs=doc.epochs, time_budget=None)
-    fold_spec = spec.model_copy(update={"train": spec.train.model_copy(update=train_cfg)})
-    folds = fold_ids(pool.target.numpy(), doc.folds, spec.data.split.seed)
+        update["epochs"] = doc.epochs
+    fold_spec = spec.model_copy(update={"train": cfg.model_copy(update=update)})
+    folds = fold_ids(labels, k, split.seed)
     probs = np.zeros((len(pool), len(data.encoder.classes or [])), np.float32)
-    empty = pool.take(np.arange(0))
-    for k in range(doc.folds):
+    for f in range(k):
         t0 = time.perf_counter()
-        held, rest = np.flatnonzero(folds == k), np.flatnonzero(folds != k)
+        held, rest = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
+        inner_val = rest[:0]
+        if cfg.early_stopping is not None:
+            v, t = split_indices(labels[rest].astype(str), [split.val or 0.1], split.seed, stratify=True)
+            inner_val, rest = rest[v], rest[t]
         train = pool.take(rest)
         _, _, model = initialised(fold_spec, data.encoder, train, task)
-        model = fit(model, task, train, empty, fold_spec, verbose=False).model
+        model = fit(model, task, train, pool.take(inner_val), fold_spec, verbose=False).model
         out = predict(model, pool.take(held).inputs, tta=spec.augment.tta)
         probs[held] = out.softmax(1).numpy()
         acc = float((out.argmax(1) == pool.target[held]).float().mean())
         log(
-            f"doctor: fold {k + 1}/{doc.folds}: {len(rest)} trained, {len(held)} held out, "
+            f"doctor: fold {f + 1}/{k}: {len(rest)} trained, {len(held)} held out, "
             f"accuracy {acc:.4f} against the given labels, {time.perf_counter() - t0:.1f} s"
         )
-    return probs
+    return probs, k
 
 
 def label_issues(spec: Spec, data: Prepared, task: Task, log: Callable[[str], None] = print) -> LabelIssues:
@@ -105,16 +121,16 @@ def label_issues(spec: Spec, data: Prepared, task: Task, log: Callable[[str], No
         raise UserError("sw2 doctor looks for label errors in classification data; this spec is task: regress")
     t0 = time.perf_counter()
     pool = data.train.join(data.val)
-    # val examples whose class train lacks were dropped when encoding
-    raw = data.raw_train.join(data.raw_val.take(np.flatnonzero(np.isin(data.raw_val.ids, data.val.ids))))
-    probs = out_of_fold(spec, data, task, pool, log)
+    raw = data.raw_train.join(data.scored_val)
+    probs, folds = out_of_fold(spec, data, task, pool, log)
     labels = pool.target.numpy()
     table = issue_table(pool.ids, labels, probs, data.encoder.classes)
     summary = {
         "examples": len(pool),
-        "folds": spec.doctor.folds,
+        "folds": folds,
         "out_of_fold_accuracy": round(float((probs.argmax(1) == labels).mean()), 4),
         "flagged": int(table["flagged"].sum()),
         "seconds": round(time.perf_counter() - t0, 2),
+        "show": spec.doctor.show,
     }
     return LabelIssues(table, raw, summary)

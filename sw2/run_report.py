@@ -25,9 +25,9 @@ from sw2.bundle import Bundle
 from sw2.data.examples import Examples
 from sw2.errors import UserError
 from sw2.evaluation import plots
-from sw2.evaluation.metrics import calibration, evaluate
+from sw2.evaluation.metrics import calibration, evaluate, fit_temperature
 from sw2.evaluation.saliency import column_saliency, image_saliency
-from sw2.preflight.label_errors import issue_table
+from sw2.preflight.label_errors import captions, issue_table
 
 GALLERY = 24  # images (or rows) in each gallery
 
@@ -81,31 +81,58 @@ def _section(anchor: str, title: str, body: str) -> tuple[str, str]:
 
 
 class _Run:
-    """What the sections read: the bundle, the test examples and the model's outputs on them."""
+    """What the sections read: the bundle, the scored examples (the test split, or other data) and the
+    model's outputs on them, and optionally the val split (also held out) for the label-error search."""
 
-    def __init__(self, bundle: Bundle, test: Examples, outputs: torch.Tensor | None) -> None:
-        self.b, self.test = bundle, test
+    def __init__(
+        self,
+        bundle: Bundle,
+        test: Examples,
+        outputs: torch.Tensor | None,
+        val: Examples | None,
+        val_outputs: torch.Tensor | None,
+        scored_on: str,
+    ) -> None:
+        self.b, self.test, self.scored_on = bundle, test, scored_on
         self.outputs = outputs if outputs is not None else bundle.outputs(test)
+        self.val = val if val is not None and len(val) else None
+        self.val_outputs = None
+        if self.val is not None:
+            self.val_outputs = val_outputs if val_outputs is not None else bundle.outputs(self.val)
         self.y = bundle.encoder.target(test.target)
         self.classes = bundle.classes
         self.probs = self.outputs.softmax(1) if self.classes is not None else None
         self.m = bundle.metrics
         self.scored = evaluate(self.outputs, self.y, bundle.encoder) if len(test) else {}
+        if self.classes is None:  # regression: values in the target's units
+            self.truth = bundle.encoder.decode_regression(self.y).numpy()
+            self.values = bundle.encoder.decode_regression(self.outputs.squeeze(1)).numpy()
 
     def name(self, i: int) -> str:
         return str(self.classes[i]) if self.classes is not None else f"{i}"
 
-    def examples_html(self, idx: np.ndarray, captions: list[str], title: str) -> str:
-        """A gallery of test images, or the rows of a table, with their captions."""
-        if not len(idx):
-            return '<p class="muted">none</p>'
-        if self.test.images is not None:
-            return _img(lambda buf: plots.image_grid(self.test.images[idx], captions, buf, title), title)
-        assert self.test.frame is not None
-        rows = self.test.frame.iloc[idx].reset_index(drop=True)
-        rows.insert(0, "what", captions)
-        rows.insert(0, "id", self.test.ids[idx])
-        return _table(rows.astype(object).where(rows.notna(), "").to_dict("records"))
+    @property
+    def from_training(self) -> str:
+        """A note for the sections that describe the training run when the report scores other data."""
+        other = self.scored_on != "test split"
+        return '<p class="muted">From the training run (not the data scored here).</p>' if other else ""
+
+
+def _gallery(ex: Examples, idx: np.ndarray, captions: list[str], title: str) -> str:
+    """Images of `ex` in a grid, or its table rows, with their captions."""
+    if not len(idx):
+        return '<p class="muted">none</p>'
+    if ex.images is not None:
+        images = ex.images[idx]
+        return _img(lambda buf: plots.image_grid(images, captions, buf, title), title)
+    assert ex.frame is not None and ex.ids is not None
+    frame = ex.frame.iloc[idx]
+    frame = frame.astype(object).where(frame.notna(), "")
+    key_id, key_why = "example", "shown because"
+    while key_id in frame.columns or key_why in frame.columns:  # never hide a column of the user's
+        key_id, key_why = key_id + "_", key_why + "_"
+    ids = ex.ids[idx]
+    return _table([{key_id: i, key_why: c, **row} for i, c, row in zip(ids, captions, frame.to_dict("records"))])
 
 
 def _summary(r: _Run) -> str:
@@ -114,10 +141,10 @@ def _summary(r: _Run) -> str:
     facts = [
         ("task", r.b.spec.task),
         ("model", f"{fp.get('model', '?')} ({n_params:,} parameters)"),
-        ("data", r.m.get("data", {}).get("source", "?")),
+        ("training data", r.m.get("data", {}).get("source", "?")),
         ("training", f"{tr.get('epochs', '?')} epochs, {tr.get('seconds', 0):.1f} s, stopped: {tr.get('stopped')}"),
         ("throughput", f"{tr.get('examples_per_second', 0):,.0f} examples/s on {tr.get('threads', '?')} threads"),
-        ("examples scored", len(r.test)),
+        ("scored on", f"{r.scored_on}: {len(r.test)} examples"),
         ("created", f"{fp.get('created', '?')} with sw2 {fp.get('sw2', '?')}, torch {fp.get('torch', '?')}"),
     ]
     return _table([{"": k, "value": v} for k, v in facts])
@@ -155,7 +182,7 @@ def _confusion(r: _Run) -> str:
             "true": r.name(i),
             "predicted as": r.name(j),
             "count": int(off[i, j]),
-            "share of true": off[i, j] / cm[i].sum(),
+            "share of true": f"{off[i, j] / cm[i].sum():.1%}",
         }
         for i, j in zip(*np.unravel_index(flat, cm.shape))
         if off[i, j] > 0
@@ -172,36 +199,38 @@ def _mistakes(r: _Run) -> str:
         caps = [f"{r.name(int(r.y[i]))} → {r.name(int(pred[i]))} {float(conf[i]):.2f}" for i in idx]
         what = "most confident wrong predictions (true → predicted, confidence)"
     else:
-        truth = r.b.encoder.decode_regression(r.y).numpy()
-        pred = r.b.encoder.decode_regression(r.outputs.squeeze(1)).numpy()
-        idx = np.argsort(-np.abs(pred - truth), kind="stable")[:GALLERY]
-        caps = [f"true {truth[i]:.4g}, predicted {pred[i]:.4g}" for i in idx]
+        idx = np.argsort(-np.abs(r.values - r.truth), kind="stable")[:GALLERY]
+        caps = [f"true {r.truth[i]:.4g}, predicted {r.values[i]:.4g}" for i in idx]
         what = "largest absolute errors"
-    return f"<p>{_e(what)}</p>" + r.examples_html(idx, caps, what)
+    return f"<p>{_e(what)}</p>" + _gallery(r.test, idx, caps, what)
 
 
 def _label_errors(r: _Run) -> str:
     if r.probs is None or r.classes is None:
         return '<p class="muted">for classification only</p>'
+    pool, logits, where = r.test, r.outputs, r.scored_on
+    if r.val is not None:
+        pool, logits, where = r.val.join(r.test), torch.cat([r.val_outputs, r.outputs]), "validation and test split"
+    y = r.b.encoder.target(pool.target)
+    temperature = fit_temperature(logits, y)
     try:
-        table = issue_table(r.test.ids, r.y.numpy(), r.probs.numpy(), r.classes)
+        table = issue_table(pool.ids, y.numpy(), (logits / temperature).softmax(1).numpy(), r.classes)
     except UserError as err:
         return f'<p class="muted">{_e(err)}</p>'
     flagged = table[table["flagged"]].head(GALLERY)
     intro = (
-        f"<p>{int(table['flagged'].sum())} of {len(table)} test labels look wrong by confident learning on the "
-        "model's held-out probabilities (given → suggested, p(suggested)); for the training data run "
+        f"<p>{int(table['flagged'].sum())} of {len(table)} {where} labels look wrong by confident learning "
+        f"(cleanlab) on the model's held-out probabilities, calibrated by a temperature of {temperature:.3g} "
+        "fitted to these examples. Shown: given → suggested, p(suggested). For the training data, run "
         "<code>sw2 doctor</code>.</p>"
     )
-    caps = [f"{g} → {s} {p:.2f}" for g, s, p in zip(flagged["given"], flagged["suggested"], flagged["p_suggested"])]
-    return intro + r.examples_html(flagged["position"].to_numpy(), caps, "suspected label errors: given → suggested")
+    title = "suspected label errors: given → suggested p(suggested)"
+    return intro + _gallery(pool, flagged["position"].to_numpy(), captions(flagged), title)
 
 
 def _calibration(r: _Run) -> str:
     if r.probs is None:
-        truth = r.b.encoder.decode_regression(r.y).numpy()
-        pred = r.b.encoder.decode_regression(r.outputs.squeeze(1)).numpy()
-        return _img(lambda buf: plots.scatter(truth, pred, buf), "predicted against true")
+        return _img(lambda buf: plots.scatter(r.truth, r.values, buf), "predicted against true")
     cal = calibration(r.probs, r.y)
     return _img(lambda buf: plots.reliability(cal, buf), "reliability diagram")
 
@@ -215,7 +244,10 @@ def _saliency(r: _Run) -> str:
     pred = r.outputs[pick].argmax(1) if r.probs is not None else torch.zeros(n, dtype=torch.long)
     if "image" in inputs:
         maps = image_saliency(r.b.model, inputs["image"], pred).numpy()
-        caps = [f"{r.name(int(r.y[i]))} / {r.name(int(p))}" for i, p in zip(pick, pred)]
+        if r.classes is not None:
+            caps = [f"{r.name(int(r.y[i]))} / {r.name(int(p))}" for i, p in zip(pick, pred)]
+        else:
+            caps = [f"{r.truth[i]:.3g} / {r.values[i]:.3g}" for i in pick]
         assert r.test.images is not None
         images = r.test.images[pick]
         return _img(lambda buf: plots.saliency_grid(images, maps, caps, buf), "saliency maps")
@@ -244,7 +276,7 @@ def _tests(r: _Run) -> str:
         }
         for t in tests
     ]
-    return _table(rows, css={"result": ""})
+    return r.from_training + _table(rows, css={"result": ""})
 
 
 def _preflight(r: _Run) -> str:
@@ -255,20 +287,21 @@ def _preflight(r: _Run) -> str:
         {"check": v["check"], "verdict": v["status"], "what was seen / what to do": v["message"]}
         for v in pf["verdicts"]
     ]
-    out = f"<p>{pf['seconds']:.1f} s</p>" + _table(rows, css={"verdict": ""})
+    out = f"<p>The checks took {pf['seconds']:.1f} s before training.</p>" + _table(rows, css={"verdict": ""})
     seen = _file_img(r.b.path / "what_the_net_sees.png", "what the net sees")
     if not seen and (r.b.path / "what_the_net_sees.csv").is_file():
         seen = _table(pd.read_csv(r.b.path / "what_the_net_sees.csv").head(12).to_dict("records"))
-    return out + "<h3>what the net sees</h3>" + seen
+    return r.from_training + out + "<h3>what the net sees</h3>" + seen
 
 
 def _data(r: _Run) -> str:
     report = r.m.get("data", {})
-    return _table([{"": k, "value": v if not isinstance(v, dict | list) else str(v)} for k, v in report.items()])
+    rows = [{"": k, "value": v if not isinstance(v, dict | list) else str(v)} for k, v in report.items()]
+    return r.from_training + _table(rows)
 
 
 def _spec(r: _Run) -> str:
-    return f"<pre>{_e((r.b.path / 'spec.yaml').read_text())}</pre>"
+    return f"<pre>{_e((r.b.path / 'spec.yaml').read_text(encoding='utf-8'))}</pre>"
 
 
 SECTIONS: list[tuple[str, str, Callable[[_Run], str]]] = [
@@ -287,20 +320,39 @@ SECTIONS: list[tuple[str, str, Callable[[_Run], str]]] = [
 ]
 
 
-def write_report(bundle: Bundle, test: Examples, outputs: torch.Tensor | None = None, path: Path | None = None) -> Path:
-    """Write the report of `bundle` scored on `test` (its outputs, if already computed) to `path`
-    (default BUNDLE/report.html), through a temporary file."""
-    run = _Run(bundle, test, outputs)
+def write_report(
+    bundle: Bundle,
+    test: Examples,
+    outputs: torch.Tensor | None = None,
+    *,
+    val: Examples | None = None,
+    val_outputs: torch.Tensor | None = None,
+    scored_on: str = "test split",
+    note: str = "",
+    path: Path | None = None,
+) -> Path:
+    """Write the report of `bundle` scored on `test` to `path` (default BUNDLE/report.html) through a
+    temporary file. `val` (held out too) joins the search for label errors; outputs already computed
+    may be passed; `note` is shown at the top (e.g. that the data changed since training)."""
+    run = _Run(bundle, test, outputs, val, val_outputs, scored_on)
     parts = [_section(anchor, title, build(run)) for anchor, title, build in SECTIONS]
     parts = [(a, body) for a, body in parts if not body.endswith("</h2>\n")]
     nav = " ".join(f'<a href="#{a}">{_e(a)}</a>' for a, _ in parts)
+    name = _e(bundle.spec.name)
     page = (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>sw2 report: {_e(bundle.spec.name)}'
-        f"</title><style>{STYLE}</style></head><body>\n<h1>sw2 report: {_e(bundle.spec.name)}</h1>\n"
-        f"<nav>{nav}</nav>\n" + "\n".join(body for _, body in parts) + "\n</body></html>\n"
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>sw2 report: {name}</title>'
+        f"<style>{STYLE}</style></head><body>\n<h1>sw2 report: {name}</h1>\n<nav>{nav}</nav>\n"
+        + (f'<p class="WARN">{_e(note)}</p>\n' if note else "")
+        + "\n".join(body for _, body in parts)
+        + "\n</body></html>\n"
     )
     path = path or bundle.path / "report.html"
+    if not path.parent.is_dir():
+        raise UserError(f"{path.parent}: no such folder for the report; create it or give another --out")
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(page)
-    tmp.replace(path)
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

@@ -217,5 +217,5 @@ def labels_only_in_test(p: Prepared) -> Verdict:
     return Verdict("labels only in test", "PASS", "every val/test label occurs in train")
 
 
-def doctor(p: Prepared) -> list[Verdict]:
+def data_checks(p: Prepared) -> list[Verdict]:
     return [class_balance(p), *duplicates(p), *columns(p), labels_only_in_test(p)]
