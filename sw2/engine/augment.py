@@ -1,4 +1,5 @@
-"""Batched image augmentation on uint8 tensors: no per-sample Python in the hot path."""
+"""Batched augmentation on tensors, no per-sample Python in the hot path: images (uint8 N x C x H x W) and
+token ids (N x L, [PAD] = 0)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,28 @@ def augment(x: torch.Tensor, aug: AugmentSpec, gen: torch.Generator, flip: torch
         hole = ((yy - cy).abs() <= s // 2) & ((xx - cx).abs() <= s // 2)
         x = x.masked_fill(hole.unsqueeze(1), 0)
     return x
+
+
+def text_active(aug: AugmentSpec) -> bool:
+    return aug.token_drop > 0 or aug.token_swap > 0
+
+
+def augment_text(ids: torch.Tensor, aug: AugmentSpec, gen: torch.Generator) -> torch.Tensor:
+    """Drop tokens at random (the rest close up) and swap random neighbours; the first token ([CLS]) stays."""
+    n, length = ids.shape
+    pos = torch.arange(length, device=ids.device).expand(n, length)
+    real = (ids != 0) & (pos > 0)
+    if aug.token_drop > 0:
+        drop = real & (torch.rand(n, length, generator=gen).to(ids.device) < aug.token_drop)
+        order = torch.where(drop, pos + length, pos).argsort(1)  # kept tokens first, in order (keys unique)
+        ids = torch.where(drop, 0, ids).gather(1, order)
+        real = (ids != 0) & (pos > 0)
+    if aug.token_swap > 0:
+        pair = real[:, :-1] & real[:, 1:]
+        start = pair & (torch.rand(n, length - 1, generator=gen).to(ids.device) < aug.token_swap)
+        start[:, 1:] &= ~start[:, :-1]  # no token takes part in two swaps
+        src = pos.clone()
+        src[:, :-1] = torch.where(start, pos[:, 1:], src[:, :-1])
+        src[:, 1:] = torch.where(start, pos[:, :-1], src[:, 1:])
+        ids = ids.gather(1, src)
+    return ids

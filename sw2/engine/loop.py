@@ -18,9 +18,9 @@ from torch import nn
 
 from sw2.data.dataset import TensorSet
 from sw2.engine import checkpoint, hardware
-from sw2.engine.augment import alternating_flips, augment, is_active
+from sw2.engine.augment import alternating_flips, augment, augment_text, is_active, text_active
 from sw2.engine.lookahead import Lookahead
-from sw2.engine.optim import lr_factor, make_optimizer
+from sw2.engine.optim import layer_groups, lr_factor, make_optimizer
 from sw2.engine.predict import predict
 from sw2.engine.progress import Reporter
 from sw2.errors import UserError
@@ -83,9 +83,11 @@ def fit(
     gen = torch.Generator().manual_seed(cfg.seed)
     model.to(device)
     opt = make_optimizer(model, cfg)
+    stack = layer_groups(model) if cfg.unfreeze else []  # gradual unfreezing, top group first
     inputs = {k: v.to(device) for k, v in train.inputs.items()}
     target = train.target.to(device)
     augmenting = is_active(aug) and "image" in inputs
+    augmenting_text = text_active(aug) and "text" in inputs
     flip_bits = alternating_flips(len(train), cfg.seed).to(device) if aug.flip == "alternate" else None
 
     n = len(train)
@@ -123,11 +125,18 @@ def fit(
             if augmenting:
                 flips = None if flip_bits is None else flip_bits[idx] ^ bool(st.epoch % 2)
                 batch["image"] = augment(batch["image"], aug, gen, flips)
+            if augmenting_text:
+                batch["text"] = augment_text(batch["text"], aug, gen)
             progress = st.step / total_steps
             if cfg.time_budget:
                 progress = max(progress, (time.perf_counter() - start) / cfg.time_budget)
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * lr_factor(cfg, progress) * group["lr_scale"]
+            if stack:
+                learning = min(len(stack), 1 + int(progress / cfg.unfreeze * len(stack)))
+                for i, params in enumerate(stack):
+                    for p in params:
+                        p.requires_grad_(i >= len(stack) - learning)
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 loss = task.loss(model(batch), target[idx], cfg.label_smoothing)
             (loss / cfg.accumulate).backward()
@@ -151,7 +160,7 @@ def fit(
             "epoch": st.epoch,
             "step": st.step,
             "train_loss": loss_sum.item() / max(seen, 1),
-            "lr": opt.param_groups[0]["lr"],
+            "lr": cfg.lr * lr_factor(cfg, progress),  # the base lr (groups scale it)
             "time": round(st.elapsed, 3),
         }
         if len(val):

@@ -11,17 +11,29 @@ from sw2.errors import UserError
 from sw2.spec import TrainSpec
 
 
+def layer_groups(model: nn.Module) -> list[list[nn.Parameter]]:
+    """A pretrained model's layer groups, bottom to top (empty for models trained from scratch)."""
+    groups = getattr(model, "layer_groups", None)
+    return groups() if groups is not None else []
+
+
 def make_optimizer(model: nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
     """Weight decay on weight matrices and conv kernels only, never on biases or norm parameters.
-    Norm-layer parameters get `norm_lr_scale` times the lr (each group's `lr_scale`, applied by the loop)."""
+    Norm-layer parameters get `norm_lr_scale` times the lr, and a pretrained model's lower layer groups
+    `layer_lr_decay` per group below the top (each group's `lr_scale`, applied by the loop)."""
     norms = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
     in_norm = {id(p) for m in model.modules() if isinstance(m, norms) for p in m.parameters(recurse=False)}
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": train.weight_decay, "lr_scale": 1.0},
-        {"params": [p for p in params if p.ndim < 2 and id(p) not in in_norm], "weight_decay": 0.0, "lr_scale": 1.0},
-        {"params": [p for p in params if id(p) in in_norm], "weight_decay": 0.0, "lr_scale": train.norm_lr_scale},
-    ]
+    stack = layer_groups(model)
+    depth_scale = {id(p): train.layer_lr_decay ** (len(stack) - 1 - i) for i, g in enumerate(stack) for p in g}
+    # every parameter that may learn, including those gradual unfreezing switches on later
+    params = [p for p in model.parameters() if p.requires_grad or id(p) in depth_scale]
+    by_key: dict[tuple[float, float], list[nn.Parameter]] = {}
+    for p in params:
+        norm = id(p) in in_norm
+        decay = train.weight_decay if p.ndim >= 2 and not norm else 0.0
+        scale = depth_scale.get(id(p), 1.0) * (train.norm_lr_scale if norm else 1.0)
+        by_key.setdefault((decay, scale), []).append(p)
+    groups = [{"params": ps, "weight_decay": d, "lr_scale": s} for (d, s), ps in by_key.items()]
     if train.lr == "auto":
         raise UserError("train.lr is 'auto': resolve it first (sw2.preflight.resolve_lr runs the lr finder)")
     lr, opt = train.lr, train.optimizer

@@ -12,7 +12,7 @@ from torch import nn
 
 from sw2.data.dataset import TensorSet
 from sw2.data.encode import Encoder
-from sw2.models import convnet, mlp  # noqa: F401  (they register themselves)
+from sw2.models import convnet, minilm, mlp, text  # noqa: F401  (they register themselves)
 from sw2.models.registry import MODELS
 from sw2.spec import ModelSpec, Spec
 from sw2.tasks import Task
@@ -22,7 +22,7 @@ def choose(model: ModelSpec, encoder: Encoder, n_train: int) -> tuple[str, dict[
     """Resolve `auto` and fill the size knobs the spec left empty, from the input type and data size."""
     name = model.name
     if name == "auto":
-        name = "convnet" if encoder.image_shape is not None else "mlp"
+        name = "convnet" if encoder.image_shape is not None else "rnn" if encoder.text_columns else "mlp"
     return name, MODELS.get(name).configure(model, encoder, n_train)
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from sw2.data.dataset import Prepared
-from sw2.preflight.data_checks import data_checks
+from sw2.preflight.data_checks import data_verdicts
 from sw2.preflight.gradients import gradient_health
 from sw2.preflight.lr_finder import LRSweep, sweep
-from sw2.preflight.recipe import recipe
+from sw2.preflight.recipe import recipe_verdicts
 from sw2.preflight.verdict import Verdict
 from sw2.spec import Spec
 from sw2.tasks import Task
@@ -29,7 +29,7 @@ def preflight(spec: Spec, data: Prepared, task: Task, found: LRSweep | None = No
     elif found is not None:
         span = f"{len(found.lrs)}-step sweep from {found.lrs[0]:.0e} to {found.lrs[-1]:.0e}"
         lr = [Verdict("learning rate", "PASS", f"lr: auto -> {found.suggestion:.3g} (valley of a {span})")]
-    return [*data_checks(data), *lr, *recipe(spec, data, task), *gradient_health(spec, data, task)]
+    return [*data_verdicts(data), *lr, *recipe_verdicts(spec, data, task), *gradient_health(spec, data, task)]
 
 
 __all__ = ["LRSweep", "Verdict", "preflight", "resolve_lr"]

@@ -169,21 +169,21 @@ def columns(p: Prepared) -> list[Verdict]:
         return []
     out: list[Verdict] = []
     classify = p.encoder.classes is not None
-    used = [c["name"] for c in p.encoder.numeric + p.encoder.categories]
-    constant = [c for c in used if train.frame[c].nunique(dropna=False) <= 1]
+    used = [c["name"] for c in p.encoder.numeric + p.encoder.categories]  # text columns: no lookup table
+    constant = [c for c in used + p.encoder.text_columns if train.frame[c].nunique(dropna=False) <= 1]
     out.append(
         Verdict("constant columns", "WARN", f"{', '.join(constant)} never change in train; drop them from inputs")
         if constant
         else Verdict("constant columns", "PASS", "every input column varies")
     )
-    rates = train.frame[used].isna().mean()
+    rates = train.frame[used + p.encoder.text_columns].isna().mean()
     worst = rates.idxmax() if len(rates) else None
     if worst is not None and rates[worst] > 0.5:
         out.append(Verdict("missing values", "WARN", f"'{worst}' is {rates[worst]:.0%} missing; drop or fill it"))
     else:
         top = f"; most in '{worst}' ({rates[worst]:.1%})" if worst is not None and rates[worst] > 0 else ""
         out.append(Verdict("missing values", "PASS", f"no input column is over 50% missing{top}"))
-    if len(val) == 0:
+    if len(val) == 0 or not [c for c in used if c not in constant]:
         return out
     y, y_val = np.asarray(train.target), np.asarray(val.target)
     if not classify:
@@ -217,5 +217,5 @@ def labels_only_in_test(p: Prepared) -> Verdict:
     return Verdict("labels only in test", "PASS", "every val/test label occurs in train")
 
 
-def data_checks(p: Prepared) -> list[Verdict]:
+def data_verdicts(p: Prepared) -> list[Verdict]:
     return [class_balance(p), *duplicates(p), *columns(p), labels_only_in_test(p)]

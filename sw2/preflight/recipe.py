@@ -100,35 +100,18 @@ def zeroed(ts: TensorSet) -> TensorSet:
     return TensorSet({k: torch.zeros_like(v) for k, v in ts.inputs.items()}, ts.target, ts.ids)
 
 
-def inputs_matter(spec: Spec, p: Prepared, task: Task, steps: int = 30) -> Verdict:
+def inputs_matter(spec: Spec, p: Prepared, task: Task, steps: tuple[int, int] = (30, 150)) -> Verdict:
+    """A short training on the real inputs must end clearly below the same training on zeroed inputs.
+    A slow starter (text models, small lrs) gets one longer try on the real inputs before a verdict; the
+    zeroed-input model has learned all it can (the label prior) within the first, short try."""
     if len(p.val) == 0:
         return Verdict("input-independent baseline", "WARN", "no validation split to compare on; set data.split.val")
-    bs = min(spec.train.batch_size, 128, len(p.train))
-    # one pass over steps x bs examples where there are that many (one validation), else several epochs
-    train, val = subset(p.train, min(steps * bs, len(p.train)), spec.train.seed), subset(p.val, min(512, len(p.val)), 0)
-    epochs = steps * bs / len(train)
-    short = spec.model_copy(
-        update={
-            "train": spec.train.model_copy(
-                update={
-                    "epochs": epochs,
-                    "batch_size": bs,
-                    "time_budget": None,
-                    "early_stopping": None,
-                    "lookahead": False,
-                }
-            )
-        }
-    )
-    losses = []
-    for inputs_of in (lambda ts: ts, zeroed):
-        _, _, model = initialised(short, p.encoder, p.train, task)
-        result = fit(model, task, inputs_of(train), inputs_of(val), short, verbose=False)
-        losses.append(result.history[-1]["val_loss"])
-    real, blind = losses
-    msg = f"val loss after {steps} steps: {real:.3f} on the real inputs, {blind:.3f} on zeroed inputs"
-    if real < 0.9 * blind:
-        return Verdict("input-independent baseline", "PASS", msg)
+    blind = _val_loss_after(spec, p, task, steps[0], zeroed)
+    for n in steps:
+        real = _val_loss_after(spec, p, task, n, lambda ts: ts)
+        msg = f"val loss after {n} steps: {real:.3f} on the real inputs, {blind:.3f} on zeroed inputs"
+        if real < 0.9 * blind:
+            return Verdict("input-independent baseline", "PASS", msg)
     if real < blind:
         return Verdict("input-independent baseline", "WARN", msg + "; barely better: weak signal or a slow start")
     return Verdict(
@@ -138,7 +121,20 @@ def inputs_matter(spec: Spec, p: Prepared, task: Task, steps: int = 30) -> Verdi
     )
 
 
-def recipe(spec: Spec, p: Prepared, task: Task) -> list[Verdict]:
+def _val_loss_after(spec: Spec, p: Prepared, task: Task, steps: int, inputs_of: Any) -> float:
+    """The validation loss after `steps` steps of training on `inputs_of` (the data, or zeroed) the data."""
+    bs = min(spec.train.batch_size, 128, len(p.train))
+    # one pass over steps x bs examples where there are that many (one validation), else several epochs
+    train, val = subset(p.train, min(steps * bs, len(p.train)), spec.train.seed), subset(p.val, min(512, len(p.val)), 0)
+    update = {"epochs": steps * bs / len(train), "batch_size": bs, "time_budget": None}
+    short = spec.model_copy(
+        update={"train": spec.train.model_copy(update={**update, "early_stopping": None, "lookahead": False})}
+    )
+    _, _, model = initialised(short, p.encoder, p.train, task)
+    return fit(model, task, inputs_of(train), inputs_of(val), short, verbose=False).history[-1]["val_loss"]
+
+
+def recipe_verdicts(spec: Spec, p: Prepared, task: Task) -> list[Verdict]:
     return [loss_at_init(spec, p, task), overfit_one_batch(spec, p, task), inputs_matter(spec, p, task)]
 
 

