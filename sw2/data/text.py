@@ -2,8 +2,9 @@
 split, or a pretrained model's own tokenizer. The tokenizer is kept as its JSON string (saved in the
 bundle's preprocess.json), so a bundle carries everything it needs to read new text.
 
-Every sequence starts with [CLS] (so an empty text still has one token), is cut at `max_tokens` and
-padded with [PAD] = 0.
+Every sequence starts with [CLS] (so an empty text still has one token), is cut at `max_tokens` (the
+special tokens kept) and padded with [PAD] = 0. A row with several text columns is encoded as a pair,
+[CLS] first [SEP] rest, the token budget shared between the two parts.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ def train_tokenizer(texts: list[str], spec: TextSpec) -> str:
     tok.normalizer = normalizers.Sequence(steps)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.train_from_iterator(texts, trainer=trainer)
-    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A", special_tokens=[("[CLS]", 2)])
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A", pair="[CLS] $A [SEP] $B:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
     return tok.to_str()
 
 
@@ -70,15 +73,15 @@ def _load(state: str):  # noqa: ANN202
     return tok
 
 
-def token_ids(state: str, texts: list[str], max_tokens: int) -> torch.Tensor:
-    """N x max_tokens int64 ids, [PAD]-padded (0); texts are cut after `max_tokens` tokens."""
+def token_ids(state: str, texts: list[str], max_tokens: int, second: list[str] | None = None) -> torch.Tensor:
+    """N x max_tokens int64 ids, [PAD]-padded (0); texts (with `second`: pairs) cut to `max_tokens` tokens."""
     tok = _load(state)
+    tok.enable_truncation(max_tokens, strategy="longest_first")
     pad = tok.token_to_id("[PAD]")
-    encoded = tok.encode_batch([t if isinstance(t, str) else "" for t in texts])
+    encoded = tok.encode_batch(list(zip(texts, second)) if second is not None else texts)
     out = np.full((len(texts), max_tokens), pad if pad is not None else 0, np.int64)
     for i, e in enumerate(encoded):
-        ids = e.ids[:max_tokens]
-        out[i, : len(ids)] = ids
+        out[i, : len(e.ids)] = e.ids
     return torch.from_numpy(out)
 
 

@@ -84,6 +84,8 @@ def fit(
     model.to(device)
     opt = make_optimizer(model, cfg)
     stack = layer_groups(model) if cfg.unfreeze else []  # gradual unfreezing, top group first
+    if verbose and (cfg.unfreeze or cfg.layer_lr_decay < 1) and not layer_groups(model):
+        print("sw2: train.unfreeze and train.layer_lr_decay apply to pretrained models (minilm, mobilenet); ignored")
     inputs = {k: v.to(device) for k, v in train.inputs.items()}
     target = train.target.to(device)
     augmenting = is_active(aug) and "image" in inputs
@@ -134,9 +136,9 @@ def fit(
                 group["lr"] = cfg.lr * lr_factor(cfg, progress) * group["lr_scale"]
             if stack:
                 learning = min(len(stack), 1 + int(progress / cfg.unfreeze * len(stack)))
-                for i, params in enumerate(stack):
+                for depth, params in enumerate(stack):
                     for p in params:
-                        p.requires_grad_(i >= len(stack) - learning)
+                        p.requires_grad_(depth >= len(stack) - learning)
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
                 loss = task.loss(model(batch), target[idx], cfg.label_smoothing)
             (loss / cfg.accumulate).backward()
@@ -177,7 +179,7 @@ def fit(
             if score > st.best_score + es.min_delta:
                 st.best_score, st.best_epoch, st.bad_epochs = score, st.epoch, 0
                 st.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
+            elif not stack or st.step >= cfg.unfreeze * total_steps:  # no patience lost while still unfreezing
                 st.bad_epochs += 1
                 if st.bad_epochs >= es.patience and stopped == "completed":
                     stopped = "early_stopping"

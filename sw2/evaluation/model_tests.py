@@ -198,6 +198,11 @@ def validate(tests: list[Any], encoder: Encoder, examples: Examples, root: Path)
                 _slices(t, examples)
         if isinstance(t, ExamplesTest) and not (root / t.path).exists():
             raise UserError(f"tests: {root / t.path}: must-get-right examples not found; fix the path")
+        if isinstance(t, InvarianceTest):
+            if t.transform == "flip" and encoder.image_shape is None:
+                raise UserError("tests: invariance flip is for images; use transform: noise for table rows")
+            if t.transform == "noise" and encoder.image_shape is None and not encoder.numeric:
+                raise UserError("tests: invariance noise needs images or numeric columns; this data has neither")
         if isinstance(t, LatencyTest | InvarianceTest) and len(examples) == 0:
             raise UserError("tests: the test split is empty; set data.split.test or give --data")
 

@@ -6,9 +6,24 @@ standardised numeric column (category columns enter through embeddings and are h
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from captum.attr import IntegratedGradients
 from torch import nn
+
+
+@contextmanager
+def inputs_only(model: nn.Module) -> Iterator[None]:
+    """No parameter gradients while attributing (only the inputs' are needed): far less memory."""
+    flags = [p.requires_grad for p in model.parameters()]
+    model.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(model.parameters(), flags):
+            p.requires_grad_(flag)
 
 
 def image_saliency(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, steps: int = 32) -> torch.Tensor:
@@ -16,7 +31,8 @@ def image_saliency(model: nn.Module, images: torch.Tensor, targets: torch.Tensor
     model.eval()
     ig = IntegratedGradients(lambda x: model({"image": x}))
     x = images.float()
-    attr = ig.attribute(x, baselines=torch.zeros_like(x), target=targets, n_steps=steps, internal_batch_size=256)
+    with inputs_only(model):
+        attr = ig.attribute(x, baselines=torch.zeros_like(x), target=targets, n_steps=steps, internal_batch_size=256)
     return attr.abs().sum(1).detach()
 
 
@@ -31,12 +47,14 @@ def column_saliency(
         return model({"num": num, **dict(zip(others, rest))})
 
     num = inputs["num"].float()
-    attr = IntegratedGradients(forward).attribute(
-        num,
-        baselines=torch.zeros_like(num),  # standardised columns: zero is the train mean
-        target=targets,
-        additional_forward_args=tuple(inputs[k] for k in others) or None,
-        n_steps=steps,
-        internal_batch_size=4096,
-    )
+    big = "text" in inputs  # a text encoder per path step: small internal batches
+    with inputs_only(model):
+        attr = IntegratedGradients(forward).attribute(
+            num,
+            baselines=torch.zeros_like(num),  # standardised columns: zero is the train mean
+            target=targets,
+            additional_forward_args=tuple(inputs[k] for k in others) or None,
+            n_steps=steps,
+            internal_batch_size=len(num) if big else max(4096, len(num)),  # text: one path step at a time
+        )
     return attr.abs().mean(0).detach()

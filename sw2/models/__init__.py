@@ -12,7 +12,7 @@ from torch import nn
 
 from sw2.data.dataset import TensorSet
 from sw2.data.encode import Encoder
-from sw2.models import convnet, minilm, mlp, text  # noqa: F401  (they register themselves)
+from sw2.models import convnet, minilm, mlp, mobilenet, text  # noqa: F401  (they register themselves)
 from sw2.models.registry import MODELS
 from sw2.spec import ModelSpec, Spec
 from sw2.tasks import Task

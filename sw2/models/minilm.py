@@ -10,6 +10,7 @@ more for the same thing.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -40,13 +41,12 @@ class LoRALinear(nn.Module):
         return self.base(x) + (x @ self.lora_a.t() @ self.lora_b.t()) * self.scale
 
 
-def _bert() -> nn.Module:
+def _bert(config: dict[str, Any]) -> nn.Module:
     try:
         from transformers import BertConfig, BertModel
     except ImportError:
         raise UserError("model: minilm needs transformers: pip install 'sw2[text]'") from None
-    config = BertConfig.from_json_file(str(minilm_folder() / "config.json"))
-    return BertModel(config, add_pooling_layer=False)
+    return BertModel(BertConfig(**config), add_pooling_layer=False)
 
 
 @MODELS.register("minilm")
@@ -61,10 +61,12 @@ class MiniLM(nn.Module):
         finetune: str = "full",
         lora_rank: int = 8,
         dropout: float = 0.0,
+        config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.finetune = finetune
-        self.encoder = _bert()
+        # the architecture travels in the bundle's model.json, so a bundle loads without the weights package
+        self.encoder = _bert(config or json.loads((minilm_folder() / "config.json").read_text()))
         if finetune != "full":
             self.encoder.requires_grad_(False)
         if finetune == "lora":
@@ -116,4 +118,5 @@ class MiniLM(nn.Module):
     def configure(spec: ModelSpec, encoder: Encoder, n_train: int) -> dict[str, Any]:
         if encoder.max_tokens > 512:
             raise UserError(f"text.max_tokens: MiniLM reads at most 512 tokens (got {encoder.max_tokens})")
-        return {**text_kwargs(spec, encoder), "finetune": spec.finetune, "lora_rank": spec.lora_rank}
+        config = json.loads((minilm_folder() / "config.json").read_text())
+        return {**text_kwargs(spec, encoder), "finetune": spec.finetune, "lora_rank": spec.lora_rank, "config": config}

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from sw2.data.encode import Encoder
+from sw2.errors import UserError
 from sw2.models.convnet import ACTIVATIONS
 from sw2.models.registry import MODELS
 from sw2.spec import ModelSpec
@@ -43,6 +44,11 @@ class MLP(nn.Module):
 
     @staticmethod
     def configure(spec: ModelSpec, encoder: Encoder, n_train: int) -> dict[str, Any]:
+        if encoder.text_columns:
+            raise UserError(
+                f"model: mlp cannot read the text column(s) {', '.join(encoder.text_columns)}; use a text model "
+                "(bag, rnn, transformer, minilm) or declare the column as category under inputs:"
+            )
         width = 128 if n_train < 20000 else 256
         return {
             "n_num": len(encoder.numeric),

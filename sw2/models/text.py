@@ -18,6 +18,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from sw2.data.encode import Encoder
 from sw2.data.text import vocab_size
+from sw2.errors import UserError
 from sw2.models.registry import MODELS
 from sw2.spec import ModelSpec
 
@@ -26,7 +27,8 @@ def trimmed(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(ids cut to the batch's longest sequence, its mask): padding past it costs compute for nothing."""
     mask = ids != 0
     mask[:, 0] = True  # [CLS]: every sequence has it, so even an all-padding input has one position
-    longest = int(mask.sum(1).max()) if len(ids) else 1
+    positions = torch.arange(ids.shape[1], device=ids.device)
+    longest = int((mask * (positions + 1)).max()) if len(ids) else 1  # the last real token, wherever it is
     return ids[:, :longest], mask[:, :longest]
 
 
@@ -52,7 +54,8 @@ class Side(nn.Module):
 
 def text_kwargs(spec: ModelSpec, encoder: Encoder) -> dict[str, Any]:
     """What every text model needs to know from the encoder."""
-    assert encoder.tokenizer is not None, "a text model needs a text column"
+    if encoder.tokenizer is None:
+        raise UserError(f"model: {spec.name} reads text, and the data has no text column; use inputs: {{col: text}}")
     return {
         "vocab": vocab_size(encoder.tokenizer),
         "n_out": encoder.n_outputs,
@@ -174,9 +177,12 @@ class Transformer(nn.Module):
 
     @staticmethod
     def configure(spec: ModelSpec, encoder: Encoder, n_train: int) -> dict[str, Any]:
+        dim, heads = (spec.widths or [128])[0], spec.heads or 4
+        if dim % heads:
+            raise UserError(f"model: widths[0] = {dim} must be a multiple of heads = {heads}")
         return {
             **text_kwargs(spec, encoder),
-            "dim": (spec.widths or [128])[0],
+            "dim": dim,
             "layers": spec.layers or 2,
-            "heads": spec.heads or 4,
+            "heads": heads,
         }
