@@ -76,9 +76,13 @@ def test_text_models_learn_and_reload_identically(tmp_path, model):
     reviews(400).to_csv(tmp_path / "r.csv", index=False)
     spec = text_spec("r.csv", name=model)
     spec["augment"] = {"token_drop": 0.1}
-    bundle = sw2.train(write_spec(tmp_path, spec), tmp_path / "b", verbose=False, check=False)
+    bundle = sw2.train(write_spec(tmp_path, spec), tmp_path / "b", verbose=False, check=model == "bag")
     assert bundle.metrics["test"]["accuracy"] >= 0.9, bundle.metrics["test"]
     assert bundle.encoder.text_columns == ["review"] and bundle.encoder.numeric  # mixed: text + year + genre
+    if model == "bag":  # the pre-flight ran: every check passes, and the tokens the net sees are written out
+        assert {v["status"] for v in bundle.metrics["preflight"]["verdicts"]} == {"PASS"}, bundle.metrics["preflight"]
+        seen = pd.read_csv(bundle.path / "what_the_net_sees.csv")
+        assert seen["text (tokens)"].str.startswith("[CLS] ").all()
     rows = reviews(30, seed=1)
     again = sw2.load(bundle.path)
     assert np.array_equal(bundle.predict_proba(rows), again.predict_proba(rows))

@@ -85,5 +85,11 @@ def token_ids(state: str, texts: list[str], max_tokens: int, second: list[str] |
     return torch.from_numpy(out)
 
 
+def tokens(state: str, ids: list[int]) -> list[str]:
+    """The token strings of one row of ids, padding left out."""
+    tok = _load(state)
+    return [tok.id_to_token(i) or "?" for i in ids if i != 0]
+
+
 def vocab_size(state: str) -> int:
     return _load(state).get_vocab_size()

@@ -1,7 +1,7 @@
 """What the net sees: one training batch exactly as the model receives it (Karpathy: "visualize just
 before the net"). Images: the augmented uint8 batch (sw2's conv nets normalise inside the model, with
 the train split's mean/std) as a PNG grid with labels. Tables: the encoded feature values of the first
-rows, as CSV."""
+rows, and the tokens of text columns, as CSV."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pandas as pd
 import torch
 
 from sw2.data.dataset import Prepared
-from sw2.engine.augment import augment, is_active
+from sw2.data.text import tokens
+from sw2.engine.augment import augment, augment_text, is_active, text_active
 from sw2.evaluation import plots
 from sw2.spec import Spec
 
@@ -32,6 +33,12 @@ def what_the_net_sees(spec: Spec, p: Prepared, folder: Path, n: int = 32) -> Pat
         columns[f"{c['name']} (standardised)"] = batch["num"][:, i].numpy()
     for i, c in enumerate(enc.categories):
         columns[f"{c['name']} (index)"] = batch["cat"][:, i].numpy()
+    if "text" in batch:  # the tokens exactly as the model gets them (after augmentation, if any)
+        ids = batch["text"]
+        if text_active(spec.augment):
+            ids = augment_text(ids, spec.augment, torch.Generator().manual_seed(spec.train.seed))
+        assert enc.tokenizer is not None
+        columns["text (tokens)"] = [" ".join(tokens(enc.tokenizer, row)) for row in ids.tolist()]
     columns["target"] = labels
     path = folder / "what_the_net_sees.csv"
     pd.DataFrame(columns).to_csv(path, index=False, float_format="%.4f")
