@@ -26,7 +26,7 @@ from sw2.data import prepare
 from sw2.spec import parse_spec
 
 MODELS: dict[str, dict] = {
-    "bag": {"model": {"name": "bag", "widths": [64]}},
+    "bag": {"model": {"name": "bag", "widths": [64]}},  # the example: lr 0.01, 10 epochs (best on val)
     "rnn": {"model": {"name": "rnn"}, "train": {"epochs": 4, "lr": 0.002}},
     "transformer": {"model": {"name": "transformer", "layers": 2}, "train": {"epochs": 6, "lr": 0.001}},
     "minilm_frozen": {"model": {"name": "minilm", "finetune": "frozen"}, "train": {"epochs": 4, "lr": 0.003}},

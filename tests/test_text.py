@@ -30,8 +30,8 @@ def reviews(n: int, seed: int = 0) -> pd.DataFrame:
         label = "fresh" if i % 2 else "rotten"
         words = list(rng.choice(FILLER, rng.integers(4, 12))) + list(rng.choice(good if i % 2 else bad, 2))
         rng.shuffle(words)
-        rows.append({"review": " ".join(words), "year": 1990 + i % 30, "genre": ["drama", "comedy"][i % 3 == 0],
-                     "label": label})  # fmt: skip
+        year, genre = int(rng.integers(1990, 2020)), ["drama", "comedy"][i % 3 == 0]  # neither tells the label
+        rows.append({"review": " ".join(words), "year": year, "genre": genre, "label": label})
     return pd.DataFrame(rows)
 
 
