@@ -252,7 +252,7 @@ def verify(
 ) -> list[Outcome]:
     """Check a bundle's model tests (or those of the spec `tests_from`) on its test split, or on `data`."""
     b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
-    spec, root = b.spec, Path(b.fingerprint.get("spec_root", "."))
+    spec, root = b.spec, _spec_root(b)
     if tests_from is not None:
         other, root = load_spec(tests_from)
         spec = spec.model_copy(update={"tests": other.tests})
@@ -267,7 +267,7 @@ def report(bundle: Bundle | str | Path, data: str | Path | None = None, out: str
     if data is not None:
         path = Path(out) if out else Path(f"{b.spec.name}-report.html")
         return write_report(b, _examples(b, data), scored_on=f"other data ({data})", path=path)
-    p = prepare(b.spec, Path(b.fingerprint.get("spec_root", ".")))
+    p = prepare(b.spec, _spec_root(b))
     changed = p.fingerprint != b.fingerprint.get("data_sha256", p.fingerprint)
     note = "The training data changed since this model was trained (its fingerprint differs)." if changed else ""
     path = Path(out) if out else None
@@ -276,10 +276,15 @@ def report(bundle: Bundle | str | Path, data: str | Path | None = None, out: str
     return write_report(b, p.scored_val, scored_on="validation split (no test split)", note=note, path=path)
 
 
+def _spec_root(b: Bundle) -> Path:
+    """Where the bundle's spec read its relative paths from at training time."""
+    return Path(b.fingerprint.get("spec_root", "."))
+
+
 def _examples(b: Bundle, data: str | Path | None) -> Any:
     """The bundle's test split as at training (without `data`), else the examples of `data` whose label
     the model saw (the others cannot be scored)."""
     if data is None:
-        return prepare(b.spec, Path(b.fingerprint.get("spec_root", "."))).raw_test
+        return prepare(b.spec, _spec_root(b)).raw_test
     examples = load_other(b.spec.data, Path(data), b.spec.target)
     return drop_unseen(encode(b.encoder, examples), examples)[1]
