@@ -23,3 +23,11 @@ def mnist_tensors(split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
     if pair is None:
         raise SystemExit(f"MNIST not found in {folder}; set SW2_DATASETS")
     return torch.from_numpy(pair[0].copy()), torch.from_numpy(pair[1])
+
+
+def markdown_table(rows: list[dict], columns: dict[str, str]) -> str:
+    """Rows as a Markdown table: `columns` maps each row key to its header."""
+    lines = ["| " + " | ".join(columns.values()) + " |", "|" + " --- |" * len(columns)]
+    for r in rows:
+        lines.append("| " + " | ".join(str(r.get(k, "")) for k in columns) + " |")
+    return "\n".join(lines)

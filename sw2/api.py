@@ -6,32 +6,31 @@ The CLI is a thin shell over these functions.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from sw2 import __version__
-from sw2.bundle import Bundle, save, write_atomic
+from sw2.bundle import Bundle, write_atomic
 from sw2.data import prepare
 from sw2.data.dataset import drop_unseen, encode
 from sw2.data.sources import load_other
-from sw2.engine import fit, predict
+from sw2.engine import predict
 from sw2.errors import UserError
 from sw2.evaluation import evaluate as score
 from sw2.evaluation import plots
 from sw2.evaluation.model_tests import Outcome, Subject, junit_xml, run_tests, validate
+from sw2.language import evaluate_text, train_language_model
 from sw2.models import initialised
-from sw2.preflight import LRSweep, Verdict, preflight, resolve_lr
+from sw2.preflight import Verdict, preflight, resolve_lr, run_preflight
 from sw2.preflight.label_errors import LabelIssues, captions, label_issues
 from sw2.preflight.recipe import beats_baseline
 from sw2.preflight.seen import what_the_net_sees
 from sw2.run_report import write_report
-from sw2.spec import Spec, dump_spec, load_spec, parse_spec
+from sw2.runs import fingerprint, run_key, train_model, training_summary, write_bundle
+from sw2.spec import Spec, load_spec, parse_spec
 from sw2.tasks import TASKS
 
 
@@ -60,16 +59,17 @@ def train(
     """
     spec, base = resolve_spec(spec, root)
     out = Path(out) if out else Path("runs") / spec.name
-    ckpt_dir = out.with_name(out.name + ".checkpoint")
+    if spec.task == "generate_text":
+        return train_language_model(spec, base, out, resume=resume, verbose=verbose, check=check, force=force)
     t0 = time.perf_counter()
     data = prepare(spec, base)
     prep_seconds = time.perf_counter() - t0
     task = TASKS.get(spec.task)
-    run_key = hashlib.sha256((dump_spec(spec) + data.fingerprint).encode()).hexdigest()  # before lr: auto
+    key = run_key(spec, data.fingerprint)
     if spec.tests:  # a mistake in the tests must not cost a training run
         validate(spec.tests, data.encoder, data.raw_test, base)
     spec, found = resolve_lr(spec, data, task)
-    verdicts, check_seconds = _preflight(spec, data, task, found, verbose, force) if check else ([], 0.0)
+    verdicts, check_seconds = run_preflight(spec, data, task, found, verbose, force) if check else ([], 0.0)
     name, kwargs, model = initialised(spec, data.encoder, data.train, task)
     if verbose:
         n_params = sum(p.numel() for p in model.parameters())
@@ -77,20 +77,7 @@ def train(
             f"sw2: {data.report['source']}: train {len(data.train)}, val {len(data.val)}, test {len(data.test)}; "
             f"model {name} ({n_params:,} parameters)"
         )
-    if not resume:
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-    result = fit(
-        model,
-        task,
-        data.train,
-        data.val,
-        spec,
-        checkpoint_dir=ckpt_dir,
-        resume=resume,
-        run_key=run_key,
-        log_dir=ckpt_dir / "tensorboard",
-        verbose=verbose,
-    )
+    result = train_model(model, task, data.train, data.val, spec, out, key, resume=resume, verbose=verbose)
 
     metrics: dict[str, Any] = {"task": spec.task}
     outputs: dict[str, torch.Tensor] = {}
@@ -98,15 +85,7 @@ def train(
         if len(tensors):
             outputs[split] = predict(result.model, tensors.inputs, tta=spec.augment.tta)
             metrics[split] = score(outputs[split], tensors.target, data.encoder)
-    metrics["training"] = {
-        "seconds": result.train_seconds,
-        "examples_per_second": result.examples_per_second,
-        "epochs": len(result.history),
-        "stopped": result.stopped,
-        "best_epoch": result.best_epoch,
-        "prepare_seconds": round(prep_seconds, 3),
-        "threads": torch.get_num_threads(),
-    }
+    metrics["training"] = training_summary(result, prep_seconds)
     metrics["data"] = data.report
     if check:
         scored = metrics.get("test") or metrics.get("val")
@@ -122,18 +101,8 @@ def train(
     outcomes = run_tests(Subject(result.model, data.encoder, spec, data.raw_test, base)) if spec.tests else []
     if outcomes:
         metrics["tests"] = [o.to_json() for o in outcomes]
-    fingerprint = {
-        "data_sha256": data.fingerprint,
-        "sw2": __version__,
-        "torch": torch.__version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "model": name,
-        "spec_root": str(base.resolve()),  # where the spec's relative paths start, for `sw2 test`
-    }
 
     def fill(folder: Path) -> None:
-        save(folder, result.model, name, kwargs, data.encoder, spec, metrics, result.history, fingerprint)
-        plots.curves(result.history, task.metric, folder / "curves.png")
         if "test" in metrics and "confusion" in metrics["test"]:
             plots.confusion(metrics["test"]["confusion"], data.encoder.classes or [], folder / "confusion.png")
         if outcomes:
@@ -142,13 +111,11 @@ def train(
             what_the_net_sees(spec, data, folder)
         if found is not None:
             plots.lr_sweep(found.lrs, found.losses, found.suggestion, folder / "lr_finder.png")
-        if (ckpt_dir / "tensorboard").exists():
-            shutil.copytree(ckpt_dir / "tensorboard", folder / "tensorboard")
         if outputs:  # last: the report reads the files above
             _report_at_training(Bundle(folder), data, outputs)
 
-    path = write_atomic(out, fill)
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    stamp = fingerprint(data.fingerprint, name, base)
+    path = write_bundle(out, result, name, kwargs, data.encoder, spec, metrics, stamp, task.metric, fill)
     if verbose:
         print(f"sw2: bundle written to {path}")
     return Bundle(path)
@@ -166,27 +133,10 @@ def _report_at_training(bundle: Bundle, data: Any, outputs: dict[str, torch.Tens
         print(f"warning: report.html not written ({type(err).__name__}: {err}); retry with sw2 report BUNDLE --debug")
 
 
-def _preflight(
-    spec: Spec, data: Any, task: Any, found: LRSweep | None, verbose: bool, force: bool
-) -> tuple[list[Verdict], float]:
-    t0 = time.perf_counter()
-    verdicts = preflight(spec, data, task, found)
-    seconds = time.perf_counter() - t0
-    if verbose:
-        for v in verdicts:
-            print(f"check {v.status:4}  {v.check}: {v.message}")
-        print(f"sw2: pre-flight took {seconds:.1f} s")
-    failed = [v for v in verdicts if v.status == "FAIL"]
-    if failed and not force:
-        v = failed[0]
-        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        raise UserError(f"pre-flight FAIL: {v.check}: {v.message}{more}; fix it, or train with --force (force=True)")
-    return verdicts, seconds
-
-
 def check(spec: str | Path | Spec | dict[str, Any], root: str | Path | None = None) -> list[Verdict]:
     """The pre-flight verdicts of a spec, without training."""
     spec, base = resolve_spec(spec, root)
+    _supervised(spec, "the pre-flight checks")
     data, task = prepare(spec, base), TASKS.get(spec.task)
     spec, found = resolve_lr(spec, data, task)
     return preflight(spec, data, task, found)
@@ -204,6 +154,7 @@ def doctor(
     """Rank the train + val examples by how likely their label is wrong; writes the findings to `out`
     (default runs/<name>.doctor): label_errors.csv, doctor.json, label_errors.png (images)."""
     spec, base = resolve_spec(spec, root)
+    _supervised(spec, "sw2 doctor")
     overrides = {k: v for k, v in (("folds", folds), ("epochs", epochs)) if v is not None}
     raw = spec.model_dump(mode="json")
     spec = parse_spec({**raw, "doctor": {**raw["doctor"], **overrides}}, "sw2 doctor options")
@@ -229,6 +180,31 @@ def doctor(
     return found
 
 
+def _supervised(spec: Spec, what: str) -> None:
+    if spec.task == "generate_text":
+        raise UserError(f"{what}: not available for task generate_text yet (classify and regress only)")
+
+
+def _existing(path: Path) -> Path:
+    if not path.exists():
+        raise UserError(f"{path}: data not found; give a text file, a CSV/Parquet file, an image or IDX folder")
+    return path
+
+
+def generate(
+    bundle: Bundle | str | Path,
+    prompt: str = "\n",
+    tokens: int = 200,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int = 0,
+    cache: bool = True,
+) -> str:
+    """Text that a language model bundle writes after `prompt` (see Bundle.generate)."""
+    b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
+    return b.generate(prompt, tokens, temperature, top_k, seed, cache)
+
+
 def load(path: str | Path) -> Bundle:
     return Bundle(path)
 
@@ -240,7 +216,9 @@ def evaluate(bundle: Bundle | str | Path, data: str | Path | None = None) -> dic
     """
     b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
     if data is None:
-        return b.metrics.get("test", {})
+        return b.metrics.get("test") or b.metrics.get("val", {})
+    if b.spec.task == "generate_text":
+        return evaluate_text(b, _existing(Path(data)))
     examples = load_other(b.spec.data, Path(data), b.spec.target)
     tensors, _, dropped = drop_unseen(encode(b.encoder, examples), examples)
     outputs = predict(b.model, tensors.inputs, tta=b.spec.augment.tta)
@@ -264,6 +242,7 @@ def verify(
 def report(bundle: Bundle | str | Path, data: str | Path | None = None, out: str | Path | None = None) -> Path:
     """(Re)write a bundle's report.html from its test split, or a report on other `data` to `out`."""
     b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
+    _supervised(b.spec, "sw2 report")
     if data is not None:
         path = Path(out) if out else Path(f"{b.spec.name}-report.html")
         return write_report(b, _examples(b, data), scored_on=f"other data ({data})", path=path)

@@ -3,6 +3,7 @@
     model.safetensors   weights (no pickle)         model.json      architecture name + kwargs
     preprocess.json     encoder state               spec.yaml       the resolved spec
     metrics.json        test/val metrics, baseline  history.jsonl   one line per epoch
+    (a language model: preprocess.json holds its tokenizer, and samples.txt what it wrote)
     fingerprint.json    data hash, sizes, versions  curves.png, confusion.png, tensorboard/
     what_the_net_sees.png|csv, tests.xml (model tests), lr_finder.png (lr: auto)
     report.html         the run report, one self-contained page (sw2.run_report)
@@ -24,12 +25,14 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_model, save_model
 
+from sw2.data.corpus import Corpus
 from sw2.data.encode import Encoder
 from sw2.data.examples import Examples
 from sw2.data.images import IMAGE_SUFFIXES, decode
 from sw2.data.sources import read_table
+from sw2.engine.generate import sample
 from sw2.engine.predict import predict
 from sw2.errors import UserError
 from sw2.models import build
@@ -63,15 +66,14 @@ def save(
     model: torch.nn.Module,
     model_name: str,
     model_kwargs: dict[str, Any],
-    encoder: Encoder,
+    encoder: Encoder | Corpus,
     spec: Spec,
     metrics: dict[str, Any],
     history: list[dict[str, Any]],
     fingerprint: dict[str, Any],
 ) -> None:
     """Write the bundle's files into `folder` (already a temporary folder)."""
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / "model.safetensors"))
+    save_model(model, str(folder / "model.safetensors"), force_contiguous=True)  # tied weights stored once
     dump = {
         "model.json": {"name": model_name, "kwargs": model_kwargs},
         "preprocess.json": encoder.to_json(),
@@ -95,10 +97,11 @@ class Bundle:
         if missing:
             raise UserError(f"{self.path}: not a complete bundle ({missing[0]} is missing); train it again")
         self.spec = parse_spec(yaml.safe_load((self.path / "spec.yaml").read_text()), str(self.path / "spec.yaml"))
-        self.encoder = Encoder.from_json(self._json("preprocess.json"))
+        language = self.spec.task == "generate_text"
+        self.encoder = (Corpus if language else Encoder).from_json(self._json("preprocess.json"))
         arch = self._json("model.json")
         self.model = build(arch["name"], arch["kwargs"])
-        self.model.load_state_dict(load_file(str(self.path / "model.safetensors")))
+        load_model(self.model, str(self.path / "model.safetensors"))  # strict: every weight present
         self.model.eval()
         self.metrics = self._json("metrics.json") if (self.path / "metrics.json").exists() else {}
         self.fingerprint = self._json("fingerprint.json") if (self.path / "fingerprint.json").exists() else {}
@@ -141,6 +144,8 @@ class Bundle:
 
     # ---- predictions ---------------------------------------------------------------------------
     def outputs(self, data: Any) -> torch.Tensor:
+        if isinstance(self.encoder, Corpus):
+            raise UserError(f"{self.path} is a language model: it generates text (sw2 generate BUNDLE --prompt ...)")
         inputs = self.encoder.inputs(self.examples(data))
         return predict(self.model, inputs, tta=self.spec.augment.tta)
 
@@ -164,6 +169,25 @@ class Bundle:
             [(self.classes[j], round(float(q), 4)) for q, j in zip(ps, js)]  # type: ignore[index]
             for ps, js in zip(p.tolist(), i.tolist())
         ]
+
+    def generate(
+        self,
+        prompt: str = "\n",
+        tokens: int = 200,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        seed: int = 0,
+        cache: bool = True,
+    ) -> str:
+        """Text a language model writes after `prompt` (`tokens` new tokens; temperature 0 = greedy)."""
+        if not isinstance(self.encoder, Corpus):
+            raise UserError(f"{self.path} is a {self.spec.task} model; generate needs task: generate_text")
+        if tokens < 1 or temperature < 0 or (top_k is not None and top_k < 1):
+            raise UserError("generate: tokens and top-k must be at least 1 and the temperature at least 0")
+        ids = self.encoder.encode(prompt, "prompt")
+        if not ids:
+            raise UserError("prompt: empty; give at least one character (e.g. a newline)")
+        return self.encoder.decode(sample(self.model, ids, tokens, temperature, top_k, seed, cache))
 
 
 def _image_files(paths: Iterable[Path]) -> Iterable[Path]:

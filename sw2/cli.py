@@ -27,7 +27,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     bundle = train(
         args.spec, args.out, resume=args.resume, verbose=not args.quiet, check=not args.no_check, force=args.force
     )
-    show_metrics(bundle.metrics.get("test", {}), "test", bundle.spec.metrics)
+    scored = "test" if bundle.metrics.get("test") else "val"
+    show_metrics(bundle.metrics.get(scored, {}), scored, bundle.spec.metrics)
     return 0
 
 
@@ -68,6 +69,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
             console.print(f"{r['id']}: [bold]{r['prediction']}[/] {r.get('probability', 0):.3f}  {alts}".rstrip())
     if args.output:
         out.close()
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import time
+
+    from sw2.api import load
+
+    bundle = load(args.bundle)
+    prompt = args.prompt.replace("\\n", "\n").replace("\\t", "\t") if args.escapes else args.prompt
+    t0 = time.perf_counter()
+    text = bundle.generate(prompt, args.tokens, args.temperature, args.top_k, args.seed, cache=not args.no_cache)
+    seconds = time.perf_counter() - t0
+    sys.stdout.write(prompt + text + ("" if text.endswith("\n") else "\n"))
+    if args.stats:
+        print(f"{args.tokens} tokens in {seconds:.2f} s: {args.tokens / seconds:,.1f} tokens/s", file=sys.stderr)
     return 0
 
 
@@ -148,16 +165,24 @@ def cmd_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+LANGUAGE_METRICS = ("nats_per_char", "bits_per_char", "nats_per_token", "perplexity", "accuracy")
+
+
 def show_metrics(m: dict[str, Any], title: str, chosen: list[str] | None = None) -> None:
     if not m:
         return
-    table = Table(title=f"{title} ({m.get('n', '?')} examples)")
+    language = "nats_per_char" in m
+    size = f"{m['tokens_scored']:,} tokens" if language else f"{m.get('n', '?')} examples"
+    table = Table(title=f"{title} ({size})")
     table.add_column("metric")
     table.add_column("model", justify="right")
-    table.add_column(f"baseline ({m['baseline']['name']})", justify="right")
-    for key in chosen or ("accuracy", "macro_f1", "log_loss", "mae", "rmse", "r2"):
+    base = m.get("baseline")
+    if base:
+        table.add_column(f"baseline ({base['name']})", justify="right")
+    names = LANGUAGE_METRICS if language else chosen or ("accuracy", "macro_f1", "log_loss", "mae", "rmse", "r2")
+    for key in names:
         if key in m:
-            table.add_row(key, f"{m[key]:.4f}", f"{m['baseline'][key]:.4f}")
+            table.add_row(key, f"{m[key]:.4f}", *([f"{base[key]:.4f}" if key in base else ""] if base else []))
     console.print(table)
     if "per_class" in m and len(m["per_class"]) <= 30:
         pc = Table(title="per class")
@@ -204,6 +229,18 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--top", type=int, default=3, help="classes to show per example")
     pr.add_argument("--output", help="write CSV rows to this file")
     pr.set_defaults(func=cmd_predict)
+
+    g = sub.add_parser("generate", help="text that a language model (task: generate_text) writes after a prompt")
+    g.add_argument("bundle")
+    g.add_argument("--prompt", default="\n", help="the text to continue (default: a newline)")
+    g.add_argument("--tokens", type=int, default=200, help="how many tokens to write")
+    g.add_argument("--temperature", type=float, default=1.0, help="0 = always the most likely token")
+    g.add_argument("--top-k", type=int, help="sample only among the k most likely tokens")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--no-cache", action="store_true", help="recompute the whole context for every token")
+    g.add_argument("--escapes", action="store_true", help="read \\n and \\t in the prompt as newline and tab")
+    g.add_argument("--stats", action="store_true", help="print tokens/second to stderr")
+    g.set_defaults(func=cmd_generate)
 
     c = sub.add_parser("check", help="the pre-flight checks of a spec (exit 1 if any FAILs)")
     c.add_argument("spec")

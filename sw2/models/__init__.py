@@ -10,19 +10,20 @@ from typing import Any
 import torch
 from torch import nn
 
+from sw2.data.corpus import Corpus
 from sw2.data.dataset import TensorSet
 from sw2.data.encode import Encoder
-from sw2.models import convnet, minilm, mlp, mobilenet, text  # noqa: F401  (they register themselves)
+from sw2.models import convnet, gpt, minilm, mlp, mobilenet, text  # noqa: F401  (they register themselves)
 from sw2.models.registry import MODELS
 from sw2.spec import ModelSpec, Spec
 from sw2.tasks import Task
 
 
-def choose(model: ModelSpec, encoder: Encoder, n_train: int) -> tuple[str, dict[str, Any]]:
+def choose(model: ModelSpec, encoder: Encoder | Corpus, n_train: int) -> tuple[str, dict[str, Any]]:
     """Resolve `auto` and fill the size knobs the spec left empty, from the input type and data size."""
     name = model.name
     if name == "auto":
-        name = "convnet" if encoder.image_shape is not None else "rnn" if encoder.text_columns else "mlp"
+        name = encoder.default_model
     return name, MODELS.get(name).configure(model, encoder, n_train)
 
 
@@ -30,7 +31,9 @@ def build(name: str, kwargs: dict[str, Any]) -> nn.Module:
     return MODELS.get(name)(**kwargs)
 
 
-def initialised(spec: Spec, encoder: Encoder, train: TensorSet, task: Task) -> tuple[str, dict[str, Any], nn.Module]:
+def initialised(
+    spec: Spec, encoder: Encoder | Corpus, train: TensorSet, task: Task
+) -> tuple[str, dict[str, Any], nn.Module]:
     """The spec's model, seeded, its output bias at the label prior and data-dependent parts fitted on train."""
     name, kwargs = choose(spec.model, encoder, len(train))
     kwargs["dropout"] = spec.train.dropout

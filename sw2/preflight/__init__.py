@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
+from sw2.data.corpus import Prepared as TextPrepared
 from sw2.data.dataset import Prepared
+from sw2.errors import UserError
 from sw2.preflight.data_checks import data_verdicts
 from sw2.preflight.gradients import gradient_health
 from sw2.preflight.lr_finder import LRSweep, sweep
-from sw2.preflight.recipe import recipe_verdicts
+from sw2.preflight.recipe import Data, recipe_verdicts
 from sw2.preflight.verdict import Verdict
 from sw2.spec import Spec
 from sw2.tasks import Task
@@ -20,7 +24,7 @@ def resolve_lr(spec: Spec, data: Prepared, task: Task) -> tuple[Spec, LRSweep | 
     return spec.model_copy(update={"train": spec.train.model_copy(update={"lr": found.suggestion})}), found
 
 
-def preflight(spec: Spec, data: Prepared, task: Task, found: LRSweep | None = None) -> list[Verdict]:
+def preflight(spec: Spec, data: Data, task: Task, found: LRSweep | None = None) -> list[Verdict]:
     """Every check's verdict; `found` is the lr sweep when the spec asked for `lr: auto`."""
     lr = []
     if found is not None and len(found.lrs) <= 2:
@@ -29,7 +33,27 @@ def preflight(spec: Spec, data: Prepared, task: Task, found: LRSweep | None = No
     elif found is not None:
         span = f"{len(found.lrs)}-step sweep from {found.lrs[0]:.0e} to {found.lrs[-1]:.0e}"
         lr = [Verdict("learning rate", "PASS", f"lr: auto -> {found.suggestion:.3g} (valley of a {span})")]
-    return [*data_verdicts(data), *lr, *recipe_verdicts(spec, data, task), *gradient_health(spec, data, task)]
+    tables = [] if isinstance(data, TextPrepared) else data_verdicts(data)  # a language model's text: no rows
+    return [*tables, *lr, *recipe_verdicts(spec, data, task), *gradient_health(spec, data, task)]
 
 
-__all__ = ["LRSweep", "Verdict", "preflight", "resolve_lr"]
+def run_preflight(
+    spec: Spec, data: Data, task: Task, found: LRSweep | None, verbose: bool, force: bool
+) -> tuple[list[Verdict], float]:
+    """The verdicts (printed when `verbose`) and the seconds they took; a FAIL stops unless `force`."""
+    t0 = time.perf_counter()
+    verdicts = preflight(spec, data, task, found)
+    seconds = time.perf_counter() - t0
+    if verbose:
+        for v in verdicts:
+            print(f"check {v.status:4}  {v.check}: {v.message}")
+        print(f"sw2: pre-flight took {seconds:.1f} s")
+    failed = [v for v in verdicts if v.status == "FAIL"]
+    if failed and not force:
+        v = failed[0]
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise UserError(f"pre-flight FAIL: {v.check}: {v.message}{more}; fix it, or train with --force (force=True)")
+    return verdicts, seconds
+
+
+__all__ = ["LRSweep", "Verdict", "preflight", "resolve_lr", "run_preflight"]

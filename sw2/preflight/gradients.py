@@ -8,19 +8,18 @@ import math
 import torch
 from torch import nn
 
-from sw2.data.dataset import Prepared
 from sw2.engine.optim import make_optimizer
 from sw2.models import initialised
-from sw2.preflight.recipe import subset
+from sw2.preflight.recipe import Data, scaled, subset
 from sw2.preflight.verdict import Verdict
 from sw2.spec import Spec
 from sw2.tasks import Task
 
 
-def gradient_health(spec: Spec, p: Prepared, task: Task, steps: int = 6) -> list[Verdict]:
+def gradient_health(spec: Spec, p: Data, task: Task, steps: int = 6) -> list[Verdict]:
     _, _, model = initialised(spec, p.encoder, p.train, task)
     opt = make_optimizer(model, spec.train)
-    bs = min(spec.train.batch_size, 128, len(p.train))
+    bs = min(spec.train.batch_size, scaled(p.train, 128), len(p.train))
     data = subset(p.train, min(len(p.train), steps * bs), spec.train.seed)
     layers = {n: q for n, q in model.named_parameters() if q.requires_grad and q.ndim >= 2}
     norms: dict[str, list[float]] = {n: [] for n in layers}

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from sw2.data.corpus import Prepared as TextPrepared
 from sw2.data.dataset import Prepared, TensorSet
 from sw2.engine import fit
 from sw2.engine.optim import make_optimizer
@@ -23,14 +24,29 @@ from sw2.preflight.verdict import Verdict
 from sw2.spec import Spec
 from sw2.tasks import Task
 
+Data = Prepared | TextPrepared  # tables and images, or a language model's text
+
 
 def subset(ts: TensorSet, n: int, seed: int) -> TensorSet:
     return ts.take(torch.randperm(len(ts), generator=torch.Generator().manual_seed(seed))[:n].numpy())
 
 
-def expected_init_loss(p: Prepared, task: Task) -> tuple[float, str]:
-    if p.encoder.class_counts is not None:
-        prior = torch.tensor(p.encoder.class_counts, dtype=torch.float).clamp_min(1e-3)
+def scaled(ts: TensorSet, n: int) -> int:
+    """`n` examples, or for sequences (a target per token) as many as hold about 16·n targets: a window of
+    128 tokens counts as 8 examples, so the checks cost a language model what they cost a classifier."""
+    per = ts.target[0].numel() if len(ts) else 1
+    return n if per <= 1 else max(4, n * 16 // max(16, per))
+
+
+def expected_init_loss(p: Data, task: Task) -> tuple[float, str]:
+    counts = getattr(p.encoder, "class_counts", None)
+    if counts is None and p.train.target.dtype == torch.long:  # a language model: the text's unigram entropy
+        rows = p.train.target[:: max(1, len(p.train) // 4096)]  # windows may overlap: a sample of them
+        tokens = torch.bincount(rows.flatten()).float()
+        prior = tokens[tokens > 0] / tokens.sum()
+        return float(-(prior * prior.log()).sum()), "the unigram entropy of the training tokens"
+    if counts is not None:
+        prior = torch.tensor(counts, dtype=torch.float).clamp_min(1e-3)
         prior = prior / prior.sum()
         h = float(-(prior * prior.log()).sum())
         k = len(prior)
@@ -40,9 +56,9 @@ def expected_init_loss(p: Prepared, task: Task) -> tuple[float, str]:
     return float(((y - y.mean()) ** 2).mean()), "target variance"
 
 
-def loss_at_init(spec: Spec, p: Prepared, task: Task) -> Verdict:
+def loss_at_init(spec: Spec, p: Data, task: Task) -> Verdict:
     _, _, model = initialised(spec, p.encoder, p.train, task)
-    batch = subset(p.train, min(512, len(p.train)), spec.train.seed)
+    batch = subset(p.train, min(scaled(p.train, 512), len(p.train)), spec.train.seed)
     model.train()  # batch statistics, as in the first training step
     with torch.no_grad():
         measured = float(task.loss(model(batch.inputs), batch.target))
@@ -56,7 +72,7 @@ def loss_at_init(spec: Spec, p: Prepared, task: Task) -> Verdict:
     return Verdict("loss at init", "PASS", msg)
 
 
-def overfit_one_batch(spec: Spec, p: Prepared, task: Task, size: int = 16, steps: int = 300) -> Verdict:
+def overfit_one_batch(spec: Spec, p: Data, task: Task, size: int = 16, steps: int = 300) -> Verdict:
     _, _, model = initialised(spec, p.encoder, p.train, task)
     for m in model.modules():
         if isinstance(m, nn.Dropout):
@@ -100,7 +116,7 @@ def zeroed(ts: TensorSet) -> TensorSet:
     return TensorSet({k: torch.zeros_like(v) for k, v in ts.inputs.items()}, ts.target, ts.ids)
 
 
-def inputs_matter(spec: Spec, p: Prepared, task: Task, steps: tuple[int, int] = (30, 150)) -> Verdict:
+def inputs_matter(spec: Spec, p: Data, task: Task, steps: tuple[int, int] = (30, 150)) -> Verdict:
     """A short training on the real inputs must end clearly below the same training on zeroed inputs.
     A slow starter (text models, small lrs) gets one longer try on the real inputs before a verdict; the
     zeroed-input model has learned all it can (the label prior) within the first, short try."""
@@ -121,11 +137,14 @@ def inputs_matter(spec: Spec, p: Prepared, task: Task, steps: tuple[int, int] = 
     )
 
 
-def _val_loss_after(spec: Spec, p: Prepared, task: Task, steps: int, inputs_of: Any) -> float:
+def _val_loss_after(spec: Spec, p: Data, task: Task, steps: int, inputs_of: Any) -> float:
     """The validation loss after `steps` steps of training on `inputs_of` (the data, or zeroed) the data."""
-    bs = min(spec.train.batch_size, 128, len(p.train))
+    bs = min(spec.train.batch_size, scaled(p.train, 128), len(p.train))
     # one pass over steps x bs examples where there are that many (one validation), else several epochs
-    train, val = subset(p.train, min(steps * bs, len(p.train)), spec.train.seed), subset(p.val, min(512, len(p.val)), 0)
+    train, val = (
+        subset(p.train, min(steps * bs, len(p.train)), spec.train.seed),
+        subset(p.val, min(scaled(p.val, 512), len(p.val)), 0),
+    )
     update = {"epochs": steps * bs / len(train), "batch_size": bs, "time_budget": None}
     short = spec.model_copy(
         update={"train": spec.train.model_copy(update={**update, "early_stopping": None, "lookahead": False})}
@@ -134,8 +153,10 @@ def _val_loss_after(spec: Spec, p: Prepared, task: Task, steps: int, inputs_of: 
     return fit(model, task, inputs_of(train), inputs_of(val), short, verbose=False).history[-1]["val_loss"]
 
 
-def recipe_verdicts(spec: Spec, p: Prepared, task: Task) -> list[Verdict]:
-    return [loss_at_init(spec, p, task), overfit_one_batch(spec, p, task), inputs_matter(spec, p, task)]
+def recipe_verdicts(spec: Spec, p: Data, task: Task) -> list[Verdict]:
+    sequences = scaled(p.train, 128) < 128  # a target per token: a longer second try costs too much
+    tries = (30, 60) if sequences else (30, 150)
+    return [loss_at_init(spec, p, task), overfit_one_batch(spec, p, task), inputs_matter(spec, p, task, tries)]
 
 
 def beats_baseline(scores: dict[str, Any]) -> Verdict:

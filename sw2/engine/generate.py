@@ -1,0 +1,52 @@
+"""Sampling from a language model: temperature, top-k, and a cache so each new token costs the same.
+
+With `cache=True` the model's `step` keeps what it computed (a GPT's keys and values, an RNN's state)
+and each new token runs through the model alone. Without it, every token re-reads the context (the last
+`block` tokens) from scratch, as nanoGPT's `generate` does.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def pick(logits: torch.Tensor, temperature: float, top_k: int | None, gen: torch.Generator) -> torch.Tensor:
+    """The next token (B x 1) from logits (B x V): greedy at temperature 0, else sampled."""
+    if temperature == 0:
+        return logits.argmax(-1, keepdim=True)
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return torch.multinomial(logits.softmax(-1), 1, generator=gen)
+
+
+@torch.no_grad()
+def sample(
+    model: nn.Module,
+    prompt: list[int],
+    tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int = 0,
+    cache: bool = True,
+) -> list[int]:
+    """`tokens` new token ids after `prompt` (at least one token)."""
+    model.eval()
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    ids = torch.tensor([prompt], dtype=torch.long, device=device)
+    out: list[int] = []
+    state = None
+    if cache:
+        logits, state = model.step(ids, None)
+    for i in range(tokens):
+        if not cache:
+            logits = model({"tokens": ids[:, -model.block :]})[:, -1]
+        nxt = pick(logits, temperature, top_k, gen)
+        out.append(int(nxt))
+        ids = torch.cat([ids, nxt], dim=1)
+        if cache and i < tokens - 1:
+            logits, state = model.step(nxt, state)
+    return out

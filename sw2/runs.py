@@ -1,0 +1,113 @@
+"""What every training run shares, for sw2.api (classify, regress) and sw2.language (generate_text): the
+run key that guards `--resume`, the engine's loop with its checkpoint folder, the training summary, the
+fingerprint, and writing the bundle atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sw2 import __version__
+from sw2.bundle import save, write_atomic
+from sw2.data.dataset import TensorSet
+from sw2.engine import FitResult, fit
+from sw2.evaluation import plots
+from sw2.spec import Spec, dump_spec
+from sw2.tasks import Task
+
+
+def checkpoint_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".checkpoint")
+
+
+def run_key(spec: Spec, data_print: str) -> str:
+    """Which spec and data a checkpoint belongs to (taken before `lr: auto` is resolved)."""
+    return hashlib.sha256((dump_spec(spec) + data_print).encode()).hexdigest()
+
+
+def train_model(
+    model: nn.Module,
+    task: Task,
+    train: TensorSet,
+    val: TensorSet,
+    spec: Spec,
+    out: Path,
+    key: str,
+    *,
+    resume: bool,
+    verbose: bool,
+) -> FitResult:
+    """The engine's loop, checkpointing beside the bundle-to-be (`--resume` continues from there)."""
+    ckpt = checkpoint_dir(out)
+    if not resume:
+        shutil.rmtree(ckpt, ignore_errors=True)
+    return fit(
+        model,
+        task,
+        train,
+        val,
+        spec,
+        checkpoint_dir=ckpt,
+        resume=resume,
+        run_key=key,
+        log_dir=ckpt / "tensorboard",
+        verbose=verbose,
+    )
+
+
+def training_summary(result: FitResult, prepare_seconds: float) -> dict[str, Any]:
+    return {
+        "seconds": result.train_seconds,
+        "examples_per_second": result.examples_per_second,
+        "epochs": len(result.history),
+        "stopped": result.stopped,
+        "best_epoch": result.best_epoch,
+        "prepare_seconds": round(prepare_seconds, 3),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def fingerprint(data_print: str, model_name: str, base: Path) -> dict[str, Any]:
+    return {
+        "data_sha256": data_print,
+        "sw2": __version__,
+        "torch": torch.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model": model_name,
+        "spec_root": str(base.resolve()),  # where the spec's relative paths start, for `sw2 test`
+    }
+
+
+def write_bundle(
+    out: Path,
+    result: FitResult,
+    name: str,
+    kwargs: dict[str, Any],
+    encoder: Any,
+    spec: Spec,
+    metrics: dict[str, Any],
+    fingerprint: dict[str, Any],
+    metric: str,
+    extra: Callable[[Path], None],
+) -> Path:
+    """The bundle's common files, then `extra(folder)` for the task's own, all atomically; the
+    checkpoint folder goes once the bundle is in place."""
+    ckpt = checkpoint_dir(out)
+
+    def fill(folder: Path) -> None:
+        save(folder, result.model, name, kwargs, encoder, spec, metrics, result.history, fingerprint)
+        plots.curves(result.history, metric, folder / "curves.png")
+        if (ckpt / "tensorboard").exists():
+            shutil.copytree(ckpt / "tensorboard", folder / "tensorboard")
+        extra(folder)
+
+    path = write_atomic(out, fill)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    return path

@@ -1,0 +1,172 @@
+"""Language models (task: generate_text): tokenizers, training, reload, sampling with and without the
+cache, `sw2 generate` and `sw2 eval` on text, and the bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import sw2
+from sw2.data.corpus import Corpus, windows
+from sw2.models.gpt import GPT, CharRNN
+from tests.conftest import need_dataset, write_spec
+from tests.conftest import sw2 as run_cli
+
+WORDS = "the king and queen of fair verona speak to my lord good night sweet prince".split()
+
+
+def verse(n_lines: int, seed: int = 0) -> str:
+    """Synthetic verse: a speaker line, then lines of words in a fixed order from a random start."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n_lines):
+        if i % 4 == 0:
+            out.append(["ROMEO:", "JULIET:"][int(rng.integers(2))])
+        start = int(rng.integers(len(WORDS)))
+        out.append(" ".join(WORDS[(start + j) % len(WORDS)] for j in range(6)) + ",")
+    return "\n".join(out) + "\n"
+
+
+def lm_spec(path: str, **model) -> dict:
+    return {
+        "name": "verse",
+        "task": "generate_text",
+        "data": {"path": path, "split": {"val": 0.1, "test": 0.1}},
+        "text": {"tokenizer": "char", "max_tokens": 48},
+        "model": {"name": "gpt", "widths": [64], "layers": 2, "heads": 4, **model},
+        "train": {"epochs": 3, "batch_size": 32, "lr": 0.003, "weight_decay": 0.1, "grad_clip": 1.0},
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("lm")
+    (folder / "verse.txt").write_text(verse(3000), encoding="utf-8")
+    spec = write_spec(folder, lm_spec("verse.txt"))
+    return sw2.train(spec, folder / "bundle", verbose=False), folder
+
+
+def test_tokenizers_round_trip_through_json():
+    text = "First Citizen:\nBefore we proceed — any further, hear me speak.\n\n  Ünïcode ok?\t"
+    char = Corpus.fit(text, "char", 0, 16)
+    again = Corpus.from_json(char.to_json())
+    assert again.decode(again.encode(text)) == text and again.vocab_size == len(set(text))
+    bpe = Corpus.fit(verse(400) + text, "bpe", 300, 16)
+    again = Corpus.from_json(bpe.to_json())
+    ids = again.encode(text)
+    assert again.decode(ids) == text  # byte-level: lossless, even for characters it saw rarely
+    assert len(ids) < len(text.encode())  # merges learned
+    assert again.decode(again.encode("zzz ÿ 漢字")) == "zzz ÿ 漢字"  # unseen characters too
+
+
+def test_windows_are_shifted_views():
+    ids = torch.arange(20)
+    w = windows(ids, 5, 3)
+    assert len(w) == 5 and torch.equal(w.target, w.inputs["tokens"] + 1)
+    assert w.inputs["tokens"].untyped_storage().data_ptr() == ids.untyped_storage().data_ptr()  # no copy
+    assert len(windows(ids, 30, 30)) == 0
+
+
+def test_gpt_learns_reloads_identically_and_writes_samples(trained):
+    bundle, folder = trained
+    val = bundle.metrics["val"]
+    assert val["nats_per_char"] < 0.6 * val["baseline"]["nats_per_char"]  # far better than unigram
+    assert val["bits_per_char"] == pytest.approx(val["nats_per_char"] / np.log(2), abs=1e-3)
+    assert (bundle.path / "samples.txt").read_text().strip()
+    checks = {v["check"]: v["status"] for v in bundle.metrics["preflight"]["verdicts"]}
+    assert checks["loss at init"] == checks["overfit one batch"] == checks["input-independent baseline"] == "PASS"
+    again = sw2.load(bundle.path)
+    batch = {"tokens": torch.randint(0, again.encoder.vocab_size, (3, 48))}
+    assert torch.equal(bundle.model(batch), again.model(batch))
+    a = bundle.generate("ROMEO:\n", 60, temperature=0.8, top_k=5, seed=3)
+    assert a == again.generate("ROMEO:\n", 60, temperature=0.8, top_k=5, seed=3) and len(a) == 60
+    assert a != again.generate("ROMEO:\n", 60, temperature=0.8, top_k=5, seed=4)
+
+
+def test_kv_cache_gives_what_recomputing_gives_within_the_context(trained):
+    bundle, _ = trained
+    prompt = "JULIET:\nthe king"
+    cached = bundle.generate(prompt, 48 - len(prompt), temperature=0, cache=True)
+    assert cached == bundle.generate(prompt, 48 - len(prompt), temperature=0, cache=False)
+    assert " " in cached  # it writes words
+    longer = bundle.generate(prompt, 150, temperature=0, cache=True)  # past the context: the window slides
+    assert len(longer) == 150 and longer.startswith(cached)
+
+
+def test_cache_logits_match_full_forward():
+    torch.manual_seed(0)
+    for model in (GPT(30, 16, 32, 2, 4), CharRNN(30, 16, 32, 2, "lstm")):
+        model.eval()
+        ids = torch.randint(0, 30, (1, 12))
+        full = model({"tokens": ids})
+        logits, state = model.step(ids[:, :5], None)
+        assert torch.allclose(logits, full[:, 4], atol=1e-5)
+        for t in range(5, 12):
+            logits, state = model.step(ids[:, t : t + 1], state)
+            assert torch.allclose(logits, full[:, t], atol=1e-5)
+
+
+def test_generate_and_eval_from_the_command_line(trained):
+    bundle, folder = trained
+    r = run_cli("generate", str(bundle.path), "--prompt", "ROMEO:", "--tokens", "30", "--top-k", "3", "--stats")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("ROMEO:") and len(r.stdout) >= 36 and "tokens/s" in r.stderr
+    r = run_cli("eval", str(bundle.path), "--data", str(folder / "verse.txt"))
+    assert r.returncode == 0 and "nats_per_char" in r.stdout
+
+
+def test_prompt_outside_the_vocabulary_is_exit_2(trained):
+    bundle, _ = trained
+    r = run_cli("generate", str(bundle.path), "--prompt", "ROMEO: ¿qué?")
+    assert r.returncode == 2 and "prompt" in r.stderr and "'¿'" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("generate", str(bundle.path), "--prompt", "")
+    assert r.returncode == 2 and "prompt: empty" in r.stderr
+    with pytest.raises(sw2.UserError, match="language model"):
+        bundle.predict(["x"])
+
+
+def test_charrnn_and_bpe_train_and_reload(tmp_path):
+    (tmp_path / "verse.txt").write_text(verse(1500, seed=1), encoding="utf-8")
+    spec = lm_spec("verse.txt", name="charrnn", widths=[64], layers=1, cell="lstm")
+    spec["model"].pop("heads")
+    spec["text"] = {"tokenizer": "bpe", "vocab_size": 300, "max_tokens": 24, "stride": 12}
+    bundle = sw2.train(write_spec(tmp_path, spec), tmp_path / "bundle", verbose=False)
+    val = bundle.metrics["val"]
+    assert val["chars_per_token"] > 2 and val["nats_per_char"] < val["baseline"]["nats_per_char"]
+    assert val["nats_per_char"] == pytest.approx(val["nats_per_token"] / val["chars_per_token"], abs=1e-3)
+    again = sw2.load(bundle.path)
+    assert bundle.generate("ROMEO:", 20, seed=1) == again.generate("ROMEO:", 20, seed=1)
+
+
+@pytest.mark.parametrize(
+    ("change", "text", "message"),
+    [
+        ({}, "", "training text is empty"),
+        ({}, b"caf\xe9 au lait\n" * 200, "not UTF-8"),
+        ({"text": {"tokenizer": "char", "max_tokens": 200}}, "short text\n" * 30, "fewer than a window"),
+        ({"model": {"name": "bag"}}, "x\n" * 100, "generate_text takes gpt or charrnn"),
+        ({"text": {"tokenizer": "wordpiece"}}, "x\n" * 100, "char or bpe"),
+        ({"task": "classify"}, "x\n" * 100, "is a language model"),
+    ],
+)
+def test_bad_language_model_inputs_are_exit_2_and_write_nothing(tmp_path, change, text, message):
+    path = tmp_path / "corpus.txt"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    spec = {**lm_spec("corpus.txt"), **change}
+    r = run_cli("train", str(write_spec(tmp_path, spec)), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_tinyshakespeare_char_gpt_learns(tmp_path):
+    """A short run on the real corpus: well below the unigram baseline and writing English-like words."""
+    text = need_dataset("tinyshakespeare") / "input.txt"
+    spec = lm_spec(str(text))
+    spec["data"] = {"path": str(text), "split": {"val": 0.1, "test": 0.0}, "limit": 200_000}
+    spec["train"] = {**spec["train"], "epochs": 2}
+    bundle = sw2.train(write_spec(tmp_path, spec), tmp_path / "bundle", verbose=False)
+    val = bundle.metrics["val"]
+    assert val["tokens_scored"] > 100_000  # the last 10% of the file
+    assert val["nats_per_char"] < 2.3 < val["baseline"]["nats_per_char"]
