@@ -15,6 +15,7 @@ import torch
 
 from sw2.bundle import Bundle, write_atomic
 from sw2.data import prepare
+from sw2.data.corpus import prepare_corpus
 from sw2.data.dataset import drop_unseen, encode
 from sw2.data.sources import load_other
 from sw2.engine import predict
@@ -136,8 +137,10 @@ def _report_at_training(bundle: Bundle, data: Any, outputs: dict[str, torch.Tens
 def check(spec: str | Path | Spec | dict[str, Any], root: str | Path | None = None) -> list[Verdict]:
     """The pre-flight verdicts of a spec, without training."""
     spec, base = resolve_spec(spec, root)
-    _supervised(spec, "the pre-flight checks")
-    data, task = prepare(spec, base), TASKS.get(spec.task)
+    task = TASKS.get(spec.task)
+    if spec.task == "generate_text":
+        return preflight(spec, prepare_corpus(spec, base), task)
+    data = prepare(spec, base)
     spec, found = resolve_lr(spec, data, task)
     return preflight(spec, data, task, found)
 
@@ -230,6 +233,7 @@ def verify(
 ) -> list[Outcome]:
     """Check a bundle's model tests (or those of the spec `tests_from`) on its test split, or on `data`."""
     b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
+    _supervised(b.spec, "sw2 test")
     spec, root = b.spec, _spec_root(b)
     if tests_from is not None:
         other, root = load_spec(tests_from)

@@ -117,6 +117,8 @@ class Bundle:
     def examples(self, data: Any) -> Examples:
         """Examples from a DataFrame, a list of dicts, a CSV/Parquet path, image paths, a folder or an array."""
         enc = self.encoder
+        if isinstance(enc, Corpus):
+            raise UserError(f"{self.path} is a language model: it generates text (sw2 generate BUNDLE --prompt ...)")
         if isinstance(data, Examples):
             return data
         if isinstance(data, pd.DataFrame):

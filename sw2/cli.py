@@ -37,7 +37,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     bundle = load(args.bundle)
     metrics = evaluate(bundle, args.data)
-    show_metrics(metrics, "evaluation" if args.data else "test (saved at training)", bundle.spec.metrics)
+    saved = "test" if bundle.metrics.get("test") else "val"
+    show_metrics(metrics, "evaluation" if args.data else f"{saved} (saved at training)", bundle.spec.metrics)
     if args.json:
         Path(args.json).write_text(json.dumps(metrics, indent=2, default=str))
     return 0

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from sw2.bundle import Bundle
-from sw2.data.corpus import Prepared, prepare_corpus, windows
+from sw2.data.corpus import Prepared, prepare_corpus, read_text, windows
 from sw2.engine.generate import sample
 from sw2.errors import UserError
 from sw2.evaluation.language import language_metrics, unigram
@@ -83,18 +83,17 @@ def _chars_per_token(data: Prepared, split: str) -> float:
 
 
 def _first_line(data: Prepared) -> str:
-    """A prompt for the bundle's sample: the first line of the validation text (or a newline)."""
-    ids = data.val.inputs["tokens"][0].tolist() if len(data.val) else []
-    text = data.encoder.decode(ids)
-    return text.split("\n", 1)[0] + "\n" if "\n" in text else "\n"
+    """A prompt for the bundle's sample: the first line of the validation (else training) text."""
+    first = data.val if len(data.val) else data.train
+    text = data.encoder.decode(first.inputs["tokens"][0].tolist())
+    return text.split("\n", 1)[0] + "\n" if "\n" in text else text[:1]
 
 
 def evaluate_text(bundle: Bundle, path: Path) -> dict[str, Any]:
     """A language model's metrics on another text file (all of it)."""
     corpus = bundle.encoder
-    text = path.read_bytes().decode("utf-8", errors="replace").replace("\r\n", "\n")
-    known = set(corpus.chars) if corpus.kind == "char" else None
-    kept = "".join(c for c in text if c in known) if known else text
+    text = read_text(path)
+    kept = corpus.known(text)
     ids = torch.tensor(corpus.encode(kept), dtype=torch.long)
     scored = windows(ids, corpus.block, corpus.block)
     if not len(scored):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from sw2.data.corpus import unigram_counts
 from sw2.registry import Registry
 
 
@@ -69,8 +70,8 @@ class GenerateText(Task):
 
     def output_bias(self, y: torch.Tensor, n_out: int) -> torch.Tensor:
         """The unigram log-frequencies of the training tokens (of at most 4,096 windows: they may overlap)."""
-        rows = y[torch.linspace(0, len(y) - 1, min(len(y), 4096)).long()]
-        prior = torch.bincount(rows.flatten(), minlength=n_out).float().clamp_min(1) / y.numel()
+        counts = unigram_counts(y, n_out).float()
+        prior = counts.clamp_min(1) / counts.sum()
         return prior.log() - prior.log().mean()
 
 

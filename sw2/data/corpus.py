@@ -37,14 +37,16 @@ class Corpus:
     block: int  # the context: tokens the model sees
 
     default_model = "gpt"
+    classes = None  # not a classifier
+    image_shape = None
 
     @classmethod
     def fit(cls, text: str, kind: str, vocab_size: int, block: int) -> Corpus:
         if kind == "char":
             return cls("generate_text", json.dumps({"chars": sorted(set(text))}), kind, block)
+        tk = tokenizers_module()
         from tokenizers import decoders, models, pre_tokenizers, trainers
 
-        tk = tokenizers_module()
         tok = tk.Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
@@ -80,6 +82,13 @@ class Corpus:
             )
         return [index[c] for c in text]
 
+    def known(self, text: str) -> str:
+        """`text` without the characters a char vocabulary lacks (byte-level BPE lacks none)."""
+        if self.kind == "bpe":
+            return text
+        chars = set(self.chars)
+        return "".join(c for c in text if c in chars)
+
     def decode(self, ids: list[int]) -> str:
         if self.kind == "bpe":
             return load_tokenizer(self.tokenizer).decode(ids)
@@ -104,6 +113,13 @@ def windows(ids: torch.Tensor, block: int, stride: int) -> TensorSet:
     return TensorSet({"tokens": inputs}, target, np.arange(n) * stride)
 
 
+def unigram_counts(target: torch.Tensor, vocab: int) -> torch.Tensor:
+    """How often each token is a target, over at most 4,096 windows spread over the text (windows may
+    overlap, so all of them could be many times the text)."""
+    rows = target[torch.linspace(0, len(target) - 1, min(len(target), 4096)).long()]
+    return torch.bincount(rows.flatten(), minlength=vocab)
+
+
 @dataclass
 class Prepared:
     encoder: Corpus
@@ -114,11 +130,10 @@ class Prepared:
     fingerprint: str
 
 
-def read_text(spec: Spec, root: Path) -> str:
-    assert spec.data.path is not None
-    path = resolve(root, spec.data.path)
+def read_text(path: Path) -> str:
+    """A UTF-8 text file with Unix line ends; anything else is a one-line error naming the file."""
     if not path.is_file():
-        raise UserError(f"{path}: task generate_text reads one text file; give its path as data.path")
+        raise UserError(f"{path}: a language model reads one text file; give the path of a file")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
@@ -128,7 +143,8 @@ def read_text(spec: Spec, root: Path) -> str:
 
 def prepare_corpus(spec: Spec, root: Path) -> Prepared:
     """The spec's text file as train/val/test token windows, with the tokenizer fitted on train."""
-    text = read_text(spec, root)
+    assert spec.data.path is not None
+    text = read_text(resolve(root, spec.data.path))
     split, block = spec.data.split, spec.text.max_tokens
     n_val, n_test = math.floor(len(text) * split.val), math.floor(len(text) * split.test)
     n_train = len(text) - n_val - n_test
@@ -142,12 +158,8 @@ def prepare_corpus(spec: Spec, root: Path) -> Prepared:
     if len(parts["train"].strip()) == 0:
         raise UserError(f"{spec.data.path}: the training text is empty; give a file with text in it")
     encoder = Corpus.fit(parts["train"], spec.text.tokenizer, spec.text.vocab_size, block)
-    known = set(encoder.chars) if encoder.kind == "char" else None
-    unknown = {k: sum(c not in known for c in v) if known else 0 for k, v in parts.items()}
-    ids = {
-        k: torch.tensor(encoder.encode("".join(c for c in v if c in known) if known else v), dtype=torch.long)
-        for k, v in parts.items()
-    }
+    kept = {k: encoder.known(v) for k, v in parts.items()}
+    ids = {k: torch.tensor(encoder.encode(v), dtype=torch.long) for k, v in kept.items()}
     if len(ids["train"]) < block + 1:
         raise UserError(
             f"text.max_tokens: the training text has {len(ids['train'])} tokens, fewer than a window of "
@@ -160,11 +172,12 @@ def prepare_corpus(spec: Spec, root: Path) -> Prepared:
         )
     report = {
         "source": f"text file {spec.data.path} ({len(text):,} characters)",
-        "characters": {k: len(v) for k, v in parts.items()},
+        "characters": {k: len(v) for k, v in kept.items()},  # those the tokens hold
         "tokens": {k: len(v) for k, v in ids.items()},
         "vocab_size": encoder.vocab_size,
         "tokenizer": encoder.kind,
-        "dropped_unknown_characters": unknown,  # val/test characters train never had (char tokenizer)
+        # val/test characters train never had (char tokenizer): left out, not scored
+        "dropped_unknown_characters": {k: len(parts[k]) - len(v) for k, v in kept.items()},
     }
     stride = spec.text.stride or block
     return Prepared(

@@ -11,14 +11,25 @@ import torch
 from torch import nn
 
 
+def _distinct(model: nn.Module) -> list[torch.Tensor]:
+    """The model's tensors, a tied weight (one tensor under two names) once."""
+    seen: set[int] = set()
+    out = []
+    for t in model.state_dict().values():
+        if t.data_ptr() not in seen or t.numel() == 0:
+            seen.add(t.data_ptr())
+            out.append(t)
+    return out
+
+
 class Lookahead:
     def __init__(self, model: nn.Module, every: int = 5) -> None:
         self.every = every
-        self.slow = [t.detach().clone() for t in model.state_dict().values()]
+        self.slow = [t.detach().clone() for t in _distinct(model)]
 
     def _pull(self, model: nn.Module, decay: float) -> None:
         with torch.no_grad():
-            for slow, fast in zip(self.slow, model.state_dict().values()):
+            for slow, fast in zip(self.slow, _distinct(model)):
                 if fast.dtype.is_floating_point:
                     slow.lerp_(fast, 1 - decay)
                     fast.copy_(slow)

@@ -105,8 +105,10 @@ def fit(
     stack = layer_groups(model) if cfg.unfreeze else []  # gradual unfreezing, top group first
     if verbose and (cfg.unfreeze or cfg.layer_lr_decay < 1) and not layer_groups(model):
         print("sw2: train.unfreeze and train.layer_lr_decay apply to pretrained models (minilm, mobilenet); ignored")
-    inputs = {k: v.to(device) for k, v in train.inputs.items()}
-    target = train.target.to(device)
+    # overlapping windows (a language model's strided views) stay where they are: copied whole they would
+    # take `max_tokens` times the memory; their batches are gathered there and moved
+    inputs = {k: v.to(device) if v.is_contiguous() else v for k, v in train.inputs.items()}
+    target = train.target.to(device) if train.target.is_contiguous() else train.target
     augmenting = is_active(aug) and "image" in inputs
     augmenting_text = text_active(aug) and "text" in inputs
     flip_bits = alternating_flips(len(train), cfg.seed).to(device) if aug.flip == "alternate" else None
@@ -142,7 +144,7 @@ def fit(
         loss_sum, seen = torch.zeros((), device=device), 0
         for i in range(steps):
             idx = perm[i * bs : (i + 1) * bs]
-            batch = {k: v[idx] for k, v in inputs.items()}
+            batch = {k: v[idx.to(v.device)].to(device, non_blocking=True) for k, v in inputs.items()}
             if augmenting:
                 flips = None if flip_bits is None else flip_bits[idx] ^ bool(st.epoch % 2)
                 batch["image"] = augment(batch["image"], aug, gen, flips)
@@ -159,7 +161,7 @@ def fit(
                     for p in params:
                         p.requires_grad_(depth >= len(stack) - learning)
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                loss = task.loss(model(batch), target[idx], cfg.label_smoothing)
+                loss = task.loss(model(batch), target[idx.to(target.device)].to(device), cfg.label_smoothing)
             (loss / cfg.accumulate).backward()
             st.step += 1
             if st.step % cfg.accumulate == 0:

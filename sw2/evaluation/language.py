@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from sw2.data.corpus import unigram_counts
 from sw2.data.dataset import TensorSet
 from sw2.engine import validate
 from sw2.tasks import Task
@@ -15,7 +16,7 @@ from sw2.tasks import Task
 
 def unigram(train: TensorSet, vocab: int) -> torch.Tensor:
     """Log-probabilities of each token in the training text (add-one smoothed): the baseline model."""
-    counts = torch.bincount(train.target[:: max(1, len(train) // 4096)].flatten(), minlength=vocab).float() + 1
+    counts = unigram_counts(train.target, vocab).float() + 1
     return (counts / counts.sum()).log()
 
 

@@ -4,9 +4,14 @@ logits B x T x V, and `step(ids, state) -> (logits, state)` continues a sequence
 - `gpt`: a nanoGPT-style decoder: pre-LayerNorm blocks of causal self-attention (PyTorch's scaled dot
   product attention) and a GELU MLP, tied input/output embeddings. Positions are rotary (RoPE): the
   attention scores depend only on how far apart two tokens are, so the key/value cache can slide over a
-  window of `block` tokens and give exactly what recomputing the cropped context would.
-- `charrnn`: an embedding, a stacked LSTM/GRU and a linear head (Karpathy's char-rnn); its hidden state
-  is the cache.
+  window of `block` tokens without re-encoding positions.
+- `charrnn`: an embedding, a stacked GRU or LSTM (`model.cell`) and a linear head (Karpathy's char-rnn);
+  its hidden state is the cache.
+
+Past the context, the cache slides: the oldest token's keys and values drop out, so each layer still
+looks back `block` tokens, but the kept keys were computed when their tokens saw an earlier window.
+Within the context, sampling with the cache gives exactly what recomputing gives; beyond it, the two
+differ (recomputing crops the text to the last `block` tokens and starts afresh).
 """
 
 from __future__ import annotations

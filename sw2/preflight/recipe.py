@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from sw2.data.corpus import Prepared as TextPrepared
+from sw2.data.corpus import unigram_counts
 from sw2.data.dataset import Prepared, TensorSet
 from sw2.engine import fit
 from sw2.engine.optim import make_optimizer
@@ -32,17 +33,16 @@ def subset(ts: TensorSet, n: int, seed: int) -> TensorSet:
 
 
 def scaled(ts: TensorSet, n: int) -> int:
-    """`n` examples, or for sequences (a target per token) as many as hold about 16·n targets: a window of
-    128 tokens counts as 8 examples, so the checks cost a language model what they cost a classifier."""
+    """`n` examples, or for sequences (a target per token) as many as hold about 8·n targets: a window of
+    128 tokens counts as 16 examples, so the checks cost a language model about what they cost a classifier."""
     per = ts.target[0].numel() if len(ts) else 1
-    return n if per <= 1 else max(4, n * 16 // max(16, per))
+    return n if per <= 1 else max(2, n * 8 // max(8, per))
 
 
 def expected_init_loss(p: Data, task: Task) -> tuple[float, str]:
     counts = getattr(p.encoder, "class_counts", None)
     if counts is None and p.train.target.dtype == torch.long:  # a language model: the text's unigram entropy
-        rows = p.train.target[:: max(1, len(p.train) // 4096)]  # windows may overlap: a sample of them
-        tokens = torch.bincount(rows.flatten()).float()
+        tokens = unigram_counts(p.train.target, 0).float()
         prior = tokens[tokens > 0] / tokens.sum()
         return float(-(prior * prior.log()).sum()), "the unigram entropy of the training tokens"
     if counts is not None:
@@ -77,7 +77,7 @@ def overfit_one_batch(spec: Spec, p: Data, task: Task, size: int = 16, steps: in
     for m in model.modules():
         if isinstance(m, nn.Dropout):
             m.p = 0.0
-    batch = subset(p.train, min(size, len(p.train)), spec.train.seed)
+    batch = subset(p.train, min(scaled(p.train, size), len(p.train)), spec.train.seed)
     opt = make_optimizer(model, spec.train)
     model.train()
     first = last = float("nan")
