@@ -194,18 +194,11 @@ def _existing(path: Path) -> Path:
     return path
 
 
-def generate(
-    bundle: Bundle | str | Path,
-    prompt: str = "\n",
-    tokens: int = 200,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    seed: int = 0,
-    cache: bool = True,
-) -> str:
-    """Text that a language model bundle writes after `prompt` (see Bundle.generate)."""
+def generate(bundle: Bundle | str | Path, prompt: str = "\n", **options: Any) -> str:
+    """Text that a language model bundle writes after `prompt`; `options` as Bundle.generate's (tokens,
+    temperature, top_k, seed, cache)."""
     b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
-    return b.generate(prompt, tokens, temperature, top_k, seed, cache)
+    return b.generate(prompt, **options)
 
 
 def load(path: str | Path) -> Bundle:
