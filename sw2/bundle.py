@@ -146,14 +146,13 @@ class Bundle:
 
     # ---- predictions ---------------------------------------------------------------------------
     def outputs(self, data: Any) -> torch.Tensor:
-        if isinstance(self.encoder, Corpus):
-            raise UserError(f"{self.path} is a language model: it generates text (sw2 generate BUNDLE --prompt ...)")
-        inputs = self.encoder.inputs(self.examples(data))
+        examples = self.examples(data)  # refuses a language model
+        inputs = self.encoder.inputs(examples)
         return predict(self.model, inputs, tta=self.spec.augment.tta)
 
     def predict_proba(self, data: Any) -> np.ndarray:
         if self.classes is None:
-            raise UserError("predict_proba is for classifiers; this bundle does regression")
+            raise UserError(f"predict_proba is for classifiers; this bundle does {self.spec.task}")
         return self.outputs(data).softmax(1).numpy()
 
     def predict(self, data: Any) -> np.ndarray:
