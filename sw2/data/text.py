@@ -51,6 +51,10 @@ def train_tokenizer(texts: list[str], spec: TextSpec) -> str:
         tok = tk.Tokenizer(models.BPE(unk_token="[UNK]"))
         trainer = trainers.BpeTrainer(vocab_size=spec.vocab_size, special_tokens=SPECIALS, show_progress=False)
         tok.decoder = decoders.BPEDecoder()
+    elif spec.tokenizer == "word":
+        tok = tk.Tokenizer(models.WordLevel(unk_token="[UNK]"))
+        trainer = trainers.WordLevelTrainer(vocab_size=spec.vocab_size, special_tokens=SPECIALS, show_progress=False)
+        tok.decoder = decoders.WordPiece()  # joins words with spaces
     else:
         tok = tk.Tokenizer(models.WordPiece(unk_token="[UNK]"))
         trainer = trainers.WordPieceTrainer(vocab_size=spec.vocab_size, special_tokens=SPECIALS, show_progress=False)

@@ -1,6 +1,6 @@
 """Text classifiers trained from scratch on token ids ([PAD] = 0, every sequence starts with [CLS]):
 
-- `bag`: fastText-like: the mean of token and hashed-bigram embeddings, then a linear head;
+- `bag`: a TF-IDF-weighted bag of words (and hashed word pairs): a linear model, or fastText with a width;
 - `rnn`: a bidirectional GRU/LSTM with attention pooling;
 - `transformer`: a small pre-LayerNorm encoder with learned positions and masked mean pooling.
 
@@ -10,6 +10,7 @@ and other columns trains one model.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -17,7 +18,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from sw2.data.encode import Encoder
-from sw2.data.text import vocab_size
+from sw2.data.text import SPECIALS, load_tokenizer, vocab_size
 from sw2.errors import UserError
 from sw2.models.registry import MODELS
 from sw2.spec import ModelSpec
@@ -67,6 +68,12 @@ def text_kwargs(spec: ModelSpec, encoder: Encoder) -> dict[str, Any]:
 
 @MODELS.register("bag")
 class Bag(nn.Module):
+    """A bag of words (with `ngrams: 2`, also hashed word pairs), each weighted by its inverse document
+    frequency on train and the row's weights scaled to unit length, as TF-IDF does. Without a width the
+    bag's rows are the class scores themselves (a linear model on TF-IDF features, zero at the start);
+    with `widths: [d]` they are d-dimensional embeddings summed under the same weights, then a linear head
+    (fastText)."""
+
     def __init__(
         self,
         vocab: int,
@@ -74,28 +81,65 @@ class Bag(nn.Module):
         n_num: int = 0,
         vocab_sizes: list[int] | None = None,
         max_tokens: int = 128,
-        dim: int = 64,
-        buckets: int = 32_771,  # hashed bigram rows (a prime)
+        dim: int = 0,
+        ngrams: int = 1,
+        buckets: int = 32_771,  # hashed word-pair rows (a prime)
+        specials: list[int] | None = None,  # token ids that carry no meaning ([PAD], [CLS], ...): weight 0
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        self.buckets = buckets
-        self.tokens = nn.EmbeddingBag(vocab, dim, mode="mean", padding_idx=0)
-        self.bigrams = nn.EmbeddingBag(buckets, dim, mode="mean", padding_idx=0)
+        self.vocab, self.dim, self.buckets = vocab, dim, buckets if ngrams > 1 else 0
+        rows = vocab + self.buckets
+        self.bag = nn.EmbeddingBag(rows, dim or n_out, mode="sum")
+        self.register_buffer("idf", torch.ones(rows))
+        self.idf[specials or [0]] = 0.0
         self.side = Side(n_num, vocab_sizes or [])
         self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(dim + self.side.width, n_out)
+        with warnings.catch_warnings():  # no width and no side columns: a head of bias only
+            warnings.filterwarnings("ignore", "Initializing zero-element tensors")
+            self.head = nn.Linear(dim + self.side.width, n_out)
+        if not dim:  # a linear model: every weight starts at zero
+            nn.init.zeros_(self.bag.weight)
+            nn.init.zeros_(self.head.weight)
+
+    def features(self, ids: torch.Tensor) -> torch.Tensor:
+        """Word ids, then hashed pair ids after them (0 = none)."""
+        if not self.buckets:
+            return ids
+        pair = (ids[:, 1:] != 0) & (ids[:, :-1] != 0)
+        hashed = (ids[:, :-1] * 1_000_003 + ids[:, 1:]) % (self.buckets - 1) + 1 + self.vocab
+        return torch.cat([ids, torch.where(pair, hashed, 0)], 1)
+
+    @torch.no_grad()
+    def init_from_data(self, inputs: dict[str, torch.Tensor]) -> None:
+        """idf = ln((1 + n) / (1 + document frequency)) + 1 on the training rows (scikit-learn's smoothing)."""
+        f = self.features(inputs["text"])
+        df = torch.zeros(len(self.idf))
+        for chunk in f.split(1024):
+            present = torch.zeros(len(chunk), len(self.idf), dtype=torch.bool)
+            present.scatter_(1, chunk, True)
+            df += present.sum(0)
+        self.idf.copy_(torch.where(self.idf > 0, torch.log((1 + len(f)) / (1 + df)) + 1, 0.0))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        ids, mask = trimmed(batch["text"])
-        pair = mask[:, 1:] & mask[:, :-1]
-        bigram = torch.where(pair, (ids[:, :-1] * 1_000_003 + ids[:, 1:]) % (self.buckets - 1) + 1, 0)
-        x = self.tokens(ids) + (self.bigrams(bigram) if bigram.shape[1] else 0)
-        return self.head(self.drop(self.side(batch, x)))
+        f = self.features(trimmed(batch["text"])[0])
+        w = self.idf[f]
+        x = self.bag(f, per_sample_weights=w / w.norm(dim=1, keepdim=True).clamp_min(1e-6))
+        if self.dim:
+            return self.head(self.drop(self.side(batch, x)))
+        # the row's other columns, scaled so they weigh no more than the unit-length bag under a high lr
+        return x + self.head(self.side(batch, x[:, :0]) / max(1.0, self.side.width) ** 0.5)
 
     @staticmethod
     def configure(spec: ModelSpec, encoder: Encoder, n_train: int) -> dict[str, Any]:
-        return {**text_kwargs(spec, encoder), "dim": (spec.widths or [64])[0]}
+        tok = load_tokenizer(encoder.tokenizer) if encoder.tokenizer else None
+        specials = [i for s in SPECIALS if tok is not None and (i := tok.token_to_id(s)) is not None]
+        return {
+            **text_kwargs(spec, encoder),
+            "dim": (spec.widths or [0])[0],
+            "ngrams": spec.ngrams,
+            "specials": specials,
+        }
 
 
 @MODELS.register("rnn")
