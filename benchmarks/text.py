@@ -6,7 +6,7 @@ The baseline's C is chosen on the validation split, then it is refitted on train
 Each sw2 model trains with its settings below (chosen on the validation split) and reports its test
 accuracy, training seconds and the pre-flight's seconds.
 
-    python -m benchmarks.text [--models bag rnn transformer minilm_frozen minilm_lora minilm_full]
+    python -m benchmarks.text [--models bag fasttext rnn transformer minilm_frozen minilm_lora minilm_full] [--seeds 3]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 
 import sw2
-from benchmarks.common import ROOT
+from benchmarks.common import ROOT, markdown_table
 from sw2.data import prepare
 from sw2.spec import parse_spec
 
@@ -68,15 +68,17 @@ def tfidf_baseline() -> dict:
             "test_accuracy": round(acc, 4), "train_seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
 
 
-def run(name: str, out: Path) -> dict:
+def run(name: str, out: Path, seed: int = 0) -> dict:
     spec = example()
     for key, value in MODELS[name].items():
         spec[key] = {**spec.get(key, {}), **value}
     spec["name"] = f"rt-{name}"
-    bundle = sw2.train(spec, out / name, verbose=False, root=ROOT / "examples")
+    spec["train"]["seed"] = seed
+    bundle = sw2.train(spec, out / f"{name}-{seed}", verbose=False, root=ROOT / "examples")
     m = bundle.metrics
     return {
         "model": name,
+        "seed": seed,
         "val_accuracy": round(m["val"]["accuracy"], 4),
         "test_accuracy": round(m["test"]["accuracy"], 4),
         "train_seconds": round(m["training"]["seconds"], 1),
@@ -85,21 +87,33 @@ def run(name: str, out: Path) -> dict:
     }
 
 
+def median_row(runs: list[dict]) -> dict:
+    """One row per model: the median of its seeds (each seed's test accuracy listed)."""
+    row = {k: float(np.median([r[k] for r in runs])) for k in ("val_accuracy", "test_accuracy", "train_seconds")}
+    row["preflight_seconds"] = runs[0]["preflight_seconds"]
+    return {**row, "model": runs[0]["model"], "tests": " / ".join(f"{r['test_accuracy']:.4f}" for r in runs)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    ap.add_argument("--seeds", type=int, default=1, help="training seeds per sw2 model (the split stays the same)")
     ap.add_argument("--no-baseline", action="store_true")
     args = ap.parse_args()
     rows = [] if args.no_baseline else [tfidf_baseline()]
     print(json.dumps(rows[-1]) if rows else "", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
-            rows.append(run(name, Path(tmp)))
-            print(json.dumps(rows[-1]), flush=True)
-    print("| model | val accuracy | test accuracy | training s |")
-    print("| --- | --- | --- | --- |")
+            runs = []
+            for seed in range(args.seeds):
+                runs.append(run(name, Path(tmp), seed))
+                print(json.dumps(runs[-1]), flush=True)
+            rows.append(median_row(runs))
     for r in rows:
-        print(f"| {r['model']} | {r['val_accuracy']:.4f} | {r['test_accuracy']:.4f} | {r['train_seconds']} |")
+        r["val"], r["test"] = f"{r['val_accuracy']:.4f}", f"{r['test_accuracy']:.4f}"
+    columns = {"model": "model", "val": "val accuracy", "test": "test accuracy (median)", "tests": "each seed",
+               "train_seconds": "training s", "preflight_seconds": "pre-flight s"}  # fmt: skip
+    print(markdown_table(rows, columns))
 
 
 if __name__ == "__main__":
