@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import torch
@@ -60,8 +61,10 @@ def loss_at_init(spec: Spec, p: Data, task: Task) -> Verdict:
     _, _, model = initialised(spec, p.encoder, p.train, task)
     batch = subset(p.train, min(scaled(p.train, 512), len(p.train)), spec.train.seed)
     model.train()  # batch statistics, as in the first training step
-    with torch.no_grad():
-        measured = float(task.loss(model(batch.inputs), batch.target))
+    bs = spec.train.batch_size
+    with torch.no_grad():  # in training-sized chunks: one 512-row forward pass is slow for a big model
+        out = torch.cat([model({k: v[i : i + bs] for k, v in batch.inputs.items()}) for i in range(0, len(batch), bs)])
+        measured = float(task.loss(out, batch.target))
     expected, why = expected_init_loss(p, task)
     ratio = measured / max(expected, 1e-6)
     msg = f"measured {measured:.3f}, expected {expected:.3f} ({why})"
@@ -118,16 +121,27 @@ def zeroed(ts: TensorSet) -> TensorSet:
 
 def inputs_matter(spec: Spec, p: Data, task: Task, steps: tuple[int, int] = (30, 150)) -> Verdict:
     """A short training on the real inputs must end clearly below the same training on zeroed inputs.
-    A slow starter (text models, small lrs) gets one longer try on the real inputs before a verdict; the
-    zeroed-input model has learned all it can (the label prior) within the first, short try."""
+    A slow starter (text models, small lrs) gets one longer try on the real inputs before a verdict, if
+    that try fits the pre-flight's budget (`budget_seconds`); the zeroed-input model has learned all it
+    can (the label prior) within the first, short try."""
     if len(p.val) == 0:
         return Verdict("input-independent baseline", "WARN", "no validation split to compare on; set data.split.val")
     blind = _val_loss_after(spec, p, task, steps[0], zeroed)
+    t0 = time.perf_counter()
     for n in steps:
         real = _val_loss_after(spec, p, task, n, lambda ts: ts)
         msg = f"val loss after {n} steps: {real:.3f} on the real inputs, {blind:.3f} on zeroed inputs"
         if real < 0.9 * blind:
             return Verdict("input-independent baseline", "PASS", msg)
+        per_step = (time.perf_counter() - t0) / steps[0]
+        if n == steps[0] and per_step * steps[1] > budget_seconds(spec, p, per_step):
+            return Verdict(
+                "input-independent baseline",
+                "WARN",
+                f"{msg}; not clearly better yet, and a {steps[1]}-step try would take about "
+                f"{per_step * steps[1]:.0f} s, over the pre-flight's budget (10% of the planned training); "
+                "a slow start, or weak signal",
+            )
     if real < blind:
         return Verdict("input-independent baseline", "WARN", msg + "; barely better: weak signal or a slow start")
     return Verdict(
@@ -135,6 +149,14 @@ def inputs_matter(spec: Spec, p: Data, task: Task, steps: tuple[int, int] = (30,
         "FAIL",
         msg + "; the inputs carry no signal about the target: labels shuffled or misaligned with the inputs?",
     )
+
+
+def budget_seconds(spec: Spec, p: Data, per_step: float, share: float = 0.1, floor: float = 60.0) -> float:
+    """What an optional, longer check may cost: `share` of the planned training (its steps at `per_step`
+    seconds each, or its time budget if shorter), and never less than `floor` seconds."""
+    steps = spec.train.epochs * math.ceil(len(p.train) / spec.train.batch_size)
+    planned = min(steps * per_step, spec.train.time_budget or math.inf)
+    return max(floor, share * planned)
 
 
 def _val_loss_after(spec: Spec, p: Data, task: Task, steps: int, inputs_of: Any) -> float:
