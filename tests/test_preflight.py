@@ -51,6 +51,30 @@ def test_shuffled_labels_fail_the_input_independent_baseline(tmp_path):
     assert got["input-independent baseline"] == "FAIL", got
 
 
+def test_a_longer_try_over_the_budget_is_skipped_with_a_warning(tmp_path, monkeypatch):
+    from sw2.preflight import recipe
+
+    spec = wine_csv(tmp_path)
+    spec["train"]["lr"] = 1e-5  # too slow to beat zeroed inputs within 30 steps
+    monkeypatch.setattr(recipe, "budget_seconds", lambda *a, **k: 0.0)
+    got = {v.check: v for v in sw2.check(spec, root=tmp_path)}["input-independent baseline"]
+    assert got.status == "WARN" and "over the pre-flight's budget" in got.message, got
+
+
+def test_pre_flight_budget_is_a_share_of_the_planned_training():
+    from types import SimpleNamespace
+
+    from sw2.preflight.recipe import budget_seconds
+    from sw2.spec import TrainSpec
+
+    data = SimpleNamespace(train=range(10_000))  # 10,000 rows, batch 100: 100 steps an epoch
+    spec = SimpleNamespace(train=TrainSpec(epochs=10, batch_size=100))
+    assert budget_seconds(spec, data, per_step=2.0) == 200.0  # 10% of 1,000 steps x 2 s
+    assert budget_seconds(spec, data, per_step=0.01) == 60.0  # never under the floor
+    spec.train = TrainSpec(epochs=10, batch_size=100, time_budget=900)
+    assert budget_seconds(spec, data, per_step=2.0) == 90.0  # the time budget caps the plan
+
+
 def test_zeroed_inputs_are_constant_and_carry_no_signal(tmp_path):
     got = verdicts(wine_csv(tmp_path, zero_inputs=True), tmp_path)
     # all rows become one input: cleaning keeps one per label, which no model can tell apart

@@ -11,10 +11,15 @@ import pytest
 import torch
 
 import sw2
+from sw2.data.dataset import TensorSet
 from sw2.data.encode import Encoder
 from sw2.data.examples import Examples
+from sw2.data.text import load_tokenizer
 from sw2.engine.augment import augment_text
-from sw2.spec import AugmentSpec, TextSpec
+from sw2.models import initialised
+from sw2.models.text import trimmed
+from sw2.spec import AugmentSpec, TextSpec, parse_spec
+from sw2.tasks import TASKS
 from tests.conftest import sw2 as run_cli
 from tests.conftest import write_spec
 
@@ -48,13 +53,31 @@ def text_spec(path: str, **model) -> dict:
 def test_tokenizer_round_trip_through_json():
     frame = reviews(200)
     ex = Examples(target=frame["label"].to_numpy(), frame=frame[["review"]])
-    for kind in ("bpe", "wordpiece"):
+    for kind in ("bpe", "wordpiece", "word"):
         enc = Encoder.fit(ex, "classify", "auto", "label", TextSpec(tokenizer=kind, vocab_size=150, max_tokens=16))
         assert enc.text_columns == ["review"]
         again = Encoder.from_json(enc.to_json())
         ids = enc.inputs(ex)["text"]
         assert ids.shape == (200, 16) and (ids[:, 0] == 2).all()  # [CLS] first
         assert torch.equal(ids, again.inputs(ex)["text"])
+
+
+def test_bag_weights_words_by_idf_and_ignores_special_tokens():
+    frame = reviews(300)
+    ex = Examples(target=frame["label"].to_numpy(), frame=frame[["review"]])
+    enc = Encoder.fit(ex, "classify", "auto", "label", TextSpec(tokenizer="word", vocab_size=500, max_tokens=16))
+    ids = enc.inputs(ex)["text"]
+    spec = parse_spec({"data": {"path": "x.csv"}, "model": {"name": "bag"}})
+    train = TensorSet({"text": ids}, enc.target(ex.target), ex.ids)
+    _, kwargs, model = initialised(spec, enc, train, TASKS.get("classify"))
+    assert kwargs["dim"] == 0 and set(kwargs["specials"]) == {0, 1, 2, 3, 4}
+    assert (model.idf[:5] == 0).all()  # [PAD], [UNK], [CLS], [SEP], [MASK] weigh nothing
+    tok = load_tokenizer(enc.tokenizer)
+    the, great = model.idf[tok.token_to_id("the")], model.idf[tok.token_to_id("great")]
+    assert 1 <= the < great  # a filler word in many rows weighs less than a rarer sentiment word
+    with torch.no_grad():  # a linear model that starts at zero: the output is the prior in the head's bias
+        out = model({"text": ids[:4]})
+    assert torch.allclose(out, model.head.bias.expand(4, -1))
 
 
 def test_text_augmentation_drops_and_swaps_within_each_sequence():
@@ -169,3 +192,23 @@ def test_discriminative_lrs_and_gradual_unfreezing(tmp_path):
     fit(model, TASKS.get("classify"), data, data.take(np.arange(0)), spec, verbose=False)  # 2 steps
     changed = [not torch.equal(b, layer.weight) for b, layer in zip(before, model.layers)]
     assert changed == [False, True, True]  # the bottom group had not been unfrozen yet
+
+
+def test_frozen_minilm_encodes_each_text_once():
+    pytest.importorskip("transformers")
+    from sw2.models.minilm import MiniLM
+
+    config = {"vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+              "intermediate_size": 32, "max_position_embeddings": 32}  # fmt: skip
+    torch.manual_seed(0)
+    model = MiniLM(50, 2, finetune="frozen", config=config).train()
+    ids = torch.tensor([[2, 7, 8, 9, 0, 0], [2, 7, 8, 9, 0, 0], [2, 11, 0, 0, 0, 0]])
+    calls = []
+    model.encoder.register_forward_hook(lambda m, i, o: calls.append(1))
+    first = model({"text": ids})
+    assert len(model.cache) == 2 and len(calls) == 1  # the repeated row is encoded once
+    again = model({"text": ids[:, :4]})  # less padding, same texts: all from the cache
+    assert len(calls) == 1 and torch.equal(first, again)
+    with torch.no_grad():
+        fresh = model.head(model.sentence(*trimmed(ids)))
+    assert torch.allclose(first, fresh, atol=1e-6)  # the cache gives what encoding anew gives

@@ -24,6 +24,8 @@ from sw2.models.registry import MODELS
 from sw2.models.text import Side, masked_mean, text_kwargs, trimmed
 from sw2.spec import ModelSpec
 
+CACHE_ROWS = 100_000  # frozen encodings kept in memory: 384 floats each, about 150 MB in all
+
 
 class LoRALinear(nn.Module):
     """y = W x + (alpha / r) B A x, with W frozen, A random and B zero at the start (so y starts as W x)."""
@@ -78,6 +80,7 @@ class MiniLM(nn.Module):
         self.side = Side(n_num, vocab_sizes or [])
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(width + self.side.width, n_out)
+        self.cache: dict[bytes, torch.Tensor] = {}  # finetune: frozen: token row -> its encoding
 
     def init_from_data(self, inputs: dict[str, torch.Tensor]) -> None:
         """Load the pretrained weights (called once, before training; a bundle stores its own)."""
@@ -108,11 +111,33 @@ class MiniLM(nn.Module):
             self.encoder.eval()  # a fixed feature extractor: no dropout inside it
         return self
 
+    def sentence(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The mean-pooled encoding of each row."""
+        return masked_mean(self.encoder(input_ids=ids, attention_mask=mask.long()).last_hidden_state, mask)
+
+    @torch.no_grad()
+    def frozen_sentence(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """A frozen encoder gives a text the same encoding every epoch: each distinct token row is encoded
+        once and kept (in memory, not in the bundle; up to `CACHE_ROWS` rows); a row token drop changed
+        is a new row."""
+        lengths = mask.sum(1).tolist()
+        keys = [row[:n].cpu().numpy().tobytes() for row, n in zip(ids, lengths)]
+        first: dict[bytes, int] = {}  # each row not yet cached, by its first index in the batch
+        for i, k in enumerate(keys):
+            if k not in self.cache:
+                first.setdefault(k, i)
+        encoded: dict[bytes, torch.Tensor] = {}
+        if first:
+            rows = torch.tensor(list(first.values()), device=ids.device)
+            encoded = dict(zip(first, self.sentence(ids[rows], mask[rows])))
+            room = max(0, CACHE_ROWS - len(self.cache))
+            self.cache.update(list(encoded.items())[:room])
+        return torch.stack([encoded[k] if k in encoded else self.cache[k] for k in keys])
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         ids, mask = trimmed(batch["text"])
-        with torch.set_grad_enabled(torch.is_grad_enabled() and self.finetune != "frozen"):
-            h = self.encoder(input_ids=ids, attention_mask=mask.long()).last_hidden_state
-        return self.head(self.drop(self.side(batch, masked_mean(h, mask))))
+        pooled = self.frozen_sentence(ids, mask) if self.finetune == "frozen" else self.sentence(ids, mask)
+        return self.head(self.drop(self.side(batch, pooled)))
 
     @staticmethod
     def configure(spec: ModelSpec, encoder: Encoder, n_train: int) -> dict[str, Any]:
