@@ -89,8 +89,8 @@ def run(name: str, out: Path, seed: int = 0) -> dict:
 
 def median_row(runs: list[dict]) -> dict:
     """One row per model: the median of its seeds (each seed's test accuracy listed)."""
-    row = {k: float(np.median([r[k] for r in runs])) for k in ("val_accuracy", "test_accuracy", "train_seconds")}
-    row["preflight_seconds"] = runs[0]["preflight_seconds"]
+    keys = ("val_accuracy", "test_accuracy", "train_seconds", "preflight_seconds")
+    row = {k: round(float(np.median([r[k] or 0 for r in runs])), 4) for k in keys}
     return {**row, "model": runs[0]["model"], "tests": " / ".join(f"{r['test_accuracy']:.4f}" for r in runs)}
 
 

@@ -104,8 +104,8 @@ class ModelSpec(Strict):
     )
     widths: list[int] | None = Field(
         None,
-        description="channels per conv stage / units per MLP layer / embedding size (rnn, transformer, gpt; bag: "
-        "none = a linear model on the bag)",
+        description="channels per conv stage / units per MLP layer / [embedding, hidden] (rnn) / width (transformer, "
+        "gpt) / embedding size (bag; none = a linear model on the bag)",
     )
     ngrams: int = Field(1, ge=1, le=2, description="bag: 1 = words, 2 = words and hashed word pairs")
     depth: int | None = Field(None, ge=1, le=8, description="conv layers per stage (convnet)")
@@ -314,7 +314,7 @@ class Spec(Strict):
             if self.model.name in lm_models[1:]:
                 raise ValueError(f"model: {self.model.name} is a language model; use it with task: generate_text")
             if self.text.tokenizer == "char":
-                raise ValueError("text.tokenizer: char is for task: generate_text; use bpe or wordpiece")
+                raise ValueError("text.tokenizer: char is for task: generate_text; use bpe, wordpiece or word")
             return self
         if self.model.name not in lm_models:
             raise ValueError(f"model: task generate_text takes gpt or charrnn, not {self.model.name}")
@@ -336,7 +336,7 @@ class Spec(Strict):
         if self.model.name == "minilm" and self.text.tokenizer != "pretrained":
             self.text = self.text.model_copy(update={"tokenizer": "pretrained"})
         elif self.model.name != "minilm" and self.text.tokenizer == "pretrained":
-            raise ValueError("text.tokenizer: pretrained goes with model: minilm; use bpe or wordpiece")
+            raise ValueError("text.tokenizer: pretrained goes with model: minilm; use bpe, wordpiece or word")
         return self
 
 

@@ -78,6 +78,10 @@ def test_bag_weights_words_by_idf_and_ignores_special_tokens():
     with torch.no_grad():  # a linear model that starts at zero: the output is the prior in the head's bias
         out = model({"text": ids[:4]})
     assert torch.allclose(out, model.head.bias.expand(4, -1))
+    spec = parse_spec({"data": {"path": "x.csv"}, "model": {"name": "bag", "ngrams": 2}})
+    pairs = initialised(spec, enc, train, TASKS.get("classify"))[2].features(ids)[:, ids.shape[1] :]
+    assert (pairs[:, 0] == 0).all()  # no pair with [CLS]
+    assert ((pairs > 0).sum(1) == (ids > 4).sum(1) - 1).all()  # one pair per two neighbouring words
 
 
 def test_text_augmentation_drops_and_swaps_within_each_sequence():

@@ -118,10 +118,12 @@ class MiniLM(nn.Module):
     @torch.no_grad()
     def frozen_sentence(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """A frozen encoder gives a text the same encoding every epoch: each distinct token row is encoded
-        once and kept (in memory, not in the bundle; up to `CACHE_ROWS` rows); a row token drop changed
-        is a new row."""
-        lengths = mask.sum(1).tolist()
-        keys = [row[:n].cpu().numpy().tobytes() for row, n in zip(ids, lengths)]
+        once and kept (on the CPU, not in the bundle; up to `CACHE_ROWS` rows). A row that token drop
+        changed is a new row, so with token drop the cache fills with one-off rows and then stops growing."""
+        if not len(ids):
+            return self.sentence(ids, mask)
+        lengths, rows_cpu = mask.sum(1).tolist(), ids.cpu().numpy()
+        keys = [row[:n].tobytes() for row, n in zip(rows_cpu, lengths)]
         first: dict[bytes, int] = {}  # each row not yet cached, by its first index in the batch
         for i, k in enumerate(keys):
             if k not in self.cache:
@@ -129,10 +131,11 @@ class MiniLM(nn.Module):
         encoded: dict[bytes, torch.Tensor] = {}
         if first:
             rows = torch.tensor(list(first.values()), device=ids.device)
-            encoded = dict(zip(first, self.sentence(ids[rows], mask[rows])))
+            # kept on the CPU in fp32, whatever device and precision computed them
+            encoded = dict(zip(first, self.sentence(ids[rows], mask[rows]).float().cpu()))
             room = max(0, CACHE_ROWS - len(self.cache))
             self.cache.update(list(encoded.items())[:room])
-        return torch.stack([encoded[k] if k in encoded else self.cache[k] for k in keys])
+        return torch.stack([encoded[k] if k in encoded else self.cache[k] for k in keys]).to(ids.device)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         ids, mask = trimmed(batch["text"])

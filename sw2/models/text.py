@@ -68,11 +68,11 @@ def text_kwargs(spec: ModelSpec, encoder: Encoder) -> dict[str, Any]:
 
 @MODELS.register("bag")
 class Bag(nn.Module):
-    """A bag of words (with `ngrams: 2`, also hashed word pairs), each weighted by its inverse document
-    frequency on train and the row's weights scaled to unit length, as TF-IDF does. Without a width the
-    bag's rows are the class scores themselves (a linear model on TF-IDF features, zero at the start);
-    with `widths: [d]` they are d-dimensional embeddings summed under the same weights, then a linear head
-    (fastText)."""
+    """A bag of words (with `ngrams: 2`, also hashed word pairs), each token weighted by its inverse
+    document frequency on train, the row's token weights scaled to unit length (TF-IDF-like: a repeated
+    word counts once per occurrence). Without a width the bag's rows are the class scores themselves (a
+    linear model, zero at the start; `train.dropout` does not apply); with `widths: [d]` they are
+    d-dimensional embeddings summed under the same weights, then dropout and a linear head (fastText)."""
 
     def __init__(
         self,
@@ -106,7 +106,8 @@ class Bag(nn.Module):
         """Word ids, then hashed pair ids after them (0 = none)."""
         if not self.buckets:
             return ids
-        pair = (ids[:, 1:] != 0) & (ids[:, :-1] != 0)
+        word = self.idf[: self.vocab][ids] > 0  # a real word, not padding or a special token
+        pair = word[:, 1:] & word[:, :-1]
         hashed = (ids[:, :-1] * 1_000_003 + ids[:, 1:]) % (self.buckets - 1) + 1 + self.vocab
         return torch.cat([ids, torch.where(pair, hashed, 0)], 1)
 

@@ -63,7 +63,8 @@ def loss_at_init(spec: Spec, p: Data, task: Task) -> Verdict:
     model.train()  # batch statistics, as in the first training step
     bs = spec.train.batch_size
     with torch.no_grad():  # in training-sized chunks: one 512-row forward pass is slow for a big model
-        out = torch.cat([model({k: v[i : i + bs] for k, v in batch.inputs.items()}) for i in range(0, len(batch), bs)])
+        chunks = torch.arange(len(batch)).tensor_split(math.ceil(len(batch) / bs))  # even: never a 1-row batch
+        out = torch.cat([model({k: v[c] for k, v in batch.inputs.items()}) for c in chunks])
         measured = float(task.loss(out, batch.target))
     expected, why = expected_init_loss(p, task)
     ratio = measured / max(expected, 1e-6)
@@ -133,14 +134,15 @@ def inputs_matter(spec: Spec, p: Data, task: Task, steps: tuple[int, int] = (30,
         msg = f"val loss after {n} steps: {real:.3f} on the real inputs, {blind:.3f} on zeroed inputs"
         if real < 0.9 * blind:
             return Verdict("input-independent baseline", "PASS", msg)
-        per_step = (time.perf_counter() - t0) / steps[0]
-        if n == steps[0] and per_step * steps[1] > budget_seconds(spec, p, per_step):
+        per_step = (time.perf_counter() - t0) / steps[0]  # building the model and validating included
+        budget = budget_seconds(spec, p, per_step)
+        if n == steps[0] and per_step * steps[1] > budget:
             return Verdict(
                 "input-independent baseline",
                 "WARN",
                 f"{msg}; not clearly better yet, and a {steps[1]}-step try would take about "
-                f"{per_step * steps[1]:.0f} s, over the pre-flight's budget (10% of the planned training); "
-                "a slow start, or weak signal",
+                f"{per_step * steps[1]:.0f} s, over the pre-flight's budget of {budget:.0f} s (10% of the "
+                "planned training, at least 60 s); a slow start, or weak signal",
             )
     if real < blind:
         return Verdict("input-independent baseline", "WARN", msg + "; barely better: weak signal or a slow start")
