@@ -141,9 +141,19 @@ class TrainSpec(Strict):
     epochs: float = Field(20, gt=0, description="may be fractional: 0.8 trains 80% of one epoch")
     time_budget: float | None = Field(None, gt=0, description="seconds; training stops cleanly when spent")
     batch_size: int = Field(128, ge=1)
-    optimizer: Literal["sgd", "momentum", "nesterov", "adam", "adamw"] = "adamw"
+    optimizer: Literal["sgd", "momentum", "nesterov", "adam", "adamw", "muon"] = Field(
+        "adamw",
+        description="muon: conv kernels take orthogonalised Nesterov updates at muon_lr, every other parameter "
+        "Nesterov SGD at lr (airbench94_muon; conv nets with a norm layer after each conv)",
+    )
     lr: Annotated[float, Field(gt=0)] | Literal["auto"] = Field(
         1e-3, description="learning rate, or auto: the lr finder's suggestion (saved in the bundle's spec)"
+    )
+    muon_lr: float = Field(
+        0.075,
+        gt=0,
+        description="optimizer muon: the conv kernels' lr (each step moves a kernel by about this "
+        "share of its norm); follows the schedule like lr",
     )
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)

@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from sw2.engine.muon import Muon
 from sw2.errors import UserError
 from sw2.spec import TrainSpec
 
@@ -20,25 +21,37 @@ def layer_groups(model: nn.Module) -> list[list[nn.Parameter]]:
 def make_optimizer(model: nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
     """Weight decay on weight matrices and conv kernels only, never on biases or norm parameters.
     Norm-layer parameters get `norm_lr_scale` times the lr, and a pretrained model's lower layer groups
-    `layer_lr_decay` per group below the top (each group's `lr_scale`, applied by the loop)."""
+    `layer_lr_decay` per group below the top (each group's `lr_scale`, applied by the loop). With `muon`,
+    conv kernels form Muon groups at `muon_lr` (no weight decay: Muon keeps their norm fixed)."""
     norms = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
     in_norm = {id(p) for m in model.modules() if isinstance(m, norms) for p in m.parameters(recurse=False)}
     stack = layer_groups(model)
     depth_scale = {id(p): train.layer_lr_decay ** (len(stack) - 1 - i) for i, g in enumerate(stack) for p in g}
     # every parameter that may learn, including those gradual unfreezing switches on later
     params = [p for p in model.parameters() if p.requires_grad or id(p) in depth_scale]
-    by_key: dict[tuple[float, float], list[nn.Parameter]] = {}
-    for p in params:
-        norm = id(p) in in_norm
-        decay = train.weight_decay if p.ndim >= 2 and not norm else 0.0
-        scale = depth_scale.get(id(p), 1.0) * (train.norm_lr_scale if norm else 1.0)
-        by_key.setdefault((decay, scale), []).append(p)
-    groups = [{"params": ps, "weight_decay": d, "lr_scale": s} for (d, s), ps in by_key.items()]
     if train.lr == "auto":
         raise UserError("train.lr is 'auto': resolve it first (sw2.preflight.resolve_lr runs the lr finder)")
     lr, opt = train.lr, train.optimizer
+    by_key: dict[tuple[float, float, bool], list[nn.Parameter]] = {}
+    for p in params:
+        norm = id(p) in in_norm
+        muon = opt == "muon" and p.ndim == 4 and not norm
+        decay = train.weight_decay if p.ndim >= 2 and not norm and not muon else 0.0
+        scale = depth_scale.get(id(p), 1.0) * (train.norm_lr_scale if norm else 1.0)
+        scale *= train.muon_lr / lr if muon else 1.0
+        by_key.setdefault((decay, scale, muon), []).append(p)
+    groups = [{"params": ps, "weight_decay": d, "lr_scale": s, "muon": m} for (d, s, m), ps in by_key.items()]
     for g in groups:
         g["lr"] = lr * g["lr_scale"]
+    if opt == "muon":
+        if not any(g["muon"] for g in groups):
+            raise UserError(
+                f"train.optimizer: muon updates conv kernels and model '{type(model).__name__}' has none; "
+                "use nesterov or adamw"
+            )
+        return Muon(groups, lr=lr, momentum=train.momentum)
+    for g in groups:
+        del g["muon"]
     if opt == "sgd":
         return torch.optim.SGD(groups, lr=lr)
     if opt in ("momentum", "nesterov"):
