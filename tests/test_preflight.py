@@ -51,6 +51,16 @@ def test_shuffled_labels_fail_the_input_independent_baseline(tmp_path):
     assert got["input-independent baseline"] == "FAIL", got
 
 
+def test_without_a_validation_split_training_rows_are_held_out_for_the_check(tmp_path):
+    spec = wine_csv(tmp_path)
+    spec["data"]["split"]["val"] = 0
+    got = {v.check: v for v in sw2.check(spec, root=tmp_path)}["input-independent baseline"]
+    assert got.status == "PASS" and "held-out training rows (no validation split)" in got.message, got
+    shuffled = wine_csv(tmp_path, shuffle_labels=True)
+    shuffled["data"]["split"]["val"] = 0
+    assert verdicts(shuffled, tmp_path)["input-independent baseline"] == "FAIL"
+
+
 def test_a_longer_try_over_the_budget_is_skipped_with_a_warning(tmp_path, monkeypatch):
     from sw2.preflight import recipe
 

@@ -124,14 +124,22 @@ def inputs_matter(spec: Spec, p: Data, task: Task, steps: tuple[int, int] = (30,
     """A short training on the real inputs must end clearly below the same training on zeroed inputs.
     A slow starter (text models, small lrs) gets one longer try on the real inputs before a verdict, if
     that try fits the pre-flight's budget (`budget_seconds`); the zeroed-input model has learned all it
-    can (the label prior) within the first, short try."""
-    if len(p.val) == 0:
-        return Verdict("input-independent baseline", "WARN", "no validation split to compare on; set data.split.val")
-    blind = _val_loss_after(spec, p, task, steps[0], zeroed)
+    can (the label prior) within the first, short try. Without a validation split, training rows are held
+    out for this check only."""
+    pool, held, where = p.train, p.val, "val loss"
+    if len(held) == 0:
+        n_held = min(scaled(pool, 512), len(pool) // 5)
+        if n_held == 0:
+            return Verdict("input-independent baseline", "WARN", "too few training rows to hold any out for it")
+        order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(spec.train.seed)).numpy()
+        held = pool.take(order[:n_held])
+        pool = pool.take(order[n_held : n_held + steps[-1] * scaled(pool, 128)])
+        where = f"loss on {n_held} held-out training rows (no validation split)"
+    blind = _val_loss_after(spec, p, task, steps[0], zeroed, pool, held)
     t0 = time.perf_counter()
     for n in steps:
-        real = _val_loss_after(spec, p, task, n, lambda ts: ts)
-        msg = f"val loss after {n} steps: {real:.3f} on the real inputs, {blind:.3f} on zeroed inputs"
+        real = _val_loss_after(spec, p, task, n, lambda ts: ts, pool, held)
+        msg = f"{where} after {n} steps: {real:.3f} on the real inputs, {blind:.3f} on zeroed inputs"
         if real < 0.9 * blind:
             return Verdict("input-independent baseline", "PASS", msg)
         if n != steps[0]:
@@ -163,13 +171,15 @@ def budget_seconds(spec: Spec, p: Data, per_step: float, share: float = 0.1, flo
     return max(floor, share * planned)
 
 
-def _val_loss_after(spec: Spec, p: Data, task: Task, steps: int, inputs_of: Any) -> float:
-    """The validation loss after `steps` steps of training on `inputs_of` (the data, or zeroed) the data."""
-    bs = min(spec.train.batch_size, scaled(p.train, 128), len(p.train))
+def _val_loss_after(
+    spec: Spec, p: Data, task: Task, steps: int, inputs_of: Any, pool: TensorSet, held: TensorSet
+) -> float:
+    """The loss on `held` after `steps` steps of training on `inputs_of` (the data, or zeroed) rows of `pool`."""
+    bs = min(spec.train.batch_size, scaled(pool, 128), len(pool))
     # one pass over steps x bs examples where there are that many (one validation), else several epochs
     train, val = (
-        subset(p.train, min(steps * bs, len(p.train)), spec.train.seed),
-        subset(p.val, min(scaled(p.val, 512), len(p.val)), 0),
+        subset(pool, min(steps * bs, len(pool)), spec.train.seed),
+        subset(held, min(scaled(held, 512), len(held)), 0),
     )
     update = {"epochs": steps * bs / len(train), "batch_size": bs, "time_budget": None}
     short = spec.model_copy(
