@@ -143,8 +143,8 @@ class TrainSpec(Strict):
     batch_size: int = Field(128, ge=1)
     optimizer: Literal["sgd", "momentum", "nesterov", "adam", "adamw", "muon"] = Field(
         "adamw",
-        description="muon: conv kernels take orthogonalised Nesterov updates at muon_lr, every other parameter "
-        "Nesterov SGD at lr (airbench94_muon; conv nets with a norm layer after each conv)",
+        description="muon: ungrouped conv kernels take orthogonalised Nesterov updates at muon_lr, every "
+        "other parameter Nesterov SGD at lr (airbench94_muon; conv nets with a norm layer after each conv)",
     )
     lr: Annotated[float, Field(gt=0)] | Literal["auto"] = Field(
         1e-3, description="learning rate, or auto: the lr finder's suggestion (saved in the bundle's spec)"
@@ -152,8 +152,8 @@ class TrainSpec(Strict):
     muon_lr: float = Field(
         0.075,
         gt=0,
-        description="optimizer muon: the conv kernels' lr (each step moves a kernel by about this "
-        "share of its norm); follows the schedule like lr",
+        description="optimizer muon: the conv kernels' lr (each step moves a kernel with no more output "
+        "channels than inputs x kh x kw by about this share of its norm); follows the schedule like lr",
     )
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)

@@ -170,3 +170,11 @@ def test_tinyshakespeare_char_gpt_learns(tmp_path):
     val = bundle.metrics["val"]
     assert val["tokens_scored"] > 100_000  # the last 10% of the file
     assert val["nats_per_char"] < 2.3 < val["baseline"]["nats_per_char"]
+
+
+def test_pre_flight_without_a_val_split_holds_out_the_end_of_the_text(tmp_path):
+    (tmp_path / "verse.txt").write_text(verse(3000), encoding="utf-8")
+    spec = lm_spec("verse.txt")
+    spec["data"]["split"]["val"] = 0
+    got = {v.check: v for v in sw2.check(write_spec(tmp_path, spec))}["input-independent baseline"]
+    assert got.status == "PASS" and "held-out training rows" in got.message, got

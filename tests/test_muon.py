@@ -34,6 +34,9 @@ def test_orthogonalise_flattens_the_spectrum():
     g = u @ torch.diag(torch.logspace(-2, 0, 16)) @ v.T  # singular values from 0.01 to 1
     s = torch.linalg.svdvals(orthogonalise(g, steps=5))
     assert s.min() > 0.5 and s.max() < 1.5, s
+    narrower = u @ torch.diag(torch.logspace(-1, 0, 16)) @ v.T  # 0.1 to 1: 3 steps, as the optimizer runs
+    s = torch.linalg.svdvals(orthogonalise(narrower, steps=3))
+    assert s.min() > 0.5 and s.max() < 1.5, s
     assert torch.allclose(orthogonalise(g.T, steps=5), orthogonalise(g, steps=5).T, atol=1e-5)
 
 
@@ -70,6 +73,26 @@ def test_muon_groups_and_sgd_groups():
     s = torch.linalg.svdvals(step_taken)
     assert s.min() > 0.3 and s.max() < 1.6, s
     assert abs(w.norm() - 8**0.5) < 0.3
+
+
+def test_first_muon_step_is_the_reference_step():
+    """airbench94_muon's step: rescale the kernel to norm sqrt(out), subtract lr x orthogonalised momentum."""
+    net = small_net()
+    opt = make_optimizer(net, TrainSpec(optimizer="muon", lr=0.1, muon_lr=0.05, momentum=0.8))
+    loss_of(net, 0).backward()
+    w, g = net[0].weight.detach().clone(), net[0].weight.grad.clone()
+    opt.step()
+    # first step: buffer = g, Nesterov direction g + 0.8 g (orthogonalising ignores the scale)
+    expected = w * (8**0.5 / w.norm()) - 0.05 * orthogonalise((1.8 * g).reshape(8, -1)).reshape(g.shape)
+    assert torch.allclose(net[0].weight, expected, atol=1e-6)
+
+
+def test_depthwise_kernels_stay_with_sgd():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(4, 8, 3), nn.BatchNorm2d(8), nn.Conv2d(8, 8, 3, groups=8), nn.BatchNorm2d(8))
+    opt = make_optimizer(net, TrainSpec(optimizer="muon", lr=0.1))
+    muon = [p for g in opt.param_groups if g["muon"] for p in g["params"]]
+    assert len(muon) == 1 and muon[0] is net[0].weight
 
 
 def test_muon_state_round_trips():
@@ -109,6 +132,30 @@ def test_muon_trains_a_conv_net_on_digits(tmp_path):
     bundle = sw2.train(write_spec(tmp_path, spec), tmp_path / "b", verbose=False)
     assert bundle.metrics["test"]["accuracy"] >= 0.95
     assert "optimizer: muon" in (bundle.path / "spec.yaml").read_text()
+
+
+def test_lr_finder_sweeps_the_sgd_lr_with_muon_kernels_at_muon_lr(tmp_path, monkeypatch):
+    from sw2.preflight import lr_finder
+
+    seen = []
+    real = lr_finder.make_optimizer
+
+    def spy(model, train):
+        opt = real(model, train)
+        seen.append(opt)
+        return opt
+
+    spec = {
+        "data": {"source": "package", "name": "digits", "split": {"val": 0.1, "test": 0.2, "seed": 0}},
+        "model": {"name": "convnet", "widths": [16, 32]},
+        "train": {"epochs": 1, "batch_size": 64, "optimizer": "muon", "lr": "auto", "muon_lr": 0.05},
+    }
+    monkeypatch.setattr(lr_finder, "make_optimizer", spy)
+    bundle = sw2.train(write_spec(tmp_path, spec), tmp_path / "b", verbose=False)
+    kernels = [g for g in seen[0].param_groups if g["muon"]]
+    assert kernels and all(abs(g["lr"] - 0.05) < 1e-9 for g in kernels)  # after the whole sweep
+    lr = bundle.spec.train.lr
+    assert isinstance(lr, float) and 1e-4 < lr < 10
 
 
 def test_muon_without_conv_kernels_is_a_clear_error(tmp_path):

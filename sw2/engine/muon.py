@@ -5,8 +5,8 @@ kernel viewed as an (out channels) x (in channels * kh * kw) matrix: every direc
 by about the same amount, so rare features learn as fast as common ones. Before each update the kernel is
 rescaled to norm sqrt(out channels), as airbench does; that assumes a normalisation layer follows the conv
 (true of sw2's convnet and of MobileNetV2), which makes the conv's output indifferent to that scale. These
-kernels take no weight decay. Every other parameter (biases, norm shifts, linear layers) takes Nesterov SGD
-with its group's lr and weight decay.
+kernels take no weight decay. Every other parameter (biases, norm shifts, linear layers, grouped or
+depthwise conv kernels) takes Nesterov SGD with its group's lr and weight decay.
 
 Why not `torch.optim.Muon`: it takes 2-D parameters only and runs the iteration in bf16, which CPUs without
 AMX or AVX512-BF16 emulate; on a 2-core Zen 3 the CIFAR-10 step ran at 626 img/s with it against 1,191 with
@@ -25,8 +25,9 @@ NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # Keller Jordan's quintic iteration
 
 
 def orthogonalise(g: torch.Tensor, steps: int = 3, eps: float = 1e-7) -> torch.Tensor:
-    """Roughly the nearest semi-orthogonal matrix to `g` (2-D): U V^T of its SVD, with singular values in
-    about (0.5, 1.5) after a few steps, which trains as well as the exact one."""
+    """Roughly the nearest semi-orthogonal matrix to `g` (2-D), U V^T of its SVD: each step pushes the
+    singular values toward (0.5, 1.5); a value under about 1/40 of g's norm is still below 0.5 after 3 steps.
+    Muon trains as well with this rough result as with the exact one."""
     a, b, c = NS_COEFFICIENTS
     x = g.bfloat16() if g.is_cuda else g.float()
     tall = x.size(0) > x.size(1)

@@ -22,7 +22,8 @@ def make_optimizer(model: nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
     """Weight decay on weight matrices and conv kernels only, never on biases or norm parameters.
     Norm-layer parameters get `norm_lr_scale` times the lr, and a pretrained model's lower layer groups
     `layer_lr_decay` per group below the top (each group's `lr_scale`, applied by the loop). With `muon`,
-    conv kernels form Muon groups at `muon_lr` (no weight decay: Muon keeps their norm fixed)."""
+    the kernels of ungrouped conv layers form Muon groups (`muon: True`) at `muon_lr` (no weight decay: Muon
+    keeps their norm fixed); their `lr_scale` is `muon_lr / lr`, so the loop's schedule moves them too."""
     norms = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
     in_norm = {id(p) for m in model.modules() if isinstance(m, norms) for p in m.parameters(recurse=False)}
     stack = layer_groups(model)
@@ -32,10 +33,12 @@ def make_optimizer(model: nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
     if train.lr == "auto":
         raise UserError("train.lr is 'auto': resolve it first (sw2.preflight.resolve_lr runs the lr finder)")
     lr, opt = train.lr, train.optimizer
+    # Muon takes the kernels of ordinary convs; grouped (depthwise) kernels are not one matrix each
+    kernels = {id(m.weight) for m in model.modules() if isinstance(m, nn.Conv2d) and m.groups == 1}
     by_key: dict[tuple[float, float, bool], list[nn.Parameter]] = {}
     for p in params:
         norm = id(p) in in_norm
-        muon = opt == "muon" and p.ndim == 4 and not norm
+        muon = opt == "muon" and id(p) in kernels
         decay = train.weight_decay if p.ndim >= 2 and not norm and not muon else 0.0
         scale = depth_scale.get(id(p), 1.0) * (train.norm_lr_scale if norm else 1.0)
         scale *= train.muon_lr / lr if muon else 1.0
@@ -46,8 +49,8 @@ def make_optimizer(model: nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
     if opt == "muon":
         if not any(g["muon"] for g in groups):
             raise UserError(
-                f"train.optimizer: muon updates conv kernels and model '{type(model).__name__}' has none; "
-                "use nesterov or adamw"
+                f"train.optimizer: muon updates the kernels of (ungrouped) conv layers and model "
+                f"'{type(model).__name__}' has none that train (frozen layers do not count); use nesterov or adamw"
             )
         return Muon(groups, lr=lr, momentum=train.momentum)
     for g in groups:

@@ -52,8 +52,8 @@ def sweep(spec: Spec, p: Prepared, task: Task, steps: int = 100, lo: float = 1e-
     lrs, losses, avg, best = [], [], 0.0, math.inf
     for i in range(steps):
         lr = lo * (hi / lo) ** (i / (steps - 1))
-        for g in opt.param_groups:
-            g["lr"] = lr * g["lr_scale"]
+        for g in opt.param_groups:  # Muon groups stay at muon_lr (their lr_scale is muon_lr / lo): lr is swept
+            g["lr"] = (lo if g.get("muon") else lr) * g["lr_scale"]
         idx = torch.arange(i * bs, (i + 1) * bs) % len(data)
         loss = task.loss(model({k: v[idx] for k, v in data.inputs.items()}), data.target[idx])
         value = loss.item()
