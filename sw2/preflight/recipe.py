@@ -132,10 +132,11 @@ def inputs_matter(spec: Spec, p: Data, task: Task, steps: tuple[int, int] = (30,
         n_held = min(scaled(pool, 512), len(pool) // 5)
         if n_held == 0:
             return Verdict("input-independent baseline", "WARN", "too few training rows to hold any out for it")
-        order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(spec.train.seed)).numpy()
-        if scaled(pool, 128) < 128:  # a language model's windows overlap: the end of the text is held out,
-            order = np.concatenate([np.arange(len(pool) - n_held, len(pool)), np.arange(len(pool) - n_held)])
-        held = pool.take(order[:n_held])  # and training windows come from its start
+        if scaled(pool, 128) < 128:  # a language model's windows overlap: hold out the text's end, train on its start
+            order = np.roll(np.arange(len(pool)), n_held)
+        else:
+            order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(spec.train.seed)).numpy()
+        held = pool.take(order[:n_held])
         pool = pool.take(order[n_held : n_held + steps[-1] * scaled(pool, 128)])
         where = f"loss on {n_held} held-out training rows (no validation split)"
     blind = _val_loss_after(spec, p, task, steps[0], zeroed, pool, held)
