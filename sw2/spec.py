@@ -129,6 +129,13 @@ class ModelSpec(Strict):
         description="convnet: channels of a frozen 2x2 patch-whitening stem fitted on train "
         "(0 = none; at most 8 per input channel)",
     )
+    whiten_shift_until: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="convnet with whiten: the share of training during which the stem's shift learns; it is "
+        "frozen after, so backward passes skip the stem (airbench: 3 epochs of 10)",
+    )
 
 
 class EarlyStopping(Strict):

@@ -126,3 +126,27 @@ def test_lookahead_ends_on_slow_weights():
         net.weight.fill_(7.0)
     slow.finish(net)
     assert torch.allclose(net.weight, torch.full((1, 2), 0.05))
+
+
+def test_whitening_shift_stops_learning_at_its_share_of_training(tmp_path):
+    """The loop tells the convnet how far training is; past `whiten_shift_until` the stem's shift is frozen."""
+    import sw2
+    from sw2.models.convnet import ConvNet
+    from tests.conftest import write_spec
+
+    net = ConvNet([1, 8, 8], 10, [8.0], [4.0], [16], whiten=8, whiten_shift_until=0.3)
+    net.set_progress(0.29)
+    assert net.stem.shift.requires_grad
+    net.set_progress(0.3)
+    assert not net.stem.shift.requires_grad
+    shifts = {}
+    for until in (0.0, 1.0):
+        spec = {
+            "data": {"source": "package", "name": "digits", "split": {"val": 0.1, "test": 0.2, "seed": 0}},
+            "model": {"name": "convnet", "widths": [16], "whiten": 8, "whiten_shift_until": until},
+            "train": {"epochs": 2, "batch_size": 64, "optimizer": "nesterov", "lr": 0.05},
+        }
+        bundle = sw2.train(write_spec(tmp_path, spec), tmp_path / f"b{until}", verbose=False)
+        shifts[until] = bundle.model.stem.shift.detach()
+    assert torch.count_nonzero(shifts[0.0]) == 0, "frozen from the start: the shift never moves"
+    assert torch.count_nonzero(shifts[1.0]) > 0, "learning throughout: the shift moves"

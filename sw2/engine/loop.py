@@ -101,6 +101,9 @@ def fit(
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model.to(device)
+    set_progress = getattr(model, "set_progress", None)  # a model may change what trains as training goes on
+    if set_progress is not None:
+        set_progress(0.0)  # before the optimizer collects what trains
     opt = make_optimizer(model, cfg)
     stack = layer_groups(model) if cfg.unfreeze else []  # gradual unfreezing, top group first
     if verbose and (cfg.unfreeze or cfg.layer_lr_decay < 1) and not layer_groups(model):
@@ -155,6 +158,8 @@ def fit(
                 progress = max(progress, (time.perf_counter() - start) / cfg.time_budget)
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * lr_factor(cfg, progress) * group["lr_scale"]
+            if set_progress is not None:
+                set_progress(progress)
             if stack:
                 learning = min(len(stack), 1 + int(progress / cfg.unfreeze * len(stack)))
                 for depth, params in enumerate(stack):

@@ -7,7 +7,8 @@
 Pooling right after the first conv of a stage runs BN and the activation on a quarter of the pixels.
 As in airbench, BN has no learnable scale (only a shift) and a fast-moving running average, convs start
 as identities on their first input channels (dirac), and the stem's filters come from the data
-(`init_from_data`, called once before training on the training images).
+(`init_from_data`, called once before training on the training images); the stem's shift learns for the
+first `whiten_shift_until` of training only, after which backward passes stop at the first conv.
 
 The input is the raw uint8 image; normalisation (train-split mean/std) happens inside the model, so
 batches stay uint8 in memory and a bundle needs no separate image preprocessing.
@@ -97,11 +98,13 @@ class ConvNet(nn.Module):
         dropout: float = 0.0,
         activation: str = "gelu",
         whiten: int = 0,
+        whiten_shift_until: float = 0.3,
         logit_scale: float = 1.0,
         channels_last: bool = True,
     ) -> None:
         super().__init__()
         self.logit_scale = logit_scale
+        self.whiten_shift_until = whiten_shift_until
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
         self.register_buffer("inv_std", 1 / torch.tensor(std).view(1, -1, 1, 1))
         self.channels_last = channels_last
@@ -127,6 +130,12 @@ class ConvNet(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         x = self.pool(self.body(self.stem(self.normalise(batch["image"]))))
         return F.linear(x, self.head.weight) * self.logit_scale + self.head.bias
+
+    def set_progress(self, progress: float) -> None:
+        """Called by the training loop with the share of training done: the stem's shift stops learning at
+        `whiten_shift_until`, and from then on no gradient flows below the first conv."""
+        if isinstance(self.stem, Whiten):
+            self.stem.shift.requires_grad_(progress < self.whiten_shift_until)
 
     @torch.no_grad()
     def init_from_data(self, inputs: dict[str, torch.Tensor], max_images: int = 5000) -> None:
@@ -157,5 +166,6 @@ class ConvNet(nn.Module):
             "depth": spec.depth or 1,
             "activation": spec.activation,
             "whiten": spec.whiten,
+            "whiten_shift_until": spec.whiten_shift_until,
             "logit_scale": spec.logit_scale,
         }
