@@ -150,3 +150,16 @@ def test_whitening_shift_stops_learning_at_its_share_of_training(tmp_path):
         shifts[until] = bundle.model.stem.shift.detach()
     assert torch.count_nonzero(shifts[0.0]) == 0, "frozen from the start: the shift never moves"
     assert torch.count_nonzero(shifts[1.0]) > 0, "learning throughout: the shift moves"
+
+
+def test_whitening_shift_trains_like_the_norm_shifts():
+    from sw2.engine.optim import make_optimizer
+    from sw2.models.convnet import ConvNet
+    from sw2.spec import TrainSpec
+
+    net = ConvNet([3, 8, 8], 10, [127.0] * 3, [40.0] * 3, [8], whiten=12)
+    opt = make_optimizer(net, TrainSpec(optimizer="nesterov", lr=0.1, norm_lr_scale=64, weight_decay=1e-3))
+    group_of = {id(p): g for g in opt.param_groups for p in g["params"]}
+    for shift in (net.stem.shift, net.body[2].bias):  # the stem's shift and a BN shift
+        assert group_of[id(shift)]["lr_scale"] == 64 and group_of[id(shift)]["weight_decay"] == 0
+    assert group_of[id(net.head.weight)]["lr_scale"] == 1 and group_of[id(net.head.weight)]["weight_decay"] == 1e-3

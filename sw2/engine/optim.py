@@ -20,12 +20,15 @@ def layer_groups(model: nn.Module) -> list[list[nn.Parameter]]:
 
 def make_optimizer(model: nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
     """Weight decay on weight matrices and conv kernels only, never on biases or norm parameters.
-    Norm-layer parameters get `norm_lr_scale` times the lr, and a pretrained model's lower layer groups
-    `layer_lr_decay` per group below the top (each group's `lr_scale`, applied by the loop). With `muon`,
+    Norm-layer parameters (and those a model lists in `norm_like_parameters()`) get `norm_lr_scale` times
+    the lr, and a pretrained model's lower layer groups `layer_lr_decay` per group below the top (each
+    group's `lr_scale`, applied by the loop). With `muon`,
     the kernels of ungrouped conv layers form Muon groups (`muon: True`) at `muon_lr` (no weight decay: Muon
     keeps their norm fixed); their `lr_scale` is `muon_lr / lr`, so the loop's schedule moves them too."""
     norms = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
     in_norm = {id(p) for m in model.modules() if isinstance(m, norms) for p in m.parameters(recurse=False)}
+    norm_like = getattr(model, "norm_like_parameters", None)  # e.g. a shift after a frozen layer
+    in_norm |= {id(p) for p in (norm_like() if norm_like is not None else [])}
     stack = layer_groups(model)
     depth_scale = {id(p): train.layer_lr_decay ** (len(stack) - 1 - i) for i, g in enumerate(stack) for p in g}
     # every parameter that may learn, including those gradual unfreezing switches on later

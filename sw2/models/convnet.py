@@ -131,6 +131,11 @@ class ConvNet(nn.Module):
         x = self.pool(self.body(self.stem(self.normalise(batch["image"]))))
         return F.linear(x, self.head.weight) * self.logit_scale + self.head.bias
 
+    def norm_like_parameters(self) -> list[nn.Parameter]:
+        """The stem's shift trains like the norm layers' shifts (`norm_lr_scale`, no weight decay), as airbench
+        trains the whitening bias with the norm biases."""
+        return [self.stem.shift] if isinstance(self.stem, Whiten) else []
+
     def set_progress(self, progress: float) -> None:
         """Called by the training loop with the share of training done: the stem's shift stops learning at
         `whiten_shift_until`, and from then on no gradient flows below the first conv."""
