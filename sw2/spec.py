@@ -167,6 +167,12 @@ class TrainSpec(Strict):
     norm_lr_scale: float = Field(
         1.0, gt=0, description="lr multiplier for normalisation layers' parameters (airbench uses 64 with SGD)"
     )
+    norm_weight_decay: float = Field(
+        0.0,
+        ge=0,
+        description="weight decay for normalisation layers' parameters (0 = none, as in Keras and timm); "
+        "airbench uses weight_decay / norm_lr_scale, the same decay per step as the weights",
+    )
     schedule: Literal["constant", "step", "cosine", "onecycle"] = "onecycle"
     warmup: float = Field(0.1, ge=0, lt=1, description="share of training spent warming up the lr")
     step_every: float = Field(0.33, gt=0, le=1, description="step schedule: decay every this share of training")

@@ -163,3 +163,7 @@ def test_whitening_shift_trains_like_the_norm_shifts():
     for shift in (net.stem.shift, net.body[2].bias):  # the stem's shift and a BN shift
         assert group_of[id(shift)]["lr_scale"] == 64 and group_of[id(shift)]["weight_decay"] == 0
     assert group_of[id(net.head.weight)]["lr_scale"] == 1 and group_of[id(net.head.weight)]["weight_decay"] == 1e-3
+    spec = TrainSpec(optimizer="nesterov", lr=0.1, norm_lr_scale=64, weight_decay=1e-3, norm_weight_decay=2e-5)
+    group_of = {id(p): g for g in make_optimizer(net, spec).param_groups for p in g["params"]}
+    assert group_of[id(net.stem.shift)]["weight_decay"] == group_of[id(net.body[2].bias)]["weight_decay"] == 2e-5
+    assert group_of[id(net.head.bias)]["weight_decay"] == 0, "biases outside norm layers never decay"

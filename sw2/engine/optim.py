@@ -19,12 +19,12 @@ def layer_groups(model: nn.Module) -> list[list[nn.Parameter]]:
 
 
 def make_optimizer(model: nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
-    """Weight decay on weight matrices and conv kernels only, never on biases or norm parameters.
-    Norm-layer parameters (and those a model lists in `norm_like_parameters()`) get `norm_lr_scale` times
-    the lr, and a pretrained model's lower layer groups `layer_lr_decay` per group below the top (each
-    group's `lr_scale`, applied by the loop). With `muon`,
-    the kernels of ungrouped conv layers form Muon groups (`muon: True`) at `muon_lr` (no weight decay: Muon
-    keeps their norm fixed); their `lr_scale` is `muon_lr / lr`, so the loop's schedule moves them too."""
+    """Weight decay on weight matrices and conv kernels, never on biases. Norm-layer parameters (and those a
+    model lists in `norm_like_parameters()`) get `norm_lr_scale` times the lr and `norm_weight_decay`, and a
+    pretrained model's lower layer groups `layer_lr_decay` per group below the top (each group's `lr_scale`,
+    applied by the loop). With `muon`, the kernels of ungrouped conv layers form Muon groups (`muon: True`) at
+    `muon_lr` (no weight decay: Muon keeps their norm fixed); their `lr_scale` is `muon_lr / lr`, so the
+    loop's schedule moves them too."""
     norms = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
     in_norm = {id(p) for m in model.modules() if isinstance(m, norms) for p in m.parameters(recurse=False)}
     norm_like = getattr(model, "norm_like_parameters", None)  # e.g. a shift after a frozen layer
@@ -42,7 +42,7 @@ def make_optimizer(model: nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
     for p in params:
         norm = id(p) in in_norm
         muon = opt == "muon" and id(p) in kernels
-        decay = train.weight_decay if p.ndim >= 2 and not norm and not muon else 0.0
+        decay = train.norm_weight_decay if norm else train.weight_decay if p.ndim >= 2 and not muon else 0.0
         scale = depth_scale.get(id(p), 1.0) * (train.norm_lr_scale if norm else 1.0)
         scale *= train.muon_lr / lr if muon else 1.0
         by_key.setdefault((decay, scale, muon), []).append(p)
