@@ -133,8 +133,9 @@ class ModelSpec(Strict):
         0.3,
         ge=0,
         le=1,
-        description="convnet with whiten: the share of training during which the stem's shift learns; it is "
-        "frozen after, so backward passes skip the stem (airbench: 3 epochs of 10)",
+        description="convnet with whiten: the share of training during which the stem's shift learns (0 = "
+        "never, 1 = throughout; under time_budget a share of the time); frozen after, so backward passes "
+        "skip the stem (airbench: 3 epochs of 10)",
     )
 
 
@@ -165,13 +166,17 @@ class TrainSpec(Strict):
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     norm_lr_scale: float = Field(
-        1.0, gt=0, description="lr multiplier for normalisation layers' parameters (airbench uses 64 with SGD)"
+        1.0,
+        gt=0,
+        description="lr multiplier for normalisation layers' parameters and the convnet stem's shift "
+        "(airbench uses 64 with SGD)",
     )
     norm_weight_decay: float = Field(
         0.0,
         ge=0,
-        description="weight decay for normalisation layers' parameters (0 = none, as in Keras and timm); "
-        "airbench uses weight_decay / norm_lr_scale, the same decay per step as the weights",
+        description="weight decay for normalisation layers' parameters and the convnet stem's shift (0 = none, "
+        "as in Keras and timm); airbench uses weight_decay / norm_lr_scale, the same decay per step as the "
+        "weights with SGD or AdamW (not Adam, whose L2 term is rescaled)",
     )
     schedule: Literal["constant", "step", "cosine", "onecycle"] = "onecycle"
     warmup: float = Field(0.1, ge=0, lt=1, description="share of training spent warming up the lr")

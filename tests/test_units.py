@@ -128,7 +128,7 @@ def test_lookahead_ends_on_slow_weights():
     assert torch.allclose(net.weight, torch.full((1, 2), 0.05))
 
 
-def test_whitening_shift_stops_learning_at_its_share_of_training(tmp_path):
+def test_whitening_shift_stops_learning_at_its_share_of_training(tmp_path, monkeypatch):
     """The loop tells the convnet how far training is; past `whiten_shift_until` the stem's shift is frozen."""
     import sw2
     from sw2.models.convnet import ConvNet
@@ -139,17 +139,26 @@ def test_whitening_shift_stops_learning_at_its_share_of_training(tmp_path):
     assert net.stem.shift.requires_grad
     net.set_progress(0.3)
     assert not net.stem.shift.requires_grad
-    shifts = {}
-    for until in (0.0, 1.0):
-        spec = {
-            "data": {"source": "package", "name": "digits", "split": {"val": 0.1, "test": 0.2, "seed": 0}},
-            "model": {"name": "convnet", "widths": [16], "whiten": 8, "whiten_shift_until": until},
-            "train": {"epochs": 2, "batch_size": 64, "optimizer": "nesterov", "lr": 0.05},
-        }
-        bundle = sw2.train(write_spec(tmp_path, spec), tmp_path / f"b{until}", verbose=False)
-        shifts[until] = bundle.model.stem.shift.detach()
-    assert torch.count_nonzero(shifts[0.0]) == 0, "frozen from the start: the shift never moves"
-    assert torch.count_nonzero(shifts[1.0]) > 0, "learning throughout: the shift moves"
+    seen: list[tuple[float, torch.Tensor]] = []  # (progress, the shift before that step)
+    original = ConvNet.set_progress
+
+    def recording(self: ConvNet, progress: float) -> None:
+        seen.append((progress, self.stem.shift.detach().clone()))
+        original(self, progress)
+
+    monkeypatch.setattr(ConvNet, "set_progress", recording)
+    spec = {
+        "data": {"source": "package", "name": "digits", "split": {"val": 0.1, "test": 0.2, "seed": 0}},
+        "model": {"name": "convnet", "widths": [16], "whiten": 8, "whiten_shift_until": 0.5},
+        "train": {"epochs": 2, "batch_size": 64, "optimizer": "nesterov", "lr": 0.05},
+    }
+    bundle = sw2.train(write_spec(tmp_path, spec), tmp_path / "b", verbose=False, check=False)
+    during = [s for p, s in seen if p < 0.5]
+    after = [s for p, s in seen if p >= 0.5]
+    assert len(during) > 2 and len(after) > 2
+    assert not torch.equal(during[1], during[-1]), "the shift learns during the first half"
+    assert all(torch.equal(s, after[0]) for s in after), "and stays put after"
+    assert torch.equal(bundle.model.stem.shift.detach(), after[0])
 
 
 def test_whitening_shift_trains_like_the_norm_shifts():

@@ -127,7 +127,9 @@ def fit(
     saved = checkpoint.load(checkpoint_dir) if (resume and checkpoint_dir is not None) else None
     if saved is not None:
         if saved["run_key"] != run_key:
-            raise UserError(f"{checkpoint_dir}: checkpoint is from another spec or data; delete it or drop --resume")
+            raise UserError(
+                f"{checkpoint_dir}: checkpoint is from another spec, data or sw2 version; delete it or drop --resume"
+            )
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         gen.set_state(saved["generator"])
@@ -158,7 +160,7 @@ def fit(
                 progress = max(progress, (time.perf_counter() - start) / cfg.time_budget)
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * lr_factor(cfg, progress) * group["lr_scale"]
-            if set_progress is not None:
+            if set_progress is not None and st.step % cfg.accumulate == 0:  # what trains changes between updates
                 set_progress(progress)
             if stack:
                 learning = min(len(stack), 1 + int(progress / cfg.unfreeze * len(stack)))

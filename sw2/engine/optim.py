@@ -19,7 +19,7 @@ def layer_groups(model: nn.Module) -> list[list[nn.Parameter]]:
 
 
 def make_optimizer(model: nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
-    """Weight decay on weight matrices and conv kernels, never on biases. Norm-layer parameters (and those a
+    """Weight decay on weight matrices and conv kernels, never on other biases. Norm-layer parameters (and those a
     model lists in `norm_like_parameters()`) get `norm_lr_scale` times the lr and `norm_weight_decay`, and a
     pretrained model's lower layer groups `layer_lr_decay` per group below the top (each group's `lr_scale`,
     applied by the loop). With `muon`, the kernels of ungrouped conv layers form Muon groups (`muon: True`) at
@@ -28,11 +28,12 @@ def make_optimizer(model: nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
     norms = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
     in_norm = {id(p) for m in model.modules() if isinstance(m, norms) for p in m.parameters(recurse=False)}
     norm_like = getattr(model, "norm_like_parameters", None)  # e.g. a shift after a frozen layer
-    in_norm |= {id(p) for p in (norm_like() if norm_like is not None else [])}
+    extra = {id(p) for p in (norm_like() if norm_like is not None else [])}  # they may be frozen for now
+    in_norm |= extra
     stack = layer_groups(model)
     depth_scale = {id(p): train.layer_lr_decay ** (len(stack) - 1 - i) for i, g in enumerate(stack) for p in g}
-    # every parameter that may learn, including those gradual unfreezing switches on later
-    params = [p for p in model.parameters() if p.requires_grad or id(p) in depth_scale]
+    # every parameter that may learn, including those gradual unfreezing or `set_progress` switch on later
+    params = [p for p in model.parameters() if p.requires_grad or id(p) in depth_scale or id(p) in extra]
     if train.lr == "auto":
         raise UserError("train.lr is 'auto': resolve it first (sw2.preflight.resolve_lr runs the lr finder)")
     lr, opt = train.lr, train.optimizer

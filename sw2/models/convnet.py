@@ -8,7 +8,7 @@ Pooling right after the first conv of a stage runs BN and the activation on a qu
 As in airbench, BN has no learnable scale (only a shift) and a fast-moving running average, convs start
 as identities on their first input channels (dirac), and the stem's filters come from the data
 (`init_from_data`, called once before training on the training images); the stem's shift learns for the
-first `whiten_shift_until` of training only, after which backward passes stop at the first conv.
+first `whiten_shift_until` of training only, after which the body's first conv computes no input gradient.
 
 The input is the raw uint8 image; normalisation (train-split mean/std) happens inside the model, so
 batches stay uint8 in memory and a bundle needs no separate image preprocessing.
@@ -132,13 +132,14 @@ class ConvNet(nn.Module):
         return F.linear(x, self.head.weight) * self.logit_scale + self.head.bias
 
     def norm_like_parameters(self) -> list[nn.Parameter]:
-        """The stem's shift trains like the norm layers' shifts (`norm_lr_scale`, no weight decay), as airbench
-        trains the whitening bias with the norm biases."""
+        """The stem's shift trains like the norm layers' shifts (`norm_lr_scale`, `norm_weight_decay`), as
+        airbench trains the whitening bias with the norm biases."""
         return [self.stem.shift] if isinstance(self.stem, Whiten) else []
 
     def set_progress(self, progress: float) -> None:
         """Called by the training loop with the share of training done: the stem's shift stops learning at
-        `whiten_shift_until`, and from then on no gradient flows below the first conv."""
+        `whiten_shift_until`, and from then on the body's first conv no longer computes its input gradient
+        (a lookahead still pulls the shift onto its slow copy once)."""
         if isinstance(self.stem, Whiten):
             self.stem.shift.requires_grad_(progress < self.whiten_shift_until)
 
