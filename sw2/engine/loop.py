@@ -102,8 +102,6 @@ def fit(
     gen = torch.Generator().manual_seed(cfg.seed)
     model.to(device)
     set_progress = getattr(model, "set_progress", None)  # a model may change what trains as training goes on
-    if set_progress is not None:
-        set_progress(0.0)  # before the optimizer collects what trains
     opt = make_optimizer(model, cfg)
     stack = layer_groups(model) if cfg.unfreeze else []  # gradual unfreezing, top group first
     if verbose and (cfg.unfreeze or cfg.layer_lr_decay < 1) and not layer_groups(model):
