@@ -77,6 +77,29 @@ def test_malloc_tuning_runs():
     assert tune_malloc() in (True, False)
 
 
+@pytest.mark.parametrize("size", [(7, 7), (8, 8), (15, 8), (31, 31)])
+def test_conv_before_a_pool_computes_only_what_the_pool_keeps(size):
+    """`for_pool` trims an odd map's last row/column from the conv, not from the result: pooled outputs and
+    gradients equal the 'same' conv's."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from sw2.models.convnet import Conv
+
+    torch.manual_seed(0)
+    trimmed = Conv(5, 8, for_pool=True)
+    full = copy.deepcopy(trimmed)
+    full.for_pool = False
+    x = torch.randn(3, 5, *size).contiguous(memory_format=torch.channels_last)
+    out = [F.max_pool2d(conv(x), 2) for conv in (trimmed, full)]
+    torch.testing.assert_close(out[0], out[1])
+    assert trimmed(x).shape[-2:] == (size[0] // 2 * 2, size[1] // 2 * 2)
+    for o in out:
+        o.square().sum().backward()
+    torch.testing.assert_close(trimmed.weight.grad, full.weight.grad)
+
+
 def test_whitening_stem_whitens_training_patches():
     from sw2.models.convnet import ConvNet
 

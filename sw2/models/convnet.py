@@ -40,17 +40,28 @@ class Norm(nn.BatchNorm2d):
 
 
 class Conv(nn.Conv2d):
-    """3x3 'same' conv without bias, initialised as the identity on its first input channels."""
+    """3x3 'same' conv without bias, initialised as the identity on its first input channels.
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    With `for_pool`, a 2x2 max-pool follows, which drops the last row (column) of an odd-sized map; the conv
+    then computes only the rows and columns the pool keeps (padding 1 before, 0 after): the same numbers
+    as the 'same' conv, and 27% fewer positions on a 7x7 map."""
+
+    def __init__(self, c_in: int, c_out: int, for_pool: bool = False) -> None:
         super().__init__(c_in, c_out, 3, padding=1, bias=False)
+        self.for_pool = for_pool
         with torch.no_grad():
             nn.init.dirac_(self.weight[: min(c_in, c_out)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if not self.for_pool or (h % 2 == 0 and w % 2 == 0):
+            return super().forward(x)
+        return F.conv2d(F.pad(x, (1, 1 - w % 2, 1, 1 - h % 2)), self.weight)  # the pad keeps the memory format
 
 
 def stage(c_in: int, c_out: int, depth: int, pool: bool, activation: str) -> list[nn.Module]:
     act = ACTIVATIONS[activation]
-    layers = [Conv(c_in, c_out), *([nn.MaxPool2d(2)] if pool else []), Norm(c_out), act()]
+    layers = [Conv(c_in, c_out, for_pool=pool), *([nn.MaxPool2d(2)] if pool else []), Norm(c_out), act()]
     for _ in range(depth - 1):
         layers += [Conv(c_out, c_out), Norm(c_out), act()]
     return layers
