@@ -39,7 +39,7 @@ def main() -> None:
                 "seed": seed,
                 "test": f"{m['test']['accuracy']:.4f}",
                 "seconds": f"{m['training']['seconds']:.1f}",
-                "epochs": m["training"]["epochs"],
+                "epochs": m["training"]["epochs_done"],
                 "img_s": f"{m['training']['examples_per_second']:,.0f}",
                 "preflight": f"{m['preflight']['seconds']:.1f}",
             }

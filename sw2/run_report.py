@@ -57,6 +57,12 @@ def _file_img(path: Path, alt: str) -> str:
     return _img(lambda buf: buf.write(path.read_bytes()), alt)
 
 
+def _epochs(training: dict[str, Any]) -> str:
+    """Epochs trained, fractional where a time budget stopped mid-epoch (older bundles: epochs begun)."""
+    done = training.get("epochs_done", training.get("epochs"))
+    return f"{done:g}" if isinstance(done, (int, float)) else "?"
+
+
 def _table(rows: list[dict[str, Any]], css: dict[str, str] | None = None) -> str:
     """An HTML table of dict rows; numbers right-aligned, a column named in `css` styles its cells by value."""
     if not rows:
@@ -142,7 +148,7 @@ def _summary(r: _Run) -> str:
         ("task", r.b.spec.task),
         ("model", f"{fp.get('model', '?')} ({n_params:,} parameters)"),
         ("training data", r.m.get("data", {}).get("source", "?")),
-        ("training", f"{tr.get('epochs', '?')} epochs, {tr.get('seconds', 0):.1f} s, stopped: {tr.get('stopped')}"),
+        ("training", f"{_epochs(tr)} epochs, {tr.get('seconds', 0):.1f} s, stopped: {tr.get('stopped')}"),
         ("throughput", f"{tr.get('examples_per_second', 0):,.0f} examples/s on {tr.get('threads', '?')} threads"),
         ("scored on", f"{r.scored_on}: {len(r.test)} examples"),
         ("created", f"{fp.get('created', '?')} with sw2 {fp.get('sw2', '?')}, torch {fp.get('torch', '?')}"),

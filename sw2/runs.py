@@ -66,7 +66,8 @@ def training_summary(result: FitResult, prepare_seconds: float) -> dict[str, Any
     return {
         "seconds": result.train_seconds,
         "examples_per_second": result.examples_per_second,
-        "epochs": len(result.history),
+        "epochs": len(result.history),  # epochs begun
+        "epochs_done": round(result.epochs_done, 3),
         "stopped": result.stopped,
         "best_epoch": result.best_epoch,
         "prepare_seconds": round(prepare_seconds, 3),

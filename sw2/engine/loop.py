@@ -36,6 +36,7 @@ class FitResult:
     train_seconds: float
     examples_per_second: float
     best_epoch: int | None = None
+    epochs_done: float = 0.0  # steps / steps per epoch: fractional where a time budget stops mid-epoch
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -234,4 +235,5 @@ def fit(
         train_seconds=train_seconds,
         examples_per_second=st.step * bs / max(train_seconds, 1e-9),
         best_epoch=st.best_epoch or None,
+        epochs_done=st.step / steps_per_epoch,
     )
