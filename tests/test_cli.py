@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import os
 import signal
 import subprocess
@@ -145,4 +146,6 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
         load_file(str(tmp_path / "cut" / "model.safetensors")),
     )
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    done = [json.loads((tmp_path / d / "metrics.json").read_text())["training"]["epochs_done"] for d in ("full", "cut")]
+    assert done[0] == done[1]
     assert not ckpt.parent.exists(), "checkpoint folder is removed once the bundle is written"

@@ -137,7 +137,7 @@ def test_time_budget_stops_cleanly_and_writes_bundle(tmp_path):
     training = bundle.metrics["training"]
     assert training["stopped"] == "time_budget" and training["seconds"] < 6
     assert training["epochs"] < 500 and bundle.metrics["test"]["accuracy"] > 0.5
-    assert training["epochs"] - 1 < training["epochs_done"] <= training["epochs"]  # stopped mid-epoch
+    assert training["epochs"] - 1 < training["epochs_done"] <= training["epochs"]  # within the last epoch begun
 
 
 def test_early_stopping_restores_best_weights(tmp_path):

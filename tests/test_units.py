@@ -92,12 +92,29 @@ def test_conv_before_a_pool_computes_only_what_the_pool_keeps(size):
     full = copy.deepcopy(trimmed)
     full.for_pool = False
     x = torch.randn(3, 5, *size).contiguous(memory_format=torch.channels_last)
-    out = [F.max_pool2d(conv(x), 2) for conv in (trimmed, full)]
+    xs = [x.clone().requires_grad_() for _ in range(2)]
+    out = [F.max_pool2d(conv(xi), 2) for conv, xi in zip((trimmed, full), xs)]
     torch.testing.assert_close(out[0], out[1])
     assert trimmed(x).shape[-2:] == (size[0] // 2 * 2, size[1] // 2 * 2)
     for o in out:
         o.square().sum().backward()
     torch.testing.assert_close(trimmed.weight.grad, full.weight.grad)
+    torch.testing.assert_close(xs[0].grad, xs[1].grad)  # saliency maps use input gradients
+
+
+def test_convnet_with_pool_trimmed_convs_matches_same_convs():
+    """A whitened CIFAR-sized net (maps 31, 15, 7, 3): the trimmed convs change no output."""
+    from sw2.models.convnet import Conv, ConvNet
+
+    torch.manual_seed(0)
+    net = ConvNet([3, 32, 32], 10, [127.0] * 3, [64.0] * 3, [8, 16, 32], depth=2, whiten=12).eval()
+    image = {"image": torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)}
+    with torch.no_grad():
+        trimmed = net(image)
+        for m in net.modules():
+            if isinstance(m, Conv):
+                m.for_pool = False
+        torch.testing.assert_close(trimmed, net(image))
 
 
 def test_whitening_stem_whitens_training_patches():

@@ -44,7 +44,8 @@ class Conv(nn.Conv2d):
 
     With `for_pool`, a 2x2 max-pool follows, which drops the last row (column) of an odd-sized map; the conv
     then computes only the rows and columns the pool keeps (padding 1 before, 0 after): the same numbers
-    as the 'same' conv, and 27% fewer positions on a 7x7 map."""
+    as the 'same' conv up to float rounding, and 27% fewer positions on a 7x7 map. `stage` sets it exactly
+    where a floor-mode 2x2 max-pool follows."""
 
     def __init__(self, c_in: int, c_out: int, for_pool: bool = False) -> None:
         super().__init__(c_in, c_out, 3, padding=1, bias=False)
