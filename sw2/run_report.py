@@ -58,7 +58,8 @@ def _file_img(path: Path, alt: str) -> str:
 
 
 def _epochs(training: dict[str, Any]) -> str:
-    """Epochs trained, fractional where a time budget stopped mid-epoch (older bundles: epochs begun)."""
+    """Epochs trained (steps / full-data steps per epoch), fractional where a time budget stopped mid-epoch
+    (older bundles: epochs begun)."""
     done = training.get("epochs_done", training.get("epochs"))
     return f"{done:g}" if isinstance(done, (int, float)) else "?"
 

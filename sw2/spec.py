@@ -206,6 +206,17 @@ class TrainSpec(Strict):
         description="keep a slow copy of the weights that trails the fast ones and end on it (airbench); "
         "with early stopping, a restored best epoch holds the fast weights of that epoch",
     )
+    prune_easy: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="dynamic data pruning (InfoBatch): each epoch, leave out this share of the examples whose last "
+        "training loss was below the mean, and up-weight the rest of them; the steps saved go to later epochs "
+        "(early-stopping patience counts these shorter epochs)",
+    )
+    prune_easy_until: float = Field(
+        0.875, gt=0, le=1, description="prune_easy: the share of training after which every epoch uses all the data"
+    )
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto uses bf16 only where the hardware runs it natively (AMX, CUDA)"

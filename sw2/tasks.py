@@ -19,6 +19,10 @@ class Task:
     # must then be means over examples, so that the chunks' mean is the whole's
 
     def loss(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+        return self.example_losses(out, y, label_smoothing).mean()
+
+    def example_losses(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+        """The loss of each example (B values): what `loss` averages."""
         raise NotImplementedError
 
     def score(self, out: torch.Tensor, y: torch.Tensor) -> float:
@@ -33,8 +37,8 @@ TASKS: Registry[Task] = Registry("task")
 
 
 class Classify(Task):
-    def loss(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-        return F.cross_entropy(out.float(), y, label_smoothing=label_smoothing)
+    def example_losses(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+        return F.cross_entropy(out.float(), y, label_smoothing=label_smoothing, reduction="none")
 
     def score(self, out: torch.Tensor, y: torch.Tensor) -> float:
         return (out.argmax(1) == y).float().mean().item()
@@ -45,8 +49,8 @@ class Classify(Task):
 
 
 class Regress(Task):
-    def loss(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-        return F.mse_loss(out.float().squeeze(1), y)
+    def example_losses(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+        return F.mse_loss(out.float().squeeze(1), y, reduction="none")
 
     def score(self, out: torch.Tensor, y: torch.Tensor) -> float:
         """R² on the standardised target."""
@@ -61,8 +65,12 @@ class Regress(Task):
 class GenerateText(Task):
     """Next-token prediction: outputs B x T x V, targets B x T; the loss is nats per token."""
 
-    def loss(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-        return F.cross_entropy(out.float().flatten(0, 1), y.flatten(), label_smoothing=label_smoothing)
+    def example_losses(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+        """Nats per token of each window."""
+        flat = F.cross_entropy(
+            out.float().flatten(0, 1), y.flatten(), label_smoothing=label_smoothing, reduction="none"
+        )
+        return flat.view(y.shape).mean(1)
 
     def score(self, out: torch.Tensor, y: torch.Tensor) -> float:
         """Next-token accuracy."""

@@ -110,7 +110,8 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     spec = {
         "data": {"source": "package", "name": "digits"},
         "model": {"widths": [48, 96]},
-        "train": {"epochs": 8, "batch_size": 32, "lookahead": True},  # the slow weights must survive too
+        # the slow weights and the pruning scores must survive too
+        "train": {"epochs": 8, "batch_size": 32, "lookahead": True, "prune_easy": 0.3},
         "augment": {"translate": 1},
     }
     write_spec(tmp_path, spec)

@@ -140,6 +140,19 @@ def test_time_budget_stops_cleanly_and_writes_bundle(tmp_path):
     assert training["epochs"] - 1 < training["epochs_done"] <= training["epochs"]  # within the last epoch begun
 
 
+def test_prune_easy_spends_the_same_steps_on_more_epochs(tmp_path):
+    spec = {
+        "data": {"source": "package", "name": "digits", "split": {"val": 0.1, "test": 0.2, "seed": 0}},
+        "model": {"name": "convnet", "widths": [32, 64]},
+        "train": {"epochs": 20, "batch_size": 64, "lr": 0.003, "prune_easy": 0.5},
+    }
+    training = sw2.train(spec, tmp_path / "b", verbose=False).metrics["training"]
+    full = sw2.train({**spec, "train": {**spec["train"], "prune_easy": 0}}, tmp_path / "f", verbose=False)
+    assert training["epochs_done"] == full.metrics["training"]["epochs_done"] == 20  # the same steps
+    assert training["epochs"] > 25 and full.metrics["training"]["epochs"] == 20
+    assert sw2.load(tmp_path / "b").metrics["test"]["accuracy"] >= 0.95
+
+
 def test_early_stopping_restores_best_weights(tmp_path):
     spec = {
         "data": {"source": "package", "name": "wine"},

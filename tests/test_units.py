@@ -13,6 +13,7 @@ from sw2.data.split import split_indices
 from sw2.engine.augment import augment
 from sw2.engine.hardware import autocast_dtype, tune_malloc
 from sw2.engine.optim import lr_factor
+from sw2.engine.prune import EasyPruner
 from sw2.errors import UserError
 from sw2.evaluation.metrics import classification
 from sw2.spec import AugmentSpec, TrainSpec
@@ -216,3 +217,36 @@ def test_whitening_shift_trains_like_the_norm_shifts():
     group_of = {id(p): g for g in make_optimizer(net, spec).param_groups for p in g["params"]}
     assert group_of[id(net.stem.shift)]["weight_decay"] == group_of[id(net.body[2].bias)]["weight_decay"] == 2e-5
     assert group_of[id(net.head.bias)]["weight_decay"] == 0, "biases outside norm layers never decay"
+
+
+def test_pruner_drops_only_well_learned_examples_and_keeps_the_expected_loss():
+    n, gen, cpu = 1000, torch.Generator().manual_seed(0), torch.device("cpu")
+    pruner = EasyPruner(n, rate=0.5, device=cpu)
+    perm = torch.randperm(n, generator=gen)
+    assert torch.equal(pruner.epoch(perm, gen, True, 10), perm), "no example has a score yet: all stay"
+
+    losses = torch.rand(n, generator=gen)
+    pruner.loss(losses[:800], torch.arange(800))  # the last 200 are never seen
+    assert torch.equal(pruner.scores[:800], losses[:800]) and pruner.scores[800:].isnan().all()
+    perm = torch.randperm(n, generator=gen)
+    state = gen.get_state()
+    kept = pruner.epoch(perm, gen, True, 10)
+    after = gen.get_state()
+    assert len(kept) % 10 == 0 and len(kept) <= pruner.share * n < len(kept) + 10
+    assert torch.equal(kept, perm[torch.isin(perm, kept)][: len(kept)]), "the permutation's order is kept"
+    dropped = perm[~torch.isin(perm, kept)]
+    easy = losses[:800] < losses[:800].mean()
+    assert (pruner.weights[:800][easy] == 2).all() and (pruner.weights[:800][~easy] == 1).all()
+    assert abs(len(dropped) - 0.5 * easy.sum().item()) < 60 + 10
+    assert (pruner.weights[dropped] == 2).sum() >= len(dropped) - 9, "all but the trimmed tail were easy"
+    gen.set_state(state)
+    assert torch.equal(pruner.epoch(perm, gen, False, 10), perm) and pruner.share == 1.0, "pruning off"
+    assert (pruner.weights == 1).all() and torch.equal(gen.get_state(), after), "the same draws either way"
+
+    pruner.loss(losses[800:], torch.arange(800, n))
+    step_losses = []
+    for _ in range(200):  # each step's expected loss is the full data's mean loss
+        kept = pruner.epoch(torch.randperm(n, generator=gen), gen, True, 50)
+        for batch in kept.split(50):
+            step_losses.append(pruner.loss(losses[batch], batch))
+    assert torch.stack(step_losses).mean().item() == pytest.approx(losses.mean().item(), rel=0.01)

@@ -23,6 +23,7 @@ from sw2.engine.lookahead import Lookahead
 from sw2.engine.optim import layer_groups, lr_factor, make_optimizer
 from sw2.engine.predict import predict
 from sw2.engine.progress import Reporter
+from sw2.engine.prune import EasyPruner
 from sw2.errors import UserError
 from sw2.spec import Spec
 from sw2.tasks import Task
@@ -36,7 +37,8 @@ class FitResult:
     train_seconds: float
     examples_per_second: float
     best_epoch: int | None = None
-    epochs_done: float = 0.0  # steps / steps per epoch: fractional where a time budget stops mid-epoch
+    epochs_done: float = 0.0  # steps / full-data steps per epoch: fractional where a time budget stops
+    # mid-epoch; with prune_easy the epochs are shorter, and more are begun than done
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -123,6 +125,7 @@ def fit(
 
     st = _State()
     slow = Lookahead(model) if cfg.lookahead else None
+    pruner = EasyPruner(n, cfg.prune_easy, device) if cfg.prune_easy else None
     saved = checkpoint.load(checkpoint_dir) if (resume and checkpoint_dir is not None) else None
     if saved is not None:
         if saved["run_key"] != run_key:
@@ -136,15 +139,26 @@ def fit(
         st = _State(**saved["state"])
         if slow is not None:
             slow.slow = saved["lookahead"]
+        if pruner is not None:
+            pruner.scores = saved["prune_scores"].to(device)
 
     reporter = Reporter(total_steps, bs, log_dir, verbose)
     stopped = "completed"
     start = time.perf_counter() - st.elapsed
+
+    def progress_now() -> float:
+        """The share of training done: of the steps, or of the time budget if that runs out first."""
+        done = st.step / total_steps
+        return max(done, (time.perf_counter() - start) / cfg.time_budget) if cfg.time_budget else done
+
     while st.step < total_steps and stopped == "completed":
         st.epoch += 1
         model.train()
-        perm = torch.randperm(n, generator=gen).to(device)
-        steps = min(steps_per_epoch, total_steps - st.step)
+        perm = torch.randperm(n, generator=gen)
+        if pruner is not None:
+            perm = pruner.epoch(perm, gen, progress_now() < cfg.prune_easy_until, bs * cfg.accumulate)
+        perm = perm.to(device)
+        steps = min(max(1, len(perm) // bs), total_steps - st.step)
         loss_sum, seen = torch.zeros((), device=device), 0
         for i in range(steps):
             idx = perm[i * bs : (i + 1) * bs]
@@ -154,9 +168,7 @@ def fit(
                 batch["image"] = augment(batch["image"], aug, gen, flips)
             if augmenting_text:
                 batch["text"] = augment_text(batch["text"], aug, gen)
-            progress = st.step / total_steps
-            if cfg.time_budget:
-                progress = max(progress, (time.perf_counter() - start) / cfg.time_budget)
+            progress = progress_now()
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * lr_factor(cfg, progress) * group["lr_scale"]
             if set_progress is not None and st.step % cfg.accumulate == 0:  # what trains changes between updates
@@ -167,7 +179,11 @@ def fit(
                     for p in params:
                         p.requires_grad_(depth >= len(stack) - learning)
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                loss = task.loss(model(batch), target[idx.to(target.device)].to(device), cfg.label_smoothing)
+                out, y = model(batch), target[idx.to(target.device)].to(device)
+                if pruner is None:
+                    loss = task.loss(out, y, cfg.label_smoothing)
+                else:
+                    loss = pruner.loss(task.example_losses(out, y, cfg.label_smoothing), idx)
             (loss / cfg.accumulate).backward()
             st.step += 1
             if st.step % cfg.accumulate == 0:
@@ -219,6 +235,7 @@ def fit(
                     "torch_rng": torch.get_rng_state(),
                     "state": vars(st),
                     "lookahead": slow.slow if slow is not None else None,
+                    "prune_scores": pruner.scores.cpu() if pruner is not None else None,
                 },
             )
     reporter.close(st.step)

@@ -185,9 +185,9 @@ def _val_loss_after(
         subset(pool, min(steps * bs, len(pool)), spec.train.seed),
         subset(held, min(scaled(held, 512), len(held)), 0),
     )
-    update = {"epochs": steps * bs / len(train), "batch_size": bs, "time_budget": None}
+    update = {"epochs": steps * bs / len(train), "batch_size": bs, "time_budget": None, "early_stopping": None}
     short = spec.model_copy(
-        update={"train": spec.train.model_copy(update={**update, "early_stopping": None, "lookahead": False})}
+        update={"train": spec.train.model_copy(update={**update, "lookahead": False, "prune_easy": 0.0})}
     )
     _, _, model = initialised(short, p.encoder, p.train, task)
     return fit(model, task, inputs_of(train), inputs_of(val), short, verbose=False).history[-1]["val_loss"]
