@@ -211,7 +211,8 @@ class TrainSpec(Strict):
         ge=0,
         lt=1,
         description="dynamic data pruning (InfoBatch): each epoch, leave out this share of the examples whose last "
-        "training loss was below the mean, and up-weight the rest of them; the steps saved go to later epochs "
+        "training loss was below the mean, and up-weight the rest of them (an epoch's summed loss stays the full "
+        "data's, in fewer steps); the steps saved go to later epochs "
         "(early-stopping patience counts these shorter epochs)",
     )
     prune_easy_until: float = Field(
