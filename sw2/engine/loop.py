@@ -1,8 +1,9 @@
 """The training loop: one for every task. Read this file to know what training does.
 
-Data stays in memory as tensors; each epoch draws a permutation from a seeded generator and slices
-batches from it. Validation runs after each epoch (one view, no test-time augmentation); a checkpoint
-is written after each epoch so that `resume` continues exactly where the run stopped.
+Data stays in memory as tensors; each epoch draws a permutation from a seeded generator (less some
+well-learned examples with `prune_easy`) and slices batches from it. Validation runs after each epoch
+(one view, no test-time augmentation); a checkpoint is written after each epoch so that `resume`
+continues exactly where the run stopped.
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ def fit(
         if pruner is not None:
             perm = pruner.epoch(perm, gen, progress_now() < cfg.prune_easy_until, bs * cfg.accumulate)
         perm = perm.to(device)
-        steps = min(max(1, len(perm) // bs), total_steps - st.step)
+        steps = min(len(perm) // bs, total_steps - st.step)  # a pruned epoch keeps whole batches
         loss_sum, seen = torch.zeros((), device=device), 0
         for i in range(steps):
             idx = perm[i * bs : (i + 1) * bs]

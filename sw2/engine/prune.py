@@ -25,7 +25,7 @@ class EasyPruner:
         self.weights = torch.ones(n, device=device)  # each example's weight in the loss this epoch
 
     def epoch(self, perm: torch.Tensor, gen: torch.Generator, prune: bool, block: int) -> torch.Tensor:
-        """The examples of `perm` (a CPU permutation of all of them) this epoch trains on, in that order, and
+        """The examples of `perm` (a CPU permutation of all of them) this epoch trains on, in that order; sets
         their weights. `block` (batch x accumulation steps) divides the number kept; an epoch that would
         keep fewer uses all the data. The draws from `gen` are the same whether or not it prunes."""
         coin = torch.rand(len(perm), generator=gen)
