@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from sw2.bundle import Bundle, write_atomic
+from sw2.bundle import DOCTOR_FILES, Bundle, write_atomic
 from sw2.data import prepare
 from sw2.data.corpus import prepare_corpus
 from sw2.data.dataset import drop_unseen, encode
@@ -30,7 +30,7 @@ from sw2.preflight.label_errors import LabelIssues, captions, label_issues
 from sw2.preflight.recipe import beats_baseline
 from sw2.preflight.seen import what_the_net_sees
 from sw2.run_report import write_report
-from sw2.runs import fingerprint, run_key, train_model, training_summary, write_bundle
+from sw2.runs import fingerprint, guard_out, run_key, train_model, training_summary, write_bundle
 from sw2.spec import Spec, load_spec, parse_spec
 from sw2.tasks import TASKS
 
@@ -60,6 +60,7 @@ def train(
     """
     spec, base = resolve_spec(spec, root)
     out = Path(out) if out else Path("runs") / spec.name
+    guard_out(out, spec, base)  # before any work: --out must not destroy user files
     if spec.task == "generate_text":
         return train_language_model(spec, base, out, resume=resume, verbose=verbose, check=check, force=force)
     t0 = time.perf_counter()
@@ -158,13 +159,14 @@ def doctor(
     (default runs/<name>.doctor): label_errors.csv, doctor.json, label_errors.png (images)."""
     spec, base = resolve_spec(spec, root)
     _supervised(spec, "sw2 doctor")
+    out = Path(out) if out else Path("runs") / f"{spec.name}.doctor"
+    guard_out(out, spec, base, DOCTOR_FILES, "sw2 doctor findings", checkpoint=False)
     overrides = {k: v for k, v in (("folds", folds), ("epochs", epochs)) if v is not None}
     raw = spec.model_dump(mode="json")
     spec = parse_spec({**raw, "doctor": {**raw["doctor"], **overrides}}, "sw2 doctor options")
     data, task = prepare(spec, base), TASKS.get(spec.task)
     spec, _ = resolve_lr(spec, data, task)
     found = label_issues(spec, data, task, print if verbose else lambda _: None)
-    out = Path(out) if out else Path("runs") / f"{spec.name}.doctor"
     listed = found.table[found.table["flagged"] | (found.table.index < spec.doctor.show)]  # ranked order
 
     def fill(folder: Path) -> None:
@@ -177,7 +179,7 @@ def doctor(
             title = "suspected label errors: given → suggested p(suggested)"
             plots.image_grid(found.examples.images[top["position"]], captions(top), folder / "label_errors.png", title)
 
-    write_atomic(out, fill)
+    write_atomic(out, fill, DOCTOR_FILES, "sw2 doctor findings")
     if verbose:
         print(f"sw2: doctor findings written to {out}")
     return found
@@ -224,26 +226,32 @@ def evaluate(bundle: Bundle | str | Path, data: str | Path | None = None) -> dic
 def verify(
     bundle: Bundle | str | Path, data: str | Path | None = None, tests_from: str | Path | None = None
 ) -> list[Outcome]:
-    """Check a bundle's model tests (or those of the spec `tests_from`) on its test split, or on `data`."""
+    """Check a bundle's model tests on its test split, or on `data`. `tests_from` (a spec file of yours) gives
+    the tests, and the data whose test split they run on, instead of the bundle's own spec."""
     b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
     _supervised(b.spec, "sw2 test")
-    spec, root = b.spec, _spec_root(b)
-    if tests_from is not None:
-        other, root = load_spec(tests_from)
-        spec = spec.model_copy(update={"tests": other.tests})
+    spec, root = _trusted_spec(b, tests_from, reads_data=data is None)
     if not spec.tests:
         raise UserError(f"{b.path}: the spec has no tests; add a tests: list to the spec (or give --spec FILE)")
-    return run_tests(Subject(b.model, b.encoder, spec, _examples(b, data), root))
+    tested = b.spec.model_copy(update={"tests": spec.tests})
+    return run_tests(Subject(b.model, b.encoder, tested, _examples(b, spec, root, data), root))
 
 
-def report(bundle: Bundle | str | Path, data: str | Path | None = None, out: str | Path | None = None) -> Path:
-    """(Re)write a bundle's report.html from its test split, or a report on other `data` to `out`."""
+def report(
+    bundle: Bundle | str | Path,
+    data: str | Path | None = None,
+    out: str | Path | None = None,
+    spec_from: str | Path | None = None,
+) -> Path:
+    """(Re)write a bundle's report.html from its test split, or a report on other `data` to `out`;
+    `spec_from` (a spec file of yours) names the data instead of the bundle's own spec."""
     b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
     _supervised(b.spec, "sw2 report")
     if data is not None:
         path = Path(out) if out else Path(f"{b.spec.name}-report.html")
-        return write_report(b, _examples(b, data), scored_on=f"other data ({data})", path=path)
-    p = prepare(b.spec, _spec_root(b))
+        return write_report(b, _examples(b, b.spec, b.path, data), scored_on=f"other data ({data})", path=path)
+    spec, root = _trusted_spec(b, spec_from, reads_data=True)
+    p = prepare(spec, root)
     changed = p.fingerprint != b.fingerprint.get("data_sha256", p.fingerprint)
     note = "The training data changed since this model was trained (its fingerprint differs)." if changed else ""
     path = Path(out) if out else None
@@ -252,15 +260,43 @@ def report(bundle: Bundle | str | Path, data: str | Path | None = None, out: str
     return write_report(b, p.scored_val, scored_on="validation split (no test split)", note=note, path=path)
 
 
-def _spec_root(b: Bundle) -> Path:
-    """Where the bundle's spec read its relative paths from at training time."""
-    return Path(b.fingerprint.get("spec_root", "."))
+def _trusted_spec(b: Bundle, spec_file: str | Path | None, reads_data: bool) -> tuple[Spec, Path]:
+    """The spec whose files may be read, with the folder its paths start from: the user's own spec file, or
+    the bundle's spec if every file it names (its data when `reads_data`, its must-get-right examples) lies
+    inside the bundle. A bundle can come from anyone: paths it names elsewhere (../../secrets.csv) are never
+    read on its say-so."""
+    if spec_file is not None:
+        spec, root = load_spec(spec_file)
+        if spec.target != b.spec.target or spec.task != b.spec.task:
+            raise UserError(
+                f"{spec_file}: task {spec.task} / target '{spec.target}' differ from the bundle's "
+                f"({b.spec.task} / '{b.spec.target}'); give the spec the bundle was trained from"
+            )
+        return spec, root
+    inside = b.path.resolve()
+    for field, name in b.spec.named_paths():
+        if not reads_data and field.startswith("data."):
+            continue
+        if not ((inside / name).exists() and _within(inside / name, inside)):
+            raise UserError(
+                f"{b.path}: its spec's {field} ({name}) does not lie inside the bundle, and a bundle cannot make "
+                "sw2 read files outside itself; give your spec file with --spec, or the data with --data"
+            )
+    return b.spec, inside
 
 
-def _examples(b: Bundle, data: str | Path | None) -> Any:
-    """The bundle's test split as at training (without `data`), else the examples of `data` whose label
-    the model saw (the others cannot be scored)."""
+def _within(path: Path, folder: Path) -> bool:
+    """`path` and, for a folder, everything below it (links followed) lie inside `folder`."""
+    if not path.resolve().is_relative_to(folder):
+        return False
+    below = path.rglob("*") if path.is_dir() else []
+    return all(p.resolve().is_relative_to(folder) for p in below if p.is_symlink())
+
+
+def _examples(b: Bundle, spec: Spec, root: Path, data: str | Path | None) -> Any:
+    """The test split of `spec`'s data (without `data`), else the examples of `data` whose label the model
+    saw (the others cannot be scored)."""
     if data is None:
-        return prepare(b.spec, _spec_root(b)).raw_test
+        return prepare(spec, root).raw_test
     examples = load_other(b.spec.data, Path(data), b.spec.target)
     return drop_unseen(encode(b.encoder, examples), examples)[1]

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from sw2.data.corpus import Corpus
@@ -36,13 +37,39 @@ from sw2.engine.generate import sample
 from sw2.engine.predict import predict
 from sw2.errors import UserError
 from sw2.models import build
-from sw2.spec import Spec, parse_spec
+from sw2.spec import Spec, load_yaml, parse_spec
 
 REQUIRED = ("model.safetensors", "model.json", "preprocess.json", "spec.yaml")
+DOCTOR_FILES = ("doctor.json", "label_errors.csv")  # what `sw2 doctor` writes: its findings folder
+REPLACE_FIX = "give --out a new or empty folder, or an older sw2 output to replace"
 
 
-def write_atomic(out: Path, fill: Callable[[Path], None]) -> Path:
-    """Create `out` by letting `fill` write into a temporary sibling folder, then renaming it into place."""
+def check_replaceable(out: Path, marks: tuple[str, ...] = REQUIRED, what: str = "an sw2 bundle") -> None:
+    """Refuse (UserError) an `out` that `write_atomic` must not replace: only a path that does not exist, an
+    empty folder, or a folder holding the files `marks` (`what`, an older one) may be replaced. Never a file,
+    a path inside a file, the working folder or a folder holding it."""
+    path, cwd = out.resolve(), Path.cwd().resolve()
+    if path == cwd or path in cwd.parents:
+        raise UserError(f"{out}: is the working folder{'' if path == cwd else ' or holds it'}; {REPLACE_FIX}")
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{out}: is a file, not a folder; {REPLACE_FIX}")
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise UserError(f"{out}: {blocker} is a file, not a folder; {REPLACE_FIX}")
+    if not path.is_dir():
+        return
+    names = sorted(p.name for p in path.iterdir())
+    if names and not all(m in names for m in marks):
+        shown = next((n for n in names if n not in marks), names[0])
+        raise UserError(f"{out}: holds files that are not {what} (e.g. {shown}); {REPLACE_FIX}")
+
+
+def write_atomic(
+    out: Path, fill: Callable[[Path], None], marks: tuple[str, ...] = REQUIRED, what: str = "an sw2 bundle"
+) -> Path:
+    """Create `out` by letting `fill` write into a temporary sibling folder, then renaming it into place.
+    Only what `check_replaceable` allows is replaced (checked again here: callers check before any work)."""
+    check_replaceable(out, marks, what)
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
@@ -54,9 +81,16 @@ def write_atomic(out: Path, fill: Callable[[Path], None]) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     old = out.with_name(f".{out.name}.old{os.getpid()}")
-    if out.exists():
+    moved = out.exists()
+    if moved:
         os.replace(out, old)
-    os.replace(tmp, out)
+    try:
+        os.replace(tmp, out)
+    except BaseException:  # put the older one back: never leave `out` missing
+        if moved:
+            os.replace(old, out)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     shutil.rmtree(old, ignore_errors=True)
     return out
 
@@ -96,18 +130,53 @@ class Bundle:
         missing = [f for f in REQUIRED if not (self.path / f).exists()]
         if missing:
             raise UserError(f"{self.path}: not a complete bundle ({missing[0]} is missing); train it again")
-        self.spec = parse_spec(yaml.safe_load((self.path / "spec.yaml").read_text()), str(self.path / "spec.yaml"))
+        self.spec = parse_spec(load_yaml(self.path / "spec.yaml"), str(self.path / "spec.yaml"))
+        # a bundle may come from someone else: its spec does not choose where sw2 writes (data.cache_dir)
+        self.spec.data = self.spec.data.model_copy(update={"cache_dir": None})
         language = self.spec.task == "generate_text"
-        self.encoder = (Corpus if language else Encoder).from_json(self._json("preprocess.json"))
-        arch = self._json("model.json")
-        self.model = build(arch["name"], arch["kwargs"])
-        load_model(self.model, str(self.path / "model.safetensors"))  # strict: every weight present
+        self.encoder = self._part("preprocess.json", (Corpus if language else Encoder).from_json)
+        self.model = self._part("model.json", lambda arch: build(arch["name"], arch["kwargs"]))
+        self._load_weights()
         self.model.eval()
         self.metrics = self._json("metrics.json") if (self.path / "metrics.json").exists() else {}
         self.fingerprint = self._json("fingerprint.json") if (self.path / "fingerprint.json").exists() else {}
 
     def _json(self, name: str) -> Any:
-        return json.loads((self.path / name).read_text())
+        try:
+            return json.loads((self.path / name).read_text(encoding="utf-8"))
+        except ValueError as err:  # not UTF-8, not JSON
+            raise UserError(
+                f"{self.path / name}: not valid JSON ({err}); the bundle is damaged: train it again"
+            ) from None
+
+    def _part(self, name: str, make: Callable[[Any], Any]) -> Any:
+        """What the JSON file `name` describes (the encoder, the model), or a one-line error if it cannot."""
+        state = self._json(name)
+        try:
+            return make(state)
+        except UserError:
+            raise
+        except Exception as err:  # missing or unexpected keys, wrong types
+            raise UserError(
+                f"{self.path / name}: not as sw2 writes it ({type(err).__name__}: {err}); the bundle is damaged: "
+                f"train it again"
+            ) from None
+
+    def _load_weights(self) -> None:
+        """model.safetensors into the model built from model.json: strict, every weight present and of its shape."""
+        file = self.path / "model.safetensors"
+        try:
+            load_model(self.model, str(file))
+        except (SafetensorError, OSError) as err:
+            raise UserError(
+                f"{file}: not a readable safetensors file ({err}); the bundle is damaged: train it again"
+            ) from None
+        except RuntimeError as err:  # missing, unexpected or mis-shaped weights
+            detail = " ".join(str(err).split())[:240]
+            raise UserError(
+                f"{self.path}: model.json does not match the weights in model.safetensors ({detail}); the bundle is "
+                f"damaged or was edited: train it again"
+            ) from None
 
     @property
     def classes(self) -> list[Any] | None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,19 +34,47 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def output_file(path: str, flag: str, inputs: Sequence[str], bundle: str) -> Path:
+    """A file the command will write, checked before any work: a file (not a folder) in a folder that exists,
+    neither one of the command's `inputs` nor inside the `bundle` folder."""
+    out = Path(path)
+    if out.is_dir():
+        raise UserError(f"{flag} {path}: is a folder; give a file path (e.g. {out / 'out'}{out.suffix or '.json'})")
+    if not out.resolve().parent.is_dir():
+        raise UserError(f"{flag} {path}: the folder {out.parent} does not exist; create it or give another path")
+    target = out.resolve()
+    if any(target == Path(i).resolve() for i in inputs):
+        raise UserError(f"{flag} {path}: is an input of this command; give another file to write")
+    if Path(bundle).resolve() in target.parents:
+        raise UserError(f"{flag} {path}: is inside the bundle {bundle}; give a file outside it")
+    return out
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write through a temporary sibling renamed into place: an older file is replaced whole or not at all."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text, newline="")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
+    json_out = output_file(args.json, "--json", [args.data] if args.data else [], args.bundle) if args.json else None
     from sw2.api import evaluate, load
 
     bundle = load(args.bundle)
     metrics = evaluate(bundle, args.data)
     saved = "test" if bundle.metrics.get("test") else "val"
     show_metrics(metrics, "evaluation" if args.data else f"{saved} (saved at training)", bundle.spec.metrics)
-    if args.json:
-        Path(args.json).write_text(json.dumps(metrics, indent=2, default=str))
+    if json_out is not None:
+        write_text(json_out, json.dumps(metrics, indent=2, default=str))
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    output = output_file(args.output, "--output", args.inputs, args.bundle) if args.output else None
     from sw2.api import load
 
     bundle = load(args.bundle)
@@ -59,17 +89,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
             for rank, (label, p) in enumerate(top[1:], start=2):
                 row[f"top{rank}"], row[f"p{rank}"] = label, p
             rows.append(row)
-    out = open(args.output, "w", newline="") if args.output else sys.stdout
-    if args.output or examples.frame is not None:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["id", "prediction"])
+    if output is not None or examples.frame is not None:
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]) if rows else ["id", "prediction"])
         writer.writeheader()
         writer.writerows(rows)
+        if output is not None:
+            write_text(output, text.getvalue())
+        else:
+            sys.stdout.write(text.getvalue())
     else:
         for r in rows:
             alts = "  ".join(f"{r[k]} {r['p' + k[3:]]:.3f}" for k in r if k.startswith("top"))
             console.print(f"{r['id']}: [bold]{r['prediction']}[/] {r.get('probability', 0):.3f}  {alts}".rstrip())
-    if args.output:
-        out.close()
     return 0
 
 
@@ -150,7 +182,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from sw2.api import report
 
-    console.print(f"report written to {report(args.bundle, args.data, args.out)}")
+    console.print(f"report written to {report(args.bundle, args.data, args.out, args.spec)}")
     return 0
 
 
@@ -257,7 +289,9 @@ def parser() -> argparse.ArgumentParser:
     ts = sub.add_parser("test", help="check the model tests of a bundle (exit 1 if any fails), write JUnit XML")
     ts.add_argument("bundle")
     ts.add_argument("--data", help="test on this data instead of the bundle's test split")
-    ts.add_argument("--spec", help="take the tests from this spec file instead of the bundle's")
+    ts.add_argument(
+        "--spec", help="your spec file: its tests, and its data's test split, instead of the bundle's own spec"
+    )
     ts.add_argument("--junit", help="JUnit XML file (default BUNDLE/tests.xml; ./tests.xml with --data or --spec)")
     ts.set_defaults(func=cmd_test)
 
@@ -265,6 +299,7 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("bundle")
     rp.add_argument("--data", help="report on this data instead of the bundle's test split")
     rp.add_argument("--out", help="HTML file (default BUNDLE/report.html; <name>-report.html with --data)")
+    rp.add_argument("--spec", help="your spec file: report on its data's test split instead of the bundle's spec")
     rp.set_defaults(func=cmd_report)
 
     s = sub.add_parser("spec", help="print the resolved spec, or the JSON schema with --schema")

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
+from sw2 import where
 from sw2.errors import UserError
 
 InputType = Literal["number", "category", "image", "text"]
@@ -29,6 +30,15 @@ class SplitSpec(Strict):
     val: float = Field(0.1, ge=0.0, lt=1.0, description="share of the training data held out for validation")
     test: float = Field(0.2, ge=0.0, lt=1.0, description="share held out for test when no test split is given")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _leaves_training_data(self) -> SplitSpec:
+        if self.val + self.test >= 1:
+            raise ValueError(
+                f"val + test = {self.val + self.test:g} leaves nothing to train on; their sum must be below 1 "
+                f"(e.g. val: 0.1, test: 0.2)"
+            )
+        return self
 
 
 class DataSpec(Strict):
@@ -57,6 +67,11 @@ class DataSpec(Strict):
         "label_errors.csv (only its flagged rows), relative to the spec file",
     )
     cache_dir: str | None = Field(None, description="where decoded images are cached (default ~/.cache/sw2)")
+    nonfinite: Literal["missing", "refuse"] = Field(
+        "missing",
+        description="how +-inf in numeric columns is treated: as missing values, imputed like them, or refused "
+        "with the column and row",
+    )
 
     @model_validator(mode="after")
     def _path_or_name(self) -> DataSpec:
@@ -250,8 +265,24 @@ class MetricTest(Strict):
     label: str | int | None = Field(
         None, description="the class for precision / recall / f1 (and accuracy = the class's recall)"
     )
-    where: str | None = Field(None, description="slice of table rows, e.g. \"island == 'Dream'\"")
+    where: str | None = Field(
+        None,
+        description="slice of table rows, e.g. \"island == 'Dream' and bill_length_mm > 45\": column names "
+        "(`with spaces` in backticks), numbers, strings, == != < <= > >=, in [...], and/or/not, isna(col); "
+        "nothing else (sw2.where)",
+    )
     by: str | None = Field(None, description="a column: each of its values is a slice that must pass")
+
+    @field_validator("where")
+    @classmethod
+    def _safe_where(cls, text: str | None) -> str | None:
+        if text is not None:
+            try:
+                where.parse(text)
+            except ValueError as err:
+                hint = "use column names, numbers, strings, comparisons, and/or/not, in [...] and isna(column)"
+                raise ValueError(f"{err}; {hint}") from None
+        return text
 
     @model_validator(mode="after")
     def _bounded(self) -> MetricTest:
@@ -343,6 +374,13 @@ class Spec(Strict):
         default_factory=list, description="model tests checked after training and by `sw2 test` (exit 1 on failure)"
     )
     doctor: DoctorSpec = DoctorSpec()
+
+    def named_paths(self) -> list[tuple[str, str]]:
+        """Every file or folder the spec names (relative to its folder), with the field that names it."""
+        d = self.data
+        named = [("data.path", d.path), ("data.test_path", d.test_path), ("data.exclude", d.exclude)]
+        named += [(f"tests.{i}.path", t.path) for i, t in enumerate(self.tests) if isinstance(t, ExamplesTest)]
+        return [(field, rel) for field, rel in named if rel]
 
     @model_validator(mode="after")
     def _language_model(self) -> Spec:
@@ -446,19 +484,51 @@ def parse_spec(raw: Any, source: str = "spec") -> Spec:
         raise UserError(_first_error(err, source)) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error (not the last one kept)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: the base class says so
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise yaml.constructor.ConstructorError(
+                    f"first at line {first}", None, f"duplicate key '{key}'", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(path: Path) -> Any:
+    """The YAML file's content, as UTF-8 text, with duplicate keys refused; one-line errors with the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(
+            f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at position {err.start}); "
+            f"save the file as UTF-8"
+        ) from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "malformed YAML"
+        if problem.startswith("duplicate key"):
+            first = getattr(err, "context", "")
+            raise UserError(f"{path}: {problem}{at} ({first}); keep one of them") from None
+        raise UserError(f"{path}: malformed YAML{at}: {problem}; fix the indentation or quoting") from None
+
+
 def load_spec(path: str | Path) -> tuple[Spec, Path]:
     """Read and validate a YAML spec; returns it with the folder that relative paths start from."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: spec file not found; give the path to a YAML spec")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or "malformed YAML"
-        raise UserError(f"{path}: malformed YAML{where}: {problem}; fix the indentation or quoting") from None
-    return parse_spec(raw, str(path)), path.resolve().parent
+    return parse_spec(load_yaml(path), str(path)), path.resolve().parent
 
 
 def dump_spec(spec: Spec) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from sw2.bundle import REQUIRED
 from tests.conftest import make_image_folder, sw2, write_spec
 
 
@@ -19,7 +20,8 @@ def check_refused(tmp: Path, spec: dict | str, *needles: str) -> None:
         write_spec(tmp, spec)
     out = tmp / "bundle"
     out.mkdir()
-    (out / "keep.txt").write_text("older bundle")
+    for name in REQUIRED:  # what sw2 recognises an older bundle by: the one thing --out may replace
+        (out / name).write_text(f"older bundle's {name}")
     res = sw2("train", str(spec_path), "--out", str(out), "--quiet", cwd=tmp)
     assert res.returncode == 2, res.stderr
     lines = res.stderr.strip().splitlines()
@@ -27,7 +29,7 @@ def check_refused(tmp: Path, spec: dict | str, *needles: str) -> None:
     assert "Traceback" not in res.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
-    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert {p.name: p.read_text() for p in out.iterdir()} == {n: f"older bundle's {n}" for n in REQUIRED}
     assert not [p for p in tmp.iterdir() if p.name.startswith(".bundle")], "temporary folder left behind"
 
 

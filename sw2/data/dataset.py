@@ -10,13 +10,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from sw2.data.clean import clean
+from sw2.data.clean import clean, nonfinite
 from sw2.data.encode import Encoder
 from sw2.data.examples import Examples
 from sw2.data.sources import load, read_table, resolve
 from sw2.data.split import split_indices
 from sw2.errors import UserError
 from sw2.spec import Spec
+
+MIN_PER_CLASS = 2  # training rows per class that a split must leave
 
 
 @dataclass
@@ -52,6 +54,11 @@ class Prepared:
     raw_train: Examples  # cleaned, before encoding: for the data checks
     raw_val: Examples
     scored_val: Examples  # the raw examples that `val` holds (a class train lacks is dropped when encoding)
+
+
+def _file(root: Path, rel: str | None, otherwise: str) -> str:
+    """The data file a spec's path names, for messages (`otherwise` when it names none)."""
+    return str(root / rel) if rel else otherwise
 
 
 def fingerprint(ex: Examples) -> str:
@@ -90,14 +97,38 @@ def exclude(train: Examples, path: Path, report: dict[str, Any]) -> Examples:
     return train.take(np.flatnonzero(~drop))
 
 
+def _enough_to_train(train: Examples, before: Examples, spec: Spec, own_test: bool) -> None:
+    """The spec's split must leave MIN_PER_CLASS training rows per class (or in all, for regression);
+    `own_test`: the data brings its test split, so only val was carved out."""
+    classes = len(np.unique(before.target.astype(str))) if spec.task == "classify" else 1
+    if len(train) < MIN_PER_CLASS * classes:
+        split = spec.data.split
+        carved = f"val {split.val:g}" if own_test else f"val {split.val:g} and test {split.test:g}"
+        fields = "data.split.val" if own_test else "data.split.val / data.split.test"
+        raise UserError(
+            f"data.split: {carved} leave {len(train)} of {len(before)} rows to train on, fewer than "
+            f"{MIN_PER_CLASS} per class ({classes} classes); lower {fields}"
+        )
+
+
 def prepare(spec: Spec, root: Path) -> Prepared:
     loaded = load(spec.data, root, spec.target)
     train, test, report = clean(loaded.train, loaded.test)
+    if not len(train):
+        raise UserError(
+            f"{loaded.description}: the target column '{spec.target}' is empty in every row; fill it, or set "
+            f"target: to the column to predict"
+        )
+    refuse = spec.data.nonfinite == "refuse"
+    train, report["nonfinite_values"] = nonfinite(train, refuse, _file(root, spec.data.path, loaded.description))
+    if test is not None:
+        test, report["nonfinite_values_test"] = nonfinite(test, refuse, _file(root, spec.data.test_path, "test data"))
     if spec.data.exclude:
         train = exclude(train, resolve(root, spec.data.exclude), report)
     report["source"] = loaded.description
     classify = spec.task == "classify"
     split = spec.data.split
+    before, own_test = train, test is not None
     if test is None:
         test_idx, val_idx, train_idx = split_indices(
             train.target.astype(str), [split.test, split.val], split.seed, stratify=classify
@@ -108,6 +139,7 @@ def prepare(spec: Spec, root: Path) -> Prepared:
     else:
         val_idx, train_idx = split_indices(train.target.astype(str), [split.val], split.seed, stratify=classify)
         val, train = train.take(val_idx), train.take(train_idx)
+    _enough_to_train(train, before, spec, own_test)
     if spec.data.limit is not None and spec.data.limit < len(train):  # a seeded (stratified) sample
         kept = split_indices(train.target.astype(str), [spec.data.limit / len(train)], split.seed, stratify=classify)
         train = train.take(kept[0])

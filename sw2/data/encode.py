@@ -32,7 +32,13 @@ def looks_like_text(col: pd.Series) -> bool:
 
 
 def _numeric(col: pd.Series, name: str, strict: bool) -> pd.Series | None:
-    """The column as floats, or None if it is not numeric. With `strict`, a stray non-number is an error."""
+    """The column as floats (+-inf made missing, as training does), or None if it is not numeric. With
+    `strict`, a stray non-number is an error."""
+    values = _parse_numeric(col, name, strict)
+    return None if values is None else values.mask(np.isinf(values.to_numpy()))
+
+
+def _parse_numeric(col: pd.Series, name: str, strict: bool) -> pd.Series | None:
     if pd.api.types.is_bool_dtype(col):
         return col.astype(float)
     if pd.api.types.is_numeric_dtype(col):
@@ -147,10 +153,10 @@ class Encoder:
             self.class_counts = [int(counts[c]) for c in self.classes]
             return
         nums = pd.to_numeric(values, errors="coerce")
-        if nums.isna().any():
-            bad = values[nums.isna()].iloc[0]
+        if not np.isfinite(nums.to_numpy(float)).all():
+            bad = values[~np.isfinite(nums.to_numpy(float))].iloc[0]
             raise UserError(
-                f"target '{target}': value {bad!r} is not a number; task regress needs a numeric "
+                f"target '{target}': value {bad!r} is not a finite number; task regress needs a numeric "
                 f"target (or use task: classify)"
             )
         self.target_mean, self.target_std = float(nums.mean()), float(nums.std(ddof=0)) or 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -11,14 +12,22 @@ from sw2.errors import UserError
 
 
 def read_idx(path: Path) -> np.ndarray:
-    raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    """A uint8 IDX file (gzipped if its name ends in .gz) as an array; a damaged file is a one-line error."""
+    try:
+        raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    except (EOFError, OSError, zlib.error) as err:  # truncated or not gzip at all
+        raise UserError(f"{path}: cannot read the gzipped IDX file ({err}); download or copy it again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise UserError(f"{path}: not a uint8 IDX file (bad magic number); give MNIST-format IDX files")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise UserError(f"{path}: IDX file is truncated ({len(raw)} bytes, shorter than its header); download it again")
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
-        raise UserError(f"{path}: IDX file is truncated ({data.size} bytes of data for shape {dims})")
+        raise UserError(
+            f"{path}: IDX file is truncated ({data.size} bytes of data for shape {dims}); download it again"
+        )
     return data.reshape(dims)
 
 

@@ -23,7 +23,7 @@ def split_indices(y: np.ndarray, fractions: list[float], seed: int, stratify: bo
             parts[i].append(members[start : start + max(n, 0)])
             start += max(n, 0)
         parts[-1].append(members[start:])
-    return [np.sort(np.concatenate(p)) for p in parts]
+    return [np.sort(np.concatenate(p)) if p else np.zeros(0, np.int64) for p in parts]  # no rows: empty parts
 
 
 def fold_ids(y: np.ndarray, k: int, seed: int) -> np.ndarray:

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from sw2.errors import UserError
+
 NAME = "checkpoint.pt"
+KEYS = ("run_key", "model", "optimizer", "generator", "torch_rng", "state")  # what every checkpoint holds
+
+
+def is_checkpoint_file(name: str) -> bool:
+    """Whether a name in a checkpoint folder is sw2's: the checkpoint, its temporary file, the TensorBoard logs."""
+    return name in (NAME, "tensorboard") or name.startswith(f".{NAME}.tmp")
 
 
 def save(folder: Path, state: dict[str, Any]) -> None:
@@ -19,7 +28,20 @@ def save(folder: Path, state: dict[str, Any]) -> None:
 
 
 def load(folder: Path) -> dict[str, Any] | None:
+    """The checkpoint in `folder` (None if there is none); anything else there is a one-line error."""
     path = folder / NAME
     if not path.exists():
         return None
-    return torch.load(path, weights_only=True)  # tensors, numbers and dicts only: nothing is unpickled
+    fix = f"delete the folder {folder} or train without --resume"
+    try:
+        with warnings.catch_warnings():  # torch warns about a foreign pickle protocol before refusing it
+            warnings.simplefilter("ignore")
+            state = torch.load(path, weights_only=True)  # tensors, numbers and dicts only: nothing is unpickled
+    except Exception as err:  # a pickle of other objects, garbage, a truncated file
+        raise UserError(
+            f"{path}: not a readable sw2 checkpoint (objects other than tensors and numbers, or damaged: "
+            f"{type(err).__name__}); {fix}"
+        ) from None
+    if not isinstance(state, dict) or not all(k in state for k in KEYS):
+        raise UserError(f"{path}: not an sw2 checkpoint (keys missing); {fix}")
+    return state

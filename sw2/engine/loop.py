@@ -133,15 +133,21 @@ def fit(
             raise UserError(
                 f"{checkpoint_dir}: checkpoint is from another spec, data or sw2 version; delete it or drop --resume"
             )
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        gen.set_state(saved["generator"])
-        torch.set_rng_state(saved["torch_rng"])
-        st = _State(**saved["state"])
-        if slow is not None:
-            slow.slow = saved["lookahead"]
-        if pruner is not None:
-            pruner.scores = saved["prune_scores"].to(device)
+        try:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            gen.set_state(saved["generator"])
+            torch.set_rng_state(saved["torch_rng"])
+            st = _State(**saved["state"])
+            if slow is not None:
+                slow.slow = saved["lookahead"]
+            if pruner is not None:
+                pruner.scores = saved["prune_scores"].to(device)
+        except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as err:  # tampered with
+            raise UserError(
+                f"{checkpoint_dir}: the checkpoint does not fit this run ({type(err).__name__}); delete the folder "
+                f"or train without --resume"
+            ) from None
 
     reporter = Reporter(total_steps, bs, log_dir, verbose)
     stopped = "completed"

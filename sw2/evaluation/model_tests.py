@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sw2 import where
 from sw2.data.encode import Encoder
 from sw2.data.examples import Examples
 from sw2.data.sources import load_other
@@ -89,11 +90,9 @@ def _slices(test: MetricTest, ex: Examples) -> list[tuple[str, Examples]]:
             (f"{test.by}={k}", ex.take(np.asarray(v))) for k, v in sorted(groups.items(), key=lambda kv: str(kv[0]))
         ]
     try:
-        mask = np.asarray(frame.eval(test.where), dtype=bool)
-    except Exception as err:  # pandas raises many kinds for a bad expression
-        raise UserError(
-            f"tests: where: cannot evaluate {test.where!r} ({err}); use column names and == < > & |"
-        ) from None
+        mask = where.parse(test.where or "").evaluate(frame)  # never pandas' eval: it runs Python
+    except ValueError as err:
+        raise UserError(f"tests: where: {test.where!r}: {err}") from None
     return [(test.where or "", ex.take(np.flatnonzero(mask)))]
 
 
