@@ -134,9 +134,10 @@ def test_bundle_cannot_make_sw2_read_files_outside_itself(table_bundle, monkeypa
     monkeypatch.setattr(sw2.api, "prepare", lambda *a, **k: read.append(a))
     for name, change in (("up", outside), ("abs", absolute), ("ex", examples)):
         bundle = tampered(table_bundle, name, change)
+        before = files(table_bundle), secret.stat().st_mtime_ns
         for args in (["test", name], ["report", name]):
             res = run_sw2(*args, cwd=table_bundle)
-            assert res.returncode == 2, res.stderr
+            assert res.returncode == 2 and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr, res.stderr
             assert (
                 "does not lie inside the bundle, and a bundle cannot make sw2 read files outside itself" in res.stderr
             )
@@ -144,6 +145,7 @@ def test_bundle_cannot_make_sw2_read_files_outside_itself(table_bundle, monkeypa
         for call in (sw2.verify, sw2.report):
             with pytest.raises(sw2.UserError, match="not lie inside the bundle"):
                 call(bundle)
+        assert (files(table_bundle), secret.stat().st_mtime_ns) == before, "nothing written, nothing changed"
     assert not read, "no data was prepared from a path the bundle named"
     # the spec the user trained from (its own files) and --data are fine; the default tests.xml stays untouched
     res = run_sw2("test", "b", "--spec", "spec.yaml", cwd=table_bundle)
