@@ -13,6 +13,39 @@ import yaml
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
+# Set by the README's test command (and so by .ci/run): every data set, package and browser a test needs is
+# provided there, so a skip means something is missing and the run fails, listing the reasons. Unset (a
+# developer's quick run), skips stay skips.
+REQUIRE_ALL = "SW2_REQUIRE_ALL"
+_skipped: list[str] = []
+
+
+def _skip_reason(report: pytest.CollectReport | pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    return str(longrepr[2] if isinstance(longrepr, tuple) else longrepr).removeprefix("Skipped: ")
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if report.skipped:  # a module-level importorskip
+        _skipped.append(f"{report.nodeid}: {_skip_reason(report)}")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _skipped.append(f"{report.nodeid}: {_skip_reason(report)}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get(REQUIRE_ALL) == "1" and _skipped and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if os.environ.get(REQUIRE_ALL) == "1" and _skipped:
+        terminalreporter.section(f"{REQUIRE_ALL}=1: {len(_skipped)} skipped, so this run fails", red=True, bold=True)
+        for line in _skipped:
+            terminalreporter.line(line)
+        terminalreporter.line("install what the README's test command installs, or run without SW2_REQUIRE_ALL")
 
 
 def datasets_dir() -> Path:
@@ -32,6 +65,15 @@ def sw2(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess
     return subprocess.run(
         [sys.executable, "-m", "sw2.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
     )
+
+
+def table_cells(text: str, row: str) -> list[str]:
+    """The cells after the first of the first row of a printed table (sw2's rich tables) whose first is `row`."""
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│┃").split("│")]
+        if cells[0] == row:
+            return cells[1:]
+    raise AssertionError(f"no table row {row!r} in:\n{text}")
 
 
 def write_spec(folder: Path, spec: dict, name: str = "spec.yaml") -> Path:

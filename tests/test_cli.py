@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from tests.conftest import make_image_folder, need_dataset, sw2, write_spec
+from tests.conftest import make_image_folder, need_dataset, sw2, table_cells, write_spec
 
 
 def test_train_eval_predict_images(tmp_path):
@@ -40,16 +40,30 @@ def test_train_eval_predict_images(tmp_path):
 
     res = sw2("eval", "runs/stripes", "--data", "other", "--json", "m.json", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    assert "16 examples" in res.stdout and "confusion matrix" in res.stdout
-    assert (tmp_path / "m.json").exists()
+    assert "evaluation (16 examples)" in res.stdout and "confusion matrix" in res.stdout
+    got = json.loads((tmp_path / "m.json").read_text())
+    assert got["n"] == 16 and got["accuracy"] >= 15 / 16 and got["baseline"]["accuracy"] == 0.5, got
+    assert sum(map(sum, got["confusion"])) == 16 and got["dropped_unseen_labels"] == 0
+    for metric in ("accuracy", "macro_f1", "log_loss"):  # the file holds what the table shows
+        assert table_cells(res.stdout, metric) == [f"{got[metric]:.4f}", f"{got['baseline'][metric]:.4f}"], metric
+
+    res = sw2("eval", "runs/stripes", "--json", "saved.json", cwd=tmp_path)  # no --data: the saved test metrics
+    saved = json.loads((tmp_path / "runs" / "stripes" / "metrics.json").read_text())["test"]
+    assert res.returncode == 0 and json.loads((tmp_path / "saved.json").read_text()) == saved
+    assert saved["n"] == 12 and saved["accuracy"] >= 11 / 12 and abs(saved["accuracy"] - got["accuracy"]) <= 0.1
 
     res = sw2("predict", "runs/stripes", "other/v/000.png", "--top", "2", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("other/v/000.png: v ") and " h " in res.stdout
 
     res = sw2("predict", "runs/stripes", "other", "--output", "p.csv", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader(open(tmp_path / "p.csv")))
-    assert len(rows) == 16 and {r["prediction"] for r in rows} <= {"h", "v"}
+    truth = [Path(r["id"]).parent.name for r in rows]  # other/<class>/<image>
+    assert len(rows) == 16 and sorted(truth) == ["h"] * 8 + ["v"] * 8, rows
+    right = sum(r["prediction"] == t for r, t in zip(rows, truth))
+    assert right / 16 == got["accuracy"], "predict and eval agree"
+    assert all(0.5 <= float(r["probability"]) <= 1 and r["top2"] != r["prediction"] for r in rows)
 
 
 def test_predict_csv_rows(tmp_path):

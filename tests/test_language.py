@@ -3,6 +3,8 @@ cache, `sw2 generate` and `sw2 eval` on text, and the bad inputs."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ import torch
 import sw2
 from sw2.data.corpus import Corpus, windows
 from sw2.models.gpt import GPT, CharRNN
-from tests.conftest import need_dataset, write_spec
+from tests.conftest import need_dataset, table_cells, write_spec
 from tests.conftest import sw2 as run_cli
 
 WORDS = "the king and queen of fair verona speak to my lord good night sweet prince".split()
@@ -112,8 +114,15 @@ def test_generate_and_eval_from_the_command_line(trained):
     r = run_cli("generate", str(bundle.path), "--prompt", "ROMEO:", "--tokens", "30", "--top-k", "3", "--stats")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("ROMEO:") and len(r.stdout) >= 36 and "tokens/s" in r.stderr
-    r = run_cli("eval", str(bundle.path), "--data", str(folder / "verse.txt"))
-    assert r.returncode == 0 and "nats_per_char" in r.stdout
+    r = run_cli("eval", str(bundle.path), "--data", str(folder / "verse.txt"), "--json", str(folder / "eval.json"))
+    assert r.returncode == 0, r.stderr
+    got = json.loads((folder / "eval.json").read_text())
+    assert f"evaluation ({got['tokens_scored']:,} tokens)" in r.stdout and got["tokens_scored"] > 90_000  # all
+    for metric in ("nats_per_char", "bits_per_char", "perplexity", "accuracy"):  # the file holds what is shown
+        assert table_cells(r.stdout, metric) == [f"{got[metric]:.4f}"], metric
+    val = bundle.metrics["val"]  # the whole file (mostly training text) scores about as well as the val split
+    assert abs(got["nats_per_char"] - val["nats_per_char"]) < 0.1 and got["accuracy"] > 0.8, (got, val)
+    assert sw2.evaluate(bundle, folder / "verse.txt")["nats_per_char"] == pytest.approx(got["nats_per_char"], abs=1e-6)
 
 
 def test_prompt_outside_the_vocabulary_is_exit_2(trained):
@@ -161,15 +170,17 @@ def test_bad_language_model_inputs_are_exit_2_and_write_nothing(tmp_path, change
 
 
 def test_tinyshakespeare_char_gpt_learns(tmp_path):
-    """A short run on the real corpus: well below the unigram baseline and writing English-like words."""
+    """A short run on the real corpus (the first 200,000 characters) must beat what counting characters gets.
+    On the last 5% of the file a character bigram fitted on the same text scores 2.63 nats/char and a trigram
+    2.32 (add-k smoothing, the best k); this model reached 2.16 and 2.15 (seeds 0, 1), so the bound is 2.25."""
     text = need_dataset("tinyshakespeare") / "input.txt"
     spec = lm_spec(str(text))
-    spec["data"] = {"path": str(text), "split": {"val": 0.1, "test": 0.0}, "limit": 200_000}
-    spec["train"] = {**spec["train"], "epochs": 2}
-    bundle = sw2.train(write_spec(tmp_path, spec), tmp_path / "bundle", verbose=False)
+    spec["data"] = {"path": str(text), "split": {"val": 0.05, "test": 0.0}, "limit": 200_000}
+    spec["train"] = {**spec["train"], "epochs": 4, "lr": 0.006, "warmup": 0.05}
+    bundle = sw2.train(write_spec(tmp_path, spec), tmp_path / "bundle", verbose=False, check=False)  # tested above
     val = bundle.metrics["val"]
-    assert val["tokens_scored"] > 100_000  # the last 10% of the file
-    assert val["nats_per_char"] < 2.3 < val["baseline"]["nats_per_char"]
+    assert val["tokens_scored"] > 50_000  # the last 5% of the file: 55,769 characters
+    assert val["nats_per_char"] < 2.25 and val["baseline"]["nats_per_char"] > 3.2, val
 
 
 def test_pre_flight_without_a_val_split_holds_out_the_end_of_the_text(tmp_path):

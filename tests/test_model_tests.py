@@ -19,10 +19,10 @@ DIGITS = {
     "augment": {"translate": 1},
 }
 PASSING = [
-    {"metric": "accuracy", "min": 0.9},
-    {"metric": "recall", "label": "8", "min": 0.7},
-    {"metric": "log_loss", "max": 0.5},
-    {"kind": "latency", "max_p95_ms": 2000},
+    {"metric": "accuracy", "min": 0.94},  # measured 0.967
+    {"metric": "recall", "label": "8", "min": 0.85},  # 0.943 (35 eights)
+    {"metric": "log_loss", "max": 0.2},  # 0.093
+    {"kind": "latency", "max_p95_ms": 100},  # measured p95 0.9 ms (41-160 ms when 2 threads share busy cores)
     {"kind": "invariance", "transform": "noise", "noise": 0.02, "min_share": 0.9},
 ]
 
@@ -105,7 +105,9 @@ def test_must_get_right_examples_from_an_image_folder(tmp_path):
         "train": {"epochs": 10, "batch_size": 16, "lr": 0.01},
         "tests": [{"kind": "examples", "path": "must"}],
     }
-    bundle = sw2.train(spec, tmp_path / "b", verbose=False, root=tmp_path)
+    bundle = sw2.train(write_spec(tmp_path, spec), tmp_path / "b", verbose=False)
     [outcome] = bundle.metrics["tests"]
     assert outcome["passed"] and outcome["detail"] == "8/8 right", outcome
-    assert sw2.verify(bundle)[0].passed  # re-checked on the same test split from the bundle alone
+    with pytest.raises(sw2.UserError, match="not lie inside the bundle"):  # the bundle alone may not read data/, must/
+        sw2.verify(bundle)
+    assert sw2.verify(bundle, tests_from=tmp_path / "spec.yaml")[0].passed  # the same test split, from the spec

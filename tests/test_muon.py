@@ -155,7 +155,7 @@ def test_lr_finder_sweeps_the_sgd_lr_with_muon_kernels_at_muon_lr(tmp_path, monk
     kernels = [g for g in seen[0].param_groups if g["muon"]]
     assert kernels and all(abs(g["lr"] - 0.05) < 1e-9 for g in kernels)  # after the whole sweep
     lr = bundle.spec.train.lr
-    assert isinstance(lr, float) and 1e-4 < lr < 10
+    assert isinstance(lr, float) and 5e-4 < lr < 5e-3  # the valley: 0.0015 when measured (0.0018-0.0021 other seeds)
 
 
 def test_muon_without_conv_kernels_is_a_clear_error(tmp_path):

@@ -69,7 +69,9 @@ def test_report_command_rewrites_and_reports_on_other_data(tmp_path):
     text = (bundle.path / "report.html").read_text()
     assert "mean |integrated gradients| per numeric column" in text  # table saliency
     (bundle.path / "report.html").unlink()
-    result = run_cli("report", str(bundle.path), cwd=tmp_path)
+    result = run_cli("report", str(bundle.path), cwd=tmp_path)  # the bundle alone may not read wine.csv
+    assert result.returncode == 2 and "not lie inside the bundle" in result.stderr, result.stderr
+    result = run_cli("report", str(bundle.path), "--spec", "spec.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (bundle.path / "report.html").read_text().count("<h2") == text.count("<h2")
 
@@ -80,7 +82,7 @@ def test_report_command_rewrites_and_reports_on_other_data(tmp_path):
 
     result = run_cli("report", str(tmp_path / "nope"), cwd=tmp_path)
     assert result.returncode == 2 and "no such bundle folder" in result.stderr
-    result = run_cli("report", str(bundle.path), "--out", "missing/r.html", cwd=tmp_path)
+    result = run_cli("report", str(bundle.path), "--spec", "spec.yaml", "--out", "missing/r.html", cwd=tmp_path)
     assert result.returncode == 2 and "no such folder for the report" in result.stderr
     assert not list(tmp_path.glob("**/.*.tmp*"))
 

@@ -249,3 +249,34 @@ def test_pruner_drops_only_well_learned_examples_and_keeps_the_epoch_loss():
         kept = pruner.epoch(torch.randperm(n, generator=gen), gen, True, 1)
         epoch_losses.append(sum(pruner.loss(losses[batch], batch) * len(batch) for batch in kept.split(50)))
     assert torch.stack(epoch_losses).mean().item() == pytest.approx(losses.sum().item(), rel=0.01)
+
+
+def test_require_all_turns_a_skip_into_a_failing_run(tmp_path):
+    """The README's test command sets SW2_REQUIRE_ALL=1: a test skipped for a missing data set fails the run."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.conftest import ROOT
+
+    (tmp_path / "test_probe.py").write_text(
+        "from tests.conftest import need_dataset\n\n"
+        "def test_passes():\n    assert True\n\n"
+        "def test_needs_data():\n    need_dataset('no-such-dataset')\n"
+    )
+    (tmp_path / "test_fine.py").write_text("def test_passes():\n    assert True\n")
+
+    def run(path: Path, require: str | None) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "SW2_REQUIRE_ALL"}
+        env |= {"SW2_REQUIRE_ALL": require} if require else {}
+        cmd = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "tests.conftest", "-p", "no:cacheprovider", str(path)]
+        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+    quick = run(tmp_path / "test_probe.py", None)
+    assert quick.returncode == 0 and "1 passed, 1 skipped" in quick.stdout, quick.stdout
+    strict = run(tmp_path / "test_probe.py", "1")
+    assert strict.returncode == 1, strict.stdout
+    assert "SW2_REQUIRE_ALL=1: 1 skipped, so this run fails" in strict.stdout
+    assert "test_probe.py::test_needs_data: " in strict.stdout and "no-such-dataset is absent" in strict.stdout
+    assert run(tmp_path / "test_fine.py", "1").returncode == 0  # nothing skipped: the strict run passes

@@ -6,6 +6,7 @@ import time
 
 from sw2.data.corpus import Prepared as TextPrepared
 from sw2.data.dataset import Prepared
+from sw2.engine import hardware
 from sw2.errors import UserError
 from sw2.preflight.data_checks import data_verdicts
 from sw2.preflight.gradients import gradient_health
@@ -26,6 +27,7 @@ def resolve_lr(spec: Spec, data: Prepared, task: Task) -> tuple[Spec, LRSweep | 
 
 def preflight(spec: Spec, data: Data, task: Task, found: LRSweep | None = None) -> list[Verdict]:
     """Every check's verdict; `found` is the lr sweep when the spec asked for `lr: auto`."""
+    hardware.set_threads(spec.train)  # the checks train too: with the threads that training will use
     lr = []
     if found is not None and len(found.lrs) <= 2:
         msg = f"the lr sweep diverged at once, so lr: auto fell back to {found.suggestion:.0e}; set train.lr by hand"

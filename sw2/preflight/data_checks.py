@@ -1,8 +1,9 @@
 """The data doctor: what an expert looks at before training (Karpathy's "become one with the data").
 
-Class balance, exact and near duplicates inside train and across train/test (a perceptual hash confirmed
-by thumbnail pixels for images, a normalised hash for rows), a column that alone predicts the target (a
-leak), constant columns, missing-value rates, and labels seen only in the test split.
+Class balance, the size of the train split, exact and near duplicates inside train and across train/test
+(a perceptual hash confirmed by thumbnail pixels for images, a normalised hash for rows; rows repeated
+across the split in a coarse table are expected, not leaked), a column that alone predicts the target (a
+leak), constant columns, missing-value rates, +-inf made missing, and labels seen only in the test split.
 """
 
 from __future__ import annotations
@@ -41,26 +42,44 @@ def perceptual_hashes(thumbs: np.ndarray) -> np.ndarray:
 
 def near_duplicates(
     ref: np.ndarray, h_ref: np.ndarray, ex: np.ndarray, h_ex: np.ndarray, same: bool, tol: float = 24.0
-) -> int:
-    """How many thumbnails of `ex` have a near-identical one in `ref` (same hash, and no cell differing by
-    more than `tol` of 255); with `same` (ex is ref), how many repeat an earlier one."""
+) -> np.ndarray:
+    """Which thumbnails of `ex` have a near-identical one in `ref` (same hash, and no cell differing by more
+    than `tol` of 255); with `same` (ex is ref), which repeat an earlier one. A boolean mask over `ex`."""
     buckets = pd.Series(h_ref).groupby(h_ref).indices if len(h_ref) else {}
     if same:  # only hashes that occur twice or more can repeat
         candidates = np.flatnonzero(pd.Series(h_ex).duplicated(keep=False).to_numpy())
     else:
         candidates = np.flatnonzero(np.isin(h_ex, h_ref))
-    count = 0
+    found = np.zeros(len(h_ex), bool)
     for i in candidates:
         members = buckets[h_ex[i]]
         if same:
             members = members[members < i]
         if len(members) and (np.abs(ref[members[-256:]] - ex[i]).max(1) <= tol).any():
-            count += 1
-    return count
+            found[i] = True
+    return found
 
 
-def row_hashes(frame: pd.DataFrame) -> np.ndarray:
-    """A hash per row after normalising: numbers to 4 significant digits, text lower-cased and trimmed."""
+def shifted_copies(train: np.ndarray, test: np.ndarray, shift: int = 1) -> np.ndarray:
+    """Which test images are near-identical to a train image moved by 1..`shift` pixels each way (a moved copy
+    has another perceptual hash): the train images' centre crops against each test image's crops at every
+    offset. A boolean mask over `test`; all False for images too small for a crop to be telling."""
+    h, w = train.shape[2:]
+    ch, cw = h - 2 * shift, w - 2 * shift
+    found = np.zeros(len(test), bool)
+    if ch < 16 or cw < 16:
+        return found
+    a = thumbnails(train[:, :, shift : shift + ch, shift : shift + cw])
+    ha = perceptual_hashes(a)
+    for dy in range(2 * shift + 1):
+        for dx in range(2 * shift + 1):
+            b = thumbnails(test[:, :, dy : dy + ch, dx : dx + cw])
+            found |= near_duplicates(a, ha, b, perceptual_hashes(b), same=False)
+    return found
+
+
+def normalised(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with numbers rounded to 4 significant digits and text lower-cased and trimmed."""
     norm = frame.copy()
     for col in norm.columns:
         s = norm[col]
@@ -68,7 +87,35 @@ def row_hashes(frame: pd.DataFrame) -> np.ndarray:
             norm[col] = s.map(lambda v: float(f"{v:.4g}") if pd.notna(v) else v)
         else:
             norm[col] = s.astype(str).str.strip().str.lower()
-    return pd.util.hash_pandas_object(norm, index=False).to_numpy()
+    return norm
+
+
+def row_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """A hash per row after normalising (`normalised`)."""
+    return pd.util.hash_pandas_object(normalised(frame), index=False).to_numpy()
+
+
+def coarse_table(frame: pd.DataFrame, repeats: int, across: float) -> str | None:
+    """Why identical rows across train and test are expected here, or None if they are not.
+
+    They are expected in a coarse table (few columns of few values, e.g. age, year and a few categories),
+    where different records share every input: the share of new rows that match a train row by chance is
+    estimated as 1 - exp(-n x the product over columns of the chance that two rows share a value), or as
+    twice the share of train rows (`repeats` of them, exact duplicates included) repeating another's inputs.
+    Not where a column is nearly unique per row (a measurement, free text): rows equal in it too are the same
+    record; nor where the test repeats train (`across`, a share) far more often than chance explains."""
+    n = len(frame)
+    norm = normalised(frame)
+    if not n or not len(norm.columns) or (norm.nunique() >= 0.5 * n).any():
+        return None
+    collide = np.prod([float((norm[c].value_counts(normalize=True, dropna=False) ** 2).sum()) for c in norm.columns])
+    chance = max(1 - np.exp(-n * collide), 2 * repeats / (n + repeats))
+    if chance < 0.01 or across > 3 * chance + 0.05:
+        return None
+    return (
+        f"expected in a coarse table: no column is near-unique per row, and about {chance:.0%} of new rows match "
+        "a train row by chance, so these are likely different records with the same inputs, not leaked ones"
+    )
 
 
 def near_duplicate_counts(train: Examples, test: Examples) -> tuple[int, int]:
@@ -77,7 +124,8 @@ def near_duplicate_counts(train: Examples, test: Examples) -> tuple[int, int]:
     if train.images is not None:
         a, b = thumbnails(train.images), thumbnails(test.images)
         ha, hb = perceptual_hashes(a), perceptual_hashes(b)
-        return near_duplicates(a, ha, a, ha, same=True), near_duplicates(a, ha, b, hb, same=False)
+        across = near_duplicates(a, ha, b, hb, same=False) | shifted_copies(train.images, test.images)
+        return int(near_duplicates(a, ha, a, ha, same=True).sum()), int(across.sum())
     a, b = row_hashes(train.frame), row_hashes(test.frame)
     return int(pd.Series(a).duplicated().sum()), int(np.isin(b, a).sum())
 
@@ -103,6 +151,40 @@ def class_balance(p: Prepared) -> Verdict:
     return Verdict("class balance", "PASS", msg)
 
 
+def train_size(p: Prepared, per_class: int = 20, rows: int = 50) -> Verdict:
+    """Enough training rows to learn from and to judge the other checks by: `per_class` per class on average,
+    or `rows` for regression."""
+    n, total = len(p.raw_train), len(p.raw_train) + len(p.raw_val) + len(p.raw_test)
+    counts = p.encoder.class_counts
+    need, unit = (per_class * len(counts), f"{per_class} per class") if counts is not None else (rows, "for regression")
+    msg = f"train holds {n} of {total} rows"
+    if n >= need:
+        return Verdict("train size", "PASS", msg)
+    return Verdict(
+        "train size",
+        "WARN",
+        f"{msg}, fewer than {need} ({unit}): too few to learn from or to trust the checks on; lower "
+        "data.split.val / data.split.test (or raise data.limit), or add data",
+    )
+
+
+def nonfinite_values(p: Prepared) -> Verdict:
+    """+-inf in numeric columns, which loading made missing values (counts in the data report)."""
+    reported = {"train": p.report.get("nonfinite_values", {}), "test": p.report.get("nonfinite_values_test", {})}
+    found = {where: counts for where, counts in reported.items() if counts}
+    if not found:
+        return Verdict("non-finite values", "PASS", "no +-inf in any numeric column")
+    seen = "; ".join(
+        f"{where}: " + ", ".join(f"'{c}' ({k} rows)" for c, k in counts.items()) for where, counts in found.items()
+    )
+    return Verdict(
+        "non-finite values",
+        "WARN",
+        f"+-inf in {seen}; treated as missing values (filled with the train median): fix them at the source if "
+        "they are errors, or set data.nonfinite: refuse",
+    )
+
+
 def duplicates(p: Prepared) -> list[Verdict]:
     r = p.report
     n, m = len(p.raw_train), len(p.raw_test)
@@ -119,7 +201,12 @@ def duplicates(p: Prepared) -> list[Verdict]:
     leak = r.get("test_rows_also_in_train", 0)
     status = "FAIL" if across > 0.05 * m else "WARN" if across > 0.005 * m else "PASS"
     msg = f"test examples also in train: {leak} exact, {share(across, m)} near"
-    if status != "PASS":
+    coarse = None
+    if status != "PASS" and p.raw_train.frame is not None:
+        coarse = coarse_table(p.raw_train.frame, within + exact, across / max(m, 1))
+    if coarse:
+        status, msg = "WARN", f"{msg}; {coarse}; de-duplicate only if the same records are in both"
+    elif status != "PASS":
         msg += "; the test score will be optimistic: de-duplicate across the split"
     out.append(Verdict("train/test leakage", status, msg))
     conflicts = r.get("same_input_different_target", 0)
@@ -218,4 +305,4 @@ def labels_only_in_test(p: Prepared) -> Verdict:
 
 
 def data_verdicts(p: Prepared) -> list[Verdict]:
-    return [class_balance(p), *duplicates(p), *columns(p), labels_only_in_test(p)]
+    return [class_balance(p), train_size(p), *duplicates(p), *columns(p), nonfinite_values(p), labels_only_in_test(p)]
