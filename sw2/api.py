@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from sw2.bundle import DOCTOR_FILES, Bundle, write_atomic
+from sw2.bundle import Bundle, write_atomic
 from sw2.data import prepare
 from sw2.data.corpus import prepare_corpus
 from sw2.data.dataset import drop_unseen, encode
@@ -23,14 +23,16 @@ from sw2.errors import UserError
 from sw2.evaluation import evaluate as score
 from sw2.evaluation import plots
 from sw2.evaluation.model_tests import Outcome, Subject, junit_xml, run_tests, validate
+from sw2.files import within
 from sw2.language import evaluate_text, train_language_model
 from sw2.models import initialised
+from sw2.outputs import DOCTOR_FILES, DOCTOR_WRITES, bundle_out, doctor_out, guard_out
 from sw2.preflight import Verdict, preflight, resolve_lr, run_preflight
 from sw2.preflight.label_errors import LabelIssues, captions, label_issues
 from sw2.preflight.recipe import beats_baseline
 from sw2.preflight.seen import what_the_net_sees
 from sw2.run_report import write_report
-from sw2.runs import fingerprint, guard_out, run_key, train_model, training_summary, write_bundle
+from sw2.runs import fingerprint, run_key, train_model, training_summary, write_bundle
 from sw2.spec import Spec, load_spec, parse_spec
 from sw2.tasks import TASKS
 
@@ -59,7 +61,7 @@ def train(
     The pre-flight checks run first (`check=False` skips them); a FAIL stops training unless `force`.
     """
     spec, base = resolve_spec(spec, root)
-    out = Path(out) if out else Path("runs") / spec.name
+    out = bundle_out(spec, out)
     guard_out(out, spec, base)  # before any work: --out must not destroy user files
     if spec.task == "generate_text":
         return train_language_model(spec, base, out, resume=resume, verbose=verbose, check=check, force=force)
@@ -116,7 +118,7 @@ def train(
         if outputs:  # last: the report reads the files above
             _report_at_training(Bundle(folder), data, outputs)
 
-    stamp = fingerprint(data.fingerprint, name, base)
+    stamp = fingerprint(data.fingerprint, name)
     path = write_bundle(out, result, name, kwargs, data.encoder, spec, metrics, stamp, task.metric, fill)
     if verbose:
         print(f"sw2: bundle written to {path}")
@@ -159,8 +161,8 @@ def doctor(
     (default runs/<name>.doctor): label_errors.csv, doctor.json, label_errors.png (images)."""
     spec, base = resolve_spec(spec, root)
     _supervised(spec, "sw2 doctor")
-    out = Path(out) if out else Path("runs") / f"{spec.name}.doctor"
-    guard_out(out, spec, base, DOCTOR_FILES, "sw2 doctor findings", checkpoint=False)
+    out = doctor_out(spec, out)
+    guard_out(out, spec, base, DOCTOR_FILES, "sw2 doctor findings", checkpoint=False, writes=DOCTOR_WRITES)
     overrides = {k: v for k, v in (("folds", folds), ("epochs", epochs)) if v is not None}
     raw = spec.model_dump(mode="json")
     spec = parse_spec({**raw, "doctor": {**raw["doctor"], **overrides}}, "sw2 doctor options")
@@ -179,7 +181,7 @@ def doctor(
             title = "suspected label errors: given → suggested p(suggested)"
             plots.image_grid(found.examples.images[top["position"]], captions(top), folder / "label_errors.png", title)
 
-    write_atomic(out, fill, DOCTOR_FILES, "sw2 doctor findings")
+    write_atomic(out, fill, marks=DOCTOR_FILES, what="sw2 doctor findings", writes=DOCTOR_WRITES)
     if verbose:
         print(f"sw2: doctor findings written to {out}")
     return found
@@ -277,20 +279,12 @@ def _trusted_spec(b: Bundle, spec_file: str | Path | None, reads_data: bool) -> 
     for field, name in b.spec.named_paths():
         if not reads_data and field.startswith("data."):
             continue
-        if not ((inside / name).exists() and _within(inside / name, inside)):
+        if not ((inside / name).exists() and within(inside / name, inside)):
             raise UserError(
                 f"{b.path}: its spec's {field} ({name}) does not lie inside the bundle, and a bundle cannot make "
                 "sw2 read files outside itself; give your spec file with --spec, or the data with --data"
             )
     return b.spec, inside
-
-
-def _within(path: Path, folder: Path) -> bool:
-    """`path` and, for a folder, everything below it (links followed) lie inside `folder`."""
-    if not path.resolve().is_relative_to(folder):
-        return False
-    below = path.rglob("*") if path.is_dir() else []
-    return all(p.resolve().is_relative_to(folder) for p in below if p.is_symlink())
 
 
 def _examples(b: Bundle, spec: Spec, root: Path, data: str | Path | None) -> Any:

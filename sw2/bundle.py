@@ -36,40 +36,16 @@ from sw2.data.sources import read_table
 from sw2.engine.generate import sample
 from sw2.engine.predict import predict
 from sw2.errors import UserError
+from sw2.files import within
 from sw2.models import build
+from sw2.outputs import REQUIRED, check_replaceable
 from sw2.spec import Spec, load_yaml, parse_spec
 
-REQUIRED = ("model.safetensors", "model.json", "preprocess.json", "spec.yaml")
-DOCTOR_FILES = ("doctor.json", "label_errors.csv")  # what `sw2 doctor` writes: its findings folder
-REPLACE_FIX = "give --out a new or empty folder, or an older sw2 output to replace"
 
-
-def check_replaceable(out: Path, marks: tuple[str, ...] = REQUIRED, what: str = "an sw2 bundle") -> None:
-    """Refuse (UserError) an `out` that `write_atomic` must not replace: only a path that does not exist, an
-    empty folder, or a folder holding the files `marks` (`what`, an older one) may be replaced. Never a file,
-    a path inside a file, the working folder or a folder holding it."""
-    path, cwd = out.resolve(), Path.cwd().resolve()
-    if path == cwd or path in cwd.parents:
-        raise UserError(f"{out}: is the working folder{'' if path == cwd else ' or holds it'}; {REPLACE_FIX}")
-    if path.exists() and not path.is_dir():
-        raise UserError(f"{out}: is a file, not a folder; {REPLACE_FIX}")
-    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
-    if blocker is not None:
-        raise UserError(f"{out}: {blocker} is a file, not a folder; {REPLACE_FIX}")
-    if not path.is_dir():
-        return
-    names = sorted(p.name for p in path.iterdir())
-    if names and not all(m in names for m in marks):
-        shown = next((n for n in names if n not in marks), names[0])
-        raise UserError(f"{out}: holds files that are not {what} (e.g. {shown}); {REPLACE_FIX}")
-
-
-def write_atomic(
-    out: Path, fill: Callable[[Path], None], marks: tuple[str, ...] = REQUIRED, what: str = "an sw2 bundle"
-) -> Path:
+def write_atomic(out: Path, fill: Callable[[Path], None], **replaceable: Any) -> Path:
     """Create `out` by letting `fill` write into a temporary sibling folder, then renaming it into place.
     Only what `check_replaceable` allows is replaced (checked again here: callers check before any work)."""
-    check_replaceable(out, marks, what)
+    check_replaceable(out, **replaceable)
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
@@ -130,6 +106,8 @@ class Bundle:
         missing = [f for f in REQUIRED if not (self.path / f).exists()]
         if missing:
             raise UserError(f"{self.path}: not a complete bundle ({missing[0]} is missing); train it again")
+        if not within(self.path, self.path):  # every file sw2 reads from a bundle (or embeds in a report) is its own
+            raise UserError(f"{self.path}: holds a link to a file outside the bundle; a bundle must be self-contained")
         self.spec = parse_spec(load_yaml(self.path / "spec.yaml"), str(self.path / "spec.yaml"))
         # a bundle may come from someone else: its spec does not choose where sw2 writes (data.cache_dir)
         self.spec.data = self.spec.data.model_copy(update={"cache_dir": None})
@@ -138,8 +116,19 @@ class Bundle:
         self.model = self._part("model.json", lambda arch: build(arch["name"], arch["kwargs"]))
         self._load_weights()
         self.model.eval()
-        self.metrics = self._json("metrics.json") if (self.path / "metrics.json").exists() else {}
-        self.fingerprint = self._json("fingerprint.json") if (self.path / "fingerprint.json").exists() else {}
+        self.metrics = self._record("metrics.json")
+        self.fingerprint = self._record("fingerprint.json")
+
+    def _record(self, name: str) -> dict[str, Any]:
+        """A JSON object the bundle may hold (metrics, fingerprint): {} if absent."""
+        if not (self.path / name).exists():
+            return {}
+        found = self._json(name)
+        if not isinstance(found, dict):
+            raise UserError(
+                f"{self.path / name}: not a JSON object as sw2 writes it; the bundle is damaged: train it again"
+            )
+        return found
 
     def _json(self, name: str) -> Any:
         try:

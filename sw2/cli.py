@@ -6,7 +6,6 @@ import argparse
 import csv
 import io
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,14 +15,17 @@ from rich.console import Console
 from rich.table import Table
 
 from sw2.errors import UserError
+from sw2.files import write_file
 
 console = Console()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from sw2.outputs import bundle_out, guard_out
     from sw2.spec import load_spec
 
-    load_spec(args.spec)  # a bad spec fails here, before torch is imported
+    spec, root = load_spec(args.spec)  # a bad spec or --out fails here, before torch is imported
+    guard_out(bundle_out(spec, args.out), spec, root)
     from sw2.api import train
 
     bundle = train(
@@ -50,16 +52,6 @@ def output_file(path: str, flag: str, inputs: Sequence[str], bundle: str) -> Pat
     return out
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write through a temporary sibling renamed into place: an older file is replaced whole or not at all."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text, newline="")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     json_out = output_file(args.json, "--json", [args.data] if args.data else [], args.bundle) if args.json else None
     from sw2.api import evaluate, load
@@ -69,7 +61,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     saved = "test" if bundle.metrics.get("test") else "val"
     show_metrics(metrics, "evaluation" if args.data else f"{saved} (saved at training)", bundle.spec.metrics)
     if json_out is not None:
-        write_text(json_out, json.dumps(metrics, indent=2, default=str))
+        write_file(json_out, json.dumps(metrics, indent=2, default=str))
     return 0
 
 
@@ -95,7 +87,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         writer.writeheader()
         writer.writerows(rows)
         if output is not None:
-            write_text(output, text.getvalue())
+            write_file(output, text.getvalue())
         else:
             sys.stdout.write(text.getvalue())
     else:
@@ -136,9 +128,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    from sw2.outputs import DOCTOR_FILES, DOCTOR_WRITES, doctor_out, guard_out
     from sw2.spec import load_spec
 
-    load_spec(args.spec)
+    spec, root = load_spec(args.spec)
+    what = {"marks": DOCTOR_FILES, "what": "sw2 doctor findings", "writes": DOCTOR_WRITES}
+    guard_out(doctor_out(spec, args.out), spec, root, checkpoint=False, **what)
     from sw2.api import doctor
 
     found = doctor(args.spec, args.out, folds=args.folds, epochs=args.epochs)
@@ -156,6 +151,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
+    inputs = [a for a in (args.data, args.spec) if a]
+    junit_out = output_file(args.junit, "--junit", inputs, args.bundle) if args.junit else None
     from sw2.api import load, verify
     from sw2.evaluation.model_tests import junit_xml
 
@@ -170,16 +167,16 @@ def cmd_test(args: argparse.Namespace) -> int:
     console.print(table)
     # the bundle's own tests.xml is rewritten only for its own tests on its own test split
     default = "tests.xml" if (args.data or args.spec) else bundle.path / "tests.xml"
-    junit = Path(args.junit or default)
-    tmp = junit.with_name(f".{junit.name}.tmp")
-    tmp.write_text(junit_xml(outcomes, bundle.spec.name))
-    tmp.replace(junit)
+    junit = junit_out or Path(default)
+    write_file(junit, junit_xml(outcomes, bundle.spec.name))
     failed = sum(not o.passed for o in outcomes)
     console.print(f"{len(outcomes) - failed} passed, {failed} failed; JUnit XML: {junit}")
     return 1 if failed else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    if args.out:
+        output_file(args.out, "--out", [a for a in (args.data, args.spec) if a], args.bundle)
     from sw2.api import report
 
     console.print(f"report written to {report(args.bundle, args.data, args.out, args.spec)}")

@@ -68,7 +68,7 @@ def train_language_model(
     def fill(folder: Path) -> None:
         (folder / "samples.txt").write_text(prompt + written, encoding="utf-8")
 
-    stamp = fingerprint(data.fingerprint, name, base)
+    stamp = fingerprint(data.fingerprint, name)
     path = write_bundle(out, result, name, kwargs, data.encoder, spec, metrics, stamp, task.metric, fill)
     if verbose:
         scored = metrics.get("val") or metrics.get("test")

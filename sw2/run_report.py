@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from sw2.errors import UserError
 from sw2.evaluation import plots
 from sw2.evaluation.metrics import calibration, evaluate, fit_temperature
 from sw2.evaluation.saliency import column_saliency, image_saliency
+from sw2.files import write_file
 from sw2.preflight.label_errors import captions, issue_table
 
 GALLERY = 24  # images (or rows) in each gallery
@@ -356,10 +356,5 @@ def write_report(
     path = path or bundle.path / "report.html"
     if not path.parent.is_dir():
         raise UserError(f"{path.parent}: no such folder for the report; create it or give another --out")
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(page, encoding="utf-8")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_file(path, page)
     return path

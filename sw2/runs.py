@@ -15,59 +15,13 @@ import torch
 from torch import nn
 
 from sw2 import __version__
-from sw2.bundle import REPLACE_FIX, REQUIRED, check_replaceable, save, write_atomic
+from sw2.bundle import save, write_atomic
 from sw2.data.dataset import TensorSet
 from sw2.engine import FitResult, fit
-from sw2.engine.checkpoint import is_checkpoint_file
-from sw2.errors import UserError
 from sw2.evaluation import plots
+from sw2.outputs import checkpoint_dir
 from sw2.spec import Spec, dump_spec
 from sw2.tasks import Task
-
-
-def checkpoint_dir(out: Path) -> Path:
-    out = out.resolve()
-    return out.with_name(out.name + ".checkpoint")
-
-
-def spec_reads(spec: Spec, root: Path) -> list[tuple[str, Path]]:
-    """The files and folders a run of `spec` reads, each with the field that names it."""
-    found = [("the spec's folder", root)] + [(field, root / rel) for field, rel in spec.named_paths()]
-    cache = spec.data.cache_dir
-    return found + ([("data.cache_dir", Path(cache).expanduser())] if cache else [])
-
-
-def guard_out(
-    out: Path,
-    spec: Spec,
-    root: Path,
-    marks: tuple[str, ...] = REQUIRED,
-    what: str = "an sw2 bundle",
-    checkpoint: bool = True,
-) -> None:
-    """Refuse, before any work, an `out` whose replacement would destroy user files: whatever
-    `check_replaceable` refuses, a folder holding something the spec reads (its own folder `root`
-    included), and (`checkpoint`) a checkpoint folder beside it that holds anything but a checkpoint."""
-    check_replaceable(out, marks, what)
-    replaced = [out.resolve()] + ([checkpoint_dir(out)] if checkpoint else [])
-    for field, path in spec_reads(spec, root):
-        for folder in replaced:
-            if folder == path.resolve() or folder in path.resolve().parents:
-                raise UserError(f"{folder}: holds {field} ({path}), which this run reads; {REPLACE_FIX}")
-    if checkpoint:
-        _check_checkpoint_folder(checkpoint_dir(out))
-
-
-def _check_checkpoint_folder(ckpt: Path) -> None:
-    """Training deletes and rewrites this folder: it may hold only what sw2 keeps there."""
-    if ckpt.exists() and not ckpt.is_dir():
-        raise UserError(f"{ckpt}: a file where training keeps its checkpoint; move it away or give another --out")
-    stray = sorted(p.name for p in ckpt.iterdir() if not is_checkpoint_file(p.name)) if ckpt.is_dir() else []
-    if stray:
-        raise UserError(
-            f"{ckpt}: holds files that are not an sw2 checkpoint (e.g. {stray[0]}), and training keeps its "
-            f"checkpoint there; move them away or give another --out"
-        )
 
 
 def run_key(spec: Spec, data_print: str) -> str:
@@ -118,14 +72,13 @@ def training_summary(result: FitResult, prepare_seconds: float) -> dict[str, Any
     }
 
 
-def fingerprint(data_print: str, model_name: str, base: Path) -> dict[str, Any]:
+def fingerprint(data_print: str, model_name: str) -> dict[str, Any]:
     return {
         "data_sha256": data_print,
         "sw2": __version__,
         "torch": torch.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "model": model_name,
-        "spec_root": str(base.resolve()),  # where the spec's relative paths start, for `sw2 test`
     }
 
 

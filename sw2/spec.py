@@ -492,13 +492,14 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             try:
-                first = seen.setdefault(key, key_node.start_mark.line + 1)
+                repeated = key in seen
             except TypeError:  # an unhashable key: the base class says so
                 continue
-            if first != key_node.start_mark.line + 1:
+            if repeated:
                 raise yaml.constructor.ConstructorError(
-                    f"first at line {first}", None, f"duplicate key '{key}'", key_node.start_mark
+                    f"first at line {seen[key]}", None, f"duplicate key '{key}'", key_node.start_mark
                 )
+            seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
 
 

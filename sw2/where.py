@@ -82,19 +82,24 @@ def parse(text: str) -> Where:
     return Where(text, tree, columns)
 
 
-def _check(node: ast.AST, columns: dict[str, str]) -> None:
+MAX_DEPTH = 32  # nesting deeper than a slice needs is refused (evaluating it recurses)
+
+
+def _check(node: ast.AST, columns: dict[str, str], depth: int = 0) -> None:
     """Refuse every node outside the grammar; collect the column names."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"nested more than {MAX_DEPTH} deep")
     if isinstance(node, ast.BoolOp | ast.Compare):
         if isinstance(node, ast.Compare) and not all(isinstance(o, (*_COMPARE, ast.In, ast.NotIn)) for o in node.ops):
             raise ValueError("only == != < <= > >= in and not in compare")
         children = node.values if isinstance(node, ast.BoolOp) else [node.left, *node.comparators]
         for child in children:
-            _check(child, columns)
+            _check(child, columns, depth + 1)
     elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitAnd | ast.BitOr):
-        _check(node.left, columns)
-        _check(node.right, columns)
+        _check(node.left, columns, depth + 1)
+        _check(node.right, columns, depth + 1)
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not | ast.Invert):
-        _check(node.operand, columns)
+        _check(node.operand, columns, depth + 1)
     elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
         if not isinstance(node.operand, ast.Constant) or not _number(node.operand.value):
             raise ValueError("a sign goes before a number only")
@@ -103,9 +108,10 @@ def _check(node: ast.AST, columns: dict[str, str]) -> None:
             raise ValueError(f"{node.value!r} is not a number, a string, True, False or None")
     elif isinstance(node, ast.List | ast.Tuple):
         for item in node.elts:
-            if isinstance(item, ast.List | ast.Tuple):
-                raise ValueError("a list holds numbers and strings, not lists")
-            _check(item, columns)
+            signed = isinstance(item, ast.UnaryOp) and isinstance(item.op, ast.USub | ast.UAdd)
+            if not isinstance(item, ast.Constant) and not signed:
+                raise ValueError("a list holds numbers and strings only")
+            _check(item, columns, depth + 1)
     elif isinstance(node, ast.Name):
         if node.id.startswith("__"):
             raise ValueError(f"'{node.id}' is not allowed")
@@ -116,7 +122,7 @@ def _check(node: ast.AST, columns: dict[str, str]) -> None:
             raise ValueError("the only calls are isna(column) and notna(column)")
         if not isinstance(node.args[0], ast.Name):
             raise ValueError(f"{f.id}() takes a column name")
-        _check(node.args[0], columns)
+        _check(node.args[0], columns, depth + 1)
     else:
         what = {ast.Attribute: "attributes (a.b)", ast.Subscript: "subscripts (a[0])", ast.BinOp: "arithmetic"}
         raise ValueError(f"{what.get(type(node), type(node).__name__)} not allowed")
@@ -168,11 +174,14 @@ class _Evaluator:
 
 
 def _as_mask(value: Any) -> Any:
+    """A condition's rows: a bool column (missing = False) or a constant; a column of other values is refused."""
     import pandas as pd
 
-    if isinstance(value, pd.Series):
-        return value.fillna(False).astype(bool) if value.dtype == object else value.astype(bool)
-    return bool(value)
+    if not isinstance(value, pd.Series):
+        return bool(value)
+    if value.dtype != bool and not value.dropna().map(type).eq(bool).all():
+        raise ValueError(f"column '{value.name}' is not a condition (compare it, e.g. {value.name} > 0)")
+    return value.fillna(False).astype(bool)
 
 
 def _compare(op: ast.cmpop, left: Any, right: Any) -> Any:

@@ -110,7 +110,7 @@ def test_where_escape_in_a_shared_bundle_runs_nothing(table_bundle):
         raw["tests"][0]["where"] = ESCAPES[0]
 
     tampered(table_bundle, "evil", escape)
-    for args in (["test", "evil"], ["eval", "evil"], ["predict", "evil", "rows.csv"], ["report", "evil"]):
+    for args in (["test", "evil"], ["predict", "evil", "rows.csv"]):  # the spec is refused when the bundle loads
         res = run_sw2(*args, cwd=table_bundle)
         assert res.returncode == 2 and "tests.0.where: the only calls are isna" in res.stderr, (args, res.stderr)
         assert res.stderr.count("\n") == 1
@@ -165,7 +165,7 @@ def test_the_data_a_bundle_carries_inside_itself_is_read(table_bundle):
     (bundle / "rows.csv").unlink()
     os.symlink(table_bundle / "rows.csv", bundle / "rows.csv")  # a link out of the bundle is outside it
     res = run_sw2("test", "carries", cwd=table_bundle)
-    assert res.returncode == 2 and "not lie inside the bundle" in res.stderr
+    assert res.returncode == 2 and "holds a link to a file outside the bundle" in res.stderr
 
 
 def test_spec_of_another_task_or_target_is_refused(table_bundle):
@@ -225,8 +225,57 @@ def test_where_grammar_selects_the_rows_pandas_would(expression, expected):
 
 @pytest.mark.parametrize(
     "expression, message",
-    [("height > 3", "no column 'height'"), ("island > 3", "cannot compare"), ("age", "not a condition")],
+    [
+        ("height > 3", "no column 'height'"),
+        ("island > 3", "cannot compare"),
+        ("age", "not a condition"),
+        ("island and age > 3", "column 'island' is not a condition"),
+    ],
 )
 def test_where_on_rows_it_does_not_fit(expression, message):
     with pytest.raises(ValueError, match=message):
         where.parse(expression).evaluate(GRAMMAR)
+
+
+def test_bundle_with_a_link_out_of_itself_is_refused(table_bundle):
+    """A bundle whose own file (curves.png, spec.yaml, ...) links elsewhere would have sw2 read, or embed in a
+    report, a file of the user's: refused at load."""
+    bundle = tampered(table_bundle, "linked", lambda raw: None)
+    (bundle / "curves.png").unlink()
+    os.symlink(table_bundle / "rows.csv", bundle / "curves.png")
+    before = files(table_bundle)
+    res = run_sw2("report", "linked", cwd=table_bundle)
+    assert res.returncode == 2 and "holds a link to a file outside the bundle" in res.stderr, res.stderr
+    assert files(table_bundle) == before
+
+
+def test_junit_and_report_out_are_checked_before_any_work(table_bundle):
+    before = files(table_bundle)
+    for args, needle in (
+        (["test", "b", "--spec", "spec.yaml", "--junit", "b"], "is a folder"),
+        (["test", "b", "--spec", "spec.yaml", "--junit", "no/such/x.xml"], "does not exist"),
+        (["test", "b", "--data", "rows.csv", "--junit", "rows.csv"], "is an input of this command"),
+        (["report", "b", "--spec", "spec.yaml", "--out", "b/model.json"], "inside the bundle"),
+    ):
+        res = run_sw2(*args, cwd=table_bundle)
+        assert res.returncode == 2 and needle in res.stderr and res.stderr.count("\n") == 1, (args, res.stderr)
+    assert files(table_bundle) == before
+
+
+def test_out_older_bundle_holding_a_user_file_is_refused(table_bundle):
+    (table_bundle / "b" / "notes.txt").write_text("mine")
+    try:
+        res = run_sw2("train", "spec.yaml", "--quiet", "--out", "b", cwd=table_bundle)
+        assert res.returncode == 2 and "also holds notes.txt, which sw2 did not write" in res.stderr, res.stderr
+        assert (table_bundle / "b" / "notes.txt").read_text() == "mine"
+    finally:
+        (table_bundle / "b" / "notes.txt").unlink()
+
+
+@pytest.mark.parametrize(
+    "expression, message",
+    [("~" * 990 + "age", "nested more than 32 deep"), ("age in [island]", "numbers and strings only")],
+)
+def test_where_nesting_and_lists_are_bounded(expression, message):
+    with pytest.raises(ValueError, match=message):
+        where.parse(expression)

@@ -149,8 +149,9 @@ def test_out_bundle_holding_the_spec_is_refused(tmp_path):
 
 def test_out_bundle_holding_the_data_is_refused(tmp_path):
     old = fake_bundle(tmp_path / "old")
-    table(old / "d.csv")
-    spec_for(tmp_path, "old/d.csv")
+    (old / "tensorboard").mkdir()  # a folder sw2 writes in a bundle, here holding the user's data
+    table(old / "tensorboard" / "d.csv")
+    spec_for(tmp_path, "old/tensorboard/d.csv")
     refused(tmp_path, "train", "spec.yaml", "--out", "old", "--quiet", needles=("old", "data.path", "this run reads"))
 
 
@@ -194,6 +195,7 @@ def test_spec_latin1(tmp_path):
     [
         ("train: {epochs: 1}\ntrain: {lr: 2}\n", ("duplicate key 'train'", "line 4", "first at line 3")),
         ("train:\n  lr: 0.1\n  lr: 0.2\n", ("duplicate key 'lr'", "line 5", "first at line 4")),
+        ("train: {epochs: 1, epochs: 5}\n", ("duplicate key 'epochs'", "line 3", "first at line 3")),
     ],
 )
 def test_duplicate_yaml_key(tmp_path, text, needles):

@@ -165,3 +165,19 @@ def test_beats_baseline_verdict():
     assert beats_baseline({"accuracy": 0.38, "log_loss": 1.2, "baseline": base}).status == "FAIL"
     mean = {"name": "train mean", "rmse": 10.0, "r2": 0.0}
     assert beats_baseline({"rmse": 12.0, "r2": -0.3, "baseline": mean}).status == "FAIL"
+
+
+def test_shuffled_labels_fail_on_a_larger_table(tmp_path):
+    """3,000 rows: too many for the short run to memorise, so only the linear probe's finding nothing tells
+    shuffled labels from a slow start."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 8))
+    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(8)])
+    frame["label"] = rng.permutation((x[:, 0] + x[:, 1] > 0).astype(int))
+    frame.to_csv(tmp_path / "big.csv", index=False)
+    spec = {"data": {"path": "big.csv"}, "train": {"epochs": 5, "threads": 1}}
+    got = {v.check: v for v in sw2.check(spec, root=tmp_path)}["input-independent baseline"]
+    assert got.status == "FAIL" and "labels shuffled" in got.message and "nor does a linear probe" in got.message
+    frame["label"] = (x[:, 0] + x[:, 1] > 0).astype(int)  # the same table with its labels in place passes
+    frame.to_csv(tmp_path / "big.csv", index=False)
+    assert {v.check: v for v in sw2.check(spec, root=tmp_path)}["input-independent baseline"].status == "PASS"

@@ -10,14 +10,10 @@ from typing import Any
 import torch
 
 from sw2.errors import UserError
+from sw2.outputs import CHECKPOINT
 
-NAME = "checkpoint.pt"
+NAME = CHECKPOINT
 KEYS = ("run_key", "model", "optimizer", "generator", "torch_rng", "state")  # what every checkpoint holds
-
-
-def is_checkpoint_file(name: str) -> bool:
-    """Whether a name in a checkpoint folder is sw2's: the checkpoint, its temporary file, the TensorBoard logs."""
-    return name in (NAME, "tensorboard") or name.startswith(f".{NAME}.tmp")
 
 
 def save(folder: Path, state: dict[str, Any]) -> None:

@@ -6,24 +6,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import matplotlib
 import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
 Target = Path | BinaryIO
+
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend, imported on first use (half a second that every
+    `sw2` command would otherwise pay at start-up)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _save(fig: Any, path: Target) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100, format="png")
-    plt.close(fig)
+    _pyplot().close(fig)
 
 
 def curves(history: list[dict[str, Any]], metric: str, path: Target) -> None:
     epochs = [r["epoch"] for r in history]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (a, b) = _pyplot().subplots(1, 2, figsize=(10, 4))
     a.plot(epochs, [r["train_loss"] for r in history], marker="o", label="train")
     if any("val_loss" in r for r in history):
         a.plot(epochs, [r.get("val_loss") for r in history], marker="o", label="validation")
@@ -37,7 +44,7 @@ def curves(history: list[dict[str, Any]], metric: str, path: Target) -> None:
 def confusion(matrix: list[list[int]], classes: list[Any], path: Target) -> None:
     k = len(classes)
     size = min(4 + 0.45 * k, 20)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig, ax = _pyplot().subplots(figsize=(size, size))
     ax.imshow(matrix, cmap="Blues")
     labels = [str(c) for c in classes]
     ax.set_xticks(range(k), labels, rotation=90 if k > 10 else 45)
@@ -60,7 +67,7 @@ def confusion(matrix: list[list[int]], classes: list[Any], path: Target) -> None
 
 
 def lr_sweep(lrs: list[float], losses: list[float], suggestion: float, path: Target) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _pyplot().subplots(figsize=(6, 4))
     ax.plot(lrs, losses)
     ax.axvline(suggestion, color="C3", linestyle="--", label=f"suggestion {suggestion:.2g}")
     ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed training loss", title="lr finder")
@@ -80,7 +87,7 @@ def image_grid(images: np.ndarray, labels: list[str], path: Target, title: str, 
         r, col = divmod(i, cols)
         rgb = np.repeat(img, 3, axis=0) if c == 1 else img[:3]
         mosaic[r * tile_h + band : r * tile_h + band + h, col * tile_w : col * tile_w + w] = rgb.transpose(1, 2, 0)
-    fig, ax = plt.subplots(figsize=(cols * 1.3, rows * 1.5 + 0.4))
+    fig, ax = _pyplot().subplots(figsize=(cols * 1.3, rows * 1.5 + 0.4))
     ax.imshow(mosaic, interpolation="nearest")
     for i, label in enumerate(labels[:n]):
         r, col = divmod(i, cols)
@@ -99,7 +106,7 @@ def reliability(cal: dict[str, Any], path: Target) -> None:
     bins = len(cal["count"])
     centres = (np.arange(bins) + 0.5) / bins
     used = np.array(cal["count"]) > 0
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 4))
+    fig, (a, b) = _pyplot().subplots(1, 2, figsize=(9, 4))
     a.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
     a.bar(centres[used], np.array(cal["accuracy"])[used], width=1 / bins, alpha=0.7, edgecolor="k", label="accuracy")
     a.plot(np.array(cal["confidence"])[used], np.array(cal["accuracy"])[used], marker="o", color="C3")
@@ -113,7 +120,7 @@ def reliability(cal: dict[str, Any], path: Target) -> None:
 def saliency_grid(images: np.ndarray, maps: np.ndarray, labels: list[str], path: Target) -> None:
     """Each uint8 image above its saliency map (integrated gradients)."""
     n = len(images)
-    fig, axes = plt.subplots(2, n, figsize=(n * 1.5, 3.4), squeeze=False)
+    fig, axes = _pyplot().subplots(2, n, figsize=(n * 1.5, 3.4), squeeze=False)
     for i in range(n):
         img = _shown(images[i])
         axes[0, i].imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255)
@@ -127,7 +134,7 @@ def saliency_grid(images: np.ndarray, maps: np.ndarray, labels: list[str], path:
 
 def bars(names: list[str], values: list[float], path: Target, title: str) -> None:
     order = np.argsort(values)[-25:]
-    fig, ax = plt.subplots(figsize=(7, 0.3 * len(order) + 1.2))
+    fig, ax = _pyplot().subplots(figsize=(7, 0.3 * len(order) + 1.2))
     ax.barh([names[i] for i in order], [values[i] for i in order])
     ax.set(title=title)
     _save(fig, path)
@@ -135,7 +142,7 @@ def bars(names: list[str], values: list[float], path: Target, title: str) -> Non
 
 def scatter(truth: np.ndarray, pred: np.ndarray, path: Target) -> None:
     """Predicted against true values (regression); the diagonal is a perfect model."""
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = _pyplot().subplots(figsize=(5, 5))
     ax.scatter(truth, pred, s=8, alpha=0.6)
     lo, hi = float(min(truth.min(), pred.min())), float(max(truth.max(), pred.max()))
     ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
-from captum.attr import IntegratedGradients
 from torch import nn
 
 
@@ -26,10 +26,17 @@ def inputs_only(model: nn.Module) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
+def _integrated_gradients(forward: Any) -> Any:
+    """captum's IntegratedGradients, imported on first use (half a second that every command would pay)."""
+    from captum.attr import IntegratedGradients
+
+    return IntegratedGradients(forward)
+
+
 def image_saliency(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, steps: int = 32) -> torch.Tensor:
     """N x H x W maps for uint8 images N x C x H x W and the classes `targets` to explain."""
     model.eval()
-    ig = IntegratedGradients(lambda x: model({"image": x}))
+    ig = _integrated_gradients(lambda x: model({"image": x}))
     x = images.float()
     with inputs_only(model):
         attr = ig.attribute(x, baselines=torch.zeros_like(x), target=targets, n_steps=steps, internal_batch_size=256)
@@ -49,7 +56,7 @@ def column_saliency(
     num = inputs["num"].float()
     big = "text" in inputs  # a text encoder per path step: small internal batches
     with inputs_only(model):
-        attr = IntegratedGradients(forward).attribute(
+        attr = _integrated_gradients(forward).attribute(
             num,
             baselines=torch.zeros_like(num),  # standardised columns: zero is the train mean
             target=targets,

@@ -1,0 +1,37 @@
+"""Writing one file so that an older one is replaced whole or not at all, and nothing else is written.
+
+The new content goes to a fresh temporary file beside the target (created exclusively: a planted link
+of a guessable name cannot redirect it) and is renamed over the target; `os.replace` replaces a link
+at the target itself, never the file it points to.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_file(path: Path, data: str | bytes) -> None:
+    """`data` (text as UTF-8) into `path`, atomically."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def within(path: Path, folder: Path) -> bool:
+    """`path` and, for a folder, everything below it lie inside `folder` once links are followed (a link loop
+    counts as outside)."""
+    folder = folder.resolve()
+    try:
+        if not path.resolve().is_relative_to(folder):
+            return False
+        below = path.rglob("*") if path.is_dir() else []
+        return all(p.resolve().is_relative_to(folder) for p in below if p.is_symlink())
+    except (OSError, RuntimeError):  # a link loop
+        return False

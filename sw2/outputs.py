@@ -1,0 +1,125 @@
+"""Where sw2 may write: `--out` replaces only what sw2 wrote itself, never a user's files.
+
+Checked before any work (and before torch is imported, so a bad `--out` costs nothing): a path that does
+not exist, an empty folder, or an older sw2 output holding nothing but the files sw2 writes there may be
+replaced; a file, the working folder or one above it, a folder holding the spec or anything it reads, and
+a checkpoint folder holding other files may not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sw2.errors import UserError
+from sw2.spec import Spec
+
+REQUIRED = ("model.safetensors", "model.json", "preprocess.json", "spec.yaml")  # every bundle has these
+BUNDLE_FILES = REQUIRED + (  # and may have these: all that sw2 writes into a bundle
+    "metrics.json",
+    "history.jsonl",
+    "fingerprint.json",
+    "curves.png",
+    "confusion.png",
+    "tensorboard",
+    "what_the_net_sees.png",
+    "what_the_net_sees.csv",
+    "report.html",
+    "tests.xml",
+    "lr_finder.png",
+    "samples.txt",
+)
+DOCTOR_FILES = ("doctor.json", "label_errors.csv")  # what `sw2 doctor` writes: its findings folder
+DOCTOR_WRITES = DOCTOR_FILES + ("label_errors.png",)
+CHECKPOINT = "checkpoint.pt"
+REPLACE_FIX = "give --out a new or empty folder, or an older sw2 output to replace"
+
+
+def check_replaceable(
+    out: Path, marks: tuple[str, ...] = REQUIRED, what: str = "an sw2 bundle", writes: tuple[str, ...] = BUNDLE_FILES
+) -> None:
+    """Refuse (UserError) an `out` that `write_atomic` must not replace: only a path that does not exist, an
+    empty folder, or a folder holding the files `marks` (`what`, an older one) and nothing but the files sw2
+    `writes` there may be replaced. Never a file, a path inside a file, the working folder or one holding it."""
+    path, cwd = out.resolve(), Path.cwd().resolve()
+    if path == cwd or path in cwd.parents:
+        raise UserError(f"{out}: is the working folder{'' if path == cwd else ' or holds it'}; {REPLACE_FIX}")
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{out}: is a file, not a folder; {REPLACE_FIX}")
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise UserError(f"{out}: {blocker} is a file, not a folder; {REPLACE_FIX}")
+    if not path.is_dir():
+        return
+    names = sorted(p.name for p in path.iterdir())
+    if names and not all(m in names for m in marks):
+        shown = next((n for n in names if n not in marks), names[0])
+        raise UserError(f"{out}: holds files that are not {what} (e.g. {shown}); {REPLACE_FIX}")
+    yours = [n for n in names if n not in writes and not _leftover(n)]
+    if yours:
+        raise UserError(f"{out}: is {what}, but also holds {yours[0]}, which sw2 did not write; {REPLACE_FIX}")
+
+
+def _leftover(name: str) -> bool:
+    """A temporary file of an interrupted sw2 write (".report.html.x1y2.tmp")."""
+    return name.startswith(".") and ".tmp" in name
+
+
+def checkpoint_dir(out: Path) -> Path:
+    out = out.resolve()
+    return out.with_name(out.name + ".checkpoint")
+
+
+def spec_reads(spec: Spec, root: Path) -> list[tuple[str, Path]]:
+    """The files and folders a run of `spec` reads, each with the field that names it."""
+    found = [("the spec's folder", root)] + [(field, root / rel) for field, rel in spec.named_paths()]
+    cache = spec.data.cache_dir
+    return found + ([("data.cache_dir", Path(cache).expanduser())] if cache else [])
+
+
+def guard_out(
+    out: Path,
+    spec: Spec,
+    root: Path,
+    marks: tuple[str, ...] = REQUIRED,
+    what: str = "an sw2 bundle",
+    checkpoint: bool = True,
+    writes: tuple[str, ...] = BUNDLE_FILES,
+) -> None:
+    """Refuse, before any work, an `out` whose replacement would destroy user files: whatever
+    `check_replaceable` refuses, a folder holding something the spec reads (its own folder `root`
+    included), and (`checkpoint`) a checkpoint folder beside it that holds anything but a checkpoint."""
+    check_replaceable(out, marks, what, writes)
+    replaced = [out.resolve()] + ([checkpoint_dir(out)] if checkpoint else [])
+    for field, path in spec_reads(spec, root):
+        for folder in replaced:
+            if folder == path.resolve() or folder in path.resolve().parents:
+                raise UserError(f"{folder}: holds {field} ({path}), which this run reads; {REPLACE_FIX}")
+    if checkpoint:
+        _check_checkpoint_folder(checkpoint_dir(out))
+
+
+def _check_checkpoint_folder(ckpt: Path) -> None:
+    """Training deletes and rewrites this folder: it may hold only what sw2 keeps there."""
+    if ckpt.exists() and not ckpt.is_dir():
+        raise UserError(f"{ckpt}: a file where training keeps its checkpoint; move it away or give another --out")
+    stray = sorted(p.name for p in ckpt.iterdir() if not is_checkpoint_file(p.name)) if ckpt.is_dir() else []
+    if stray:
+        raise UserError(
+            f"{ckpt}: holds files that are not an sw2 checkpoint (e.g. {stray[0]}), and training keeps its "
+            f"checkpoint there; move them away or give another --out"
+        )
+
+
+def is_checkpoint_file(name: str) -> bool:
+    """Whether a name in a checkpoint folder is sw2's: the checkpoint, its temporary file, the TensorBoard logs."""
+    return name in (CHECKPOINT, "tensorboard") or name.startswith(f".{CHECKPOINT}.tmp")
+
+
+def bundle_out(spec: Spec, out: str | Path | None) -> Path:
+    """Where `sw2 train` writes: `out`, else runs/<name>."""
+    return Path(out) if out else Path("runs") / spec.name
+
+
+def doctor_out(spec: Spec, out: str | Path | None) -> Path:
+    """Where `sw2 doctor` writes: `out`, else runs/<name>.doctor."""
+    return Path(out) if out else Path("runs") / f"{spec.name}.doctor"
