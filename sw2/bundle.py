@@ -39,7 +39,8 @@ from sw2.errors import UserError
 from sw2.files import within
 from sw2.models import build
 from sw2.outputs import REQUIRED, check_replaceable
-from sw2.spec import Spec, load_yaml, parse_spec
+from sw2.spec import Spec, parse_spec
+from sw2.yamlfile import load_yaml
 
 
 def write_atomic(out: Path, fill: Callable[[Path], None], **replaceable: Any) -> Path:

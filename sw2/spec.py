@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from sw2 import where
 from sw2.errors import UserError
+from sw2.yamlfile import load_yaml
 
 InputType = Literal["number", "category", "image", "text"]
 
@@ -488,46 +489,6 @@ def parse_spec(raw: Any, source: str = "spec") -> Spec:
         return Spec.model_validate(raw)
     except ValidationError as err:
         raise UserError(_first_error(err, source)) from None
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, except that a key given twice in one mapping is an error (not the last one kept)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                repeated = key in seen
-            except TypeError:  # an unhashable key: the base class says so
-                continue
-            if repeated:
-                raise yaml.constructor.ConstructorError(
-                    f"first at line {seen[key]}", None, f"duplicate key '{key}'", key_node.start_mark
-                )
-            seen[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep=deep)
-
-
-def load_yaml(path: Path) -> Any:
-    """The YAML file's content, as UTF-8 text, with duplicate keys refused; one-line errors with the line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise UserError(
-            f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at position {err.start}); "
-            f"save the file as UTF-8"
-        ) from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or "malformed YAML"
-        if problem.startswith("duplicate key"):
-            first = getattr(err, "context", "")
-            raise UserError(f"{path}: {problem}{at} ({first}); keep one of them") from None
-        raise UserError(f"{path}: malformed YAML{at}: {problem}; fix the indentation or quoting") from None
 
 
 def load_spec(path: str | Path) -> tuple[Spec, Path]:
