@@ -68,7 +68,8 @@ def training_summary(result: FitResult, prepare_seconds: float) -> dict[str, Any
         "stopped": result.stopped,
         "best_epoch": result.best_epoch,
         "prepare_seconds": round(prepare_seconds, 3),
-        "threads": torch.get_num_threads(),
+        "threads": result.extra["threads"]["threads"],  # at the end; how it was chosen in thread_choice
+        "thread_choice": result.extra["threads"],
     }
 
 

@@ -239,7 +239,13 @@ class TrainSpec(Strict):
         "auto", description="auto uses bf16 only where the hardware runs it natively (AMX, CUDA)"
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int | None = Field(None, ge=1, description="CPU threads (default: the cores this process may use)")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads; default: chosen by timing real training steps (all cores, one fewer, or one) and "
+        "chosen again when the step time drifts, e.g. when another process starts using a core. Pin it for "
+        "bit-exact --resume: a timed choice may differ between runs, and so may float rounding",
+    )
 
 
 class AugmentSpec(Strict):

@@ -9,6 +9,7 @@ from functools import cache
 
 import torch
 
+from sw2.engine.threads import ThreadTuner, candidates, last_choice
 from sw2.spec import TrainSpec
 
 
@@ -48,6 +49,15 @@ def autocast_dtype(train: TrainSpec, device: torch.device) -> torch.dtype | None
 
 def set_threads(train: TrainSpec) -> None:
     torch.set_num_threads(train.threads or cores())
+
+
+def thread_tuner(train: TrainSpec, device: torch.device) -> ThreadTuner | None:
+    """The CPU's thread count for training: `train.threads` pins it (no tuner), else a ThreadTuner times real
+    steps to choose it (on a GPU the CPU threads barely matter: all cores, no tuner)."""
+    if train.threads or device.type != "cpu":
+        torch.set_num_threads(train.threads or cores())
+        return None
+    return ThreadTuner(candidates(cores()), first=last_choice())
 
 
 @cache

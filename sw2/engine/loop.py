@@ -98,9 +98,10 @@ def fit(
     verbose: bool = True,
 ) -> FitResult:
     cfg, aug = spec.train, spec.augment
-    hardware.set_threads(cfg)
     hardware.tune_malloc()
     device = hardware.device_for(cfg)
+    threads_before = torch.get_num_threads()
+    tuner = hardware.thread_tuner(cfg, device)  # None: pinned by train.threads, or not on the CPU
     amp = hardware.autocast_dtype(cfg, device)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -168,6 +169,8 @@ def fit(
         steps = min(len(perm) // bs, total_steps - st.step)  # a pruned epoch keeps whole batches
         loss_sum, seen = torch.zeros((), device=device), 0
         for i in range(steps):
+            if tuner is not None:
+                tuner.step()
             idx = perm[i * bs : (i + 1) * bs]
             batch = {k: v[idx.to(v.device)].to(device, non_blocking=True) for k, v in inputs.items()}
             if augmenting:
@@ -214,7 +217,10 @@ def fit(
             "train_loss": loss_sum.item() / max(seen, 1),
             "lr": cfg.lr * lr_factor(cfg, progress),  # the base lr (groups scale it)
             "time": round(st.elapsed, 3),
+            "threads": torch.get_num_threads(),
         }
+        if tuner is not None:
+            tuner.pause()  # validation and the checkpoint are not steps
         if len(val):  # one view: TTA is for the final scores
             row["val_loss"], row["val_metric"] = validate(model, task, val, device=device, autocast=amp)
         st.history.append(row)
@@ -252,7 +258,10 @@ def fit(
     if st.best_state is not None and st.best_epoch != st.epoch:
         model.load_state_dict(st.best_state)  # restore the best weights
     train_seconds = st.elapsed  # wall time of training and validation, across resumes
+    threads = tuner.record() if tuner is not None else {"threads": torch.get_num_threads(), "pinned": True}
+    torch.set_num_threads(threads_before)  # the process's setting as it was
     return FitResult(
+        extra={"threads": threads},
         model=model.cpu(),
         history=st.history,
         stopped=stopped,
