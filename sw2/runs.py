@@ -18,6 +18,7 @@ from sw2 import __version__
 from sw2.bundle import save, write_atomic
 from sw2.data.dataset import TensorSet
 from sw2.engine import FitResult, fit
+from sw2.engine.hardware import cpu_model
 from sw2.evaluation import plots
 from sw2.outputs import checkpoint_dir
 from sw2.spec import Spec, dump_spec
@@ -70,6 +71,10 @@ def training_summary(result: FitResult, prepare_seconds: float) -> dict[str, Any
         "prepare_seconds": round(prepare_seconds, 3),
         "threads": result.extra["threads"]["threads"],  # at the end; how it was chosen in thread_choice
         "thread_choice": result.extra["threads"],
+        "precision": result.extra["precision"]["precision"],
+        "precision_choice": result.extra["precision"]["how"],
+        "cpu": cpu_model(),
+        "length": result.extra["length"],
     }
 
 

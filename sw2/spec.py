@@ -162,8 +162,19 @@ class EarlyStopping(Strict):
 
 
 class TrainSpec(Strict):
-    epochs: float = Field(20, gt=0, description="may be fractional: 0.8 trains 80% of one epoch")
-    time_budget: float | None = Field(None, gt=0, description="seconds; training stops cleanly when spent")
+    epochs: float | None = Field(
+        None,
+        gt=0,
+        description="may be fractional: 0.8 trains 80% of one epoch; default: chosen from the data's size (more "
+        "passes over a small data set, fewer over a large one), within time_budget or 10 minutes; see "
+        "sw2/engine/length.py",
+    )
+    time_budget: float | None = Field(
+        None,
+        gt=0,
+        description="seconds; training stops cleanly when spent, and the lr schedule follows the time spent where "
+        "that runs out before the epochs (so a resumed budgeted run is not bit-exact: see --resume)",
+    )
     batch_size: int = Field(128, ge=1)
     optimizer: Literal["sgd", "momentum", "nesterov", "adam", "adamw", "muon"] = Field(
         "adamw",
@@ -236,15 +247,26 @@ class TrainSpec(Strict):
     )
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="auto uses bf16 only where the hardware runs it natively (AMX, CUDA)"
+        "auto",
+        description="training precision; auto: bf16 on CUDA, and on a CPU whose flags promise native bf16 (AMX, "
+        "AVX512-BF16) only where the pre-flight timed it faster than fp32 (cached per CPU, torch and model). "
+        "Validation and every reported figure are fp32",
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(
         None,
         ge=1,
         description="CPU threads; default: chosen by timing real training steps (all cores, one fewer, or one) and "
-        "chosen again when the step time drifts, e.g. when another process starts using a core. Pin it for "
-        "bit-exact --resume: a timed choice may differ between runs, and so may float rounding",
+        "chosen again when the step time drifts, e.g. when another process starts using a core. A timed choice "
+        "may differ between runs, and float sums round differently with another count: pin it, or set "
+        "deterministic, for bit-identical reruns",
+    )
+    deterministic: bool = Field(
+        False,
+        description="bit-identical reruns of a seed and bit-exact --resume on the same machine: threads pinned "
+        "(train.threads, else all cores), deterministic algorithms only (on CUDA slower; an op without one "
+        "raises). Not across machines, torch versions or thread counts; with time_budget the schedule follows "
+        "the clock, so such a run is not bit-exact",
     )
 
 

@@ -99,6 +99,15 @@ def make_image_folder(root: Path, per_class: int = 24, seed: int = 0) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test its own sw2 cache (the precision timings), inherited by the CLI processes it starts: no test
+    reads another's timing, none writes to the user's home."""
+    folder = tmp_path_factory.mktemp("sw2-cache")
+    monkeypatch.setenv("SW2_CACHE", str(folder))
+    return folder
+
+
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     return make_image_folder(tmp_path / "images")

@@ -153,10 +153,18 @@ def test_prune_easy_spends_the_same_steps_on_more_epochs(tmp_path):
     assert sw2.load(tmp_path / "b").metrics["test"]["accuracy"] >= 0.95
 
 
-def test_early_stopping_restores_best_weights(tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_early_stopping_restores_best_weights(tmp_path, precision):
+    """Validation, early stopping's choice and the final figures are all fp32, whatever the training precision."""
     spec = {
         "data": {"source": "package", "name": "wine"},
-        "train": {"epochs": 200, "lr": 0.01, "schedule": "constant", "early_stopping": {"patience": 3}},
+        "train": {
+            "epochs": 200,
+            "lr": 0.01,
+            "schedule": "constant",
+            "early_stopping": {"patience": 3},
+            "precision": precision,
+        },
     }
     bundle = sw2.train(spec, tmp_path / "b", verbose=False)
     t = bundle.metrics["training"]

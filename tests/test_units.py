@@ -11,7 +11,7 @@ import torch
 from sw2.data.idx import read_idx
 from sw2.data.split import split_indices
 from sw2.engine.augment import augment
-from sw2.engine.hardware import autocast_dtype, tune_malloc
+from sw2.engine.hardware import tune_malloc
 from sw2.engine.optim import lr_factor
 from sw2.engine.prune import EasyPruner
 from sw2.errors import UserError
@@ -66,12 +66,6 @@ def test_idx_reader(tmp_path):
     (tmp_path / "bad").write_bytes(b"\x01\x02\x03\x04")
     with pytest.raises(UserError, match="bad magic"):
         read_idx(tmp_path / "bad")
-
-
-def test_bf16_only_where_native():
-    cpu = torch.device("cpu")
-    assert autocast_dtype(TrainSpec(precision="fp32"), cpu) is None
-    assert autocast_dtype(TrainSpec(precision="bf16"), cpu) == torch.bfloat16
 
 
 def test_malloc_tuning_runs():

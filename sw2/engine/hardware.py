@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
+from pathlib import Path
 
 import torch
 
@@ -21,14 +25,15 @@ def cores() -> int:
 
 
 @cache
-def cpu_has_native_bf16() -> bool:
-    """True where the CPU computes bf16 matrices natively (AMX or AVX512-BF16); elsewhere bf16 is emulated
-    and several times slower than fp32."""
+def cpu_model() -> str:
+    """The CPU's model name (what a speed measurement holds for), e.g. 'AMD EPYC 7B13'."""
     try:
-        flags = open("/proc/cpuinfo").read()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
     except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def device_for(train: TrainSpec) -> torch.device:
@@ -37,27 +42,35 @@ def device_for(train: TrainSpec) -> torch.device:
     return torch.device("cpu")
 
 
-def autocast_dtype(train: TrainSpec, device: torch.device) -> torch.dtype | None:
-    """bf16 autocast where it is native and asked for (or auto); None means plain fp32."""
-    if train.precision == "fp32":
-        return None
-    if train.precision == "bf16":
-        return torch.bfloat16
-    native = device.type == "cuda" or cpu_has_native_bf16()
-    return torch.bfloat16 if native else None
-
-
-def set_threads(train: TrainSpec) -> None:
-    torch.set_num_threads(train.threads or cores())
-
-
 def thread_tuner(train: TrainSpec, device: torch.device) -> ThreadTuner | None:
-    """The CPU's thread count for training: `train.threads` pins it (no tuner), else a ThreadTuner times real
-    steps to choose it (on a GPU the CPU threads barely matter: all cores, no tuner)."""
-    if train.threads or device.type != "cpu":
+    """The CPU's thread count for training: `train.threads` pins it (no tuner), and so does `deterministic`
+    (all cores unless given: float sums split across threads round differently with another count), else a
+    ThreadTuner times real steps to choose it (on a GPU the CPU threads barely matter: all cores, no tuner)."""
+    if train.threads or train.deterministic or device.type != "cpu":
         torch.set_num_threads(train.threads or cores())
         return None
     return ThreadTuner(candidates(cores()), first=last_choice())
+
+
+@contextmanager
+def determinism(train: TrainSpec, device: torch.device) -> Iterator[None]:
+    """With `train.deterministic`, deterministic algorithms only (an op that has none raises), for the
+    duration of the block; the process's settings are put back after it. On CUDA, cuBLAS also needs
+    CUBLAS_WORKSPACE_CONFIG before its first use: set here unless the user set it, which is only in time
+    where this run is the first CUDA work of the process."""
+    if not train.deterministic:
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.benchmark = before[1]
 
 
 @cache

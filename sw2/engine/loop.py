@@ -2,8 +2,11 @@
 
 Data stays in memory as tensors; each epoch draws a permutation from a seeded generator (less some
 well-learned examples with `prune_easy`) and slices batches from it. Validation runs after each epoch
-(one view, no test-time augmentation); a checkpoint is written after each epoch so that `resume`
-continues exactly where the run stopped.
+(one view, no test-time augmentation, fp32 whatever the training precision); a checkpoint is written after
+each epoch so that `resume` continues where the run stopped: bit-exact with `deterministic` (or pinned
+threads) and no time budget. With a time budget the lr schedule follows the clock: a resumed run keeps the
+time already spent (the budget is not restarted), the data order and every state, but its lr at each later
+step follows its own clock, so it matches an uninterrupted run only up to that.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ import torch
 from torch import nn
 
 from sw2.data.dataset import TensorSet
-from sw2.engine import checkpoint, hardware
+from sw2.engine import checkpoint, hardware, precision
 from sw2.engine.augment import alternating_flips, augment, augment_text, is_active, text_active
+from sw2.engine.length import plan
 from sw2.engine.lookahead import Lookahead
 from sw2.engine.optim import layer_groups, lr_factor, make_optimizer
 from sw2.engine.predict import predict
@@ -97,12 +101,33 @@ def fit(
     log_dir: Path | None = None,
     verbose: bool = True,
 ) -> FitResult:
+    """Train `model` on `train` as `spec.train` says, validating on `val` after each epoch. The process's
+    thread count and determinism settings are as they were when it returns."""
+    threads_before = torch.get_num_threads()
+    device = hardware.device_for(spec.train)
+    try:
+        with hardware.determinism(spec.train, device):
+            return _fit(model, task, train, val, spec, device, checkpoint_dir, resume, run_key, log_dir, verbose)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _fit(
+    model: nn.Module,
+    task: Task,
+    train: TensorSet,
+    val: TensorSet,
+    spec: Spec,
+    device: torch.device,
+    checkpoint_dir: Path | None,
+    resume: bool,
+    run_key: str,
+    log_dir: Path | None,
+    verbose: bool,
+) -> FitResult:
     cfg, aug = spec.train, spec.augment
     hardware.tune_malloc()
-    device = hardware.device_for(cfg)
-    threads_before = torch.get_num_threads()
-    tuner = hardware.thread_tuner(cfg, device)  # None: pinned by train.threads, or not on the CPU
-    amp = hardware.autocast_dtype(cfg, device)
+    tuner = hardware.thread_tuner(cfg, device)  # None: pinned by train.threads or deterministic, or not a CPU
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model.to(device)
@@ -121,8 +146,12 @@ def fit(
 
     n = len(train)
     bs = min(cfg.batch_size, n)
+    choice = precision.choose(cfg, device, precision.shape_key(model, train.inputs, bs))
+    amp = choice.dtype  # training steps only: validation is fp32
+    length = plan(cfg, n)
+    budget = length.time_budget
     steps_per_epoch = max(1, n // bs)  # the last partial batch is dropped (a fresh permutation each epoch)
-    total_steps = max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    total_steps = max(1, math.ceil(length.epochs * steps_per_epoch))
     total_steps += (-total_steps) % cfg.accumulate  # end on a whole optimizer step
 
     st = _State()
@@ -157,7 +186,7 @@ def fit(
     def progress_now() -> float:
         """The share of training done: of the steps, or of the time budget if that runs out first."""
         done = st.step / total_steps
-        return max(done, (time.perf_counter() - start) / cfg.time_budget) if cfg.time_budget else done
+        return max(done, (time.perf_counter() - start) / budget) if budget else done
 
     while st.step < total_steps and stopped == "completed":
         st.epoch += 1
@@ -207,7 +236,7 @@ def fit(
             seen += 1
             if i % 8 == 0:  # reading the loss syncs a GPU, so not every step
                 reporter.step(st.step, st.epoch, loss_sum.item() / seen)
-            if cfg.time_budget and time.perf_counter() - start > cfg.time_budget:
+            if budget and time.perf_counter() - start > budget:
                 stopped = "time_budget"
                 break
         st.elapsed = time.perf_counter() - start
@@ -222,7 +251,7 @@ def fit(
         if tuner is not None:
             tuner.pause()  # validation and the checkpoint are not steps
         if len(val):  # one view: TTA is for the final scores
-            row["val_loss"], row["val_metric"] = validate(model, task, val, device=device, autocast=amp)
+            row["val_loss"], row["val_metric"] = validate(model, task, val, device=device)  # fp32, as reported
         st.history.append(row)
         reporter.epoch(row, task.metric)
 
@@ -259,9 +288,8 @@ def fit(
         model.load_state_dict(st.best_state)  # restore the best weights
     train_seconds = st.elapsed  # wall time of training and validation, across resumes
     threads = tuner.record() if tuner is not None else {"threads": torch.get_num_threads(), "pinned": True}
-    torch.set_num_threads(threads_before)  # the process's setting as it was
     return FitResult(
-        extra={"threads": threads},
+        extra={"threads": threads, "precision": choice.to_json(), "length": length.to_json()},
         model=model.cpu(),
         history=st.history,
         stopped=stopped,

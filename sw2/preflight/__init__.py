@@ -6,12 +6,12 @@ import time
 
 from sw2.data.corpus import Prepared as TextPrepared
 from sw2.data.dataset import Prepared
-from sw2.engine import hardware
 from sw2.errors import UserError
 from sw2.preflight.data_checks import data_verdicts
 from sw2.preflight.gradients import gradient_health
 from sw2.preflight.lr_finder import LRSweep, sweep
 from sw2.preflight.recipe import Data, recipe_verdicts
+from sw2.preflight.speed import speed
 from sw2.preflight.verdict import Verdict
 from sw2.spec import Spec
 from sw2.tasks import Task
@@ -27,7 +27,7 @@ def resolve_lr(spec: Spec, data: Prepared, task: Task) -> tuple[Spec, LRSweep | 
 
 def preflight(spec: Spec, data: Data, task: Task, found: LRSweep | None = None) -> list[Verdict]:
     """Every check's verdict; `found` is the lr sweep when the spec asked for `lr: auto`."""
-    hardware.set_threads(spec.train)  # the checks train too: with the threads that training will use
+    first = speed(spec, data, task)  # first: the checks after it train with the threads it chose
     lr = []
     if found is not None and len(found.lrs) <= 2:
         msg = f"the lr sweep diverged at once, so lr: auto fell back to {found.suggestion:.0e}; set train.lr by hand"
@@ -36,7 +36,7 @@ def preflight(spec: Spec, data: Data, task: Task, found: LRSweep | None = None) 
         span = f"{len(found.lrs)}-step sweep from {found.lrs[0]:.0e} to {found.lrs[-1]:.0e}"
         lr = [Verdict("learning rate", "PASS", f"lr: auto -> {found.suggestion:.3g} (valley of a {span})")]
     tables = [] if isinstance(data, TextPrepared) else data_verdicts(data)  # a language model's text: no rows
-    return [*tables, *lr, *recipe_verdicts(spec, data, task), *gradient_health(spec, data, task)]
+    return [first, *tables, *lr, *recipe_verdicts(spec, data, task), *gradient_health(spec, data, task)]
 
 
 def run_preflight(

@@ -21,6 +21,7 @@ from sw2.data.dataset import Prepared, TensorSet
 from sw2.data.examples import Examples
 from sw2.data.split import fold_ids, split_indices
 from sw2.engine import fit, predict
+from sw2.engine.length import DEFAULT_BUDGET
 from sw2.errors import UserError
 from sw2.models import initialised
 from sw2.spec import Spec
@@ -89,7 +90,8 @@ def out_of_fold(
     k = int(max(2, min(doc.folds, np.bincount(labels).min())))
     if k < doc.folds:
         log(f"doctor: {k} folds instead of {doc.folds}: the smallest class has only {k} examples")
-    update: dict[str, Any] = {"time_budget": cfg.time_budget / k if cfg.time_budget else None}
+    budget = cfg.time_budget or (DEFAULT_BUDGET if cfg.epochs is None and doc.epochs is None else None)
+    update: dict[str, Any] = {"time_budget": budget / k if budget else None}  # a chosen length: its budget too
     if doc.epochs is not None:
         update["epochs"] = doc.epochs
     fold_spec = spec.model_copy(update={"train": cfg.model_copy(update=update)})

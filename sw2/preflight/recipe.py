@@ -26,6 +26,7 @@ from sw2.data.corpus import Prepared as TextPrepared
 from sw2.data.corpus import unigram_counts
 from sw2.data.dataset import Prepared, TensorSet
 from sw2.engine import fit
+from sw2.engine.length import plan
 from sw2.engine.optim import make_optimizer
 from sw2.models import initialised
 from sw2.preflight.probe import linear_probe
@@ -289,8 +290,9 @@ def inputs_matter(spec: Spec, p: Data, task: Task, steps: tuple[int, int] = (30,
 def budget_seconds(spec: Spec, p: Data, per_step: float, share: float = 0.1, floor: float = 60.0) -> float:
     """What an optional, longer check may cost: `share` of the planned training (its steps at `per_step`
     seconds each, or its time budget if shorter), and never less than `floor` seconds."""
-    steps = spec.train.epochs * math.ceil(len(p.train) / spec.train.batch_size)
-    planned = min(steps * per_step, spec.train.time_budget or math.inf)
+    length = plan(spec.train, len(p.train))
+    steps = length.epochs * math.ceil(len(p.train) / spec.train.batch_size)
+    planned = min(steps * per_step, length.time_budget or math.inf)
     return max(floor, share * planned)
 
 

@@ -1,0 +1,80 @@
+"""How training will run here: the thread count and the precision, each chosen by timing real steps.
+
+Short trainings of the spec's model on a slice of the training data, at the spec's batch size, through the
+same `fit` as training. The first one's thread probe (all cores, one fewer, one: see
+sw2/engine/threads.py) gives the count training starts from; where `precision: auto` rests on the CPU's
+flags alone (they promise native bf16), a few steps in each precision decide it, and the verdict is cached
+(sw2/engine/precision.py) for training and later runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from sw2.engine import FitResult, fit, hardware, precision
+from sw2.models import initialised
+from sw2.preflight.recipe import Data, subset
+from sw2.preflight.verdict import Verdict
+from sw2.spec import Spec
+from sw2.tasks import Task
+
+PROBE_STEPS = 24  # enough for a full probe of three thread counts (2 warm-up + 5 steps each, fewer if hopeless)
+PRECISION_STEPS = 6  # timed steps per precision, after as many untimed
+
+
+def _steps(spec: Spec, p: Data, task: Task, steps: int, epochs: int = 1, **train: Any) -> FitResult:
+    """`epochs` x `steps` training steps on a slice of the training data, no validation."""
+    bs = min(spec.train.batch_size, len(p.train))
+    data = subset(p.train, min(len(p.train), steps * bs), spec.train.seed)
+    update = {"epochs": float(epochs), "time_budget": None, "early_stopping": None, "lookahead": False}
+    update |= {"prune_easy": 0.0, **train}
+    short = spec.model_copy(update={"train": spec.train.model_copy(update=update)})
+    _, _, model = initialised(short, p.encoder, p.train, task)
+    return fit(model, task, data, data.take(np.arange(0)), short, verbose=False)
+
+
+def _threads(spec: Spec, p: Data, task: Task) -> tuple[int, str]:
+    """The count training starts with, and what was measured."""
+    record = _steps(spec, p, task, PROBE_STEPS).extra["threads"]
+    if record.get("pinned"):
+        why = "train.threads" if spec.train.threads else "deterministic" if spec.train.deterministic else "not a CPU"
+        return record["threads"], f"threads {record['threads']} (pinned: {why})"
+    if not record["probes"]:
+        return record["threads"], f"threads {record['threads']} (one core)"
+    probe = record["probes"][-1]
+    ms = ", ".join(f"{c}: {t:.1f}" for c, t in probe["ms_per_step"].items())
+    return probe["chosen"], f"threads {probe['chosen']} of {hardware.cores()} (ms/step by thread count: {ms})"
+
+
+def _seconds_per_step(spec: Spec, p: Data, task: Task, threads: int):
+    def timed(dtype: torch.dtype | None) -> float:
+        """Two epochs of PRECISION_STEPS steps: the second is timed (the first warms up the kernels)."""
+        name = "fp32" if dtype is None else "bf16"
+        history = _steps(spec, p, task, PRECISION_STEPS, epochs=2, precision=name, threads=threads).history
+        return (history[1]["time"] - history[0]["time"]) / PRECISION_STEPS
+
+    return timed
+
+
+def speed(spec: Spec, p: Data, task: Task) -> Verdict:
+    """PASS with the choices made and the step times measured; WARN where fewer threads than cores ran
+    faster (another process is using the CPU)."""
+    threads, said = _threads(spec, p, task)
+    device = hardware.device_for(spec.train)
+    _, _, model = initialised(spec, p.encoder, p.train, task)
+    bs = min(spec.train.batch_size, len(p.train))
+    shape = precision.shape_key(model, p.train.inputs, bs)
+    choice = precision.decide(spec.train, device, shape, _seconds_per_step(spec, p, task, threads))
+    msg = f"{said}; precision {choice.name} ({choice.how})"
+    busy = device.type == "cpu" and threads < hardware.cores() and not spec.train.threads
+    if busy:
+        return Verdict(
+            "speed",
+            "WARN",
+            f"{msg}: fewer threads ran faster, so other work is using this CPU; "
+            "training starts with that count and times it again as load changes",
+        )
+    return Verdict("speed", "PASS", msg)
