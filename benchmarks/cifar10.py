@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 import sw2
-from benchmarks.common import ROOT, datasets_dir, markdown_table
+from benchmarks.common import ROOT, datasets_dir, machine, markdown_table
 
 
 def spec_for(path: Path, seed: int) -> dict:
@@ -27,6 +27,7 @@ def spec_for(path: Path, seed: int) -> dict:
 
 
 def main() -> None:
+    print(machine(), flush=True)  # CPU model and flags, torch, threads
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--spec", type=Path, default=ROOT / "examples" / "cifar10.yaml")

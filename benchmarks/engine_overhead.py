@@ -16,7 +16,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import mnist_tensors
+from benchmarks.common import machine, mnist_tensors
 from sw2.data.dataset import TensorSet
 from sw2.engine import fit
 from sw2.engine.hardware import tune_malloc
@@ -85,6 +85,7 @@ def sw2_loop(x: torch.Tensor, y: torch.Tensor, mean: float, std: float) -> float
 
 
 def main() -> None:
+    print(machine(), flush=True)  # CPU model and flags, torch, threads
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--images", type=int, default=20000)

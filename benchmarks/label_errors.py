@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 
 import sw2
-from benchmarks.common import ROOT, datasets_dir
+from benchmarks.common import ROOT, datasets_dir, machine
 from sw2.data import idx
 
 
@@ -68,6 +68,7 @@ def run(seed: int, share: float, folds: int | None, epochs: float | None) -> dic
 
 
 def main() -> None:
+    print(machine(), flush=True)  # CPU model and flags, torch, threads
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--share", type=float, default=0.02)

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 import sw2
-from benchmarks.common import ROOT, datasets_dir, markdown_table
+from benchmarks.common import ROOT, datasets_dir, machine, markdown_table
 
 RUNS: dict[str, dict] = {
     "gpt": {},  # examples/tinyshakespeare.yaml as it is
@@ -70,6 +70,7 @@ def sampling_speed(bundle: sw2.bundle.Bundle, repeats: int, tokens: int = 500) -
 
 
 def main() -> None:
+    print(machine(), flush=True)  # CPU model and flags, torch, threads
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", nargs="+", default=["gpt", "gpt_char", "nanogpt_recipe"], choices=list(RUNS))
     ap.add_argument("--repeats", type=int, default=3)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 import yaml
 
 import sw2
-from benchmarks.common import ROOT, datasets_dir
+from benchmarks.common import ROOT, datasets_dir, machine
 from sw2.data import prepare
 from sw2.engine.hardware import tune_malloc
 from sw2.models import build, choose
@@ -71,6 +71,7 @@ def plain(data, spec, seed: int) -> tuple[float, float]:
 
 
 def main() -> None:
+    print(machine(), flush=True)  # CPU model and flags, torch, threads
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--quick-epochs", type=float, default=1.0)

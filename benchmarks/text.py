@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 
 import sw2
-from benchmarks.common import ROOT, markdown_table
+from benchmarks.common import ROOT, machine, markdown_table
 from sw2.data import prepare
 from sw2.spec import parse_spec
 
@@ -95,6 +95,7 @@ def median_row(runs: list[dict]) -> dict:
 
 
 def main() -> None:
+    print(machine(), flush=True)  # CPU model and flags, torch, threads
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--seeds", type=int, default=1, help="training seeds per sw2 model (the split stays the same)")

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 import sw2
-from benchmarks.common import datasets_dir
+from benchmarks.common import datasets_dir, machine
 
 DATA = {"split": {"val": 0.02, "seed": 0}, "limit": 1000}
 RUNS: dict[str, dict] = {
@@ -70,6 +70,7 @@ def run(name: str, out: Path) -> dict:
 
 
 def main() -> None:
+    print(machine(), flush=True)  # CPU model and flags, torch, threads
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     args = ap.parse_args()
