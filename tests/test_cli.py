@@ -131,11 +131,11 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
         "augment": {"translate": 1},
     }
     write_spec(tmp_path, spec)
-    assert sw2("train", "spec.yaml", "--quiet", "--out", "full", cwd=tmp_path).returncode == 0
+    assert sw2("train", "spec.yaml", "--quiet", "--no-check", "--out", "full", cwd=tmp_path).returncode == 0
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sw2.cli", "train", "spec.yaml", "--quiet", "--out", "cut"],
+        [sys.executable, "-m", "sw2.cli", "train", "spec.yaml", "--quiet", "--no-check", "--out", "cut"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -156,7 +156,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     epoch_at_kill = torch.load(ckpt, weights_only=True)["state"]["epoch"]
     assert 3 <= epoch_at_kill < 8
 
-    res = sw2("train", "spec.yaml", "--quiet", "--out", "cut", "--resume", cwd=tmp_path)
+    res = sw2("train", "spec.yaml", "--quiet", "--no-check", "--out", "cut", "--resume", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     a, b = (
         load_file(str(tmp_path / "full" / "model.safetensors")),

@@ -248,7 +248,7 @@ def _fit(
             "time": round(st.elapsed, 3),
             "threads": torch.get_num_threads(),
         }
-        if tuner is not None:
+        if tuner is not None and (len(val) or checkpoint_dir is not None):
             tuner.pause()  # validation and the checkpoint are not steps
         if len(val):  # one view: TTA is for the final scores
             row["val_loss"], row["val_metric"] = validate(model, task, val, device=device)  # fp32, as reported
