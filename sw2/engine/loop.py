@@ -108,6 +108,11 @@ def fit(
     try:
         with hardware.determinism(spec.train, device):
             return _fit(model, task, train, val, spec, device, checkpoint_dir, resume, run_key, log_dir, verbose)
+    except RuntimeError as err:
+        if spec.train.deterministic and "deterministic" in str(err):  # an op with no deterministic version
+            first = str(err).strip().splitlines()[0]
+            raise UserError(f"train.deterministic: {first}; set deterministic: false, or train on the CPU") from None
+        raise
     finally:
         torch.set_num_threads(threads_before)
 
@@ -146,7 +151,8 @@ def _fit(
 
     n = len(train)
     bs = min(cfg.batch_size, n)
-    choice = precision.choose(cfg, device, precision.shape_key(model, train.inputs, bs))
+    shape = precision.shape_key(model, train.inputs, bs)
+    choice = precision.choose(cfg, device, shape)
     amp = choice.dtype  # training steps only: validation is fp32
     length = plan(cfg, n)
     budget = length.time_budget
@@ -289,7 +295,7 @@ def _fit(
     train_seconds = st.elapsed  # wall time of training and validation, across resumes
     threads = tuner.record() if tuner is not None else {"threads": torch.get_num_threads(), "pinned": True}
     return FitResult(
-        extra={"threads": threads, "precision": choice.to_json(), "length": length.to_json()},
+        extra={"threads": threads, "precision": choice.to_json(), "shape": shape, "length": length.to_json()},
         model=model.cpu(),
         history=st.history,
         stopped=stopped,

@@ -37,18 +37,20 @@ def _steps(spec: Spec, p: Data, task: Task, steps: int, **train: Any) -> FitResu
     return fit(model, task, data, data.take(np.arange(0)), short, verbose=False)
 
 
-def _threads(spec: Spec, p: Data, task: Task) -> tuple[int, str]:
-    """The count training starts with, and what was measured."""
-    record = _steps(spec, p, task, PROBE_STEPS).extra["threads"]
+def _threads(spec: Spec, p: Data, task: Task) -> tuple[int, str, str]:
+    """The count training starts with, what was measured, and the model's shape key (sw2/engine/precision.py:
+    the short run's model and batch size are training's)."""
+    extra = _steps(spec, p, task, PROBE_STEPS).extra
+    record, shape = extra["threads"], extra["shape"]
     if record.get("pinned"):
         why = "train.threads" if spec.train.threads else "deterministic" if spec.train.deterministic else "not a CPU"
-        return record["threads"], f"threads {record['threads']} (pinned: {why})"
+        return record["threads"], f"threads {record['threads']} (pinned: {why})", shape
     if not record["probes"]:
         why = "one core" if len(record["choices"]) < 2 else "too few steps to time"
-        return record["threads"], f"threads {record['threads']} ({why})"
+        return record["threads"], f"threads {record['threads']} ({why})", shape
     probe = record["probes"][-1]
     ms = ", ".join(f"{c}: {t:.1f}" for c, t in probe["ms_per_step"].items())
-    return probe["chosen"], f"threads {probe['chosen']} of {hardware.cores()} (ms/step by thread count: {ms})"
+    return probe["chosen"], f"threads {probe['chosen']} of {hardware.cores()} (ms/step by thread count: {ms})", shape
 
 
 def _seconds_per_step(spec: Spec, p: Data, task: Task, threads: int):
@@ -68,10 +70,7 @@ def _seconds_per_step(spec: Spec, p: Data, task: Task, threads: int):
 def speed(spec: Spec, p: Data, task: Task) -> Verdict:
     """Always a PASS: the choices made and the step times measured (fewer threads than cores may win where
     other work uses the CPU, or where the model is too small to share out)."""
-    threads, said = _threads(spec, p, task)
+    threads, said, shape = _threads(spec, p, task)
     device = hardware.device_for(spec.train)
-    _, _, model = initialised(spec, p.encoder, p.train, task)
-    bs = min(spec.train.batch_size, len(p.train))
-    shape = precision.shape_key(model, p.train.inputs, bs)
     choice = precision.decide(spec.train, device, shape, _seconds_per_step(spec, p, task, threads))
     return Verdict("speed", "PASS", f"{said}; precision {choice.name} ({choice.how})")
