@@ -31,7 +31,7 @@ def busy(n: int) -> list[subprocess.Popen]:
 
 
 def one_run(pinned: int | None, epochs: float, seed: int) -> dict:
-    threads._last_choice[0] = None  # each run starts as a fresh `sw2 train` would
+    threads.forget()  # each run starts as a fresh `sw2 train --no-check` would
     raw = example_spec(seed, epochs=epochs)
     raw["train"]["threads"] = pinned
     m = sw2.train(raw, "runs/bench-under-load", verbose=False, check=False).metrics["training"]

@@ -94,3 +94,14 @@ def test_a_hopeless_count_costs_one_step_a_probe(first):
     blind = 7 if first is None else 0  # the very first probe measures all cores for 2 + 5 steps
     assert slow_steps <= blind + 2 * len(tuner.probes)
     assert total < 1.04 * 20000 * awful[1] + blind * awful[2]
+
+
+def test_an_earlier_choice_starts_without_a_probe_and_still_follows_the_load():
+    """The pre-flight probed: training starts on its count, pays no probe, and a later load is still seen."""
+
+    def load(t: float, n: int) -> float:
+        return (LOADED if t >= 5.0 else QUIET)[n]
+
+    tuner, total, used = run(load, 3000, first=2)
+    assert used[:400].count(1) == 0, "no probe at the start"
+    assert used[-1] == 1 and tuner.probes and tuner.probes[-1]["chosen"] == 1

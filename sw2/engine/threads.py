@@ -26,6 +26,11 @@ def last_choice() -> int | None:
     return _last_choice[0]
 
 
+def forget() -> None:
+    """The next tuner probes from scratch (the pre-flight measures the machine as it is now)."""
+    _last_choice[0] = None
+
+
 def candidates(cores: int) -> list[int]:
     """All cores first (the usual winner), then one fewer and one: the counts worth timing."""
     return list(dict.fromkeys(c for c in (cores, cores - 1, 1) if c >= 1))
@@ -41,7 +46,9 @@ class ThreadTuner:
     under load the wrong count can be 100x slower, so a probe must not insist. Probes come back when the
     median of the last steps drifts by more than `drift` from the chosen count's measured time, and
     otherwise after `recheck_seconds`; never sooner than what the last probe cost divided by `overhead`,
-    so that probing costs at most that share of the training time.
+    so that probing costs at most that share of the training time. Given `first` (what an earlier probe in
+    this process chose: the pre-flight's, for training), it starts there without a probe; the first steps'
+    times are its baseline, and drift or the re-check timer probe as usual.
     """
 
     def __init__(
@@ -59,7 +66,8 @@ class ThreadTuner:
         self.choices, self.probe_steps, self.drift, self.reject = choices, probe_steps, drift, reject
         self.recheck_seconds, self.overhead = recheck_seconds, overhead
         self.clock, self.set_threads = clock, set_threads
-        if first in choices:  # what an earlier run in this process found: measured first, the rest against it
+        resumed = first in choices  # an earlier run in this process probed: start from its choice, unprobed
+        if resumed:
             choices = [first] + [c for c in choices if c != first]
         self.choices = choices
         self.threads = choices[0]
@@ -67,7 +75,7 @@ class ThreadTuner:
         self.baseline = 0.0  # seconds a step with `threads`, as measured by the last probe
         self.recent: deque[float] = deque(maxlen=8)
         self.probes: list[dict[str, Any]] = []  # every probe: when and what each count measured
-        self._queue: list[int] = list(choices) if len(choices) > 1 else []
+        self._queue: list[int] = list(choices) if len(choices) > 1 and not resumed else []
         self._times: dict[int, list[float]] = {}
         self._drop = 2  # step times still to drop: the first steps (lazy set-up), and the first after a switch
         self._last: float | None = None
@@ -88,6 +96,9 @@ class ThreadTuner:
         if self._queue:
             self._measure(seconds, now)
             return
+        if not self.baseline:  # started from an earlier choice: its step time here is the baseline
+            self._set_baseline(seconds, now)
+            return
         self.recent.append(seconds)
         if now < self._earliest:
             return
@@ -96,6 +107,17 @@ class ThreadTuner:
         if drifted or now >= self._next_check:
             self._queue = [self.threads] + [c for c in self.choices if c != self.threads]  # no switch first
             self._times, self._probe_start, self._probe_steps_taken = {}, now, 0
+
+    def _set_baseline(self, seconds: float, now: float) -> None:
+        """The median of the first full window of steps, the warm-up steps dropped; re-checks as after a probe."""
+        if self._drop:
+            self._drop -= 1
+            return
+        self.recent.append(seconds)
+        if len(self.recent) == self.recent.maxlen:
+            self.baseline = statistics.median(self.recent)
+            self.recent.clear()
+            self._earliest, self._next_check = now, now + self.recheck_seconds
 
     def _best_so_far(self) -> float:
         done = [statistics.median(t) for c, t in self._times.items() if c != self._queue[0]]

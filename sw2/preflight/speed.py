@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sw2.engine import FitResult, fit, hardware, precision
+from sw2.engine import FitResult, fit, hardware, precision, threads
 from sw2.models import initialised
 from sw2.preflight.recipe import Data, subset
 from sw2.preflight.verdict import Verdict
@@ -40,6 +40,7 @@ def _steps(spec: Spec, p: Data, task: Task, steps: int, **train: Any) -> FitResu
 def _threads(spec: Spec, p: Data, task: Task) -> tuple[int, str, str]:
     """The count training starts with, what was measured, and the model's shape key (sw2/engine/precision.py:
     the short run's model and batch size are training's)."""
+    threads.forget()  # measure the machine as it is now, not as an earlier run in this process found it
     extra = _steps(spec, p, task, PROBE_STEPS).extra
     record, shape = extra["threads"], extra["shape"]
     if record.get("pinned"):
