@@ -21,7 +21,6 @@ from sw2.preflight.verdict import Verdict
 from sw2.spec import Spec
 from sw2.tasks import Task
 
-PROBE_STEPS = 24  # enough for a full probe of three thread counts (2 warm-up + 5 steps each, fewer if hopeless)
 PRECISION_STEPS = 6  # timed steps per precision, after as many untimed
 
 
@@ -41,7 +40,8 @@ def _threads(spec: Spec, p: Data, task: Task) -> tuple[int, str, str]:
     """The count training starts with, what was measured, and the model's shape key (sw2/engine/precision.py:
     the short run's model and batch size are training's)."""
     threads.forget()  # measure the machine as it is now, not as an earlier run in this process found it
-    extra = _steps(spec, p, task, PROBE_STEPS).extra
+    probe_steps = 2 + 6 * len(threads.candidates(hardware.cores()))  # 2 set-up steps, 1 + 5 per count at most
+    extra = _steps(spec, p, task, probe_steps).extra
     record, shape = extra["threads"], extra["shape"]
     if record.get("pinned"):
         why = "train.threads" if spec.train.threads else "deterministic" if spec.train.deterministic else "not a CPU"
