@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from sw2 import log
 from sw2.bundle import Bundle, write_atomic
 from sw2.data import prepare
 from sw2.data.corpus import prepare_corpus
@@ -46,12 +47,13 @@ def resolve_spec(spec: str | Path | Spec | dict[str, Any], root: str | Path | No
     return parsed, Path(root) if root else Path.cwd()
 
 
+@log.speaks
 def train(
     spec: str | Path | Spec | dict[str, Any],
     out: str | Path | None = None,
     *,
     resume: bool = False,
-    verbose: bool = True,
+    verbose: bool = False,
     root: str | Path | None = None,
     check: bool = True,
     force: bool = False,
@@ -73,14 +75,13 @@ def train(
     if spec.tests:  # a mistake in the tests must not cost a training run
         validate(spec.tests, data.encoder, data.raw_test, base)
     spec, found = resolve_lr(spec, data, task)
-    verdicts, check_seconds = run_preflight(spec, data, task, found, verbose, force) if check else ([], 0.0)
+    verdicts, check_seconds = run_preflight(spec, data, task, found, force) if check else ([], 0.0)
     name, kwargs, model = initialised(spec, data.encoder, data.train, task)
-    if verbose:
-        n_params = sum(p.numel() for p in model.parameters())
-        print(
-            f"sw2: {data.report['source']}: train {len(data.train)}, val {len(data.val)}, test {len(data.test)}; "
-            f"model {name} ({n_params:,} parameters)"
-        )
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info(
+        f"sw2: {data.report['source']}: train {len(data.train)}, val {len(data.val)}, test {len(data.test)}; "
+        f"model {name} ({n_params:,} parameters)"
+    )
     result = train_model(model, task, data.train, data.val, spec, out, key, resume=resume, verbose=verbose)
 
     metrics: dict[str, Any] = {"task": spec.task}
@@ -94,8 +95,8 @@ def train(
     if check:
         scored = metrics.get("test") or metrics.get("val")
         after = [beats_baseline(scored)] if scored else []
-        for v in after if verbose else []:
-            print(f"check {v.status:4}  {v.check}: {v.message}")
+        for v in after:
+            log.info(v.line())
         metrics["preflight"] = {
             "seconds": round(check_seconds, 3),
             "verdicts": [v.to_json() for v in verdicts + after],
@@ -120,8 +121,7 @@ def train(
 
     stamp = fingerprint(data.fingerprint, name)
     path = write_bundle(out, result, name, kwargs, data.encoder, spec, metrics, stamp, task.metric, fill)
-    if verbose:
-        print(f"sw2: bundle written to {path}")
+    log.info(f"sw2: bundle written to {path}")
     return Bundle(path)
 
 
@@ -134,7 +134,7 @@ def _report_at_training(bundle: Bundle, data: Any, outputs: dict[str, torch.Tens
         else:
             write_report(bundle, data.scored_val, outputs["val"], scored_on="validation split (no test split)")
     except Exception as err:  # any failure: keep the model, say why
-        print(f"warning: report.html not written ({type(err).__name__}: {err}); retry with sw2 report BUNDLE --debug")
+        log.warning(f"report.html not written ({type(err).__name__}: {err}); retry with sw2 report BUNDLE --debug")
 
 
 def check(spec: str | Path | Spec | dict[str, Any], root: str | Path | None = None) -> list[Verdict]:
@@ -148,6 +148,7 @@ def check(spec: str | Path | Spec | dict[str, Any], root: str | Path | None = No
     return preflight(spec, data, task, found)
 
 
+@log.speaks
 def doctor(
     spec: str | Path | Spec | dict[str, Any],
     out: str | Path | None = None,
@@ -155,7 +156,7 @@ def doctor(
     folds: int | None = None,
     epochs: float | None = None,
     root: str | Path | None = None,
-    verbose: bool = True,
+    verbose: bool = False,
 ) -> LabelIssues:
     """Rank the train + val examples by how likely their label is wrong; writes the findings to `out`
     (default runs/<name>.doctor): label_errors.csv, doctor.json, label_errors.png (images)."""
@@ -168,7 +169,7 @@ def doctor(
     spec = parse_spec({**raw, "doctor": {**raw["doctor"], **overrides}}, "sw2 doctor options")
     data, task = prepare(spec, base), TASKS.get(spec.task)
     spec, _ = resolve_lr(spec, data, task)
-    found = label_issues(spec, data, task, print if verbose else lambda _: None)
+    found = label_issues(spec, data, task, log.info)
     listed = found.table[found.table["flagged"] | (found.table.index < spec.doctor.show)]  # ranked order
 
     def fill(folder: Path) -> None:
@@ -182,8 +183,7 @@ def doctor(
             plots.image_grid(found.examples.images[top["position"]], captions(top), folder / "label_errors.png", title)
 
     write_atomic(out, fill, marks=DOCTOR_FILES, what="sw2 doctor findings", writes=DOCTOR_WRITES)
-    if verbose:
-        print(f"sw2: doctor findings written to {out}")
+    log.info(f"sw2: doctor findings written to {out}")
     return found
 
 

@@ -136,7 +136,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     guard_out(doctor_out(spec, args.out), spec, root, checkpoint=False, **what)
     from sw2.api import doctor
 
-    found = doctor(args.spec, args.out, folds=args.folds, epochs=args.epochs)
+    found = doctor(args.spec, args.out, folds=args.folds, epochs=args.epochs, verbose=True)
     s = found.summary
     table = Table(
         title=f"suspected label errors: {s['flagged']} flagged of {s['examples']} "

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from sw2 import log
 from sw2.bundle import Bundle
 from sw2.data.corpus import Prepared, prepare_corpus, read_text, windows
 from sw2.engine.generate import sample
@@ -38,16 +39,14 @@ def train_language_model(
     prep_seconds = time.perf_counter() - t0
     task = TASKS.get(spec.task)
     key = run_key(spec, data.fingerprint)
-    verdicts, check_seconds = run_preflight(spec, data, task, None, verbose, force) if check else ([], 0.0)
+    verdicts, check_seconds = run_preflight(spec, data, task, None, force) if check else ([], 0.0)
     name, kwargs, model = initialised(spec, data.encoder, data.train, task)
-    if verbose:
-        n_params = sum(p.numel() for p in model.parameters())
-        tokens = data.report["tokens"]
-        print(
-            f"sw2: {data.report['source']}: {data.encoder.kind} tokens: train {tokens['train']:,}, val "
-            f"{tokens['val']:,}, test {tokens['test']:,} (vocabulary {data.encoder.vocab_size}); "
-            f"model {name} ({n_params:,} parameters), context {data.encoder.block}"
-        )
+    n_params, tokens = sum(p.numel() for p in model.parameters()), data.report["tokens"]
+    log.info(
+        f"sw2: {data.report['source']}: {data.encoder.kind} tokens: train {tokens['train']:,}, val "
+        f"{tokens['val']:,}, test {tokens['test']:,} (vocabulary {data.encoder.vocab_size}); "
+        f"model {name} ({n_params:,} parameters), context {data.encoder.block}"
+    )
     result = train_model(model, task, data.train, data.val, spec, out, key, resume=resume, verbose=verbose)
     metrics: dict[str, Any] = {"task": spec.task}
     prior = unigram(data.train, data.encoder.vocab_size)
@@ -70,11 +69,10 @@ def train_language_model(
 
     stamp = fingerprint(data.fingerprint, name)
     path = write_bundle(out, result, name, kwargs, data.encoder, spec, metrics, stamp, task.metric, fill)
-    if verbose:
-        scored = metrics.get("val") or metrics.get("test")
-        if scored:
-            print(f"sw2: {scored['nats_per_char']:.4f} nats/char, {scored['bits_per_char']:.4f} bits/char")
-        print(f"sw2: sample:\n{prompt}{written}\nsw2: bundle written to {path}")
+    scored = metrics.get("val") or metrics.get("test")
+    if scored:
+        log.info(f"sw2: {scored['nats_per_char']:.4f} nats/char, {scored['bits_per_char']:.4f} bits/char")
+    log.info(f"sw2: sample:\n{prompt}{written}\nsw2: bundle written to {path}")
     return Bundle(path)
 
 

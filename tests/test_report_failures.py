@@ -50,15 +50,18 @@ def earlier(tmp_path_factory) -> Path:
     return folder / "b"
 
 
-def test_a_failing_report_keeps_the_model_with_a_warning(tmp_path, monkeypatch, capsys):
+def test_a_failing_report_keeps_the_model_with_a_warning(tmp_path, monkeypatch, capsys, caplog):
     def broken(*args, **kwargs):
         raise RuntimeError("the plotting backend exploded")
 
     monkeypatch.setattr(sw2.api, "write_report", broken)
-    bundle = sw2.train(SPEC, tmp_path / "b", verbose=False, check=False)
+    bundle = sw2.train(SPEC, tmp_path / "b", verbose=True, check=False)
     out = capsys.readouterr().out
     assert "warning: report.html not written (RuntimeError: the plotting backend exploded)" in out, out
     assert "sw2 report BUNDLE" in out  # says how to retry
+    sw2.train(SPEC, tmp_path / "b", check=False)  # quiet from Python: still a warning on the "sw2" logger
+    assert capsys.readouterr().out == ""
+    assert any("report.html not written" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
     names = {p.name for p in bundle.path.iterdir()}
     assert CORE | {"curves.png", "confusion.png"} <= names and "report.html" not in names, names
     again = sw2.load(tmp_path / "b")

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from sw2 import log
 from sw2.data.dataset import TensorSet
 from sw2.engine import checkpoint, hardware, precision
 from sw2.engine.augment import alternating_flips, augment, augment_text, is_active, text_active
@@ -139,8 +140,8 @@ def _fit(
     set_progress = getattr(model, "set_progress", None)  # a model may change what trains as training goes on
     opt = make_optimizer(model, cfg)
     stack = layer_groups(model) if cfg.unfreeze else []  # gradual unfreezing, top group first
-    if verbose and (cfg.unfreeze or cfg.layer_lr_decay < 1) and not layer_groups(model):
-        print("sw2: train.unfreeze and train.layer_lr_decay apply to pretrained models (minilm, mobilenet); ignored")
+    if (cfg.unfreeze or cfg.layer_lr_decay < 1) and not layer_groups(model):
+        log.warning("train.unfreeze and train.layer_lr_decay apply to pretrained models (minilm, mobilenet); ignored")
     # overlapping windows (a language model's strided views) stay where they are: copied whole they would
     # take `max_tokens` times the memory; their batches are gathered there and moved
     inputs = {k: v.to(device) if v.is_contiguous() else v for k, v in train.inputs.items()}

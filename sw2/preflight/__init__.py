@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from sw2 import log
 from sw2.data.corpus import Prepared as TextPrepared
 from sw2.data.dataset import Prepared
 from sw2.errors import UserError
@@ -40,16 +41,15 @@ def preflight(spec: Spec, data: Data, task: Task, found: LRSweep | None = None) 
 
 
 def run_preflight(
-    spec: Spec, data: Data, task: Task, found: LRSweep | None, verbose: bool, force: bool
+    spec: Spec, data: Data, task: Task, found: LRSweep | None, force: bool
 ) -> tuple[list[Verdict], float]:
-    """The verdicts (printed when `verbose`) and the seconds they took; a FAIL stops unless `force`."""
+    """The verdicts (each logged) and the seconds they took; a FAIL stops unless `force`."""
     t0 = time.perf_counter()
     verdicts = preflight(spec, data, task, found)
     seconds = time.perf_counter() - t0
-    if verbose:
-        for v in verdicts:
-            print(f"check {v.status:4}  {v.check}: {v.message}")
-        print(f"sw2: pre-flight took {seconds:.1f} s")
+    for v in verdicts:
+        log.info(v.line())
+    log.info(f"sw2: pre-flight took {seconds:.1f} s")
     failed = [v for v in verdicts if v.status == "FAIL"]
     if failed and not force:
         v = failed[0]

@@ -14,5 +14,9 @@ class Verdict:
     status: Status
     message: str
 
+    def line(self) -> str:
+        """How the CLI shows it: `check PASS  name: message`."""
+        return f"check {self.status:4}  {self.check}: {self.message}"
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
