@@ -69,18 +69,22 @@ def train_tokenizer(texts: list[str], spec: TextSpec) -> str:
     return tok.to_str()
 
 
-@lru_cache(maxsize=4)
-def load_tokenizer(state: str):  # noqa: ANN202
+@lru_cache(maxsize=8)
+def load_tokenizer(state: str, max_tokens: int | None = None):  # noqa: ANN202
+    """The tokenizer saved as `state`, cutting encodings to `max_tokens` if given. Cached per (state, max_tokens)
+    and never changed after: callers share it."""
     tok = tokenizers_module().Tokenizer.from_str(state)
     tok.no_padding()
-    tok.no_truncation()
+    if max_tokens is None:
+        tok.no_truncation()
+    else:
+        tok.enable_truncation(max_tokens, strategy="longest_first")
     return tok
 
 
 def token_ids(state: str, texts: list[str], max_tokens: int, second: list[str] | None = None) -> torch.Tensor:
     """N x max_tokens int64 ids, [PAD]-padded (0); texts (with `second`: pairs) cut to `max_tokens` tokens."""
-    tok = load_tokenizer(state)
-    tok.enable_truncation(max_tokens, strategy="longest_first")
+    tok = load_tokenizer(state, max_tokens)
     pad = tok.token_to_id("[PAD]")
     encoded = tok.encode_batch(list(zip(texts, second)) if second is not None else texts)
     out = np.full((len(texts), max_tokens), pad if pad is not None else 0, np.int64)

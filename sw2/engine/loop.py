@@ -103,11 +103,12 @@ def fit(
     verbose: bool = True,
 ) -> FitResult:
     """Train `model` on `train` as `spec.train` says, validating on `val` after each epoch. The process's
-    thread count and determinism settings are as they were when it returns."""
+    thread count, random state and determinism settings are as they were when it returns."""
     threads_before = torch.get_num_threads()
     device = hardware.device_for(spec.train)
+    gpus = [device.index or 0] if device.type == "cuda" else []
     try:
-        with hardware.determinism(spec.train, device):
+        with hardware.determinism(spec.train, device), torch.random.fork_rng(devices=gpus):
             return _fit(model, task, train, val, spec, device, checkpoint_dir, resume, run_key, log_dir, verbose)
     except RuntimeError as err:
         if spec.train.deterministic and "deterministic" in str(err):  # an op with no deterministic version

@@ -28,7 +28,10 @@ def choose(model: ModelSpec, encoder: Encoder | Corpus, n_train: int) -> tuple[s
 
 
 def build(name: str, kwargs: dict[str, Any]) -> nn.Module:
-    return MODELS.get(name)(**kwargs)
+    """The registered model `name`; its random initial weights (a bundle overwrites them at once) are drawn
+    without moving the caller's random state."""
+    with torch.random.fork_rng(devices=[]):
+        return MODELS.get(name)(**kwargs)
 
 
 def initialised(
@@ -37,12 +40,13 @@ def initialised(
     """The spec's model, seeded, its output bias at the label prior and data-dependent parts fitted on train."""
     name, kwargs = choose(spec.model, encoder, len(train))
     kwargs["dropout"] = spec.train.dropout
-    torch.manual_seed(spec.train.seed)
-    model = build(name, kwargs)
-    with torch.no_grad():
-        model.head.bias.copy_(task.output_bias(train.target, encoder.n_outputs))
-        if hasattr(model, "init_from_data"):
-            model.init_from_data(train.inputs)
+    with torch.random.fork_rng(devices=[]):  # seeded here; the caller's random state is left as it was
+        torch.manual_seed(spec.train.seed)
+        model = MODELS.get(name)(**kwargs)
+        with torch.no_grad():
+            model.head.bias.copy_(task.output_bias(train.target, encoder.n_outputs))
+            if hasattr(model, "init_from_data"):
+                model.init_from_data(train.inputs)
     return name, kwargs, model
 
 
