@@ -131,7 +131,8 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
         "augment": {"translate": 1},
     }
     write_spec(tmp_path, spec)
-    assert sw2("train", "spec.yaml", "--quiet", "--no-check", "--out", "full", cwd=tmp_path).returncode == 0
+    quiet = sw2("train", "spec.yaml", "--quiet", "--no-check", "--out", "full", cwd=tmp_path)
+    assert quiet.returncode == 0 and "bundle written" not in quiet.stdout and "sw2:" not in quiet.stdout
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 import sw2
 from tests.conftest import ROOT, write_spec
@@ -37,6 +36,4 @@ def test_the_cli_shows_each_line_once(tmp_path):
     res = run_sw2("train", "spec.yaml", "--out", "b", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("check PASS  speed:") == 1 and res.stdout.count("sw2: bundle written to") == 1
-    quiet = run_sw2("train", "spec.yaml", "--out", "c", "--quiet", cwd=tmp_path)
-    assert quiet.returncode == 0 and "check " not in quiet.stdout and "bundle written" not in quiet.stdout
-    assert Path(tmp_path / "c" / "model.safetensors").exists()
+    # --quiet: tests/test_cli.py::test_sigkill_then_resume_equals_uninterrupted checks that nothing is said
