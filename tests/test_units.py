@@ -274,3 +274,10 @@ def test_require_all_turns_a_skip_into_a_failing_run(tmp_path):
     assert "SW2_REQUIRE_ALL=1: 1 skipped, so this run fails" in strict.stdout
     assert "test_probe.py::test_needs_data: " in strict.stdout and "no-such-dataset is absent" in strict.stdout
     assert run(tmp_path / "test_fine.py", "1").returncode == 0  # nothing skipped: the strict run passes
+
+
+def test_every_registered_model_keeps_the_model_contract():
+    """The engine calls sw2/models/base.py's hooks on every model without asking whether it has them."""
+    from sw2.models import MODELS, Model
+
+    assert MODELS.names() and all(issubclass(MODELS.get(name), Model) for name in MODELS.names())

@@ -31,6 +31,7 @@ from sw2.engine.predict import predict
 from sw2.engine.progress import Reporter
 from sw2.engine.prune import EasyPruner
 from sw2.errors import UserError
+from sw2.models.base import Model
 from sw2.spec import Spec
 from sw2.tasks import Task
 
@@ -138,7 +139,7 @@ def _fit(
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     model.to(device)
-    set_progress = getattr(model, "set_progress", None)  # a model may change what trains as training goes on
+    set_progress = model.set_progress if isinstance(model, Model) else None  # what trains may change with time
     opt = make_optimizer(model, cfg)
     stack = layer_groups(model) if cfg.unfreeze else []  # gradual unfreezing, top group first
     if (cfg.unfreeze or cfg.layer_lr_decay < 1) and not layer_groups(model):

@@ -9,13 +9,14 @@ from torch import nn
 
 from sw2.engine.muon import Muon
 from sw2.errors import UserError
+from sw2.models.base import Model
 from sw2.spec import TrainSpec
 
 
 def layer_groups(model: nn.Module) -> list[list[nn.Parameter]]:
-    """A pretrained model's layer groups, bottom to top (empty for models trained from scratch)."""
-    groups = getattr(model, "layer_groups", None)
-    return groups() if groups is not None else []
+    """A pretrained model's layer groups, bottom to top (empty for models trained from scratch, and for a
+    plain torch module, which has none of sw2's model hooks)."""
+    return model.layer_groups() if isinstance(model, Model) else []
 
 
 def make_optimizer(model: nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
@@ -27,8 +28,8 @@ def make_optimizer(model: nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
     loop's schedule moves them too."""
     norms = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
     in_norm = {id(p) for m in model.modules() if isinstance(m, norms) for p in m.parameters(recurse=False)}
-    norm_like = getattr(model, "norm_like_parameters", None)  # e.g. a shift after a frozen layer
-    extra = {id(p) for p in (norm_like() if norm_like is not None else [])}  # they may be frozen for now
+    norm_like = model.norm_like_parameters() if isinstance(model, Model) else []  # e.g. a shift after a frozen layer
+    extra = {id(p) for p in norm_like}  # they may be frozen for now
     in_norm |= extra
     stack = layer_groups(model)
     depth_scale = {id(p): train.layer_lr_decay ** (len(stack) - 1 - i) for i, g in enumerate(stack) for p in g}

@@ -8,12 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 from sw2.data.corpus import Corpus
 from sw2.data.dataset import TensorSet
 from sw2.data.encode import Encoder
 from sw2.models import convnet, gpt, minilm, mlp, mobilenet, text  # noqa: F401  (they register themselves)
+from sw2.models.base import Model
 from sw2.models.registry import MODELS
 from sw2.spec import ModelSpec, Spec
 from sw2.tasks import Task
@@ -27,7 +27,7 @@ def choose(model: ModelSpec, encoder: Encoder | Corpus, n_train: int) -> tuple[s
     return name, MODELS.get(name).configure(model, encoder, n_train)
 
 
-def build(name: str, kwargs: dict[str, Any]) -> nn.Module:
+def build(name: str, kwargs: dict[str, Any]) -> Model:
     """The registered model `name`; its random initial weights (a bundle overwrites them at once) are drawn
     without moving the caller's random state."""
     with torch.random.fork_rng(devices=[]):
@@ -36,7 +36,7 @@ def build(name: str, kwargs: dict[str, Any]) -> nn.Module:
 
 def initialised(
     spec: Spec, encoder: Encoder | Corpus, train: TensorSet, task: Task
-) -> tuple[str, dict[str, Any], nn.Module]:
+) -> tuple[str, dict[str, Any], Model]:
     """The spec's model, seeded, its output bias at the label prior and data-dependent parts fitted on train."""
     name, kwargs = choose(spec.model, encoder, len(train))
     kwargs["dropout"] = spec.train.dropout
@@ -45,9 +45,8 @@ def initialised(
         model = MODELS.get(name)(**kwargs)
         with torch.no_grad():
             model.head.bias.copy_(task.output_bias(train.target, encoder.n_outputs))
-            if hasattr(model, "init_from_data"):
-                model.init_from_data(train.inputs)
+            model.init_from_data(train.inputs)
     return name, kwargs, model
 
 
-__all__ = ["MODELS", "build", "choose", "initialised"]
+__all__ = ["MODELS", "Model", "build", "choose", "initialised"]

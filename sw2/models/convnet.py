@@ -25,6 +25,7 @@ from torch import nn
 
 from sw2.data.encode import Encoder
 from sw2.errors import UserError
+from sw2.models.base import Model
 from sw2.models.registry import MODELS
 from sw2.spec import ModelSpec
 
@@ -98,7 +99,7 @@ class Whiten(nn.Module):
 
 
 @MODELS.register("convnet")
-class ConvNet(nn.Module):
+class ConvNet(Model):
     def __init__(
         self,
         in_shape: list[int],

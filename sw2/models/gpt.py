@@ -25,6 +25,7 @@ from torch import nn
 
 from sw2.data.corpus import Corpus
 from sw2.errors import UserError
+from sw2.models.base import Model
 from sw2.models.registry import MODELS
 from sw2.spec import ModelSpec
 
@@ -95,7 +96,7 @@ class Block(nn.Module):
 
 
 @MODELS.register("gpt")
-class GPT(nn.Module):
+class GPT(Model):
     def __init__(
         self, vocab: int, block: int, dim: int = 256, layers: int = 4, heads: int = 4, dropout: float = 0.0
     ) -> None:
@@ -153,7 +154,7 @@ class GPT(nn.Module):
 
 
 @MODELS.register("charrnn")
-class CharRNN(nn.Module):
+class CharRNN(Model):
     def __init__(
         self, vocab: int, block: int, dim: int = 512, layers: int = 2, cell: str = "lstm", dropout: float = 0.0
     ) -> None:

@@ -20,6 +20,7 @@ from torch import nn
 from sw2.data.encode import Encoder
 from sw2.data.text import minilm_folder
 from sw2.errors import UserError
+from sw2.models.base import Model
 from sw2.models.registry import MODELS
 from sw2.models.text import Side, masked_mean, text_kwargs, trimmed
 from sw2.spec import ModelSpec
@@ -52,7 +53,7 @@ def _bert(config: dict[str, Any]) -> nn.Module:
 
 
 @MODELS.register("minilm")
-class MiniLM(nn.Module):
+class MiniLM(Model):
     def __init__(
         self,
         vocab: int,

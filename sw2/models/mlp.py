@@ -9,13 +9,14 @@ from torch import nn
 
 from sw2.data.encode import Encoder
 from sw2.errors import UserError
+from sw2.models.base import Model
 from sw2.models.convnet import ACTIVATIONS
 from sw2.models.registry import MODELS
 from sw2.spec import ModelSpec
 
 
 @MODELS.register("mlp")
-class MLP(nn.Module):
+class MLP(Model):
     def __init__(
         self,
         n_num: int,

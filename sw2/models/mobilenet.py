@@ -20,6 +20,7 @@ from torch import nn
 
 from sw2.data.encode import Encoder
 from sw2.errors import UserError
+from sw2.models.base import Model
 from sw2.models.registry import MODELS
 from sw2.spec import ModelSpec
 
@@ -58,7 +59,7 @@ def checkpoint_path() -> Path:
 
 
 @MODELS.register("mobilenet")
-class MobileNetV2(nn.Module):
+class MobileNetV2(Model):
     def __init__(
         self, in_channels: int, n_out: int, resolution: int = 96, finetune: str = "full", dropout: float = 0.2
     ) -> None:

@@ -20,6 +20,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from sw2.data.encode import Encoder
 from sw2.data.text import SPECIALS, load_tokenizer, vocab_size
 from sw2.errors import UserError
+from sw2.models.base import Model
 from sw2.models.registry import MODELS
 from sw2.spec import ModelSpec
 
@@ -67,7 +68,7 @@ def text_kwargs(spec: ModelSpec, encoder: Encoder) -> dict[str, Any]:
 
 
 @MODELS.register("bag")
-class Bag(nn.Module):
+class Bag(Model):
     """A bag of words (with `ngrams: 2`, also hashed word pairs), each token weighted by its inverse
     document frequency on train, the row's token weights scaled to unit length (TF-IDF-like: a repeated
     word counts once per occurrence). Without a width the bag's rows are the class scores themselves (a
@@ -144,7 +145,7 @@ class Bag(nn.Module):
 
 
 @MODELS.register("rnn")
-class RNN(nn.Module):
+class RNN(Model):
     def __init__(
         self,
         vocab: int,
@@ -189,7 +190,7 @@ class RNN(nn.Module):
 
 
 @MODELS.register("transformer")
-class Transformer(nn.Module):
+class Transformer(Model):
     def __init__(
         self,
         vocab: int,

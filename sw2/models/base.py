@@ -1,0 +1,31 @@
+"""What the engine, the pre-flight, the bundle and the generator may call on a model: the model contract.
+
+Every sw2 model subclasses `Model`. It maps a batch (input name -> tensor) to outputs through a final
+linear layer `head` (the loop sets its bias to the label prior, `predict` reads its width), and may
+override the hooks below; their defaults do nothing, so the engine calls them without asking whether a
+model has them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Model(nn.Module):
+    head: nn.Linear  # the last layer: outputs = head(features)
+
+    def init_from_data(self, inputs: dict[str, torch.Tensor]) -> None:
+        """Fit data-dependent parts (a whitening stem, idf weights) or load pretrained weights, before training."""
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """A pretrained model's layer groups, bottom to top, for discriminative lrs and gradual unfreezing;
+        empty for a model trained from scratch."""
+        return []
+
+    def norm_like_parameters(self) -> list[nn.Parameter]:
+        """Parameters outside norm layers that train like them (norm_lr_scale, norm_weight_decay)."""
+        return []
+
+    def set_progress(self, progress: float) -> None:
+        """Told the share of training done (0..1) before each optimizer step: a model may change what trains."""
