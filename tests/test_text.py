@@ -17,6 +17,7 @@ from sw2.data.examples import Examples
 from sw2.data.text import load_tokenizer
 from sw2.engine.augment import augment_text
 from sw2.models import initialised
+from sw2.models.base import Model
 from sw2.models.text import trimmed
 from sw2.spec import AugmentSpec, TextSpec, parse_spec
 from sw2.tasks import TASKS
@@ -158,8 +159,9 @@ def test_minilm_transfer_loads_offline_and_reloads(tmp_path, finetune, monkeypat
     assert np.array_equal(bundle.predict_proba(rows), sw2.load(bundle.path).predict_proba(rows))
 
 
-class Stacked(torch.nn.Module):
-    """Three 'pretrained' layers and a head, with layer groups as the transfer models expose them."""
+class Stacked(Model):
+    """Three 'pretrained' layers and a head, with layer groups as the transfer models expose them (the model
+    contract of sw2/models/base.py)."""
 
     def __init__(self) -> None:
         super().__init__()
