@@ -35,18 +35,9 @@ def markdown_table(rows: list[dict], columns: dict[str, str]) -> str:
 
 def machine() -> str:
     """The CPU model, its flags of interest, torch's version and the threads: printed by every benchmark."""
-    from sw2.engine.hardware import cores
+    from sw2.engine.hardware import cores, cpu_info
 
-    model, flags = "unknown CPU", set()
-    try:
-        for line in open("/proc/cpuinfo"):
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() in ("flags", "Features"):
-                flags = set(value.split())
-    except OSError:
-        pass
+    model, flags = cpu_info()
     wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "asimd", "sve")
     shown = ", ".join(f for f in wanted if f in flags) or "none of avx2/avx512f/avx512_bf16/amx_bf16"
     return f"{model}; flags: {shown}; torch {torch.__version__}; {cores()} cores, {torch.get_num_threads()} threads"

@@ -25,15 +25,24 @@ def cores() -> int:
 
 
 @cache
-def cpu_model() -> str:
-    """The CPU's model name (what a speed measurement holds for), e.g. 'AMD EPYC 7B13'."""
+def cpu_info() -> tuple[str, frozenset[str]]:
+    """The CPU's model name (what a speed measurement holds for, e.g. 'AMD EPYC 7B13') and its flags (x86
+    `flags`, ARM `Features`), from /proc/cpuinfo; elsewhere what `platform` says and no flags."""
+    model, flags = "", frozenset[str]()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not model:
+                model = value.strip()
+            elif key.strip() in ("flags", "Features") and not flags:
+                flags = frozenset(value.split())
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+    return model or platform.processor() or platform.machine() or "unknown CPU", flags
+
+
+def cpu_model() -> str:
+    return cpu_info()[0]
 
 
 def device_for(train: TrainSpec) -> torch.device:

@@ -19,14 +19,13 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from sw2.engine.hardware import cpu_model
+from sw2.engine.hardware import cpu_info, cpu_model
 from sw2.files import write_file
 from sw2.spec import TrainSpec
 
@@ -46,14 +45,9 @@ class Choice:
         return {"precision": self.name, "how": self.how}
 
 
-@cache
 def cpu_has_native_bf16() -> bool:
     """True where the CPU's flags promise native bf16 matrices (AMX or AVX512-BF16)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    return not cpu_info()[1].isdisjoint({"amx_bf16", "avx512_bf16"})
 
 
 def shape_key(model: nn.Module, inputs: dict[str, torch.Tensor], batch_size: int) -> str:
@@ -104,14 +98,22 @@ def _timed(entry: dict[str, Any], cached: bool) -> Choice:
     return Choice(torch.bfloat16 if entry["precision"] == "bf16" else None, how)
 
 
-def choose(train: TrainSpec, device: torch.device, shape: str) -> Choice:
-    """The precision training uses, and why."""
+def _untimed(train: TrainSpec, device: torch.device) -> Choice | None:
+    """The choice where no timing has a say (the spec, CUDA, a CPU without native bf16), else None."""
     if train.precision != "auto":
         return Choice(torch.bfloat16 if train.precision == "bf16" else None, f"spec: precision: {train.precision}")
     if device.type == "cuda":
         return Choice(torch.bfloat16, "auto: bf16 on CUDA")
     if not cpu_has_native_bf16():
         return Choice(None, "auto: this CPU has no native bf16 (no avx512_bf16 or amx_bf16 flag)")
+    return None
+
+
+def choose(train: TrainSpec, device: torch.device, shape: str) -> Choice:
+    """The precision training uses, and why."""
+    fixed = _untimed(train, device)
+    if fixed is not None:
+        return fixed
     entry = remembered(shape)
     if entry is not None:
         return _timed(entry, cached=True)
@@ -123,9 +125,12 @@ def decide(
 ) -> Choice:
     """`choose`, after timing both precisions with `seconds_per_step(dtype)` where the choice rests on the
     flags alone (a CPU that promises native bf16, no cached timing): the faster wins, bf16 by `MARGIN`."""
-    first = choose(train, device, shape)
-    if train.precision != "auto" or device.type == "cuda" or not cpu_has_native_bf16() or remembered(shape):
-        return first
+    fixed = _untimed(train, device)
+    if fixed is not None:
+        return fixed
+    entry = remembered(shape)
+    if entry is not None:
+        return _timed(entry, cached=True)
     ms = {"fp32": 1000 * seconds_per_step(None), "bf16": 1000 * seconds_per_step(torch.bfloat16)}
     entry = {"precision": "bf16" if ms["bf16"] < (1 - MARGIN) * ms["fp32"] else "fp32", "ms_per_step": ms}
     remember(shape, entry)

@@ -296,6 +296,13 @@ def budget_seconds(spec: Spec, p: Data, per_step: float, share: float = 0.1, flo
     return max(floor, share * planned)
 
 
+def short_spec(spec: Spec, **train: Any) -> Spec:
+    """`spec` for a check's short training: `train` set (epochs, batch size, ...), and no time budget, early
+    stopping, lookahead or data pruning, which only make sense over a whole run."""
+    update = {"time_budget": None, "early_stopping": None, "lookahead": False, "prune_easy": 0.0, **train}
+    return spec.model_copy(update={"train": spec.train.model_copy(update=update)})
+
+
 def _short_run(
     spec: Spec, p: Data, task: Task, steps: int, inputs_of: Any, pool: TensorSet, held: TensorSet, every: int = 5
 ) -> ShortRun:
@@ -304,10 +311,7 @@ def _short_run(
     bs = min(spec.train.batch_size, scaled(pool, 128), len(pool))
     train = subset(pool, min(max(bs, steps * bs // every), len(pool)), spec.train.seed)
     val = subset(held, min(scaled(held, 512), len(held)), 0)
-    update = {"epochs": steps * bs / len(train), "batch_size": bs, "time_budget": None, "early_stopping": None}
-    short = spec.model_copy(
-        update={"train": spec.train.model_copy(update={**update, "lookahead": False, "prune_easy": 0.0})}
-    )
+    short = short_spec(spec, epochs=steps * bs / len(train), batch_size=bs)
     _, _, model = initialised(short, p.encoder, p.train, task)
     history = fit(model, task, inputs_of(train), inputs_of(val), short, verbose=False).history
     return ShortRun([row["val_loss"] for row in history], history[-1]["train_loss"])

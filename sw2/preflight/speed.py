@@ -16,7 +16,7 @@ import torch
 
 from sw2.engine import FitResult, fit, hardware, precision, threads
 from sw2.models import initialised
-from sw2.preflight.recipe import Data, subset
+from sw2.preflight.recipe import Data, short_spec, subset
 from sw2.preflight.verdict import Verdict
 from sw2.spec import Spec
 from sw2.tasks import Task
@@ -29,9 +29,7 @@ def _steps(spec: Spec, p: Data, task: Task, steps: int, **train: Any) -> FitResu
     validation."""
     bs = min(spec.train.batch_size, len(p.train))
     data = subset(p.train, min(len(p.train), steps * bs), spec.train.seed)
-    update = {"epochs": steps / max(1, len(data) // bs), "time_budget": None, "early_stopping": None}
-    update |= {"lookahead": False, "prune_easy": 0.0, **train}
-    short = spec.model_copy(update={"train": spec.train.model_copy(update=update)})
+    short = short_spec(spec, epochs=steps / max(1, len(data) // bs), **train)
     _, _, model = initialised(short, p.encoder, p.train, task)
     return fit(model, task, data, data.take(np.arange(0)), short, verbose=False)
 
