@@ -117,3 +117,14 @@ def test_bf16_mlp_learns(tmp_path):
     spec = {"data": {"source": "package", "name": "digits"}, "train": {"epochs": 10, "lr": 0.003, "precision": "bf16"}}
     bundle = sw2.train(spec, tmp_path / "b", verbose=False, check=False)
     assert bundle.metrics["test"]["accuracy"] >= 0.9, bundle.metrics["test"]
+
+
+def test_a_cache_entry_not_as_sw2_writes_it_is_timed_again(native):
+    """A hand-edited or foreign entry (no step times) is ignored, not a traceback."""
+    native(True)
+    key = precision._entry_key("e")
+    precision.cache_file().parent.mkdir(parents=True, exist_ok=True)
+    precision.cache_file().write_text(json.dumps({key: {"precision": "bf16", "ms_per_step": "fast"}}))
+    calls: list[str] = []
+    assert precision.decide(TrainSpec(), CPU, "e", stub_timer({"fp32": 10, "bf16": 14}, calls)).name == "fp32"
+    assert len(calls) == 2

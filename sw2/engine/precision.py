@@ -77,8 +77,13 @@ def _read_cache() -> dict[str, Any]:
 
 
 def remembered(shape: str) -> dict[str, Any] | None:
+    """The cached timing of this model on this CPU and torch, or None (absent, or not as sw2 writes it)."""
     entry = _read_cache().get(_entry_key(shape))
-    return entry if isinstance(entry, dict) and entry.get("precision") in ("fp32", "bf16") else None
+    if not isinstance(entry, dict) or entry.get("precision") not in ("fp32", "bf16"):
+        return None
+    ms = entry.get("ms_per_step")
+    ok = isinstance(ms, dict) and all(isinstance(ms.get(k), int | float) for k in ("fp32", "bf16"))
+    return entry if ok else None
 
 
 def remember(shape: str, entry: dict[str, Any]) -> None:
