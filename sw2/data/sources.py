@@ -14,7 +14,7 @@ from sw2.data import idx
 from sw2.data.examples import Examples
 from sw2.data.images import extract, is_archive, load_folder
 from sw2.errors import UserError
-from sw2.registry import Registry
+from sw2.plugins import SOURCES
 from sw2.spec import DataSpec
 
 
@@ -26,7 +26,6 @@ class Loaded:
 
 
 Source = Callable[[DataSpec, Path, str], Loaded]
-SOURCES: Registry[Source] = Registry("data source")
 
 
 def resolve(root: Path, rel: str) -> Path:
@@ -178,6 +177,7 @@ def rotten_tomatoes() -> pd.DataFrame:
     return frame[["text", "category"]].rename(columns={"category": "label"}).reset_index(drop=True)
 
 
+@SOURCES.register("sklearn")  # its former name
 @SOURCES.register("package")
 def load_package(data: DataSpec, root: Path, target: str) -> Loaded:
     """Data sets that ship inside installed packages: scikit-learn's and palmerpenguins."""

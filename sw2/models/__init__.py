@@ -1,5 +1,9 @@
 """Models by registry. A model takes the encoder's dict of tensors and returns one row of outputs each.
 
+A model is one file in this package: a `Model` subclass registered with `@MODELS.register("name")`, its
+spec options (a `sw2.spec.ModelOptions` subclass in the same file, named by the class's `options`) and
+`configure`. `sw2.plugins.MODELS` imports every module here when a model name is first needed.
+
 Every model is rebuilt from (name, kwargs) saved as JSON in the bundle, so loading never unpickles.
 """
 
@@ -12,19 +16,18 @@ import torch
 from sw2.data.corpus import Corpus
 from sw2.data.dataset import TensorSet
 from sw2.data.encode import Encoder
-from sw2.models import convnet, gpt, minilm, mlp, mobilenet, text  # noqa: F401  (they register themselves)
 from sw2.models.base import Model
-from sw2.models.registry import MODELS
-from sw2.spec import ModelSpec, Spec
+from sw2.plugins import MODELS
+from sw2.spec import AutoModel, ModelOptions, Spec
 from sw2.tasks import Task
 
 
-def choose(model: ModelSpec, encoder: Encoder | Corpus, n_train: int) -> tuple[str, dict[str, Any]]:
-    """Resolve `auto` and fill the size knobs the spec left empty, from the input type and data size."""
-    name = model.name
-    if name == "auto":
-        name = encoder.default_model
-    return name, MODELS.get(name).configure(model, encoder, n_train)
+def choose(model: ModelOptions, encoder: Encoder | Corpus, n_train: int) -> tuple[str, dict[str, Any]]:
+    """Resolve `auto` (its options become the picked model's) and fill the size knobs the spec left empty,
+    from the input type and data size."""
+    if isinstance(model, AutoModel):
+        model = model.resolved(encoder.default_model)
+    return model.name, MODELS.get(model.name).configure(model, encoder, n_train)
 
 
 def build(name: str, kwargs: dict[str, Any]) -> Model:

@@ -8,12 +8,24 @@ model has them.
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import torch
 from torch import nn
+
+from sw2.spec import ModelOptions
 
 
 class Model(nn.Module):
     head: nn.Linear  # the last layer: outputs = head(features)
+    options: ClassVar[type[ModelOptions]] = ModelOptions  # its `model:` options in the spec, with their defaults
+
+    @staticmethod
+    def configure(options: Any, encoder: Any, n_train: int) -> dict[str, Any]:
+        """The constructor's keyword arguments, from the spec's `options` (an instance of `options`) and the
+        data: its encoder (or corpus) and the number of training examples, which size what the spec left empty.
+        A model that only a program builds need not have it."""
+        raise NotImplementedError(f"{type(options).__name__}: this model is not built from a spec")
 
     def init_from_data(self, inputs: dict[str, torch.Tensor]) -> None:
         """Fit data-dependent parts (a whitening stem, idf weights) or load pretrained weights, before training."""

@@ -17,17 +17,18 @@ batches stay uint8 in memory and a bundle needs no separate image preprocessing.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from sw2.data.encode import Encoder
 from sw2.errors import UserError
 from sw2.models.base import Model
-from sw2.models.registry import MODELS
-from sw2.spec import ModelSpec
+from sw2.plugins import MODELS
+from sw2.spec import ModelOptions
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
 
@@ -98,8 +99,38 @@ class Whiten(nn.Module):
         return self.act(F.conv2d(x, self.filters) + self.shift.view(1, -1, 1, 1))
 
 
+class ConvNetOptions(ModelOptions):
+    """convnet: a fast conv-BN net for images (airbench-like), the default for images."""
+
+    widths: list[int] | None = Field(
+        None, description="channels per stage (default: 16 or 32 doubling per stage, 1-4 stages by image size)"
+    )
+    depth: int | None = Field(None, ge=1, le=8, description="conv layers per stage (default 1)")
+    activation: Literal["gelu", "relu"] = "gelu"
+    logit_scale: float = Field(
+        1.0, gt=0, description="multiplies the logits before the head's bias (airbench uses 1/9)"
+    )
+    whiten: int = Field(
+        0,
+        ge=0,
+        multiple_of=2,
+        description="channels of a frozen 2x2 patch-whitening stem fitted on train (0 = none; at most 8 per input "
+        "channel)",
+    )
+    whiten_shift_until: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="with whiten: the share of training during which the stem's shift learns (0 = never, 1 = "
+        "throughout; under time_budget a share of the time); frozen after, so backward passes skip the stem "
+        "(airbench: 3 epochs of 10)",
+    )
+
+
 @MODELS.register("convnet")
 class ConvNet(Model):
+    options = ConvNetOptions
+
     def __init__(
         self,
         in_shape: list[int],
@@ -168,7 +199,7 @@ class ConvNet(Model):
             self.stem.shift.zero_()
 
     @staticmethod
-    def configure(spec: ModelSpec, encoder: Encoder, n_train: int) -> dict[str, Any]:
+    def configure(spec: ConvNetOptions, encoder: Encoder, n_train: int) -> dict[str, Any]:
         assert encoder.image_shape is not None
         c, h, w = encoder.image_shape
         stages = max(1, min(4, int(math.log2(min(h, w))) - 1))

@@ -17,17 +17,18 @@ differ (recomputing crops the text to the last `block` tokens and starts afresh)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from sw2.data.corpus import Corpus
 from sw2.errors import UserError
 from sw2.models.base import Model
-from sw2.models.registry import MODELS
-from sw2.spec import ModelSpec
+from sw2.plugins import MODELS
+from sw2.spec import ModelOptions
 
 
 def rotate(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -95,8 +96,19 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
+class GPTOptions(ModelOptions):
+    """gpt: a decoder with causal self-attention (task: generate_text; the default there)."""
+
+    language_model = True
+    widths: list[int] | None = Field(None, description="[width] (default 256; a multiple of heads, even per head)")
+    layers: int | None = Field(None, ge=1, le=24, description="decoder blocks (default 4)")
+    heads: int | None = Field(None, ge=1, le=32, description="attention heads (default 4)")
+
+
 @MODELS.register("gpt")
 class GPT(Model):
+    options = GPTOptions
+
     def __init__(
         self, vocab: int, block: int, dim: int = 256, layers: int = 4, heads: int = 4, dropout: float = 0.0
     ) -> None:
@@ -140,7 +152,7 @@ class GPT(Model):
         return logits[:, -1], state
 
     @staticmethod
-    def configure(spec: ModelSpec, corpus: Corpus, n_train: int) -> dict[str, Any]:
+    def configure(spec: GPTOptions, corpus: Corpus, n_train: int) -> dict[str, Any]:
         dim, heads = (spec.widths or [256])[0], spec.heads or 4
         if dim % heads or (dim // heads) % 2:
             raise UserError(f"model: widths[0] = {dim} must be a multiple of heads = {heads} with an even quotient")
@@ -153,8 +165,19 @@ class GPT(Model):
         }
 
 
+class CharRNNOptions(ModelOptions):
+    """charrnn: a stacked LSTM or GRU language model (task: generate_text)."""
+
+    language_model = True
+    widths: list[int] | None = Field(None, description="[width] of the embedding and the cells (default 512)")
+    layers: int | None = Field(None, ge=1, le=24, description="stacked cells (default 2)")
+    cell: Literal["gru", "lstm"] = "gru"
+
+
 @MODELS.register("charrnn")
 class CharRNN(Model):
+    options = CharRNNOptions
+
     def __init__(
         self, vocab: int, block: int, dim: int = 512, layers: int = 2, cell: str = "lstm", dropout: float = 0.0
     ) -> None:
@@ -176,7 +199,7 @@ class CharRNN(Model):
         return self.head(h[:, -1]), state
 
     @staticmethod
-    def configure(spec: ModelSpec, corpus: Corpus, n_train: int) -> dict[str, Any]:
+    def configure(spec: CharRNNOptions, corpus: Corpus, n_train: int) -> dict[str, Any]:
         dim = (spec.widths or [512])[0]
         return {
             "vocab": corpus.vocab_size,

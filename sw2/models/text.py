@@ -11,9 +11,10 @@ and other columns trains one model.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -21,8 +22,8 @@ from sw2.data.encode import Encoder
 from sw2.data.text import SPECIALS, load_tokenizer, vocab_size
 from sw2.errors import UserError
 from sw2.models.base import Model
-from sw2.models.registry import MODELS
-from sw2.spec import ModelSpec
+from sw2.plugins import MODELS
+from sw2.spec import ModelOptions
 
 
 def trimmed(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,7 +55,7 @@ class Side(nn.Module):
         return torch.cat(parts, dim=1) if len(parts) > 1 else pooled
 
 
-def text_kwargs(spec: ModelSpec, encoder: Encoder) -> dict[str, Any]:
+def text_kwargs(spec: ModelOptions, encoder: Encoder) -> dict[str, Any]:
     """What every text model needs to know from the encoder."""
     if encoder.tokenizer is None:
         raise UserError(f"model: {spec.name} reads text, and the data has no text column; use inputs: {{col: text}}")
@@ -67,6 +68,13 @@ def text_kwargs(spec: ModelSpec, encoder: Encoder) -> dict[str, Any]:
     }
 
 
+class BagOptions(ModelOptions):
+    """bag: a TF-IDF-weighted bag of words or word pairs, linear, or fastText with a width."""
+
+    widths: list[int] | None = Field(None, description="[embedding size] (fastText); none = a linear model on the bag")
+    ngrams: int = Field(1, ge=1, le=2, description="1 = words, 2 = words and hashed word pairs")
+
+
 @MODELS.register("bag")
 class Bag(Model):
     """A bag of words (with `ngrams: 2`, also hashed word pairs), each token weighted by its inverse
@@ -74,6 +82,8 @@ class Bag(Model):
     word counts once per occurrence). Without a width the bag's rows are the class scores themselves (a
     linear model, zero at the start; `train.dropout` does not apply); with `widths: [d]` they are
     d-dimensional embeddings summed under the same weights, then dropout and a linear head (fastText)."""
+
+    options = BagOptions
 
     def __init__(
         self,
@@ -133,7 +143,7 @@ class Bag(Model):
         return x + self.head(self.side(batch, x[:, :0]) / max(1.0, self.side.width) ** 0.5)
 
     @staticmethod
-    def configure(spec: ModelSpec, encoder: Encoder, n_train: int) -> dict[str, Any]:
+    def configure(spec: BagOptions, encoder: Encoder, n_train: int) -> dict[str, Any]:
         tok = load_tokenizer(encoder.tokenizer) if encoder.tokenizer else None
         specials = [i for s in SPECIALS if tok is not None and (i := tok.token_to_id(s)) is not None]
         return {
@@ -144,8 +154,18 @@ class Bag(Model):
         }
 
 
+class RNNOptions(ModelOptions):
+    """rnn: a bidirectional GRU or LSTM with attention pooling, the default for text."""
+
+    widths: list[int] | None = Field(None, description="[embedding, hidden] sizes (default [128, 128])")
+    layers: int | None = Field(None, ge=1, le=24, description="stacked layers (default 1)")
+    cell: Literal["gru", "lstm"] = "gru"
+
+
 @MODELS.register("rnn")
 class RNN(Model):
+    options = RNNOptions
+
     def __init__(
         self,
         vocab: int,
@@ -178,7 +198,7 @@ class RNN(Model):
         return self.head(self.drop(self.side(batch, pooled)))
 
     @staticmethod
-    def configure(spec: ModelSpec, encoder: Encoder, n_train: int) -> dict[str, Any]:
+    def configure(spec: RNNOptions, encoder: Encoder, n_train: int) -> dict[str, Any]:
         widths = spec.widths or [128, 128]
         return {
             **text_kwargs(spec, encoder),
@@ -189,8 +209,18 @@ class RNN(Model):
         }
 
 
+class TransformerOptions(ModelOptions):
+    """transformer: a small pre-norm encoder with learned positions."""
+
+    widths: list[int] | None = Field(None, description="[width] (default 128; a multiple of heads)")
+    layers: int | None = Field(None, ge=1, le=24, description="encoder blocks (default 2)")
+    heads: int | None = Field(None, ge=1, le=32, description="attention heads (default 4)")
+
+
 @MODELS.register("transformer")
 class Transformer(Model):
+    options = TransformerOptions
+
     def __init__(
         self,
         vocab: int,
@@ -222,7 +252,7 @@ class Transformer(Model):
         return self.head(self.drop(self.side(batch, masked_mean(h, mask))))
 
     @staticmethod
-    def configure(spec: ModelSpec, encoder: Encoder, n_train: int) -> dict[str, Any]:
+    def configure(spec: TransformerOptions, encoder: Encoder, n_train: int) -> dict[str, Any]:
         dim, heads = (spec.widths or [128])[0], spec.heads or 4
         if dim % heads:
             raise UserError(f"model: widths[0] = {dim} must be a multiple of heads = {heads}")
