@@ -9,7 +9,8 @@ import torch
 
 import sw2
 import sw2.api
-from sw2.engine import loop, optim
+from sw2.engine import optim
+from sw2.engine.callbacks import lookahead, prune
 from sw2.spec import load_spec
 from tests.conftest import ROOT, need_dataset
 
@@ -33,12 +34,12 @@ def test_cifar10_recipe_on_a_sample_reaches_its_floor(tmp_path, monkeypatch):
             calls["muon"] += 1
             return super().step(closure)
 
-    class CountingLookahead(loop.Lookahead):
+    class CountingLookahead(lookahead.Lookahead):
         def step(self, *args, **kwargs):
             calls["lookahead"] += 1
             return super().step(*args, **kwargs)
 
-    class CountingPruner(loop.EasyPruner):
+    class CountingPruner(prune.EasyPruner):
         def epoch(self, perm: torch.Tensor, *args, **kwargs) -> torch.Tensor:
             kept = super().epoch(perm, *args, **kwargs)
             calls["pruned"] += len(perm) - len(kept)
@@ -51,8 +52,8 @@ def test_cifar10_recipe_on_a_sample_reaches_its_floor(tmp_path, monkeypatch):
         return real_predict(model, inputs, tta=tta, **kwargs)
 
     monkeypatch.setattr(optim, "Muon", CountingMuon)
-    monkeypatch.setattr(loop, "Lookahead", CountingLookahead)
-    monkeypatch.setattr(loop, "EasyPruner", CountingPruner)
+    monkeypatch.setattr(lookahead, "Lookahead", CountingLookahead)
+    monkeypatch.setattr(prune, "EasyPruner", CountingPruner)
     monkeypatch.setattr(sw2.api, "predict", recording_predict)
 
     bundle = sw2.train(raw, tmp_path / "b", verbose=False, check=False)  # the pre-flight has its own tests

@@ -1,12 +1,21 @@
 """The training loop: one for every task. Read this file to know what training does.
 
-Data stays in memory as tensors; each epoch draws a permutation from a seeded generator (less some
-well-learned examples with `prune_easy`) and slices batches from it. Validation runs after each epoch
-(one view, no test-time augmentation, fp32 whatever the training precision); a checkpoint is written after
-each epoch so that `resume` continues where the run stopped: bit-exact with `deterministic` (or pinned
+`fit` owns the loop: the device, the data order, the time budget, validation, checkpoints and exact resume,
+the thread count, the seed and the progress bar. What one batch does to the weights is the step's
+(sw2/engine/step.py: `SupervisedStep` by default: the lr schedule, autocast, the task's loss, gradient
+accumulation and clipping, the optimizer update; a GAN passes its own `TrainStep`). Everything optional is a
+callback (sw2/engine/callbacks/, one file each, built from the spec by `callbacks_for`): the model's progress
+hook, gradual unfreezing, easy-example pruning, lookahead and early stopping. Step and callbacks see where
+training stands through one `Context` (sw2/engine/context.py).
+
+An epoch, top to bottom: a permutation drawn from a seeded generator (callbacks may leave examples out:
+`prune_easy`), then per batch: gather and augment it, `on_batch_begin`, the step, `on_batch_end`; then
+validation (one view, no test-time augmentation, fp32 whatever the training precision), `on_epoch_end`, and a
+checkpoint so that `resume` continues where the run stopped: bit-exact with `deterministic` (or pinned
 threads) and no time budget. With a time budget the lr schedule follows the clock: a resumed run keeps the
 time already spent (the budget is not restarted), the data order and every state, but its lr at each later
-step follows its own clock, so it matches an uninterrupted run only up to that.
+step follows its own clock, so it matches an uninterrupted run only up to that (a step whose lr does not
+follow progress, as a GAN's may, resumes bit-exactly under a budget too).
 """
 
 from __future__ import annotations
@@ -20,18 +29,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from sw2 import log
 from sw2.data.dataset import TensorSet
 from sw2.engine import checkpoint, hardware, precision
-from sw2.engine.augment import alternating_flips, augment, augment_text, is_active, text_active
+from sw2.engine.batches import Batches
+from sw2.engine.callbacks import Callback, by_name, callbacks_for
+from sw2.engine.context import Context
 from sw2.engine.length import plan
-from sw2.engine.lookahead import Lookahead
-from sw2.engine.optim import layer_groups, lr_factor, make_optimizer
+from sw2.engine.optim import lr_factor
 from sw2.engine.predict import predict
 from sw2.engine.progress import Reporter
-from sw2.engine.prune import EasyPruner
+from sw2.engine.step import SupervisedStep, TrainStep
 from sw2.errors import UserError
-from sw2.models.base import Model
 from sw2.spec import Spec
 from sw2.tasks import Task
 
@@ -47,28 +55,6 @@ class FitResult:
     epochs_done: float = 0.0  # steps / full-data steps per epoch: fractional where a time budget stops
     # mid-epoch; with prune_easy the epochs are shorter, and more are begun than done
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class _State:
-    """Everything that changes during training and must survive a restart."""
-
-    epoch: int = 0
-    step: int = 0
-    elapsed: float = 0.0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_score: float = -math.inf
-    best_epoch: int = 0
-    bad_epochs: int = 0
-    best_state: dict[str, torch.Tensor] | None = None
-
-
-def _monitor(spec: Spec, row: dict[str, Any]) -> float | None:
-    """The early-stopping score of an epoch, higher is better."""
-    es = spec.train.early_stopping
-    if es is None or row.get("val_loss") is None:
-        return None
-    return -row["val_loss"] if es.monitor == "val_loss" else row["val_metric"]
 
 
 def validate(
@@ -92,7 +78,7 @@ def validate(
 
 def fit(
     model: nn.Module,
-    task: Task,
+    task: Task | None,
     train: TensorSet,
     val: TensorSet,
     spec: Spec,
@@ -102,15 +88,22 @@ def fit(
     run_key: str = "",
     log_dir: Path | None = None,
     verbose: bool = True,
+    step: TrainStep | None = None,
+    callbacks: list[Callback] | None = None,
 ) -> FitResult:
     """Train `model` on `train` as `spec.train` says, validating on `val` after each epoch. The process's
-    thread count, random state and determinism settings are as they were when it returns."""
+    thread count, random state and determinism settings are as they were when it returns.
+
+    `step` replaces the default `SupervisedStep(model, task, spec.train)`; `model` is then what the run
+    returns and the spec's callbacks act on (the step's module, or a container of its modules), and `task`
+    may be None where `val` is empty. `callbacks` run after the spec's."""
     threads_before = torch.get_num_threads()
     device = hardware.device_for(spec.train)
     gpus = [device.index or 0] if device.type == "cuda" else []
     try:
         with hardware.determinism(spec.train, device), torch.random.fork_rng(devices=gpus):
-            return _fit(model, task, train, val, spec, device, checkpoint_dir, resume, run_key, log_dir, verbose)
+            run = _Run(model, task, val, spec, device, checkpoint_dir, run_key)
+            return run.fit(train, resume, log_dir, verbose, step, callbacks or [])
     except RuntimeError as err:
         if spec.train.deterministic and "deterministic" in str(err):  # an op with no deterministic version
             first = str(err).strip().splitlines()[0]
@@ -120,190 +113,187 @@ def fit(
         torch.set_num_threads(threads_before)
 
 
-def _fit(
-    model: nn.Module,
-    task: Task,
-    train: TensorSet,
-    val: TensorSet,
-    spec: Spec,
-    device: torch.device,
-    checkpoint_dir: Path | None,
-    resume: bool,
-    run_key: str,
-    log_dir: Path | None,
-    verbose: bool,
-) -> FitResult:
-    cfg, aug = spec.train, spec.augment
-    hardware.tune_malloc()
-    tuner = hardware.thread_tuner(cfg, device)  # None: pinned by train.threads or deterministic, or not a CPU
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    model.to(device)
-    set_progress = model.set_progress if isinstance(model, Model) else None  # what trains may change with time
-    opt = make_optimizer(model, cfg)
-    stack = layer_groups(model) if cfg.unfreeze else []  # gradual unfreezing, top group first
-    if (cfg.unfreeze or cfg.layer_lr_decay < 1) and not layer_groups(model):
-        log.warning("train.unfreeze and train.layer_lr_decay apply to pretrained models (minilm, mobilenet); ignored")
-    # overlapping windows (a language model's strided views) stay where they are: copied whole they would
-    # take `max_tokens` times the memory; their batches are gathered there and moved
-    inputs = {k: v.to(device) if v.is_contiguous() else v for k, v in train.inputs.items()}
-    target = train.target.to(device) if train.target.is_contiguous() else train.target
-    augmenting = is_active(aug) and "image" in inputs
-    augmenting_text = text_active(aug) and "text" in inputs
-    flip_bits = alternating_flips(len(train), cfg.seed).to(device) if aug.flip == "alternate" else None
+class _Run:
+    """One run of `fit`: what its epochs share."""
 
-    n = len(train)
-    bs = min(cfg.batch_size, n)
-    shape = precision.shape_key(model, train.inputs, bs)
-    choice = precision.choose(cfg, device, shape)
-    amp = choice.dtype  # training steps only: validation is fp32
-    length = plan(cfg, n)
-    budget = length.time_budget
-    steps_per_epoch = max(1, n // bs)  # the last partial batch is dropped (a fresh permutation each epoch)
-    total_steps = max(1, math.ceil(length.epochs * steps_per_epoch))
-    total_steps += (-total_steps) % cfg.accumulate  # end on a whole optimizer step
+    def __init__(
+        self,
+        model: nn.Module,
+        task: Task | None,
+        val: TensorSet,
+        spec: Spec,
+        device: torch.device,
+        checkpoint_dir: Path | None,
+        run_key: str,
+    ) -> None:
+        if task is None and len(val):
+            raise ValueError("fit: validation data needs a task to score it")
+        self.model, self.task, self.val, self.spec, self.device = model, task, val, spec, device
+        self.checkpoint_dir, self.run_key = checkpoint_dir, run_key
+        self.elapsed = 0.0  # seconds of training and validation, across resumes, at the last epoch's end
 
-    st = _State()
-    slow = Lookahead(model) if cfg.lookahead else None
-    pruner = EasyPruner(n, cfg.prune_easy, device) if cfg.prune_easy else None
-    saved = checkpoint.load(checkpoint_dir) if (resume and checkpoint_dir is not None) else None
-    if saved is not None:
-        if saved["run_key"] != run_key:
+    def fit(
+        self,
+        train: TensorSet,
+        resume: bool,
+        log_dir: Path | None,
+        verbose: bool,
+        step: TrainStep | None,
+        callbacks: list[Callback],
+    ) -> FitResult:
+        cfg = self.spec.train
+        hardware.tune_malloc()
+        self.tuner = hardware.thread_tuner(cfg, self.device)  # None: pinned by train.threads or deterministic,
+        torch.manual_seed(cfg.seed)  # or not a CPU
+        generator = torch.Generator().manual_seed(cfg.seed)
+        self.model.to(self.device)
+        self.step = (step or SupervisedStep(self.model, self.task, cfg)).to(self.device)
+        self.callbacks = callbacks_for(cfg, self.model) + callbacks
+        self.batches = Batches(train, self.spec.augment, cfg.seed, self.device)
+        n, bs = len(train), min(cfg.batch_size, len(train))
+        shape = precision.shape_key(self.model, train.inputs, bs)
+        choice = precision.choose(cfg, self.device, shape)  # training steps only: validation is fp32
+        length = plan(cfg, n)
+        steps_per_epoch = max(1, n // bs)  # the last partial batch is dropped (a fresh permutation each epoch)
+        total = max(1, math.ceil(length.epochs * steps_per_epoch))
+        total += (-total) % cfg.accumulate  # end on a whole optimizer step
+        ctx = self.ctx = Context(self.device, choice.dtype, cfg.accumulate, bs, n, total, generator)
+        for cb in self.callbacks:
+            cb.on_train_begin(ctx)
+        if resume and self.checkpoint_dir is not None:
+            self._restore(self.checkpoint_dir)
+        self.budget, self.start = length.time_budget, time.perf_counter() - self.elapsed
+        self.reporter = Reporter(total, bs, log_dir, verbose)
+        while ctx.step < total and ctx.stop is None:
+            self._end_epoch(*self._epoch())
+        self.reporter.close(ctx.step)
+        for cb in self.callbacks:
+            cb.on_train_end(ctx)
+        tuner = self.tuner
+        threads = tuner.record() if tuner is not None else {"threads": torch.get_num_threads(), "pinned": True}
+        return FitResult(
+            extra={"threads": threads, "precision": choice.to_json(), "shape": shape, "length": length.to_json()},
+            model=self.model.cpu(),
+            history=ctx.history,
+            stopped=ctx.stop or "completed",
+            train_seconds=self.elapsed,
+            examples_per_second=ctx.step * bs / max(self.elapsed, 1e-9),
+            best_epoch=ctx.best_epoch,
+            epochs_done=ctx.step / steps_per_epoch,
+        )
+
+    def _progress(self) -> float:
+        """The share of training done: of the steps, or of the time budget if that runs out first."""
+        done = self.ctx.step / self.ctx.total_steps
+        return max(done, (time.perf_counter() - self.start) / self.budget) if self.budget else done
+
+    def _epoch(self) -> tuple[torch.Tensor, int]:
+        """One epoch's batches: the sum of their losses, and their number."""
+        ctx, bs = self.ctx, self.ctx.batch_size
+        ctx.epoch += 1
+        self.model.train()
+        self.step.train()
+        ctx.progress = self._progress()
+        for cb in self.callbacks:
+            cb.on_epoch_begin(ctx)
+        order = torch.randperm(ctx.examples, generator=ctx.generator)
+        for cb in self.callbacks:
+            order = cb.epoch_order(order, ctx)
+        order = order.to(self.device)
+        steps = min(len(order) // bs, ctx.total_steps - ctx.step)  # a pruned epoch keeps whole batches
+        loss_sum, seen = torch.zeros((), device=self.device), 0
+        for i in range(steps):
+            if self.tuner is not None:
+                self.tuner.step()
+            idx = order[i * bs : (i + 1) * bs]
+            batch, target = self.batches.take(idx, ctx.epoch, ctx.generator)
+            ctx.progress = self._progress()
+            for cb in self.callbacks:
+                cb.on_batch_begin(ctx)
+            loss = self.step(batch, target, idx, ctx)
+            ctx.step += 1
+            for cb in self.callbacks:
+                cb.on_batch_end(ctx, loss)
+            loss_sum += loss
+            seen += 1
+            if i % 8 == 0:  # reading the loss syncs a GPU, so not every step
+                self.reporter.step(ctx.step, ctx.epoch, loss_sum.item() / seen)
+            if self.budget and time.perf_counter() - self.start > self.budget:
+                ctx.stop = "time_budget"
+                break
+        return loss_sum, seen
+
+    def _end_epoch(self, loss_sum: torch.Tensor, seen: int) -> None:
+        """The epoch's history row, validation, `on_epoch_end` and the checkpoint."""
+        ctx, cfg = self.ctx, self.spec.train
+        self.elapsed = time.perf_counter() - self.start
+        row: dict[str, Any] = {
+            "epoch": ctx.epoch,
+            "step": ctx.step,
+            "train_loss": loss_sum.item() / max(seen, 1),
+            "lr": cfg.lr * lr_factor(cfg, ctx.progress),  # the base lr (groups scale it)
+            "time": round(self.elapsed, 3),
+            "threads": torch.get_num_threads(),
+        }
+        if self.tuner is not None and (len(self.val) or self.checkpoint_dir is not None):
+            self.tuner.pause()  # validation and the checkpoint are not steps
+        if self.task is not None and len(self.val):  # one view: TTA is for the final scores
+            row["val_loss"], row["val_metric"] = validate(self.model, self.task, self.val, device=self.device)
+        ctx.history.append(row)
+        self.reporter.epoch(row, self.task.metric if self.task is not None else "")
+        for cb in self.callbacks:
+            cb.on_epoch_end(ctx, row)
+        if self.checkpoint_dir is not None:
+            self._save(self.checkpoint_dir)
+
+    def _save(self, folder: Path) -> None:
+        ctx = self.ctx
+        assert ctx.generator is not None
+        checkpoint.save(
+            folder,
+            {
+                "run_key": self.run_key,
+                "modules": {name: m.state_dict() for name, m in self.step.modules().items()},
+                "step": self.step.state_dict(),
+                "callbacks": {name: cb.state_dict() for name, cb in by_name(self.callbacks).items()},
+                "generator": ctx.generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+                "state": {"epoch": ctx.epoch, "step": ctx.step, "elapsed": self.elapsed, "history": ctx.history},
+            },
+        )
+
+    def _restore(self, folder: Path) -> None:
+        """Continue from the checkpoint in `folder`, if there is one."""
+        saved = checkpoint.load(folder)
+        if saved is None:
+            return
+        if saved["run_key"] != self.run_key:
             raise UserError(
-                f"{checkpoint_dir}: checkpoint is from another spec, data or sw2 version; delete it or drop --resume"
+                f"{folder}: checkpoint is from another spec, data or sw2 version; delete it or drop --resume"
             )
         try:
-            model.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["optimizer"])
-            gen.set_state(saved["generator"])
-            torch.set_rng_state(saved["torch_rng"])
-            st = _State(**saved["state"])
-            if slow is not None:
-                slow.slow = saved["lookahead"]
-            if pruner is not None:
-                pruner.scores = saved["prune_scores"].to(device)
+            self._load(saved)
         except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as err:  # tampered with
             raise UserError(
-                f"{checkpoint_dir}: the checkpoint does not fit this run ({type(err).__name__}); delete the folder "
+                f"{folder}: the checkpoint does not fit this run ({type(err).__name__}); delete the folder "
                 f"or train without --resume"
             ) from None
 
-    reporter = Reporter(total_steps, bs, log_dir, verbose)
-    stopped = "completed"
-    start = time.perf_counter() - st.elapsed
-
-    def progress_now() -> float:
-        """The share of training done: of the steps, or of the time budget if that runs out first."""
-        done = st.step / total_steps
-        return max(done, (time.perf_counter() - start) / budget) if budget else done
-
-    while st.step < total_steps and stopped == "completed":
-        st.epoch += 1
-        model.train()
-        perm = torch.randperm(n, generator=gen)
-        if pruner is not None:
-            perm = pruner.epoch(perm, gen, progress_now() < cfg.prune_easy_until, bs * cfg.accumulate)
-        perm = perm.to(device)
-        steps = min(len(perm) // bs, total_steps - st.step)  # a pruned epoch keeps whole batches
-        loss_sum, seen = torch.zeros((), device=device), 0
-        for i in range(steps):
-            if tuner is not None:
-                tuner.step()
-            idx = perm[i * bs : (i + 1) * bs]
-            batch = {k: v[idx.to(v.device)].to(device, non_blocking=True) for k, v in inputs.items()}
-            if augmenting:
-                flips = None if flip_bits is None else flip_bits[idx] ^ bool(st.epoch % 2)
-                batch["image"] = augment(batch["image"], aug, gen, flips)
-            if augmenting_text:
-                batch["text"] = augment_text(batch["text"], aug, gen)
-            progress = progress_now()
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * lr_factor(cfg, progress) * group["lr_scale"]
-            if set_progress is not None and st.step % cfg.accumulate == 0:  # what trains changes between updates
-                set_progress(progress)
-            if stack:
-                learning = min(len(stack), 1 + int(progress / cfg.unfreeze * len(stack)))
-                for depth, params in enumerate(stack):
-                    for p in params:
-                        p.requires_grad_(depth >= len(stack) - learning)
-            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                out, y = model(batch), target[idx.to(target.device)].to(device)
-                if pruner is None:
-                    loss = task.loss(out, y, cfg.label_smoothing)
-                else:
-                    loss = pruner.loss(task.example_losses(out, y, cfg.label_smoothing), idx)
-            (loss / cfg.accumulate).backward()
-            st.step += 1
-            if st.step % cfg.accumulate == 0:
-                if cfg.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                if slow is not None:
-                    slow.step(model, st.step // cfg.accumulate, progress)
-            loss_sum += loss.detach()
-            seen += 1
-            if i % 8 == 0:  # reading the loss syncs a GPU, so not every step
-                reporter.step(st.step, st.epoch, loss_sum.item() / seen)
-            if budget and time.perf_counter() - start > budget:
-                stopped = "time_budget"
-                break
-        st.elapsed = time.perf_counter() - start
-        row: dict[str, Any] = {
-            "epoch": st.epoch,
-            "step": st.step,
-            "train_loss": loss_sum.item() / max(seen, 1),
-            "lr": cfg.lr * lr_factor(cfg, progress),  # the base lr (groups scale it)
-            "time": round(st.elapsed, 3),
-            "threads": torch.get_num_threads(),
-        }
-        if tuner is not None and (len(val) or checkpoint_dir is not None):
-            tuner.pause()  # validation and the checkpoint are not steps
-        if len(val):  # one view: TTA is for the final scores
-            row["val_loss"], row["val_metric"] = validate(model, task, val, device=device)  # fp32, as reported
-        st.history.append(row)
-        reporter.epoch(row, task.metric)
-
-        score = _monitor(spec, row)
-        if score is not None:
-            es = spec.train.early_stopping
-            assert es is not None
-            if score > st.best_score + es.min_delta:
-                st.best_score, st.best_epoch, st.bad_epochs = score, st.epoch, 0
-                st.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            elif not stack or st.step >= cfg.unfreeze * total_steps:  # no patience lost while still unfreezing
-                st.bad_epochs += 1
-                if st.bad_epochs >= es.patience and stopped == "completed":
-                    stopped = "early_stopping"
-        if checkpoint_dir is not None:
-            checkpoint.save(
-                checkpoint_dir,
-                {
-                    "run_key": run_key,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "generator": gen.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "state": vars(st),
-                    "lookahead": slow.slow if slow is not None else None,
-                    "prune_scores": pruner.scores.cpu() if pruner is not None else None,
-                },
-            )
-    reporter.close(st.step)
-    if slow is not None:
-        slow.finish(model)
-
-    if st.best_state is not None and st.best_epoch != st.epoch:
-        model.load_state_dict(st.best_state)  # restore the best weights
-    train_seconds = st.elapsed  # wall time of training and validation, across resumes
-    threads = tuner.record() if tuner is not None else {"threads": torch.get_num_threads(), "pinned": True}
-    return FitResult(
-        extra={"threads": threads, "precision": choice.to_json(), "shape": shape, "length": length.to_json()},
-        model=model.cpu(),
-        history=st.history,
-        stopped=stopped,
-        train_seconds=train_seconds,
-        examples_per_second=st.step * bs / max(train_seconds, 1e-9),
-        best_epoch=st.best_epoch or None,
-        epochs_done=st.step / steps_per_epoch,
-    )
+    def _load(self, saved: dict[str, Any]) -> None:
+        ctx, modules = self.ctx, self.step.modules()
+        assert ctx.generator is not None
+        if saved["modules"].keys() != modules.keys():
+            raise KeyError("modules")
+        for name, module in modules.items():
+            module.load_state_dict(saved["modules"][name])
+        self.step.load_state_dict(saved["step"])
+        for name, cb in by_name(self.callbacks).items():  # a callback this run lacks leaves its state unread
+            cb.load_state_dict(saved["callbacks"][name])
+        ctx.generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
+        if self.device.type == "cuda" and saved["cuda_rng"] is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"], self.device)
+        state = saved["state"]
+        ctx.epoch, ctx.step, ctx.history = int(state["epoch"]), int(state["step"]), list(state["history"])
+        self.elapsed = float(state["elapsed"])
