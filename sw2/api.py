@@ -15,27 +15,19 @@ import torch
 
 from sw2 import log
 from sw2.bundle import Bundle, write_atomic
-from sw2.data import prepare
-from sw2.data.corpus import prepare_corpus
-from sw2.data.dataset import drop_unseen, encode
-from sw2.data.sources import load_other
-from sw2.engine import predict
 from sw2.errors import UserError
-from sw2.evaluation import evaluate as score
 from sw2.evaluation import plots
-from sw2.evaluation.model_tests import Outcome, Subject, junit_xml, run_tests, validate
+from sw2.evaluation.model_tests import Outcome, Subject, junit_xml, run_tests
 from sw2.files import within
-from sw2.language import evaluate_text, train_language_model
 from sw2.models import initialised
 from sw2.outputs import DOCTOR_FILES, DOCTOR_WRITES, bundle_out, doctor_out, guard_out
 from sw2.preflight import Verdict, preflight, resolve_lr, run_preflight
 from sw2.preflight.label_errors import LabelIssues, captions, label_issues
 from sw2.preflight.recipe import beats_baseline
-from sw2.preflight.seen import what_the_net_sees
 from sw2.run_report import write_report
 from sw2.runs import fingerprint, run_key, train_model, training_summary, write_bundle
 from sw2.spec import Spec, load_spec, parse_spec
-from sw2.tasks import TASKS
+from sw2.tasks import TASKS, Task
 
 
 def resolve_spec(spec: str | Path | Spec | dict[str, Any], root: str | Path | None = None) -> tuple[Spec, Path]:
@@ -60,47 +52,31 @@ def train(
 ) -> Bundle:
     """Train from a spec and write the bundle (default runs/<name>); returns the loaded bundle.
 
-    The pre-flight checks run first (`check=False` skips them); a FAIL stops training unless `force`.
+    One pipeline for every task: prepare → pre-flight → initialise → fit → score → bundle → report. The
+    pre-flight checks run first (`check=False` skips them); a FAIL stops training unless `force`.
     """
     spec, base = resolve_spec(spec, root)
     out = bundle_out(spec, out)
     guard_out(out, spec, base)  # before any work: --out must not destroy user files
-    if spec.task == "generate_text":
-        return train_language_model(spec, base, out, resume=resume, verbose=verbose, check=check, force=force)
-    t0 = time.perf_counter()
-    data = prepare(spec, base)
-    prep_seconds = time.perf_counter() - t0
     task = TASKS.get(spec.task)
+    t0 = time.perf_counter()
+    data = task.prepare(spec, base)
+    prep_seconds = time.perf_counter() - t0
     key = run_key(spec, data.fingerprint)
     if spec.tests:  # a mistake in the tests must not cost a training run
-        validate(spec.tests, data.encoder, data.raw_test, base)
+        task.validate_tests(spec.tests, data.encoder, data.raw_test, base)
     spec, found = resolve_lr(spec, data, task)
     verdicts, check_seconds = run_preflight(spec, data, task, found, force) if check else ([], 0.0)
     name, kwargs, model = initialised(spec, data.encoder, data.train, task)
     n_params = sum(p.numel() for p in model.parameters())
-    log.info(
-        f"sw2: {data.report['source']}: train {len(data.train)}, val {len(data.val)}, test {len(data.test)}; "
-        f"model {name} ({n_params:,} parameters)"
-    )
+    log.info(f"sw2: {data.report['source']}: {task.describe(data)}; model {name} ({n_params:,} parameters)")
     result = train_model(model, task, data.train, data.val, spec, out, key, resume=resume, verbose=verbose)
-
-    metrics: dict[str, Any] = {"task": spec.task}
-    outputs: dict[str, torch.Tensor] = {}
-    for split, tensors in (("val", data.val), ("test", data.test)):
-        if len(tensors):
-            outputs[split] = predict(result.model, tensors.inputs, tta=spec.augment.tta)
-            metrics[split] = score(outputs[split], tensors.target, data.encoder)
-    metrics["training"] = training_summary(result, prep_seconds)
+    scored = task.score_run(result.model, data, spec, result)
+    metrics: dict[str, Any] = {"task": spec.task, **scored.metrics}
+    metrics["training"] = {**training_summary(result, prep_seconds), **scored.training}
     metrics["data"] = data.report
     if check:
-        scored = metrics.get("test") or metrics.get("val")
-        after = [beats_baseline(scored)] if scored else []
-        for v in after:
-            log.info(v.line())
-        metrics["preflight"] = {
-            "seconds": round(check_seconds, 3),
-            "verdicts": [v.to_json() for v in verdicts + after],
-        }
+        metrics["preflight"] = _preflight_record(task, metrics, verdicts, check_seconds)
     if found is not None:
         metrics["lr_finder"] = {"lrs": found.lrs, "losses": found.losses, "suggestion": found.suggestion}
     outcomes = run_tests(Subject(result.model, data.encoder, spec, data.raw_test, base)) if spec.tests else []
@@ -108,16 +84,17 @@ def train(
         metrics["tests"] = [o.to_json() for o in outcomes]
 
     def fill(folder: Path) -> None:
-        if "test" in metrics and "confusion" in metrics["test"]:
-            plots.confusion(metrics["test"]["confusion"], data.encoder.classes or [], folder / "confusion.png")
+        task.write_files(folder, data, metrics)
+        for file, text in scored.files.items():
+            (folder / file).write_text(text, encoding="utf-8")
         if outcomes:
             (folder / "tests.xml").write_text(junit_xml(outcomes, spec.name))
         if check:
-            what_the_net_sees(spec, data, folder)
+            task.what_the_net_sees(spec, data, folder)
         if found is not None:
             plots.lr_sweep(found.lrs, found.losses, found.suggestion, folder / "lr_finder.png")
-        if outputs:  # last: the report reads the files above
-            _report_at_training(Bundle(folder), data, outputs)
+        if "test" in metrics or "val" in metrics:  # last: the report reads the files above
+            _report_at_training(Bundle(folder), data, scored.outputs)
 
     stamp = fingerprint(data.fingerprint, name)
     path = write_bundle(out, result, name, kwargs, data.encoder, spec, metrics, stamp, task.metric, fill)
@@ -125,14 +102,25 @@ def train(
     return Bundle(path)
 
 
+def _preflight_record(task: Task, metrics: dict[str, Any], verdicts: list[Verdict], seconds: float) -> dict[str, Any]:
+    """The pre-flight's verdicts for metrics.json, with the after-training check: beats the dumb baseline."""
+    scored = metrics.get("test") or metrics.get("val")
+    after = [beats_baseline(task, scored)] if scored else []
+    for v in after:
+        log.info(v.line())
+    return {"seconds": round(seconds, 3), "verdicts": [v.to_json() for v in verdicts + after]}
+
+
 def _report_at_training(bundle: Bundle, data: Any, outputs: dict[str, torch.Tensor]) -> None:
     """report.html on the test split (or on val when the spec has none). A failure here must not cost
     the trained model, so it is reported and the bundle is written without the report."""
     try:
-        if "test" in outputs:
-            write_report(bundle, data.raw_test, outputs["test"], val=data.scored_val, val_outputs=outputs.get("val"))
+        if len(data.test):
+            write_report(
+                bundle, data.raw_test, outputs.get("test"), val=data.scored_val, val_outputs=outputs.get("val")
+            )
         else:
-            write_report(bundle, data.scored_val, outputs["val"], scored_on="validation split (no test split)")
+            write_report(bundle, data.scored_val, outputs.get("val"), scored_on="validation split (no test split)")
     except Exception as err:  # any failure: keep the model, say why
         log.warning(f"report.html not written ({type(err).__name__}: {err}); retry with sw2 report BUNDLE --debug")
 
@@ -141,9 +129,7 @@ def check(spec: str | Path | Spec | dict[str, Any], root: str | Path | None = No
     """The pre-flight verdicts of a spec, without training."""
     spec, base = resolve_spec(spec, root)
     task = TASKS.get(spec.task)
-    if spec.task == "generate_text":
-        return preflight(spec, prepare_corpus(spec, base), task)
-    data = prepare(spec, base)
+    data = task.prepare(spec, base)
     spec, found = resolve_lr(spec, data, task)
     return preflight(spec, data, task, found)
 
@@ -161,13 +147,15 @@ def doctor(
     """Rank the train + val examples by how likely their label is wrong; writes the findings to `out`
     (default runs/<name>.doctor): label_errors.csv, doctor.json, label_errors.png (images)."""
     spec, base = resolve_spec(spec, root)
-    _supervised(spec, "sw2 doctor")
+    task = TASKS.get(spec.task)
+    if not task.discrete:
+        raise UserError(f"sw2 doctor looks for label errors in classification data; this spec is task: {spec.task}")
     out = doctor_out(spec, out)
     guard_out(out, spec, base, DOCTOR_FILES, "sw2 doctor findings", checkpoint=False, writes=DOCTOR_WRITES)
     overrides = {k: v for k, v in (("folds", folds), ("epochs", epochs)) if v is not None}
     raw = spec.model_dump(mode="json")
     spec = parse_spec({**raw, "doctor": {**raw["doctor"], **overrides}}, "sw2 doctor options")
-    data, task = prepare(spec, base), TASKS.get(spec.task)
+    data = task.prepare(spec, base)
     spec, _ = resolve_lr(spec, data, task)
     found = label_issues(spec, data, task, log.info)
     listed = found.table[found.table["flagged"] | (found.table.index < spec.doctor.show)]  # ranked order
@@ -185,17 +173,6 @@ def doctor(
     write_atomic(out, fill, marks=DOCTOR_FILES, what="sw2 doctor findings", writes=DOCTOR_WRITES)
     log.info(f"sw2: doctor findings written to {out}")
     return found
-
-
-def _supervised(spec: Spec, what: str) -> None:
-    if spec.task == "generate_text":
-        raise UserError(f"{what}: not available for task generate_text yet (classify and regress only)")
-
-
-def _existing(path: Path) -> Path:
-    if not path.exists():
-        raise UserError(f"{path}: data not found; give a text file, a CSV/Parquet file, an image or IDX folder")
-    return path
 
 
 def generate(bundle: Bundle | str | Path, prompt: str = "\n", **options: Any) -> str:
@@ -217,12 +194,7 @@ def evaluate(bundle: Bundle | str | Path, data: str | Path | None = None) -> dic
     b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
     if data is None:
         return b.metrics.get("test") or b.metrics.get("val", {})
-    if b.spec.task == "generate_text":
-        return evaluate_text(b, _existing(Path(data)))
-    examples = load_other(b.spec.data, Path(data), b.spec.target)
-    tensors, _, dropped = drop_unseen(encode(b.encoder, examples), examples)
-    outputs = predict(b.model, tensors.inputs, tta=b.spec.augment.tta)
-    return {**score(outputs, tensors.target, b.encoder), "dropped_unseen_labels": dropped}
+    return b.task.evaluate_file(b, Path(data))
 
 
 def verify(
@@ -231,7 +203,6 @@ def verify(
     """Check a bundle's model tests on its test split, or on `data`. `tests_from` (a spec file of yours) gives
     the tests, and the data whose test split they run on, instead of the bundle's own spec."""
     b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
-    _supervised(b.spec, "sw2 test")
     spec, root = _trusted_spec(b, tests_from, reads_data=data is None)
     if not spec.tests:
         raise UserError(f"{b.path}: the spec has no tests; add a tests: list to the spec (or give --spec FILE)")
@@ -248,12 +219,11 @@ def report(
     """(Re)write a bundle's report.html from its test split, or a report on other `data` to `out`;
     `spec_from` (a spec file of yours) names the data instead of the bundle's own spec."""
     b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
-    _supervised(b.spec, "sw2 report")
     if data is not None:
         path = Path(out) if out else Path(f"{b.spec.name}-report.html")
         return write_report(b, _examples(b, b.spec, b.path, data), scored_on=f"other data ({data})", path=path)
     spec, root = _trusted_spec(b, spec_from, reads_data=True)
-    p = prepare(spec, root)
+    p = b.task.prepare(spec, root)
     changed = p.fingerprint != b.fingerprint.get("data_sha256", p.fingerprint)
     note = "The training data changed since this model was trained (its fingerprint differs)." if changed else ""
     path = Path(out) if out else None
@@ -291,6 +261,5 @@ def _examples(b: Bundle, spec: Spec, root: Path, data: str | Path | None) -> Any
     """The test split of `spec`'s data (without `data`), else the examples of `data` whose label the model
     saw (the others cannot be scored)."""
     if data is None:
-        return prepare(spec, root).raw_test
-    examples = load_other(b.spec.data, Path(data), b.spec.target)
-    return drop_unseen(encode(b.encoder, examples), examples)[1]
+        return b.task.prepare(spec, root).raw_test
+    return b.task.examples_from(b, Path(data))

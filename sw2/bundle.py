@@ -33,13 +33,13 @@ from sw2.data.encode import Encoder
 from sw2.data.examples import Examples
 from sw2.data.images import IMAGE_SUFFIXES, decode
 from sw2.data.sources import read_table
-from sw2.engine.generate import sample
 from sw2.engine.predict import predict
 from sw2.errors import UserError
 from sw2.files import within
 from sw2.models import build
 from sw2.outputs import REQUIRED, check_replaceable
 from sw2.spec import Spec, parse_spec
+from sw2.tasks import TASKS
 from sw2.yamlfile import load_yaml
 
 
@@ -112,8 +112,8 @@ class Bundle:
         self.spec = parse_spec(load_yaml(self.path / "spec.yaml"), str(self.path / "spec.yaml"))
         # a bundle may come from someone else: its spec does not choose where sw2 writes (data.cache_dir)
         self.spec.data = self.spec.data.model_copy(update={"cache_dir": None})
-        language = self.spec.task == "generate_text"
-        self.encoder = self._part("preprocess.json", (Corpus if language else Encoder).from_json)
+        self.task = TASKS.get(self.spec.task)
+        self.encoder = self._part("preprocess.json", self.task.load_encoder)
         self.model = self._part("model.json", lambda arch: build(arch["name"], arch["kwargs"]))
         self._load_weights()
         self.model.eval()
@@ -170,14 +170,15 @@ class Bundle:
 
     @property
     def classes(self) -> list[Any] | None:
-        return self.encoder.classes
+        """A classifier's classes (None for a model without classes)."""
+        return getattr(self.encoder, "classes", None)
 
     # ---- turning user input into examples ----------------------------------------------------
     def examples(self, data: Any) -> Examples:
         """Examples from a DataFrame, a list of dicts, a CSV/Parquet path, image paths, a folder or an array."""
         enc = self.encoder
-        if isinstance(enc, Corpus):
-            raise UserError(f"{self.path} is a language model: it generates text (sw2 generate BUNDLE --prompt ...)")
+        if not isinstance(enc, Encoder):
+            raise UserError(f"{self.path} is a {self.task.name} model: it takes no examples (see sw2 --help)")
         if isinstance(data, Examples):
             return data
         if isinstance(data, pd.DataFrame):
@@ -203,32 +204,29 @@ class Bundle:
         images = np.stack([decode(f, (h, w), c) for f in files]) if files else np.zeros((0, c, h, w), np.uint8)
         return Examples(target=np.zeros(len(files)), images=images, ids=np.array([str(f) for f in files]))
 
-    # ---- predictions ---------------------------------------------------------------------------
+    # ---- predictions: as the task says --------------------------------------------------------
     def outputs(self, data: Any) -> torch.Tensor:
-        examples = self.examples(data)  # refuses a language model
+        examples = self.examples(data)
         inputs = self.encoder.inputs(examples)
         return predict(self.model, inputs, tta=self.spec.augment.tta)
 
-    def predict_proba(self, data: Any) -> np.ndarray:
-        if self.classes is None:
-            raise UserError(f"predict_proba is for classifiers; this bundle does {self.spec.task}")
-        return self.outputs(data).softmax(1).numpy()
-
     def predict(self, data: Any) -> np.ndarray:
-        """Class labels (classification) or values in the target's units (regression)."""
-        out = self.outputs(data)
-        if self.classes is None:
-            return self.encoder.decode_regression(out.squeeze(1)).numpy()
-        return np.asarray(self.classes, dtype=object)[out.argmax(1).numpy()]
+        """Class labels (classify), values in the target's units (regress): what the task predicts."""
+        return self.task.predict(self, data)
+
+    def predict_proba(self, data: Any) -> np.ndarray:
+        return self.task.predict_proba(self, data)
 
     def top(self, data: Any, k: int = 3) -> list[list[tuple[Any, float]]]:
         """For each example, the k most likely classes with their probabilities."""
         probs = torch.from_numpy(self.predict_proba(data))
         p, i = probs.topk(min(k, probs.shape[1]), dim=1)
-        return [
-            [(self.classes[j], round(float(q), 4)) for q, j in zip(ps, js)]  # type: ignore[index]
-            for ps, js in zip(p.tolist(), i.tolist())
-        ]
+        classes = self.classes or []
+        return [[(classes[j], round(float(q), 4)) for q, j in zip(ps, js)] for ps, js in zip(p.tolist(), i.tolist())]
+
+    def prediction_rows(self, data: Any, top: int = 3) -> list[dict[str, Any]]:
+        """The rows of `sw2 predict`'s CSV: id, prediction and what else the task gives (probabilities)."""
+        return self.task.prediction_rows(self, data, top)
 
     def generate(
         self,
@@ -240,14 +238,7 @@ class Bundle:
         cache: bool = True,
     ) -> str:
         """Text a language model writes after `prompt` (`tokens` new tokens; temperature 0 = greedy)."""
-        if not isinstance(self.encoder, Corpus):
-            raise UserError(f"{self.path} is a {self.spec.task} model; generate needs task: generate_text")
-        if tokens < 1 or temperature < 0 or (top_k is not None and top_k < 1):
-            raise UserError("generate: tokens and top-k must be at least 1 and the temperature at least 0")
-        ids = self.encoder.encode(prompt, "prompt")
-        if not ids:
-            raise UserError("prompt: empty; give at least one character (e.g. a newline)")
-        return self.encoder.decode(sample(self.model, ids, tokens, temperature, top_k, seed, cache))
+        return self.task.generate(self, prompt, tokens, temperature, top_k, seed, cache)
 
 
 def _image_files(paths: Iterable[Path]) -> Iterable[Path]:

@@ -32,7 +32,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.spec, args.out, resume=args.resume, verbose=not args.quiet, check=not args.no_check, force=args.force
     )
     scored = "test" if bundle.metrics.get("test") else "val"
-    show_metrics(bundle.metrics.get(scored, {}), scored, bundle.spec.metrics)
+    show_metrics(bundle.metrics.get(scored, {}), scored, bundle.spec.metrics or bundle.task.metrics)
     return 0
 
 
@@ -59,7 +59,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     bundle = load(args.bundle)
     metrics = evaluate(bundle, args.data)
     saved = "test" if bundle.metrics.get("test") else "val"
-    show_metrics(metrics, "evaluation" if args.data else f"{saved} (saved at training)", bundle.spec.metrics)
+    title = "evaluation" if args.data else f"{saved} (saved at training)"
+    show_metrics(metrics, title, bundle.spec.metrics or bundle.task.metrics)
     if json_out is not None:
         write_file(json_out, json.dumps(metrics, indent=2, default=str))
     return 0
@@ -71,16 +72,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     bundle = load(args.bundle)
     examples = bundle.examples(args.inputs if len(args.inputs) > 1 else args.inputs[0])
-    ids = list(examples.ids)
-    rows: list[dict[str, Any]] = []
-    if bundle.classes is None:
-        rows = [{"id": i, "prediction": float(v)} for i, v in zip(ids, bundle.predict(examples))]
-    else:
-        for i, top in zip(ids, bundle.top(examples, args.top)):
-            row: dict[str, Any] = {"id": i, "prediction": top[0][0], "probability": top[0][1]}
-            for rank, (label, p) in enumerate(top[1:], start=2):
-                row[f"top{rank}"], row[f"p{rank}"] = label, p
-            rows.append(row)
+    rows = bundle.prediction_rows(examples, args.top)
     if output is not None or examples.frame is not None:
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=list(rows[0]) if rows else ["id", "prediction"])
@@ -195,21 +187,18 @@ def cmd_spec(args: argparse.Namespace) -> int:
     return 0
 
 
-LANGUAGE_METRICS = ("nats_per_char", "bits_per_char", "nats_per_token", "perplexity", "accuracy")
-
-
-def show_metrics(m: dict[str, Any], title: str, chosen: list[str] | None = None) -> None:
+def show_metrics(m: dict[str, Any], title: str, names: Sequence[str]) -> None:
+    """The metrics `names` (the spec's choice, else all the task reports) beside the baseline's; per class
+    and the confusion matrix where the task gives them."""
     if not m:
         return
-    language = "nats_per_char" in m
-    size = f"{m['tokens_scored']:,} tokens" if language else f"{m.get('n', '?')} examples"
+    size = f"{m['tokens_scored']:,} tokens" if "tokens_scored" in m else f"{m.get('n', '?')} examples"
     table = Table(title=f"{title} ({size})")
     table.add_column("metric")
     table.add_column("model", justify="right")
     base = m.get("baseline")
     if base:
         table.add_column(f"baseline ({base['name']})", justify="right")
-    names = LANGUAGE_METRICS if language else chosen or ("accuracy", "macro_f1", "log_loss", "mae", "rmse", "r2")
     for key in names:
         if key in m:
             table.add_row(key, f"{m[key]:.4f}", *([f"{base[key]:.4f}" if key in base else ""] if base else []))

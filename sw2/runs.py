@@ -1,6 +1,6 @@
-"""What every training run shares, for sw2.api (classify, regress) and sw2.language (generate_text): the
-run key that guards `--resume`, the engine's loop with its checkpoint folder, the training summary, the
-fingerprint, and writing the bundle atomically."""
+"""What every training run shares, for the one pipeline in sw2.api (every task): the run key that guards
+`--resume`, the engine's loop with its checkpoint folder, the training summary, the fingerprint, and writing
+the bundle atomically."""
 
 from __future__ import annotations
 

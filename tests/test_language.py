@@ -45,8 +45,9 @@ def lm_spec(path: str, **model) -> dict:
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lm")
     (folder / "verse.txt").write_text(verse(3000), encoding="utf-8")
-    spec = write_spec(folder, lm_spec("verse.txt"))
-    return sw2.train(spec, folder / "bundle", verbose=False), folder
+    spec = lm_spec("verse.txt")
+    spec["tests"] = [{"kind": "metric", "metric": "bits_per_char", "max": 1.5}, {"kind": "latency", "max_p95_ms": 1e4}]
+    return sw2.train(write_spec(folder, spec), folder / "bundle", verbose=False), folder
 
 
 def test_tokenizers_round_trip_through_json():
@@ -84,6 +85,22 @@ def test_gpt_learns_reloads_identically_and_writes_samples(trained):
     a = bundle.generate("ROMEO:\n", 60, temperature=0.8, top_k=5, seed=3)
     assert a == again.generate("ROMEO:\n", 60, temperature=0.8, top_k=5, seed=3) and len(a) == 60
     assert a != again.generate("ROMEO:\n", 60, temperature=0.8, top_k=5, seed=4)
+
+
+def test_language_model_has_report_model_tests_and_sw2_test(trained):
+    """The one pipeline gives a language model what a classifier has: report.html (curves, samples, per-token
+    loss), model tests in tests.xml and metrics.json, and `sw2 test` on the bundle."""
+    bundle, folder = trained
+    page = (bundle.path / "report.html").read_text()
+    for anchor in ("summary", "metrics", "curves", "samples", "tokens", "tests", "preflight", "data", "spec"):
+        assert f'id="{anchor}"' in page, anchor
+    assert "mean loss by position in the context" in page and "bits_per_char" in page
+    tests = {t["name"]: t for t in bundle.metrics["tests"]}
+    assert tests["bits_per_char"]["passed"] and tests["bits_per_char"]["value"] < 1.5, tests
+    assert 'failures="0"' in (bundle.path / "tests.xml").read_text()
+    assert (bundle.path / "what_the_net_sees.txt").read_text().startswith("--- window 1 ---")
+    r = run_cli("test", str(bundle.path), "--spec", str(folder / "spec.yaml"))  # the text lies outside the bundle
+    assert r.returncode == 0 and "bits_per_char" in r.stdout, r.stdout + r.stderr
 
 
 def test_kv_cache_gives_what_recomputing_gives_within_the_context(trained):
@@ -140,7 +157,9 @@ def test_charrnn_and_bpe_train_and_reload(tmp_path):
     spec = lm_spec("verse.txt", name="charrnn", widths=[64], layers=1, cell="lstm")
     spec["model"].pop("heads")
     spec["text"] = {"tokenizer": "bpe", "vocab_size": 300, "max_tokens": 24, "stride": 12}
+    spec["train"]["lr"] = "auto"  # the lr finder sweeps a language model too
     bundle = sw2.train(write_spec(tmp_path, spec), tmp_path / "bundle", verbose=False, check=False)
+    assert bundle.spec.train.lr == bundle.metrics["lr_finder"]["suggestion"] > 0
     val = bundle.metrics["val"]
     assert val["chars_per_token"] > 1.5 and val["nats_per_char"] < val["baseline"]["nats_per_char"]
     assert val["nats_per_char"] == pytest.approx(val["nats_per_token"] / val["chars_per_token"], abs=1e-3)

@@ -159,12 +159,15 @@ def test_gradient_health_and_dead_relus(tmp_path):
 
 def test_beats_baseline_verdict():
     from sw2.preflight.recipe import beats_baseline
+    from sw2.tasks import TASKS
+
+    classify, regress = TASKS.get("classify"), TASKS.get("regress")
 
     base = {"name": "majority class", "accuracy": 0.40, "log_loss": 1.09}
-    assert beats_baseline({"accuracy": 0.9, "log_loss": 0.3, "baseline": base}).status == "PASS"
-    assert beats_baseline({"accuracy": 0.38, "log_loss": 1.2, "baseline": base}).status == "FAIL"
+    assert beats_baseline(classify, {"accuracy": 0.9, "log_loss": 0.3, "baseline": base}).status == "PASS"
+    assert beats_baseline(classify, {"accuracy": 0.38, "log_loss": 1.2, "baseline": base}).status == "FAIL"
     mean = {"name": "train mean", "rmse": 10.0, "r2": 0.0}
-    assert beats_baseline({"rmse": 12.0, "r2": -0.3, "baseline": mean}).status == "FAIL"
+    assert beats_baseline(regress, {"rmse": 12.0, "r2": -0.3, "baseline": mean}).status == "FAIL"
 
 
 def test_shuffled_labels_fail_on_a_larger_table(tmp_path):

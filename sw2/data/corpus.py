@@ -37,8 +37,6 @@ class Corpus:
     block: int  # the context: tokens the model sees
 
     default_model = "gpt"
-    classes = None  # not a classifier
-    image_shape = None
 
     @classmethod
     def fit(cls, text: str, kind: str, vocab_size: int, block: int) -> Corpus:
@@ -128,6 +126,16 @@ class Prepared:
     test: TensorSet
     report: dict[str, Any]
     fingerprint: str
+
+    @property
+    def raw_test(self) -> TensorSet:
+        """What the model tests score: the test windows, or the validation windows where the split holds no
+        test text (tinyshakespeare's "first 90% / last 10%")."""
+        return self.test if len(self.test) else self.val
+
+    @property
+    def scored_val(self) -> TensorSet:
+        return self.val
 
 
 def read_text(path: Path) -> str:

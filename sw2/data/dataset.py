@@ -17,6 +17,7 @@ from sw2.data.sources import load, read_table, resolve
 from sw2.data.split import split_indices
 from sw2.errors import UserError
 from sw2.spec import Spec
+from sw2.tasks import TASKS, Task
 
 MIN_PER_CLASS = 2  # training rows per class that a split must leave
 
@@ -97,10 +98,10 @@ def exclude(train: Examples, path: Path, report: dict[str, Any]) -> Examples:
     return train.take(np.flatnonzero(~drop))
 
 
-def _enough_to_train(train: Examples, before: Examples, spec: Spec, own_test: bool) -> None:
-    """The spec's split must leave MIN_PER_CLASS training rows per class (or in all, for regression);
+def _enough_to_train(train: Examples, before: Examples, spec: Spec, own_test: bool, task: Task) -> None:
+    """The spec's split must leave MIN_PER_CLASS training rows per class (or in all, without classes);
     `own_test`: the data brings its test split, so only val was carved out."""
-    classes = len(np.unique(before.target.astype(str))) if spec.task == "classify" else 1
+    classes = task.target_groups(before.target)
     if len(train) < MIN_PER_CLASS * classes:
         split = spec.data.split
         carved = f"val {split.val:g}" if own_test else f"val {split.val:g} and test {split.test:g}"
@@ -111,7 +112,10 @@ def _enough_to_train(train: Examples, before: Examples, spec: Spec, own_test: bo
         )
 
 
-def prepare(spec: Spec, root: Path) -> Prepared:
+def prepare(spec: Spec, root: Path, task: Task | None = None) -> Prepared:
+    """The spec's data for a supervised task (default: the spec's): loaded, cleaned, split (stratified where
+    the task says) and encoded by an encoder fitted on the training split."""
+    task = task or TASKS.get(spec.task)
     loaded = load(spec.data, root, spec.target)
     train, test, report = clean(loaded.train, loaded.test)
     if not len(train):
@@ -126,22 +130,22 @@ def prepare(spec: Spec, root: Path) -> Prepared:
     if spec.data.exclude:
         train = exclude(train, resolve(root, spec.data.exclude), report)
     report["source"] = loaded.description
-    classify = spec.task == "classify"
+    stratify = task.discrete
     split = spec.data.split
     before, own_test = train, test is not None
     if test is None:
         test_idx, val_idx, train_idx = split_indices(
-            train.target.astype(str), [split.test, split.val], split.seed, stratify=classify
+            train.target.astype(str), [split.test, split.val], split.seed, stratify=stratify
         )
         test, val = train.take(test_idx), train.take(val_idx)
         train = train.take(train_idx)
         # split.test was carved after de-duplication, so no test row repeats a train row
     else:
-        val_idx, train_idx = split_indices(train.target.astype(str), [split.val], split.seed, stratify=classify)
+        val_idx, train_idx = split_indices(train.target.astype(str), [split.val], split.seed, stratify=stratify)
         val, train = train.take(val_idx), train.take(train_idx)
-    _enough_to_train(train, before, spec, own_test)
+    _enough_to_train(train, before, spec, own_test, task)
     if spec.data.limit is not None and spec.data.limit < len(train):  # a seeded (stratified) sample
-        kept = split_indices(train.target.astype(str), [spec.data.limit / len(train)], split.seed, stratify=classify)
+        kept = split_indices(train.target.astype(str), [spec.data.limit / len(train)], split.seed, stratify=stratify)
         train = train.take(kept[0])
     data_print = fingerprint(train)
 

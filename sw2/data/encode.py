@@ -13,11 +13,12 @@ from sw2.data import text as text_tokens
 from sw2.data.examples import Examples
 from sw2.errors import UserError
 from sw2.spec import TextSpec
+from sw2.tasks import TASKS, Task
 
 UNKNOWN = "<unk>"
 
 
-def _py(v: Any) -> Any:
+def plain(v: Any) -> Any:
     """numpy scalar -> plain Python, for JSON."""
     return v.item() if isinstance(v, np.generic) else v
 
@@ -140,26 +141,19 @@ class Encoder:
             rest = rest + " [SEP] " + c
         return cols[0].tolist(), rest.tolist()
 
+    @property
+    def plugin(self) -> Task:
+        """The task plug-in that owns the target's encoding (looked up by the task's name)."""
+        return TASKS.get(self.task)
+
     def _fit_target(self, y: np.ndarray, target: str) -> None:
         values = pd.Series(y)
         if values.nunique() < 2:
             raise UserError(
-                f"target '{target}' has a single value ({_py(values.iloc[0])!r}) in the training data; "
+                f"target '{target}' has a single value ({plain(values.iloc[0])!r}) in the training data; "
                 f"the model needs at least two different values to learn from"
             )
-        if self.task == "classify":
-            self.classes = [_py(v) for v in sorted(values.unique(), key=lambda v: (str(type(v)), v))]
-            counts = values.value_counts()
-            self.class_counts = [int(counts[c]) for c in self.classes]
-            return
-        nums = pd.to_numeric(values, errors="coerce")
-        if not np.isfinite(nums.to_numpy(float)).all():
-            bad = values[~np.isfinite(nums.to_numpy(float))].iloc[0]
-            raise UserError(
-                f"target '{target}': value {bad!r} is not a finite number; task regress needs a numeric "
-                f"target (or use task: classify)"
-            )
-        self.target_mean, self.target_std = float(nums.mean()), float(nums.std(ddof=0)) or 1.0
+        self.plugin.fit_target(self, y, target)
 
     # ---- transforming ------------------------------------------------------------------------
     @property
@@ -169,7 +163,7 @@ class Encoder:
 
     @property
     def n_outputs(self) -> int:
-        return len(self.classes) if self.classes is not None else 1
+        return self.plugin.n_outputs(self)
 
     def inputs(self, ex: Examples) -> dict[str, torch.Tensor]:
         if self.image_shape is not None:
@@ -210,15 +204,8 @@ class Encoder:
         return out
 
     def target(self, y: np.ndarray) -> torch.Tensor:
-        """Encoded target: class index (-1 for a class unseen in train) or the standardised value."""
-        if self.classes is not None:
-            index = {v: i for i, v in enumerate(self.classes)}
-            return torch.tensor([index.get(_py(v), -1) for v in y], dtype=torch.long)
-        vals = pd.to_numeric(pd.Series(y), errors="coerce").to_numpy(np.float32)
-        return torch.from_numpy((vals - self.target_mean) / self.target_std)
-
-    def decode_regression(self, out: torch.Tensor) -> torch.Tensor:
-        return out * self.target_std + self.target_mean
+        """The encoded target, as the task encodes it (e.g. class index, -1 for a class unseen in train)."""
+        return self.plugin.encode_target(self, y)
 
     # ---- persistence -------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:

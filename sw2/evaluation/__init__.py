@@ -1,5 +1,1 @@
-"""Evaluation: metrics beside a dumb baseline, and plots."""
-
-from sw2.evaluation.metrics import evaluate
-
-__all__ = ["evaluate"]
+"""Evaluation: metrics, model tests, plots and saliency; each task (sw2.tasks) picks what it reports."""

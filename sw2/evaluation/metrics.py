@@ -1,4 +1,5 @@
-"""Metrics for each task, always reported beside the dumb baseline (majority class or mean)."""
+"""Metrics the tasks report (each beside its dumb baseline, see sw2.tasks): classification, calibration,
+regression."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-
-from sw2.data.encode import Encoder
 
 
 def classification(probs: torch.Tensor, y: torch.Tensor, classes: list[Any]) -> dict[str, Any]:
@@ -68,21 +67,3 @@ def regression(pred: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         "rmse": err.pow(2).mean().sqrt().item(),
         "r2": (1 - err.pow(2).sum() / total).item(),
     }
-
-
-def evaluate(outputs: torch.Tensor, y: torch.Tensor, encoder: Encoder) -> dict[str, Any]:
-    """Metrics of model outputs against encoded targets `y`, and of the baseline fitted on the train split."""
-    n = len(y)
-    if encoder.classes is not None:
-        k = len(encoder.classes)
-        prior = torch.tensor(encoder.class_counts or [1] * k).float().clamp_min(0.5)
-        prior = prior / prior.sum()
-        base = classification(prior.expand(n, k), y, encoder.classes)
-        model = classification(outputs.softmax(1), y, encoder.classes)
-        baseline = {"name": "majority class", **{m: base[m] for m in ("accuracy", "macro_f1", "log_loss")}}
-    else:
-        truth = encoder.decode_regression(y)
-        model = regression(encoder.decode_regression(outputs.squeeze(1)), truth)
-        mean = torch.full((n,), encoder.target_mean)  # the train mean, in the target's units
-        baseline = {"name": "train mean", **regression(mean, truth)}
-    return {"n": n, **model, "baseline": baseline}

@@ -24,9 +24,9 @@ from sw2.data.examples import Examples
 from sw2.data.sources import load_other
 from sw2.engine.predict import predict
 from sw2.errors import UserError
-from sw2.evaluation.metrics import evaluate
 from sw2.registry import Registry
 from sw2.spec import ExamplesTest, InvarianceTest, LatencyTest, MetricTest, Spec
+from sw2.tasks import TASKS, Task
 
 
 @dataclass
@@ -47,16 +47,20 @@ class Subject:
     relative paths in the tests start from."""
 
     model: nn.Module
-    encoder: Encoder
+    encoder: Any
     spec: Spec
-    examples: Examples
+    examples: Any  # Examples; a language model's test windows
     root: Path
 
-    def outputs(self, ex: Examples, inputs: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        return predict(self.model, inputs or self.encoder.inputs(ex), tta=self.spec.augment.tta)
+    @property
+    def task(self) -> Task:
+        return TASKS.get(self.spec.task)
 
-    def scores(self, ex: Examples) -> dict[str, Any]:
-        return evaluate(self.outputs(ex), self.encoder.target(ex.target), self.encoder)
+    def outputs(self, ex: Any, inputs: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        return predict(self.model, inputs or self.task.inputs_of(self, ex), tta=self.spec.augment.tta)
+
+    def scores(self, ex: Any) -> dict[str, Any]:
+        return self.task.scores_of(self, ex)
 
 
 CHECKS: Registry[Callable[[Any, Subject], list[Outcome]]] = Registry("model test")
@@ -151,7 +155,7 @@ def _perturbed(test: InvarianceTest, inputs: dict[str, torch.Tensor], seed: int 
 def check_invariance(test: InvarianceTest, s: Subject) -> list[Outcome]:
     inputs = s.encoder.inputs(s.examples)
     a, b = s.outputs(s.examples, inputs), s.outputs(s.examples, _perturbed(test, inputs))
-    same = a.argmax(1) == b.argmax(1) if s.encoder.classes is not None else (a - b).abs().squeeze(1) <= test.tolerance
+    same = s.task.unchanged(a, b, test.tolerance)  # type: ignore[attr-defined]
     share = same.float().mean().item()
     ok, bound = _bound(share, test.min_share, None)
     what = "flip" if test.transform == "flip" else f"noise {test.noise:g}"
@@ -162,11 +166,7 @@ def check_invariance(test: InvarianceTest, s: Subject) -> list[Outcome]:
 def check_examples(test: ExamplesTest, s: Subject) -> list[Outcome]:
     ex = load_other(s.spec.data, s.root / test.path, s.spec.target)  # validate() checked the path
     truth = s.encoder.target(ex.target)
-    out = s.outputs(ex)
-    if s.encoder.classes is not None:
-        right = out.argmax(1) == truth
-    else:
-        right = (out.squeeze(1) - truth).abs() <= 0.1  # within 0.1 target standard deviations
+    right = s.task.right(s.outputs(ex), truth)  # type: ignore[attr-defined]
     wrong = [str(i) for i, r in zip(ex.ids, right.tolist()) if not r][:5]
     share = right.float().mean().item() if len(right) else 0.0
     ok, bound = _bound(share, test.min_share, None)
@@ -174,19 +174,11 @@ def check_examples(test: ExamplesTest, s: Subject) -> list[Outcome]:
     return [Outcome(f"must get right: {test.path}", ok, share, bound, detail)]
 
 
-CLASSIFY_METRICS = ("accuracy", "macro_f1", "log_loss", "precision", "recall", "f1")
-
-
-def validate(tests: list[Any], encoder: Encoder, examples: Examples, root: Path) -> None:
-    """Raise the one-line error a test would hit, before any training time is spent on the spec."""
-    classify = encoder.classes is not None
+def validate(tests: list[Any], task: Any, encoder: Encoder, examples: Examples, root: Path) -> None:
+    """Raise the one-line error a test of a supervised `task` would hit, before any training time is spent."""
     for t in tests:
         if isinstance(t, MetricTest):
-            if (t.metric in CLASSIFY_METRICS) != classify:
-                fits = CLASSIFY_METRICS if classify else ("mae", "rmse", "r2")
-                raise UserError(f"tests: metric '{t.metric}' does not fit this task; use one of {', '.join(fits)}")
-            if t.label is not None and str(t.label) not in map(str, encoder.classes or []):
-                raise UserError(f"tests: label '{t.label}' is not a class; classes: {encoder.classes}")
+            task.check_test_metric(t, encoder)
             if (t.where or t.by) and examples.frame is None:
                 raise UserError("tests: where/by slice table rows; drop them for image data")
             if t.by is not None and t.by not in examples.frame.columns:
@@ -208,7 +200,7 @@ def validate(tests: list[Any], encoder: Encoder, examples: Examples, root: Path)
 
 def run_tests(s: Subject) -> list[Outcome]:
     """Every test of the spec, in order."""
-    validate(s.spec.tests, s.encoder, s.examples, s.root)
+    s.task.validate_tests(s.spec.tests, s.encoder, s.examples, s.root)
     return [o for t in s.spec.tests for o in CHECKS.get(t.kind)(t, s)]
 
 

@@ -148,3 +148,13 @@ def scatter(truth: np.ndarray, pred: np.ndarray, path: Target) -> None:
     ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--")
     ax.set(xlabel="true", ylabel="predicted", title="test predictions")
     _save(fig, path)
+
+
+def line(y: list[float], path: Target, title: str, xlabel: str, ylabel: str) -> None:
+    """One curve of `y` against its index."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.plot(np.arange(len(y)), y)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    _save(fig, path)

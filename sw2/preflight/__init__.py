@@ -5,10 +5,7 @@ from __future__ import annotations
 import time
 
 from sw2 import log
-from sw2.data.corpus import Prepared as TextPrepared
-from sw2.data.dataset import Prepared
 from sw2.errors import UserError
-from sw2.preflight.data_checks import data_verdicts
 from sw2.preflight.gradients import gradient_health
 from sw2.preflight.lr_finder import LRSweep, sweep
 from sw2.preflight.recipe import Data, recipe_verdicts
@@ -18,7 +15,7 @@ from sw2.spec import Spec
 from sw2.tasks import Task
 
 
-def resolve_lr(spec: Spec, data: Prepared, task: Task) -> tuple[Spec, LRSweep | None]:
+def resolve_lr(spec: Spec, data: Data, task: Task) -> tuple[Spec, LRSweep | None]:
     """The spec with `lr: auto` replaced by the lr finder's suggestion (and the sweep), else unchanged."""
     if spec.train.lr != "auto":
         return spec, None
@@ -36,8 +33,13 @@ def preflight(spec: Spec, data: Data, task: Task, found: LRSweep | None = None) 
     elif found is not None:
         span = f"{len(found.lrs)}-step sweep from {found.lrs[0]:.0e} to {found.lrs[-1]:.0e}"
         lr = [Verdict("learning rate", "PASS", f"lr: auto -> {found.suggestion:.3g} (valley of a {span})")]
-    tables = [] if isinstance(data, TextPrepared) else data_verdicts(data)  # a language model's text: no rows
-    return [first, *tables, *lr, *recipe_verdicts(spec, data, task), *gradient_health(spec, data, task)]
+    return [
+        first,
+        *task.data_verdicts(data),
+        *lr,
+        *recipe_verdicts(spec, data, task),
+        *gradient_health(spec, data, task),
+    ]
 
 
 def run_preflight(

@@ -135,9 +135,8 @@ def share(k: int, n: int) -> str:
 
 
 def class_balance(p: Prepared) -> Verdict:
-    counts = p.encoder.class_counts
-    if counts is None:
-        return Verdict("class balance", "PASS", "regression: no classes")
+    """Classes of one label per example: is the smallest a tenth of the largest or more?"""
+    counts = p.encoder.class_counts or []
     classes = p.encoder.classes or []
     lo, hi = int(np.argmin(counts)), int(np.argmax(counts))
     if counts[lo] == counts[hi]:
@@ -151,12 +150,12 @@ def class_balance(p: Prepared) -> Verdict:
     return Verdict("class balance", "PASS", msg)
 
 
-def train_size(p: Prepared, per_class: int = 20, rows: int = 50) -> Verdict:
-    """Enough training rows to learn from and to judge the other checks by: `per_class` per class on average,
-    or `rows` for regression."""
+def train_size(p: Prepared, by_class: bool, per_class: int = 20, rows: int = 50) -> Verdict:
+    """Enough training rows to learn from and to judge the other checks by: `per_class` per class on average
+    (`by_class`), else `rows`."""
     n, total = len(p.raw_train), len(p.raw_train) + len(p.raw_val) + len(p.raw_test)
-    counts = p.encoder.class_counts
-    need, unit = (per_class * len(counts), f"{per_class} per class") if counts is not None else (rows, "for regression")
+    k = len(p.encoder.classes or [])
+    need, unit = (per_class * k, f"{per_class} per class") if by_class else (rows, "without classes")
     msg = f"train holds {n} of {total} rows"
     if n >= need:
         return Verdict("train size", "PASS", msg)
@@ -250,12 +249,13 @@ def _id_like(col: pd.Series) -> bool:
     return not pd.api.types.is_numeric_dtype(values) or bool((values == values.round()).all())
 
 
-def columns(p: Prepared) -> list[Verdict]:
+def columns(p: Prepared, leak: str | None) -> list[Verdict]:
+    """Constant, mostly missing and leaking columns. `leak` is how a column alone is scored against the
+    target: "accuracy" (one class label per row), "r2" (one number), None (no leak check)."""
     train, val = p.raw_train, p.raw_val
     if train.frame is None:
         return []
     out: list[Verdict] = []
-    classify = p.encoder.classes is not None
     used = [c["name"] for c in p.encoder.numeric + p.encoder.categories]  # text columns: no lookup table
     constant = [c for c in used + p.encoder.text_columns if train.frame[c].nunique(dropna=False) <= 1]
     out.append(
@@ -270,8 +270,9 @@ def columns(p: Prepared) -> list[Verdict]:
     else:
         top = f"; most in '{worst}' ({rates[worst]:.1%})" if worst is not None and rates[worst] > 0 else ""
         out.append(Verdict("missing values", "PASS", f"no input column is over 50% missing{top}"))
-    if len(val) == 0 or not [c for c in used if c not in constant]:
+    if leak is None or len(val) == 0 or not [c for c in used if c not in constant]:
         return out
+    classify = leak == "accuracy"
     y, y_val = np.asarray(train.target), np.asarray(val.target)
     if not classify:
         y, y_val = y.astype(float), y_val.astype(float)
@@ -304,5 +305,15 @@ def labels_only_in_test(p: Prepared) -> Verdict:
     return Verdict("labels only in test", "PASS", "every val/test label occurs in train")
 
 
-def data_verdicts(p: Prepared) -> list[Verdict]:
-    return [class_balance(p), train_size(p), *duplicates(p), *columns(p), nonfinite_values(p), labels_only_in_test(p)]
+def data_verdicts(p: Prepared, by_class: bool, leak: str | None) -> list[Verdict]:
+    """The checks of a supervised task's data; `by_class`: the target is one class label per example (class
+    balance, rows per class); `leak`: how a leaking column is scored (see `columns`)."""
+    balance = [class_balance(p)] if by_class else []
+    return [
+        *balance,
+        train_size(p, by_class),
+        *duplicates(p),
+        *columns(p, leak),
+        nonfinite_values(p),
+        labels_only_in_test(p),
+    ]

@@ -119,8 +119,8 @@ def out_of_fold(
 
 def label_issues(spec: Spec, data: Prepared, task: Task, log: Callable[[str], None] = print) -> LabelIssues:
     """The doctor's ranking over train + val (the test split stays untouched)."""
-    if data.encoder.classes is None:
-        raise UserError("sw2 doctor looks for label errors in classification data; this spec is task: regress")
+    if not task.discrete:
+        raise UserError(f"sw2 doctor looks for label errors in classification data; this spec is task: {task.name}")
     t0 = time.perf_counter()
     pool = data.train.join(data.val)
     raw = data.raw_train.join(data.scored_val)

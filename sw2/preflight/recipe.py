@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 from sw2.data.corpus import Prepared as TextPrepared
-from sw2.data.corpus import unigram_counts
 from sw2.data.dataset import Prepared, TensorSet
 from sw2.engine import fit
 from sw2.engine.length import plan
@@ -46,23 +45,6 @@ def scaled(ts: TensorSet, n: int) -> int:
     128 tokens counts as 16 examples, so the checks cost a language model about what they cost a classifier."""
     per = ts.target[0].numel() if len(ts) else 1
     return n if per <= 1 else max(2, n * 8 // max(8, per))
-
-
-def expected_init_loss(p: Data, task: Task) -> tuple[float, str]:
-    counts = getattr(p.encoder, "class_counts", None)
-    if counts is None and p.train.target.dtype == torch.long:  # a language model: the text's unigram entropy
-        tokens = unigram_counts(p.train.target, 0).float()
-        prior = tokens[tokens > 0] / tokens.sum()
-        return float(-(prior * prior.log()).sum()), "the unigram entropy of the training tokens"
-    if counts is not None:
-        prior = torch.tensor(counts, dtype=torch.float).clamp_min(1e-3)
-        prior = prior / prior.sum()
-        h = float(-(prior * prior.log()).sum())
-        k = len(prior)
-        why = f"ln {k} = {math.log(k):.3f} for balanced classes" if abs(h - math.log(k)) < 0.01 else "label entropy"
-        return h, why
-    y = p.train.target.float()
-    return float(((y - y.mean()) ** 2).mean()), "target variance"
 
 
 def nonfinite_cause(p: Data, batch: TensorSet) -> str:
@@ -95,7 +77,7 @@ def loss_at_init(spec: Spec, p: Data, task: Task) -> Verdict:
         chunks = torch.arange(len(batch)).tensor_split(math.ceil(len(batch) / bs))  # even: never a 1-row batch
         out = torch.cat([model({k: v[c] for k, v in batch.inputs.items()}) for c in chunks])
         measured = float(task.loss(out, batch.target))
-    expected, why = expected_init_loss(p, task)
+    expected, why = task.init_loss(p)
     ratio = measured / max(expected, 1e-6)
     msg = f"measured {measured:.3f}, expected {expected:.3f} ({why})"
     if not math.isfinite(measured):
@@ -323,17 +305,9 @@ def recipe_verdicts(spec: Spec, p: Data, task: Task) -> list[Verdict]:
     return [loss_at_init(spec, p, task), overfit_one_batch(spec, p, task), inputs_matter(spec, p, task, tries)]
 
 
-def beats_baseline(scores: dict[str, Any]) -> Verdict:
-    """After training: the model must beat the dumb baseline (majority class, or the train mean)."""
-    base = scores["baseline"]
-    if "accuracy" in scores:
-        ok = scores["accuracy"] > base["accuracy"] and scores["log_loss"] < base["log_loss"]
-        msg = f"accuracy {scores['accuracy']:.4f} vs {base['accuracy']:.4f}, log-loss {scores['log_loss']:.4f} "
-        msg += f"vs {base['log_loss']:.4f} ({base['name']})"
-    else:
-        ok = scores["rmse"] < base["rmse"]
-        msg = f"RMSE {scores['rmse']:.4g} vs {base['rmse']:.4g}, R² {scores['r2']:.4f} vs {base['r2']:.4f}"
-        msg += f" ({base['name']})"
+def beats_baseline(task: Task, scores: dict[str, Any]) -> Verdict:
+    """After training: the model must beat the task's dumb baseline (majority class, train mean, unigram)."""
+    ok, msg = task.beats_baseline(scores)
     return Verdict(
         "beats dumb baseline", "PASS" if ok else "FAIL", msg + ("" if ok else "; the model learned nothing useful")
     )

@@ -19,7 +19,8 @@ from sw2.spec import Spec
 
 def what_the_net_sees(spec: Spec, p: Prepared, folder: Path, n: int = 32) -> Path:
     enc, batch = p.encoder, {k: v[:n] for k, v in p.train.inputs.items()}
-    labels = [str(enc.classes[int(y)]) if enc.classes else f"{float(y):.2f}" for y in p.train.target[:n]]
+    raw = p.raw_train.target[:n]  # the labels as given (p.train is raw_train encoded, in order)
+    labels = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in raw.tolist()]
     if "image" in batch:
         x = batch["image"]
         if is_active(spec.augment):

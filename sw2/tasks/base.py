@@ -1,14 +1,40 @@
-"""Tasks by registry: how a task computes its loss, its validation metric and its output bias."""
+"""What a task plug-in provides. Every method the pipeline, the engine, the bundle, the report, the model
+tests and the pre-flight may call on a task is named here, with a default or a NotImplementedError.
+
+Three groups: the target (how a supervised task encodes its labels; a language model has none), training
+(loss, score, output bias: the engine's only view of a task) and the run (data, scores, predictions,
+report, checks), which the task implements by calling the layers below it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 
-from sw2.data.corpus import unigram_counts
-from sw2.registry import Registry
+from sw2.errors import UserError
+from sw2.registry import did_you_mean
+
+if TYPE_CHECKING:
+    from sw2.bundle import Bundle
+    from sw2.engine.loop import FitResult
+    from sw2.preflight.verdict import Verdict
+    from sw2.spec import Spec
+
+
+@dataclass
+class Scored:
+    """A trained model's scores on the run's held-out splits (metrics.json's "val" and "test"), with the
+    raw outputs kept for the report, anything else the task adds to metrics.json, and text files for the
+    bundle."""
+
+    metrics: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)  # text files for the bundle, by name
+    training: dict[str, Any] = field(default_factory=dict)  # added to metrics.json's "training"
 
 
 @dataclass(frozen=True)
@@ -17,7 +43,24 @@ class Task:
     metric: str  # the validation metric; higher is better
     chunk: int | None = None  # validate this many examples at a time (None: all at once); loss and metric
     # must then be means over examples, so that the chunks' mean is the whole's
+    discrete: ClassVar[bool] = False  # one class label per example: splits are stratified, checks count per class
+    metrics: ClassVar[tuple[str, ...]] = ()  # what `metrics:` and metric tests may name (computed by `evaluate`)
 
+    # ---- the target (supervised tasks) -----------------------------------------------------------
+    def fit_target(self, encoder: Any, values: np.ndarray, target: str) -> None:
+        """Learn the target's encoding from the training values into `encoder` (its target fields)."""
+
+    def encode_target(self, encoder: Any, values: np.ndarray) -> torch.Tensor:
+        raise NotImplementedError
+
+    def n_outputs(self, encoder: Any) -> int:
+        return 1
+
+    def target_groups(self, values: np.ndarray) -> int:
+        """How many groups a split must leave training rows of (the classes; 1 without classes)."""
+        return 1
+
+    # ---- training: what the engine calls ---------------------------------------------------------
     def loss(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
         return self.example_losses(out, y, label_smoothing).mean()
 
@@ -32,57 +75,91 @@ class Task:
         """The bias that makes the untrained model predict the training prior."""
         raise NotImplementedError
 
+    def init_loss(self, data: Any) -> tuple[float, str]:
+        """The loss an untrained model at the prior should have on `data.train`, and why (pre-flight)."""
+        raise NotImplementedError
 
-TASKS: Registry[Task] = Registry("task")
+    # ---- the run ---------------------------------------------------------------------------------
+    def check_spec(self, spec: Spec) -> None:
+        """Refuse (ValueError, naming the field) what this task cannot do with the spec's choices; an
+        override calls this first."""
+        for m in spec.metrics:
+            if m not in self.metrics:
+                raise ValueError(f"metrics: '{m}' is not a metric of task {self.name}; {did_you_mean(m, self.metrics)}")
 
+    def prepare(self, spec: Spec, root: Path) -> Any:
+        """The data, cleaned, split and encoded: `train`, `val`, `test` TensorSets, `encoder`, `report`,
+        `fingerprint`, and `raw_test` (what the model tests and the report score)."""
+        raise NotImplementedError
 
-class Classify(Task):
-    def example_losses(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-        return F.cross_entropy(out.float(), y, label_smoothing=label_smoothing, reduction="none")
+    def load_encoder(self, state: dict[str, Any]) -> Any:
+        """The encoder saved in a bundle's preprocess.json."""
+        raise NotImplementedError
 
-    def score(self, out: torch.Tensor, y: torch.Tensor) -> float:
-        return (out.argmax(1) == y).float().mean().item()
+    def describe(self, data: Any) -> str:
+        """The sizes of the prepared data, for the run's first line."""
+        return f"train {len(data.train)}, val {len(data.val)}, test {len(data.test)}"
 
-    def output_bias(self, y: torch.Tensor, n_out: int) -> torch.Tensor:
-        prior = torch.bincount(y, minlength=n_out).float().clamp_min(1) / len(y)
-        return prior.log() - prior.log().mean()
+    def data_verdicts(self, data: Any) -> list[Verdict]:
+        """The pre-flight's checks of the data itself."""
+        return []
 
+    def validate_tests(self, tests: list[Any], encoder: Any, examples: Any, root: Path) -> None:
+        """Raise the one-line error a model test on `examples` would hit, before any time is spent."""
 
-class Regress(Task):
-    def example_losses(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-        return F.mse_loss(out.float().squeeze(1), y, reduction="none")
+    def scores_of(self, subject: Any, examples: Any) -> dict[str, Any]:
+        """The metrics of a model test's subject (sw2.evaluation.model_tests.Subject) on `examples`."""
+        raise NotImplementedError
 
-    def score(self, out: torch.Tensor, y: torch.Tensor) -> float:
-        """R² on the standardised target."""
-        resid = ((out.float().squeeze(1) - y) ** 2).sum()
-        total = ((y - y.mean()) ** 2).sum().clamp_min(1e-12)
-        return (1 - resid / total).item()
+    def inputs_of(self, subject: Any, examples: Any) -> dict[str, torch.Tensor]:
+        """The model's input tensors for `examples`."""
+        raise NotImplementedError
 
-    def output_bias(self, y: torch.Tensor, n_out: int) -> torch.Tensor:
-        return y.float().mean().reshape(1)
+    def what_the_net_sees(self, spec: Spec, data: Any, folder: Path) -> None:
+        """Write one training batch as the model receives it into the bundle `folder` (pre-flight)."""
 
+    def examples_from(self, bundle: Bundle, path: Path) -> Any:
+        """The examples of another data file that `bundle` can be scored on (model tests, reports)."""
+        raise NotImplementedError
 
-class GenerateText(Task):
-    """Next-token prediction: outputs B x T x V, targets B x T; the loss is nats per token."""
+    def score_run(self, model: torch.nn.Module, data: Any, spec: Spec, result: FitResult) -> Scored:
+        """The trained model's metrics on the val and test splits (and whatever else metrics.json holds)."""
+        raise NotImplementedError
 
-    def example_losses(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-        """Nats per token of each window."""
-        flat = F.cross_entropy(
-            out.float().flatten(0, 1), y.flatten(), label_smoothing=label_smoothing, reduction="none"
-        )
-        return flat.view(y.shape).mean(1)
+    def evaluate(self, outputs: torch.Tensor, y: torch.Tensor, encoder: Any) -> dict[str, Any]:
+        """Metrics of outputs against encoded targets, beside the dumb baseline's."""
+        raise NotImplementedError
 
-    def score(self, out: torch.Tensor, y: torch.Tensor) -> float:
-        """Next-token accuracy."""
-        return (out.argmax(-1) == y).float().mean().item()
+    def beats_baseline(self, scores: dict[str, Any]) -> tuple[bool, str]:
+        """Whether `scores` (as `evaluate` gives them) beat the baseline beside them, and the figures."""
+        raise NotImplementedError
 
-    def output_bias(self, y: torch.Tensor, n_out: int) -> torch.Tensor:
-        """The unigram log-frequencies of the training tokens (of at most 4,096 windows: they may overlap)."""
-        counts = unigram_counts(y, n_out).float()
-        prior = counts.clamp_min(1) / counts.sum()
-        return prior.log() - prior.log().mean()
+    def write_files(self, folder: Path, data: Any, metrics: dict[str, Any]) -> None:
+        """The task's own files in a bundle being written (e.g. confusion.png, samples.txt)."""
 
+    def evaluate_file(self, bundle: Bundle, path: Path) -> dict[str, Any]:
+        """A bundle's metrics on another data file."""
+        raise NotImplementedError
 
-TASKS.register("classify")(Classify("classify", "accuracy"))
-TASKS.register("regress")(Regress("regress", "r2"))
-TASKS.register("generate_text")(GenerateText("generate_text", "accuracy", chunk=32))
+    def report_sections(self) -> list[tuple[str, str, Any]]:
+        """(anchor, title, section(run) -> html) of this task's part of report.html."""
+        return []
+
+    # ---- using a bundle --------------------------------------------------------------------------
+    def predict(self, bundle: Bundle, data: Any) -> np.ndarray:
+        raise UserError(f"{bundle.path}: a {self.name} model does not predict; see its task's commands")
+
+    def predict_proba(self, bundle: Bundle, data: Any) -> np.ndarray:
+        raise UserError(f"predict_proba is for classifiers; this bundle does {self.name}")
+
+    def prediction_rows(self, bundle: Bundle, data: Any, top: int) -> list[dict[str, Any]]:
+        """Rows of `sw2 predict`'s CSV (id, prediction, ...)."""
+        raise UserError(f"{bundle.path}: a {self.name} model does not predict rows; see its task's commands")
+
+    def generate(self, bundle: Bundle, prompt: str, **options: Any) -> str:
+        raise UserError(f"{bundle.path} is a {self.name} model; generate needs task: generate_text")
+
+    def report_scores(self, run: Any) -> dict[str, Any]:
+        """Fill `run` (sw2.run_report.Run) with the outputs its sections read and return the scores of the
+        examples it reports on."""
+        raise NotImplementedError

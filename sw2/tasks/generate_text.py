@@ -1,0 +1,216 @@
+"""generate_text: a language model of one text file. The file is split in order and tokenised (sw2.data.
+corpus); the loss is nats per token; the scores are nats and bits per character, perplexity and next-token
+accuracy beside a unigram model; the bundle also holds samples.txt, text the trained model wrote from the
+first line of the validation text."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+from sw2.data.corpus import Corpus, Prepared, prepare_corpus, read_text, unigram_counts, windows
+from sw2.data.dataset import TensorSet
+from sw2.engine.generate import sample
+from sw2.errors import UserError
+from sw2.evaluation.language import language_metrics, unigram
+from sw2.spec import LatencyTest, MetricTest
+from sw2.tasks import TASKS
+from sw2.tasks.base import Scored, Task
+from sw2.tasks.supervised import LANGUAGE_MODELS
+
+if TYPE_CHECKING:
+    from sw2.bundle import Bundle
+    from sw2.engine.loop import FitResult
+    from sw2.spec import Spec
+
+SAMPLE = {"tokens": 500, "temperature": 0.8, "top_k": None, "seed": 0}  # the sample written into the bundle
+
+
+class GenerateText(Task):
+    """Next-token prediction: outputs B x T x V, targets B x T."""
+
+    metrics = ("nats_per_char", "bits_per_char", "nats_per_token", "perplexity", "accuracy")
+
+    # ---- training --------------------------------------------------------------------------------
+    def example_losses(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+        """Nats per token of each window."""
+        flat = F.cross_entropy(
+            out.float().flatten(0, 1), y.flatten(), label_smoothing=label_smoothing, reduction="none"
+        )
+        return flat.view(y.shape).mean(1)
+
+    def score(self, out: torch.Tensor, y: torch.Tensor) -> float:
+        """Next-token accuracy."""
+        return (out.argmax(-1) == y).float().mean().item()
+
+    def output_bias(self, y: torch.Tensor, n_out: int) -> torch.Tensor:
+        """The unigram log-frequencies of the training tokens (of at most 4,096 windows: they may overlap)."""
+        counts = unigram_counts(y, n_out).float()
+        prior = counts.clamp_min(1) / counts.sum()
+        return prior.log() - prior.log().mean()
+
+    def init_loss(self, data: Prepared) -> tuple[float, str]:
+        tokens = unigram_counts(data.train.target, 0).float()
+        prior = tokens[tokens > 0] / tokens.sum()
+        return float(-(prior * prior.log()).sum()), "the unigram entropy of the training tokens"
+
+    # ---- the run ---------------------------------------------------------------------------------
+    def check_spec(self, spec: Spec) -> None:
+        """A language model reads one text file, with a lossless tokenizer and a decoder model."""
+        super().check_spec(spec)
+        if spec.model.name not in ("auto", *LANGUAGE_MODELS):
+            raise ValueError(f"model: task generate_text takes gpt or charrnn, not {spec.model.name}")
+        if spec.text.tokenizer not in ("char", "bpe"):
+            raise ValueError("text.tokenizer: task generate_text takes char or bpe (byte-level)")
+        if spec.text.tokenizer == "bpe" and spec.text.vocab_size <= 256:
+            raise ValueError("text.vocab_size: byte-level bpe starts from the 256 bytes; give more (e.g. 1024)")
+        if spec.data.source not in ("auto", "text") or not spec.data.path:
+            raise ValueError("data: task generate_text reads a text file; give data.path (e.g. input.txt)")
+
+    def prepare(self, spec: Spec, root: Path) -> Prepared:
+        return prepare_corpus(spec, root)
+
+    def load_encoder(self, state: dict[str, Any]) -> Corpus:
+        return Corpus.from_json(state)
+
+    def describe(self, data: Prepared) -> str:
+        tokens = data.report["tokens"]
+        return (
+            f"{data.encoder.kind} tokens: train {tokens['train']:,}, val {tokens['val']:,}, test {tokens['test']:,} "
+            f"(vocabulary {data.encoder.vocab_size}), context {data.encoder.block}"
+        )
+
+    def validate_tests(self, tests: list[Any], encoder: Corpus, examples: TensorSet, root: Path) -> None:
+        """Metric tests on the test windows (val without a test split) and latency; no slices or labels."""
+        for t in tests:
+            if isinstance(t, MetricTest):
+                if t.metric not in self.metrics:
+                    fits = ", ".join(self.metrics)
+                    raise UserError(f"tests: metric '{t.metric}' does not fit task generate_text; use one of {fits}")
+                if t.label is not None or t.where is not None or t.by is not None:
+                    raise UserError("tests: label, where and by slice table rows; drop them for generate_text")
+            elif not isinstance(t, LatencyTest):
+                raise UserError(f"tests: kind '{t.kind}' is for tables and images; use metric or latency tests")
+        if tests and not len(examples):
+            raise UserError("tests: no test text to test on; set data.split.test (or give --data)")
+
+    def score_run(self, model: torch.nn.Module, data: Prepared, spec: Spec, result: FitResult) -> Scored:
+        """nats/bits per character on val and test beside the unigram baseline, tokens per second, and a sample
+        written from the first line of the validation text (samples.txt)."""
+        scored = Scored()
+        prior = unigram(data.train, data.encoder.vocab_size)
+        for split in ("val", "test"):
+            windows_ = getattr(data, split)
+            if len(windows_):
+                scored.metrics[split] = language_metrics(model, self, windows_, _chars_per_token(data, split), prior)
+        scored.training["tokens_per_second"] = round(result.examples_per_second * data.encoder.block, 1)
+        prompt = _first_line(data)
+        t0 = time.perf_counter()
+        written = data.encoder.decode(sample(model, data.encoder.encode(prompt), **SAMPLE))
+        scored.metrics["sample"] = {"prompt": prompt, **SAMPLE, "seconds": round(time.perf_counter() - t0, 3)}
+        scored.files["samples.txt"] = prompt + written
+        return scored
+
+    def beats_baseline(self, scores: dict[str, Any]) -> tuple[bool, str]:
+        base = scores["baseline"]
+        msg = f"{scores['bits_per_char']:.4f} bits/char vs {base['bits_per_char']:.4f} ({base['name']})"
+        return scores["bits_per_char"] < base["bits_per_char"], msg
+
+    def what_the_net_sees(self, spec: Spec, data: Prepared, folder: Path, n: int = 4) -> None:
+        """The first training windows as text: what the model reads (it predicts each next token)."""
+        decode = data.encoder.decode
+        parts = [
+            f"--- window {i + 1} ---\n{decode(data.train.inputs['tokens'][i].tolist())}"
+            for i in range(min(n, len(data.train)))
+        ]
+        (folder / "what_the_net_sees.txt").write_text("\n".join(parts) + "\n", encoding="utf-8")
+
+    def examples_from(self, bundle: Bundle, path: Path) -> TensorSet:
+        """Another text file (all of it) as windows of the model's context; characters the tokenizer never saw
+        are left out."""
+        corpus = bundle.encoder
+        if not path.exists():
+            raise UserError(f"{path}: data not found; give a text file")
+        ids = torch.tensor(corpus.encode(corpus.known(read_text(path))), dtype=torch.long)
+        scored = windows(ids, corpus.block, corpus.block)
+        if not len(scored):
+            raise UserError(f"{path}: fewer than {corpus.block + 1} tokens; give a longer text")
+        return scored
+
+    def evaluate_file(self, bundle: Bundle, path: Path) -> dict[str, Any]:
+        """A language model's metrics on another text file (all of it)."""
+        scored = self.examples_from(bundle, path)
+        text = read_text(path)
+        out = _scores(self, bundle.model, bundle.encoder, scored)
+        return {**out, "dropped_unknown_characters": len(text) - len(bundle.encoder.known(text))}
+
+    def scores_of(self, subject: Any, part: TensorSet) -> dict[str, Any]:
+        return _scores(self, subject.model, subject.encoder, part)
+
+    def inputs_of(self, subject: Any, part: TensorSet) -> dict[str, torch.Tensor]:
+        return part.inputs
+
+    def report_scores(self, run: Any) -> dict[str, Any]:
+        """The scores of the windows reported on; the unigram baseline (fitted on the training text) is the one
+        saved at training when they are the run's own split."""
+        if not len(run.test):
+            return {}
+        scores = _scores(self, run.b.model, run.b.encoder, run.test)
+        saved = run.m.get("test" if run.scored_on == "test split" else "val", {})
+        if "baseline" in saved and not run.scored_on.startswith("other data"):
+            scores["baseline"] = saved["baseline"]
+        return scores
+
+    def report_sections(self) -> list[tuple[str, str, Any]]:
+        from sw2.tasks import generate_text_report as r
+
+        return [("samples", "Samples", r.samples), ("tokens", "Per-token loss", r.token_losses)]
+
+    # ---- using a bundle --------------------------------------------------------------------------
+    def predict(self, bundle: Bundle, data: Any, *_: Any) -> Any:
+        """A language model takes no examples: refused, naming what it does."""
+        raise UserError(f"{bundle.path} is a language model: it generates text (sw2 generate BUNDLE --prompt ...)")
+
+    predict_proba = prediction_rows = predict  # type: ignore[assignment]
+
+    def generate(
+        self,
+        bundle: Bundle,
+        prompt: str = "\n",
+        tokens: int = 200,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        seed: int = 0,
+        cache: bool = True,
+    ) -> str:
+        """Text the model writes after `prompt` (`tokens` new tokens; temperature 0 = greedy)."""
+        if tokens < 1 or temperature < 0 or (top_k is not None and top_k < 1):
+            raise UserError("generate: tokens and top-k must be at least 1 and the temperature at least 0")
+        ids = bundle.encoder.encode(prompt, "prompt")
+        if not ids:
+            raise UserError("prompt: empty; give at least one character (e.g. a newline)")
+        return bundle.encoder.decode(sample(bundle.model, ids, tokens, temperature, top_k, seed, cache))
+
+
+def _scores(task: Task, model: torch.nn.Module, encoder: Corpus, part: TensorSet) -> dict[str, Any]:
+    """The metrics of `part` (windows), its characters counted by decoding its targets."""
+    chars = len(encoder.decode(part.target.flatten().tolist()))
+    return language_metrics(model, task, part, chars / max(1, part.target.numel()))
+
+
+def _chars_per_token(data: Prepared, split: str) -> float:
+    return data.report["characters"][split] / max(1, data.report["tokens"][split])
+
+
+def _first_line(data: Prepared) -> str:
+    """A prompt for the bundle's sample: the first line of the validation (else training) text."""
+    first = data.val if len(data.val) else data.train
+    text = data.encoder.decode(first.inputs["tokens"][0].tolist())
+    return text.split("\n", 1)[0] + "\n" if "\n" in text else text[:1]
+
+
+TASKS.register("generate_text")(GenerateText("generate_text", "accuracy", chunk=32))

@@ -1,0 +1,118 @@
+"""What classify and regress (and any task that learns a target column from examples) share: the data
+pipeline of tables, images and text columns, scoring the held-out splits, other data files, predictions
+from a bundle and the model tests' view of the outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+
+from sw2.data.dataset import Prepared, drop_unseen, encode, prepare
+from sw2.data.encode import Encoder
+from sw2.data.examples import Examples
+from sw2.data.sources import load_other
+from sw2.engine.predict import predict
+from sw2.errors import UserError
+from sw2.evaluation.model_tests import validate
+from sw2.preflight.data_checks import data_verdicts
+from sw2.preflight.seen import what_the_net_sees
+from sw2.tasks.base import Scored, Task
+
+if TYPE_CHECKING:
+    from sw2.bundle import Bundle
+    from sw2.engine.loop import FitResult
+    from sw2.preflight.verdict import Verdict
+    from sw2.spec import Spec
+
+
+LANGUAGE_MODELS = ("gpt", "charrnn")  # decoders of token sequences: generate_text's
+
+
+class Supervised(Task):
+    """A task that learns a target column from examples; subclasses say how the target is encoded, the loss,
+    the metrics and what a prediction is."""
+
+    leak_score: ClassVar[str | None] = None  # how the pre-flight scores one column alone against the target:
+    # "accuracy" (a class label), "r2" (a number), None (no leak check)
+
+    def check_spec(self, spec: Spec) -> None:
+        """A language model's choices (a text file, a decoder model, the char tokenizer) are refused."""
+        super().check_spec(spec)
+        if spec.data.source == "text":
+            raise ValueError("data.source: text is for task: generate_text (a language model)")
+        if spec.model.name in LANGUAGE_MODELS:
+            raise ValueError(f"model: {spec.model.name} is a language model; use it with task: generate_text")
+        if spec.text.tokenizer == "char":
+            raise ValueError("text.tokenizer: char is for task: generate_text; use bpe, wordpiece or word")
+
+    def prepare(self, spec: Spec, root: Path) -> Prepared:
+        return prepare(spec, root, self)
+
+    def load_encoder(self, state: dict[str, Any]) -> Encoder:
+        return Encoder.from_json(state)
+
+    def data_verdicts(self, data: Prepared) -> list[Verdict]:
+        return data_verdicts(data, by_class=self.discrete, leak=self.leak_score)
+
+    def validate_tests(self, tests: list[Any], encoder: Encoder, examples: Examples, root: Path) -> None:
+        validate(tests, self, encoder, examples, root)
+
+    def score_run(self, model: torch.nn.Module, data: Prepared, spec: Spec, result: FitResult) -> Scored:
+        scored = Scored()
+        for split, tensors in (("val", data.val), ("test", data.test)):
+            if len(tensors):
+                scored.outputs[split] = predict(model, tensors.inputs, tta=spec.augment.tta)
+                scored.metrics[split] = self.evaluate(scored.outputs[split], tensors.target, data.encoder)
+        return scored
+
+    def what_the_net_sees(self, spec: Spec, data: Prepared, folder: Path) -> None:
+        what_the_net_sees(spec, data, folder)
+
+    def examples_from(self, bundle: Bundle, path: Path) -> Examples:
+        """The examples of `path` whose label the model saw (the others cannot be scored)."""
+        examples = load_other(bundle.spec.data, path, bundle.spec.target)
+        return drop_unseen(encode(bundle.encoder, examples), examples)[1]
+
+    def evaluate_file(self, bundle: Bundle, path: Path) -> dict[str, Any]:
+        examples = load_other(bundle.spec.data, path, bundle.spec.target)
+        tensors, _, dropped = drop_unseen(encode(bundle.encoder, examples), examples)
+        outputs = predict(bundle.model, tensors.inputs, tta=bundle.spec.augment.tta)
+        return {**self.evaluate(outputs, tensors.target, bundle.encoder), "dropped_unseen_labels": dropped}
+
+    def report_scores(self, run: Any) -> dict[str, Any]:
+        if run.outputs is None:
+            run.outputs = run.b.outputs(run.test)
+        if run.val is not None and run.val_outputs is None:
+            run.val_outputs = run.b.outputs(run.val)
+        run.y = run.b.encoder.target(run.test.target)
+        return self.evaluate(run.outputs, run.y, run.b.encoder) if len(run.test) else {}
+
+    # ---- the model tests' view of outputs ---------------------------------------------------------
+    def inputs_of(self, subject: Any, examples: Examples) -> dict[str, torch.Tensor]:
+        return subject.encoder.inputs(examples)
+
+    def scores_of(self, subject: Any, examples: Examples) -> dict[str, Any]:
+        outputs = predict(subject.model, subject.encoder.inputs(examples), tta=subject.spec.augment.tta)
+        return self.evaluate(outputs, subject.encoder.target(examples.target), subject.encoder)
+
+    def unchanged(self, a: torch.Tensor, b: torch.Tensor, tolerance: float) -> torch.Tensor:
+        """Per example: is output `b` (of a perturbed input) the same prediction as `a`?"""
+        raise NotImplementedError
+
+    def right(self, out: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+        """Per example: is the prediction right (a must-get-right example)?"""
+        raise NotImplementedError
+
+    def check_test_metric(self, test: Any, encoder: Encoder) -> None:
+        """Refuse a metric test this task cannot score (UserError)."""
+        if test.metric not in self.metrics:
+            fits = ", ".join(self.metrics)
+            raise UserError(f"tests: metric '{test.metric}' does not fit this task; use one of {fits}")
+        if test.label is not None and str(test.label) not in map(str, encoder.classes or []):
+            raise UserError(f"tests: label '{test.label}' is not a class; classes: {encoder.classes}")
+
+    def example_ids(self, bundle: Bundle, data: Any) -> np.ndarray:
+        return np.asarray(bundle.examples(data).ids)

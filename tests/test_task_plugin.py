@@ -1,0 +1,62 @@
+"""A new kind of task is one file: tests/plugins/multilabel.py (multi-label classification) registers
+itself, and trains, evaluates, bundles, reloads and predicts through the normal CLI and Python API, with
+no change to sw2's pipeline, CLI, bundle or report."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import sw2
+from tests.conftest import sw2 as run_cli
+from tests.conftest import write_spec
+
+PLUGINS = Path(__file__).parent / "plugins"
+
+
+def tagged_rows(n: int, seed: int) -> pd.DataFrame:
+    """Four numeric columns; label a when x1 > 0, b when x2 + x3 > 0, c when x4 > 0.5 (any subset)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4))
+    tags = [";".join(t for t, on in zip("abc", (r[0] > 0, r[1] + r[2] > 0, r[3] > 0.5)) if on) for r in x]
+    return pd.DataFrame({**{f"x{i + 1}": x[:, i] for i in range(4)}, "tags": tags})
+
+
+def test_a_task_in_one_file_runs_through_the_cli_and_the_api(tmp_path, monkeypatch):
+    monkeypatch.setenv("SW2_PLUGINS", "multilabel")  # the CLI process imports it, as sw2 imports its own
+    monkeypatch.setenv("PYTHONPATH", f"{PLUGINS}:{Path(__file__).parent.parent}")
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    tagged_rows(800, 0).to_csv(tmp_path / "tags.csv", index=False)
+    new = tagged_rows(5, 1)
+    new.drop(columns="tags").to_csv(tmp_path / "new.csv", index=False)
+    spec = {"name": "tags", "task": "multilabel", "target": "tags", "data": {"path": "tags.csv"},
+            "train": {"epochs": 30, "lr": 0.01, "batch_size": 64}}  # fmt: skip
+    r = run_cli("train", str(write_spec(tmp_path, spec)), "--out", str(tmp_path / "bundle"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "beats dumb baseline" in r.stdout and "PASS" in r.stdout
+
+    metrics = json.loads((tmp_path / "bundle" / "metrics.json").read_text())
+    assert metrics["test"]["micro_f1"] > 0.85 > metrics["test"]["baseline"]["micro_f1"], metrics["test"]
+    assert (tmp_path / "bundle" / "report.html").stat().st_size > 10_000
+
+    r = run_cli("predict", str(tmp_path / "bundle"), str(tmp_path / "new.csv"))
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert [row.keys() for row in rows][0] >= {"id", "prediction", "p_a", "p_b", "p_c"}
+
+    import multilabel  # noqa: F401  (the same file registers it in this process)
+
+    bundle = sw2.load(tmp_path / "bundle")
+    got = bundle.predict(new.drop(columns="tags"))
+    assert list(got) == [row["prediction"] for row in rows]
+    right = np.mean([set(filter(None, g.split(";"))) == set(filter(None, t.split(";"))) for g, t in zip(got, new.tags)])
+    assert right >= 0.6, (list(got), list(new.tags))
+    again = sw2.evaluate(bundle, tmp_path / "tags.csv")
+    assert again["micro_f1"] > 0.85 and again["n"] == 800
+    assert "multilabel" in sys.modules
