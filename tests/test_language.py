@@ -99,8 +99,10 @@ def test_language_model_has_report_model_tests_and_sw2_test(trained):
     assert tests["bits_per_char"]["passed"] and tests["bits_per_char"]["value"] < 1.5, tests
     assert 'failures="0"' in (bundle.path / "tests.xml").read_text()
     assert (bundle.path / "what_the_net_sees.txt").read_text().startswith("--- window 1 ---")
-    r = run_cli("test", str(bundle.path), "--spec", str(folder / "spec.yaml"))  # the text lies outside the bundle
-    assert r.returncode == 0 and "bits_per_char" in r.stdout, r.stdout + r.stderr
+    junit = folder / "sw2-test.xml"
+    r = run_cli("test", str(bundle.path), "--spec", str(folder / "spec.yaml"), "--junit", str(junit))  # the text
+    assert r.returncode == 0 and "bits_per_char" in r.stdout, r.stdout + r.stderr  # lies outside the bundle
+    assert 'failures="0"' in junit.read_text()
 
 
 def test_kv_cache_gives_what_recomputing_gives_within_the_context(trained):
