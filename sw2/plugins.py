@@ -20,9 +20,12 @@ if TYPE_CHECKING:
     from sw2.data.sources import Source
     from sw2.engine.optimizers import OptimizerFactory
     from sw2.engine.schedules import Schedule
+    from sw2.tasks.base import Task
 
 # a model class (sw2.models.base.Model) with its spec options (`options`) and `configure`; one file each
 MODELS: Registry[Any] = Registry("model", "sw2.models")
 SOURCES: Registry[Source] = Registry("data source", "sw2.data.sources")
 OPTIMIZERS: Registry[OptimizerFactory] = Registry("optimizer", "sw2.engine.optimizers")
 SCHEDULES: Registry[Schedule] = Registry("schedule", "sw2.engine.schedules")
+# a task: what differs between classify, regress, generate_text, ... (sw2.tasks.base.Task); one file each
+TASKS: Registry[Task] = Registry("task", "sw2.tasks")

@@ -35,7 +35,7 @@ from pydantic_core import InitErrorDetails
 from sw2 import where
 from sw2.choices import UNKNOWN, OneOf, Options
 from sw2.errors import UserError
-from sw2.plugins import MODELS, OPTIMIZERS, SCHEDULES, SOURCES
+from sw2.plugins import MODELS, OPTIMIZERS, SCHEDULES, SOURCES, TASKS
 from sw2.registry import did_you_mean
 from sw2.yamlfile import load_yaml
 
@@ -443,7 +443,7 @@ ModelTest = Annotated[
 class Spec(Strict):
     name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$", description="run name; bundle goes to runs/<name>")
     data: DataSpec
-    task: Literal["classify", "regress", "generate_text"] = Field(
+    task: Annotated[str, OneOf(TASKS)] = Field(
         "classify", description="generate_text: a language model of a text file (data.path), split in order"
     )
     target: str = Field("label", description="target column (ignored for image folders and IDX)")
@@ -454,8 +454,11 @@ class Spec(Strict):
     model: Annotated[SerializeAsAny[ModelOptions], Options(MODELS, {"auto": AutoModel})] = AutoModel()
     train: TrainSpec = TrainSpec()
     augment: AugmentSpec = AugmentSpec()
-    metrics: list[Literal["accuracy", "macro_f1", "log_loss", "mae", "rmse", "r2"]] = Field(
-        default_factory=list, description="metrics shown in tables (all are computed and saved); empty = all"
+    metrics: list[str] = Field(
+        default_factory=list,
+        description="metrics shown in tables (all are computed and saved); empty = all the task reports (classify: "
+        "accuracy, macro_f1, log_loss; regress: mae, rmse, r2; generate_text: nats_per_char, bits_per_char, "
+        "nats_per_token, perplexity, accuracy)",
     )
     tests: list[ModelTest] = Field(
         default_factory=list, description="model tests checked after training and by `sw2 test` (exit 1 on failure)"
@@ -470,29 +473,10 @@ class Spec(Strict):
         return [(field, rel) for field, rel in named if rel]
 
     @model_validator(mode="after")
-    def _language_model(self) -> Spec:
-        """A language model reads one text file, with a lossless tokenizer and a decoder model."""
-        if self.task != "generate_text":
-            if self.data.source == "text":
-                raise ValueError("data.source: text is for task: generate_text (a language model)")
-            if self.model.language_model:
-                raise ValueError(f"model: {self.model.name} is a language model; use it with task: generate_text")
-            if self.text.tokenizer == "char":
-                raise ValueError("text.tokenizer: char is for task: generate_text; use bpe, wordpiece or word")
-            return self
-        if self.model.name != "auto" and not self.model.language_model:
-            takes = " or ".join(_models_where(lambda o: o.language_model))
-            raise ValueError(f"model: task generate_text takes {takes}, not {self.model.name}")
-        if self.text.tokenizer not in ("char", "bpe"):
-            raise ValueError("text.tokenizer: task generate_text takes char or bpe (byte-level)")
-        if self.text.tokenizer == "bpe" and self.text.vocab_size <= 256:
-            raise ValueError("text.vocab_size: byte-level bpe starts from the 256 bytes; give more (e.g. 1024)")
-        if self.data.source not in ("auto", "text") or not self.data.path:
-            raise ValueError("data: task generate_text reads a text file; give data.path (e.g. input.txt)")
-        if self.train.lr == "auto":
-            raise ValueError("train.lr: auto is not available for generate_text yet; give a number (e.g. 0.001)")
-        if self.tests:
-            raise ValueError("tests: model tests are for classify and regress; remove them for generate_text")
+    def _task_accepts(self) -> Spec:
+        """The task plug-in refuses what it cannot do with the spec's other choices (ValueError naming the
+        field): e.g. generate_text reads one text file with a lossless tokenizer and a decoder model."""
+        TASKS.get(self.task).check_spec(self)
         return self
 
     @model_validator(mode="after")

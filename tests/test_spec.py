@@ -28,7 +28,7 @@ def test_defaults_fill_every_field():
         ({**BASE, "train": {"lr": "fast"}}, "train.lr:"),
         ({**BASE, "train": {"optimizer": "adamax"}}, "train.optimizer:"),
         ({**BASE, "task": "cluster"}, "task:"),
-        ({**BASE, "metrics": ["accuracy", "auc"]}, "metrics.1:"),
+        ({**BASE, "metrics": ["accuracy", "auc"]}, "metrics: 'auc' is not a metric of task classify"),
         ({"data": {"source": "package"}}, "data.name is required"),
         ({}, "'data' is required"),
     ],
