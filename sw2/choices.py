@@ -57,6 +57,10 @@ class Options:
         """The options class of plug-in `name` (which must be registered or special)."""
         return self.special[name] if name in self.special else self.registry.get(name).options
 
+    def name_of(self, cls: type[BaseModel]) -> str | None:
+        """The name `cls` is registered under (the first, if several), or None."""
+        return next((n for n in [*self.special, *self.registry.names()] if self.options_of(n) is cls), None)
+
     def pick(self, raw: Any, base: type[BaseModel]) -> type[BaseModel]:
         """The class that validates `raw`: the named plug-in's, else `base` (whose `name` check refuses it)."""
         name = raw.get("name", base.model_fields["name"].default) if isinstance(raw, dict) else None
@@ -67,8 +71,11 @@ class Options:
         base = _base(source)
 
         def validate(raw: Any) -> Any:
+            if isinstance(raw, base):  # built in Python, e.g. ConvNetOptions(widths=[8]): its class names it
+                given = raw.model_dump(exclude_unset=True)
+                raw = given if "name" in given else {**given, "name": self.name_of(type(raw))}
             if not isinstance(raw, dict):
-                return raw  # an options object already, or a wrong type for the base schema to refuse
+                return raw  # a wrong type, for the base schema to refuse
             cls = self.pick(raw, base)
             # an unknown name: validate it alone, so that its error comes first, not an option's
             return cls.model_validate(raw if cls is not base else {"name": raw.get("name")})
@@ -81,7 +88,8 @@ class Options:
             cls = self.options_of(name)
             resolved = handler.resolve_ref_schema(handler(cls.__pydantic_core_schema__))
             properties = {**resolved.get("properties", {}), "name": {"const": name, "default": name}}
-            entries.append({**resolved, "title": name, "properties": properties})
+            required = [*resolved.get("required", []), *([] if name in self.special else ["name"])]
+            entries.append({**resolved, "title": name, "properties": properties, "required": required})
         return {"oneOf": entries}
 
 

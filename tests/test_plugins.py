@@ -119,6 +119,14 @@ def test_a_dumped_spec_keeps_the_models_own_options(model):
     assert parse_spec(dumped) == spec
 
 
+def test_options_built_in_python_are_named_by_their_class():
+    from sw2.models.convnet import ConvNetOptions
+    from sw2.spec import DataSpec, Spec
+
+    spec = Spec(data=DataSpec(source="package", name="digits"), model=ConvNetOptions(widths=[8]))
+    assert spec.model.name == "convnet" and parse_spec(yaml.safe_load(dump_spec(spec))) == spec
+
+
 def test_import_of_the_spec_imports_no_plugin():
     code = "import sys, sw2.spec; sys.exit('torch' in sys.modules or 'sw2.models' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
@@ -133,6 +141,7 @@ def test_the_schema_lists_the_registered_choices(registered):
     models = {m["properties"]["name"]["const"]: m for m in schema["properties"]["model"]["oneOf"]}
     assert {"auto", "convnet", "gpt", "tiny"} <= set(models)
     assert "gain" in models["tiny"]["properties"] and "whiten" in models["convnet"]["properties"]
+    assert models["tiny"]["required"] == ["name"] and not models["auto"]["required"]  # no name: auto
 
 
 def test_a_model_optimizer_and_schedule_registered_in_a_test_train(registered, tmp_path):
