@@ -138,19 +138,18 @@ def test_lr_finder_sweeps_the_sgd_lr_with_muon_kernels_at_muon_lr(tmp_path, monk
     from sw2.preflight import lr_finder
 
     seen = []
-    real = lr_finder.make_optimizer
 
-    def spy(model, train):
-        opt = real(model, train)
-        seen.append(opt)
-        return opt
+    class Spy(lr_finder.SweepStep):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen.append(self.optimizer)
 
     spec = {
         "data": {"source": "package", "name": "digits", "split": {"val": 0.1, "test": 0.2, "seed": 0}},
         "model": {"name": "convnet", "widths": [16, 32]},
         "train": {"epochs": 1, "batch_size": 64, "optimizer": "muon", "lr": "auto", "muon_lr": 0.05},
     }
-    monkeypatch.setattr(lr_finder, "make_optimizer", spy)
+    monkeypatch.setattr(lr_finder, "SweepStep", Spy)
     bundle = sw2.train(write_spec(tmp_path, spec), tmp_path / "b", verbose=False)
     kernels = [g for g in seen[0].param_groups if g["muon"]]
     assert kernels and all(abs(g["lr"] - 0.05) < 1e-9 for g in kernels)  # after the whole sweep

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from sw2.data.dataset import TensorSet
 from sw2.engine.context import Context
 from sw2.engine.optim import lr_factor, make_optimizer
 from sw2.spec import TrainSpec
@@ -38,6 +39,12 @@ class TrainStep:
         """Train on one batch (inputs by name, its targets, its examples' indices in the training set, all on
         `ctx.device`); return its loss, detached, for the progress bar and the history."""
         raise NotImplementedError
+
+    def train_on(self, data: TensorSet, idx: torch.Tensor, ctx: Context) -> torch.Tensor:
+        """This step on the examples `idx` of `data` (a CPU index), moved to `ctx.device`, without augmentation:
+        for a tool that drives a step by hand (the pre-flight's short trainings)."""
+        batch = {k: v[idx].to(ctx.device) for k, v in data.inputs.items()}
+        return self(batch, data.target[idx].to(ctx.device), idx.to(ctx.device), ctx)
 
     def to(self, device: torch.device) -> TrainStep:
         for module in self.modules().values():

@@ -4,11 +4,15 @@ layer, and the share of dead ReLU units (never positive on a batch)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
-from sw2.engine.optim import make_optimizer
+from sw2.engine.context import Context
+from sw2.engine.hardware import device_for
+from sw2.engine.step import SupervisedStep
 from sw2.models import initialised
 from sw2.preflight.recipe import Data, scaled, subset
 from sw2.preflight.verdict import Verdict
@@ -16,38 +20,64 @@ from sw2.spec import Spec
 from sw2.tasks import Task
 
 
-def gradient_health(spec: Spec, p: Data, task: Task, steps: int = 6) -> list[Verdict]:
-    _, _, model = initialised(spec, p.encoder, p.train, task)
-    opt = make_optimizer(model, spec.train)
-    bs = min(spec.train.batch_size, scaled(p.train, 128), len(p.train))
-    data = subset(p.train, min(len(p.train), steps * bs), spec.train.seed)
-    layers = {n: q for n, q in model.named_parameters() if q.requires_grad and q.ndim >= 2}
-    norms: dict[str, list[float]] = {n: [] for n in layers}
-    dead: dict[str, float] = {}
+@dataclass
+class _Seen:
+    norms: dict[str, list[float]]  # each weight's gradient norm, per step
+    dead: dict[str, float]  # each ReLU's share of units never positive on the last batch
+    loss: float  # the last step's
 
-    def watch(name: str):
+
+def _watch(model: nn.Module, layers: dict[str, nn.Parameter], seen: _Seen) -> list[RemovableHandle]:
+    """Hooks that record each ReLU's dead share and each weight's gradient norm once its gradient is complete."""
+
+    def relu(name: str):
         def hook(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
             alive = (out > 0).flatten(2).any(2) if out.ndim > 2 else out > 0  # per channel / unit
-            dead[name] = 1 - alive.any(0).float().mean().item()
+            seen.dead[name] = 1 - alive.any(0).float().mean().item()
 
         return hook
 
-    handles = [m.register_forward_hook(watch(n)) for n, m in model.named_modules() if isinstance(m, nn.ReLU)]
-    model.train()
+    def grad(name: str):
+        def hook(q: torch.Tensor) -> None:
+            seen.norms[name].append(q.grad.norm().item() if q.grad is not None else 0.0)
+
+        return hook
+
+    handles = [m.register_forward_hook(relu(n)) for n, m in model.named_modules() if isinstance(m, nn.ReLU)]
+    return handles + [q.register_post_accumulate_grad_hook(grad(n)) for n, q in layers.items()]
+
+
+def _train(spec: Spec, p: Data, task: Task, steps: int) -> _Seen:
+    """`steps` steps of the training step (`SupervisedStep`, fp32) on the spec's device at the spec's peak lr
+    (the early steps at their worst); gradient norms before any clipping, 0 for a weight a step left without."""
+    _, _, model = initialised(spec, p.encoder, p.train, task)
+    device = device_for(spec.train)
+    step = SupervisedStep(model, task, spec.train.model_copy(update={"schedule": "constant", "warmup": 0.0}))
+    step.to(device).train()
+    bs = min(spec.train.batch_size, scaled(p.train, 128), len(p.train))
+    data = subset(p.train, min(len(p.train), steps * bs), spec.train.seed)
+    layers = {n: q for n, q in model.named_parameters() if q.requires_grad and q.ndim >= 2}
+    seen = _Seen({n: [] for n in layers}, {}, math.nan)
+    handles = _watch(model, layers, seen)
+    ctx = Context(device)
     try:
         for i in range(steps):
             idx = torch.arange(i * bs, (i + 1) * bs) % len(data)
-            loss = task.loss(model({k: v[idx] for k, v in data.inputs.items()}), data.target[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            for n, q in layers.items():
-                norms[n].append(q.grad.norm().item() if q.grad is not None else 0.0)
-            opt.step()  # the lr is the spec's peak: the early steps at their worst
+            ctx.step = i
+            seen.loss = step.train_on(data, idx, ctx).item()
+            for vs in seen.norms.values():
+                vs += [0.0] * (i + 1 - len(vs))
     finally:
         for h in handles:
             h.remove()
+    return seen
+
+
+def gradient_health(spec: Spec, p: Data, task: Task, steps: int = 6) -> list[Verdict]:
+    seen = _train(spec, p, task, steps)
+    norms, dead = seen.norms, seen.dead
     flat = [v for vs in norms.values() for v in vs]
-    if not all(math.isfinite(v) for v in flat) or not math.isfinite(loss.item()):
+    if not all(math.isfinite(v) for v in flat) or not math.isfinite(seen.loss):
         return [
             Verdict(
                 "gradient health",

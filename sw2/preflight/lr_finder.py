@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import torch
 
 from sw2.data.dataset import Prepared
-from sw2.engine.optim import make_optimizer
+from sw2.engine.context import Context
+from sw2.engine.hardware import device_for
+from sw2.engine.step import SupervisedStep
 from sw2.models import initialised
 from sw2.preflight.recipe import subset
 from sw2.spec import Spec
@@ -42,31 +44,42 @@ def valley(lrs: list[float], losses: list[float]) -> float:
     return lrs[min(n - 1, start + int(third) + int(third / 2))]
 
 
+class SweepStep(SupervisedStep):
+    """The training step at the sweep's lr: every param group at `lr` times its scale, but Muon's, which stay
+    at muon_lr (their `lr_scale` is muon_lr / the sweep's lowest lr, which the optimizer was made with)."""
+
+    lr = 0.0
+
+    def set_lr(self, progress: float) -> None:
+        for g in self.optimizer.param_groups:
+            if not g.get("muon"):
+                g["lr"] = self.lr * g["lr_scale"]
+
+
 def sweep(spec: Spec, p: Prepared, task: Task, steps: int = 100, lo: float = 1e-6, hi: float = 10.0) -> LRSweep:
+    """`steps` steps of the training step on the spec's device (fp32), the lr rising from `lo` to `hi`; stops
+    where the smoothed loss is no longer finite or four times its lowest."""
     cfg = spec.train.model_copy(update={"lr": lo})
     _, _, model = initialised(spec.model_copy(update={"train": cfg}), p.encoder, p.train, task)
-    opt = make_optimizer(model, cfg)
+    device = device_for(cfg)
+    step = SweepStep(model, task, cfg)
+    step.to(device).train()
+    ctx = Context(device)
     bs = min(cfg.batch_size, len(p.train))
     data = subset(p.train, min(len(p.train), steps * bs), cfg.seed)
-    model.train()
     lrs, losses, avg, best = [], [], 0.0, math.inf
     for i in range(steps):
-        lr = lo * (hi / lo) ** (i / (steps - 1))
-        for g in opt.param_groups:  # Muon groups stay at muon_lr (their lr_scale is muon_lr / lo): lr is swept
-            g["lr"] = (lo if g.get("muon") else lr) * g["lr_scale"]
+        step.lr = lo * (hi / lo) ** (i / (steps - 1))
         idx = torch.arange(i * bs, (i + 1) * bs) % len(data)
-        loss = task.loss(model({k: v[idx] for k, v in data.inputs.items()}), data.target[idx])
-        value = loss.item()
+        ctx.step = i
+        value = step.train_on(data, idx, ctx).item()  # the loss before this step's update
         if not math.isfinite(value):
             break
         avg = 0.9 * avg + 0.1 * value
         smooth = avg / (1 - 0.9 ** (i + 1))
-        lrs.append(lr)
+        lrs.append(step.lr)
         losses.append(smooth)
         best = min(best, smooth)
         if smooth > 4 * best and i > 10:
             break
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
     return LRSweep(lrs, losses, valley(lrs, losses) if len(lrs) > 2 else lo)
