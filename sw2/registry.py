@@ -36,7 +36,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self.plugins = plugins
         self._items: dict[str, T] = {}
-        self._modules: list[str] | None = None  # the plug-in modules found, packages walked once
+        self._loaded: str | None = None  # the $SW2_PLUGINS its plug-ins were loaded with
 
     def register(self, name: str) -> Callable[[T], T]:
         def add(item: T) -> T:
@@ -64,14 +64,16 @@ class Registry(Generic[T]):
         return name in self._items
 
     def _load(self) -> None:
-        """Import the built-in plug-ins (each registers itself). Importing an imported module is a dict
-        look-up, so this runs every time: a look-up made while a plug-in module is still half imported
-        (an import cycle) does not leave the registry short for good."""
-        if self._modules is None:
-            self._modules = [m for path in self.plugins for m in _modules_at(path)]
-        users = [m.strip() for m in os.environ.get("SW2_PLUGINS", "").split(",") if m.strip()]
-        for module in (*self._modules, *users):
+        """Import the plug-ins (each registers itself), once for each value of $SW2_PLUGINS. A module that
+        is still half imported when a name is first needed (an import cycle) registers the rest of its
+        plug-ins when its import ends, as every module does."""
+        users = os.environ.get("SW2_PLUGINS", "")
+        if self._loaded == users:
+            return
+        builtins = [m for path in self.plugins for m in _modules_at(path)]
+        for module in (*builtins, *(m.strip() for m in users.split(",") if m.strip())):
             importlib.import_module(module)
+        self._loaded = users
 
 
 def _modules_at(path: str) -> list[str]:
