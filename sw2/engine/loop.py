@@ -11,11 +11,12 @@ training stands through one `Context` (sw2/engine/context.py).
 An epoch, top to bottom: a permutation drawn from a seeded generator (callbacks may leave examples out:
 `prune_easy`), then per batch: gather and augment it, `on_batch_begin`, the step, `on_batch_end`; then
 validation (one view, no test-time augmentation, fp32 whatever the training precision), `on_epoch_end`, and a
-checkpoint so that `resume` continues where the run stopped: bit-exact with `deterministic` (or pinned
-threads) and no time budget. With a time budget the lr schedule follows the clock: a resumed run keeps the
-time already spent (the budget is not restarted), the data order and every state, but its lr at each later
-step follows its own clock, so it matches an uninterrupted run only up to that (a step whose lr does not
-follow progress, as a GAN's may, resumes bit-exactly under a budget too).
+checkpoint (the step's modules and state, each callback's state, the random states, the history) so that
+`resume` continues where the run stopped: bit-exact with `deterministic` (or pinned threads) and no time
+budget. With a time budget the lr schedule follows the clock: a resumed run keeps the time already spent (the
+budget is not restarted), the data order and every state, but its lr at each later step follows its own
+clock, so it matches an uninterrupted run only up to that. A step and callbacks that never read
+`ctx.progress` (a GAN's step with its own constant lr) resume bit-exactly under a budget too.
 """
 
 from __future__ import annotations
@@ -143,11 +144,16 @@ class _Run:
     ) -> FitResult:
         cfg = self.spec.train
         hardware.tune_malloc()
-        self.tuner = hardware.thread_tuner(cfg, self.device)  # None: pinned by train.threads or deterministic,
-        torch.manual_seed(cfg.seed)  # or not a CPU
+        # None: threads pinned by train.threads or deterministic, or not a CPU
+        self.tuner = hardware.thread_tuner(cfg, self.device)
+        torch.manual_seed(cfg.seed)
         generator = torch.Generator().manual_seed(cfg.seed)
         self.model.to(self.device)
-        self.step = (step or SupervisedStep(self.model, self.task, cfg)).to(self.device)
+        if step is None:
+            if self.task is None:
+                raise ValueError("fit: the default step (SupervisedStep) needs a task")
+            step = SupervisedStep(self.model, self.task, cfg)
+        self.step = step.to(self.device)
         self.callbacks = callbacks_for(cfg, self.model) + callbacks
         self.batches = Batches(train, self.spec.augment, cfg.seed, self.device)
         n, bs = len(train), min(cfg.batch_size, len(train))
