@@ -175,7 +175,7 @@ def test_charrnn_and_bpe_train_and_reload(tmp_path):
         ({}, "", "training text is empty"),
         ({}, b"caf\xe9 au lait\n" * 200, "not UTF-8"),
         ({"text": {"tokenizer": "char", "max_tokens": 200}}, "short text\n" * 30, "fewer than a window"),
-        ({"model": {"name": "bag"}}, "x\n" * 100, "generate_text takes gpt or charrnn"),
+        ({"model": {"name": "bag"}}, "x\n" * 100, "generate_text takes a language model"),
         ({"text": {"tokenizer": "wordpiece"}}, "x\n" * 100, "char or bpe"),
         ({"task": "classify"}, "x\n" * 100, "is a language model"),
     ],

@@ -25,8 +25,10 @@ from torch import nn
 from sw2.data.corpus import Prepared as TextPrepared
 from sw2.data.dataset import Prepared, TensorSet
 from sw2.engine import fit
+from sw2.engine.context import Context
+from sw2.engine.hardware import device_for
 from sw2.engine.length import plan
-from sw2.engine.optim import make_optimizer
+from sw2.engine.step import SupervisedStep
 from sw2.models import initialised
 from sw2.preflight.probe import linear_probe
 from sw2.preflight.verdict import Verdict
@@ -109,6 +111,21 @@ def lowest_reachable(task: Task, batch: TensorSet, out: torch.Tensor) -> tuple[f
     return float(task.loss(table[index], batch.target).detach()), len(distinct)
 
 
+class _WarmStep(SupervisedStep):
+    """The engine's step at the spec's lr, warmed up linearly over its first `warm` calls (no schedule), without
+    label smoothing (the lowest reachable loss is that of the hard targets)."""
+
+    def __init__(self, model: nn.Module, task: Task, spec: Spec, warm: int = 30) -> None:
+        super().__init__(model, task, spec.train.model_copy(update={"label_smoothing": 0.0}))
+        self.calls, self.warm = 0, warm
+
+    def set_lr(self, progress: float) -> None:
+        self.calls += 1
+        assert isinstance(self.train_spec.lr, float)
+        for g in self.optimizer.param_groups:
+            g["lr"] = self.train_spec.lr * min(1.0, self.calls / self.warm) * g["lr_scale"]
+
+
 def overfit_one_batch(
     spec: Spec,
     p: Data,
@@ -120,57 +137,51 @@ def overfit_one_batch(
     seconds: float = 10.0,
 ) -> Verdict:
     """The spec's optimizer and lr must drive `size` examples to within 5% of the lowest loss they allow
-    (`lowest_reachable`), counted from the loss at init, in `steps` steps; a model of at most `small`
-    parameters (one that fits slowly, at a low cost per step) gets up to `longest` while its loss still falls
-    and the check has taken under `seconds`. FAIL only for what is surely broken: a diverging or non-finite
-    loss, or a batch whose examples all have the same input; not fitted is a WARN saying what to change."""
+    (`lowest_reachable`), counted from the loss at init, in `steps` steps of the engine's step on the spec's
+    device; a model of at most `small` parameters (one that fits slowly, at a low cost per step) gets up to
+    `longest` while its loss still falls and the check has taken under `seconds`. FAIL only for what is surely
+    broken: a diverging or non-finite loss, or a batch whose examples all have the same input; not fitted is a
+    WARN saying what to change."""
     _, _, model = initialised(spec, p.encoder, p.train, task)
     longest = longest if sum(w.numel() for w in model.parameters()) <= small else steps
     for m in model.modules():
         if isinstance(m, nn.Dropout):
             m.p = 0.0
     batch = subset(p.train, min(scaled(p.train, size), len(p.train)), spec.train.seed)
-    opt = make_optimizer(model, spec.train)
-    model.train()
-    losses: list[float] = []
-    first = floor = bar = math.nan
-    warm, t0 = 30, time.perf_counter()
-    for step in range(longest):
-        for g in opt.param_groups:
-            g["lr"] = spec.train.lr * min(1.0, (step + 1) / warm) * g["lr_scale"]
-        out = model(batch.inputs)
-        loss = task.loss(out, batch.target)
-        last = loss.item()
+    ctx, step = Context(device_for(spec.train)), _WarmStep(model, task, spec)
+    step.to(ctx.device)
+    with torch.no_grad():  # the loss at init and the lowest the batch allows
+        out = model({k: v.to(ctx.device) for k, v in batch.inputs.items()}).cpu()
+    first, (floor, distinct) = task.loss(out, batch.target).item(), lowest_reachable(task, batch, out)
+    if distinct == 1 and floor > 0.5 * first:
+        return Verdict(
+            "overfit one batch",
+            "FAIL",
+            f"all {len(batch)} examples have the same input but different targets (lowest reachable loss "
+            f"{floor:.3f}): nothing tells them apart; are the inputs constant or zeroed?",
+        )
+    bar, every, losses, t0 = floor + 0.05 * (first - floor), torch.arange(len(batch)), [], time.perf_counter()
+    step.train()
+    for i in range(longest):
+        last = step.train_on(batch, every, ctx).item()  # the loss before this step's update
         losses.append(last)
-        if step == 0:
-            first, (floor, distinct) = last, lowest_reachable(task, batch, out.detach())
-            bar = floor + 0.05 * (first - floor)
-            if distinct == 1 and floor > 0.5 * first:
-                return Verdict(
-                    "overfit one batch",
-                    "FAIL",
-                    f"all {len(batch)} examples have the same input but different targets (lowest reachable loss "
-                    f"{floor:.3f}): nothing tells them apart; are the inputs constant or zeroed?",
-                )
         if not math.isfinite(last) or last > 1e4 * max(first, 1e-3):
             return Verdict(
-                "overfit one batch",
-                "FAIL",
-                f"the loss diverged at step {step} with lr {spec.train.lr:g}; lower train.lr",
+                "overfit one batch", "FAIL", f"the loss diverged at step {i} with lr {spec.train.lr:g}; lower train.lr"
             )
         if last <= bar:
-            return Verdict(
-                "overfit one batch",
-                "PASS",
-                f"{len(batch)} examples fitted: loss {first:.3f} -> {last:.4f} in {step + 1} steps",
-            )
+            msg = f"{len(batch)} examples fitted: loss {first:.3f} -> {last:.4f} in {i + 1} steps"
+            return Verdict("overfit one batch", "PASS", msg)
         falling = len(losses) < 100 or last - floor < 0.9 * (losses[-100] - floor)
-        if step + 1 >= steps and (not falling or time.perf_counter() - t0 > seconds):
+        if i + 1 >= steps and (not falling or time.perf_counter() - t0 > seconds):
             break
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    seen = f"{len(batch)} examples not fitted in {len(losses)} steps (loss {first:.3f} -> {last:.3f}, bar {bar:.3f})"
+    return _not_fitted(spec, len(batch), losses, first, floor, bar)
+
+
+def _not_fitted(spec: Spec, n: int, losses: list[float], first: float, floor: float, bar: float) -> Verdict:
+    """The verdict on a batch not fitted: FAIL where the loss rose, else a WARN saying what to change."""
+    last = losses[-1]
+    seen = f"{n} examples not fitted in {len(losses)} steps (loss {first:.3f} -> {last:.3f}, bar {bar:.3f})"
     if last > 1.5 * first:
         return Verdict("overfit one batch", "FAIL", f"{seen}: the loss rose with lr {spec.train.lr:g}; lower train.lr")
     if last - floor <= 0.5 * (first - floor):
@@ -207,18 +218,9 @@ def inputs_matter(spec: Spec, p: Data, task: Task, steps: tuple[int, int] = (30,
     yet does no better than zeroed inputs on held-out ones, and a linear probe (`linear_probe`) finds no signal
     either (shuffled labels); else a WARN. Without a validation split, training rows are held out for this
     check only."""
-    pool, held, where = p.train, p.val, "val loss"
-    if len(held) == 0:
-        n_held = min(scaled(pool, 512), len(pool) // 5)
-        if n_held == 0:
-            return Verdict("input-independent baseline", "WARN", "too few training rows to hold any out for it")
-        if scaled(pool, 128) < 128:  # a language model's windows overlap: hold out the text's end, train on its start
-            order = np.roll(np.arange(len(pool)), n_held)
-        else:
-            order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(spec.train.seed)).numpy()
-        held = pool.take(order[:n_held])
-        pool = pool.take(order[n_held : n_held + steps[-1] * scaled(pool, 128)])
-        where = f"loss on {n_held} held-out training rows (no validation split)"
+    pool, held, where = _held_out(spec, p, steps[-1])
+    if not len(held):
+        return Verdict("input-independent baseline", "WARN", "too few training rows to hold any out for it")
     blind = _short_run(spec, p, task, steps[0], zeroed, pool, held)
     t0 = time.perf_counter()
     for n in steps:
@@ -241,6 +243,27 @@ def inputs_matter(spec: Spec, p: Data, task: Task, steps: tuple[int, int] = (30,
                 f"{per_step * steps[1]:.0f} s, over the pre-flight's budget of {budget:.0f} s (10% of the "
                 "planned training, at least 60 s); a slow start, or weak signal",
             )
+    return _no_gain(msg, real, blind, pool, held)
+
+
+def _held_out(spec: Spec, p: Data, steps: int) -> tuple[TensorSet, TensorSet, str]:
+    """(training rows, held-out rows, what the loss is on): the val split, or without one, training rows held
+    out for this check only (a language model's windows overlap: the text's end is held out, its start trains)."""
+    pool = p.train
+    if len(p.val):
+        return pool, p.val, "val loss"
+    n_held = min(scaled(pool, 512), len(pool) // 5)
+    if scaled(pool, 128) < 128:
+        order = np.roll(np.arange(len(pool)), n_held)
+    else:
+        order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(spec.train.seed)).numpy()
+    where = f"loss on {n_held} held-out training rows (no validation split)"
+    return pool.take(order[n_held : n_held + steps * scaled(pool, 128)]), pool.take(order[:n_held]), where
+
+
+def _no_gain(msg: str, real: Any, blind: Any, pool: TensorSet, held: TensorSet) -> Verdict:
+    """The verdict where the real inputs did not clearly beat zeroed ones: a slow start, memorising without
+    generalising, or no signal at all (FAIL only when a linear probe finds none either)."""
     if real.best < 0.97 * blind.best:  # the best of several noisy validations: a little below is no signal
         return Verdict("input-independent baseline", "WARN", msg + "; barely better: weak signal or a slow start")
     fits = f"training loss {real.train_loss:.3f} on the real inputs, {blind.train_loss:.3f} on zeroed ones"

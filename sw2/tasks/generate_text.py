@@ -20,7 +20,6 @@ from sw2.evaluation.language import language_metrics, unigram
 from sw2.spec import LatencyTest, MetricTest
 from sw2.tasks import TASKS
 from sw2.tasks.base import Scored, Task
-from sw2.tasks.supervised import LANGUAGE_MODELS
 
 if TYPE_CHECKING:
     from sw2.bundle import Bundle
@@ -62,8 +61,8 @@ class GenerateText(Task):
     def check_spec(self, spec: Spec) -> None:
         """A language model reads one text file, with a lossless tokenizer and a decoder model."""
         super().check_spec(spec)
-        if spec.model.name not in ("auto", *LANGUAGE_MODELS):
-            raise ValueError(f"model: task generate_text takes gpt or charrnn, not {spec.model.name}")
+        if spec.model.name != "auto" and not spec.model.language_model:
+            raise ValueError(f"model: task generate_text takes a language model (gpt, charrnn), not {spec.model.name}")
         if spec.text.tokenizer not in ("char", "bpe"):
             raise ValueError("text.tokenizer: task generate_text takes char or bpe (byte-level)")
         if spec.text.tokenizer == "bpe" and spec.text.vocab_size <= 256:

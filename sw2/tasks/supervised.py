@@ -28,9 +28,6 @@ if TYPE_CHECKING:
     from sw2.spec import Spec
 
 
-LANGUAGE_MODELS = ("gpt", "charrnn")  # decoders of token sequences: generate_text's
-
-
 class Supervised(Task):
     """A task that learns a target column from examples; subclasses say how the target is encoded, the loss,
     the metrics and what a prediction is."""
@@ -43,7 +40,7 @@ class Supervised(Task):
         super().check_spec(spec)
         if spec.data.source == "text":
             raise ValueError("data.source: text is for task: generate_text (a language model)")
-        if spec.model.name in LANGUAGE_MODELS:
+        if spec.model.language_model:
             raise ValueError(f"model: {spec.model.name} is a language model; use it with task: generate_text")
         if spec.text.tokenizer == "char":
             raise ValueError("text.tokenizer: char is for task: generate_text; use bpe, wordpiece or word")
