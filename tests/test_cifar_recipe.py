@@ -4,15 +4,18 @@ run together and must reach an accuracy floor on the full 10,000-image test spli
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 
 import sw2
-import sw2.api
-from sw2.engine import optim
 from sw2.engine.callbacks import lookahead, prune
 from sw2.spec import load_spec
 from tests.conftest import ROOT, need_dataset
+
+MUON = importlib.import_module("sw2.engine.optimizers.muon")  # the optimizer plug-in's module
+SUPERVISED = importlib.import_module("sw2.tasks.supervised")  # where the held-out splits are scored
 
 # 5,000 train images x 4 epochs: 64.9% and 64.2% test (seeds 0, 1; 6 epochs: 70.2%, 69.3% at twice the time),
 # 16-30 s of training and under a minute in all on 2 cores once the decoded images are cached
@@ -29,7 +32,7 @@ def test_cifar10_recipe_on_a_sample_reaches_its_floor(tmp_path, monkeypatch):
 
     calls = {"muon": 0, "lookahead": 0, "pruned": 0, "tta": set()}
 
-    class CountingMuon(optim.Muon):
+    class CountingMuon(MUON.Muon):
         def step(self, closure=None):
             calls["muon"] += 1
             return super().step(closure)
@@ -45,16 +48,16 @@ def test_cifar10_recipe_on_a_sample_reaches_its_floor(tmp_path, monkeypatch):
             calls["pruned"] += len(perm) - len(kept)
             return kept
 
-    real_predict = sw2.api.predict
+    real_predict = SUPERVISED.predict
 
     def recording_predict(model, inputs, tta="none", **kwargs):
         calls["tta"].add(tta)
         return real_predict(model, inputs, tta=tta, **kwargs)
 
-    monkeypatch.setattr(optim, "Muon", CountingMuon)
+    monkeypatch.setattr(MUON, "Muon", CountingMuon)
     monkeypatch.setattr(lookahead, "Lookahead", CountingLookahead)
     monkeypatch.setattr(prune, "EasyPruner", CountingPruner)
-    monkeypatch.setattr(sw2.api, "predict", recording_predict)
+    monkeypatch.setattr(SUPERVISED, "predict", recording_predict)
 
     bundle = sw2.train(raw, tmp_path / "b", verbose=False, check=False)  # the pre-flight has its own tests
     test, training = bundle.metrics["test"], bundle.metrics["training"]
