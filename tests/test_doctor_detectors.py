@@ -162,7 +162,7 @@ def test_a_95_5_class_imbalance_warns(tmp_path):
 
 
 def test_a_constant_column_warns(tmp_path):
-    got = by_check(columns(table_data(tmp_path, table().assign(site="lab 1"))))["constant columns"]
+    got = by_check(columns(table_data(tmp_path, table().assign(site="lab 1")), "accuracy"))["constant columns"]
     assert got.status == "WARN", got
     assert got.message == "site never change in train; drop them from inputs"
 
@@ -170,12 +170,12 @@ def test_a_constant_column_warns(tmp_path):
 def test_a_row_id_of_label_sorted_rows_fails(tmp_path):
     frame = table().sort_values("label").reset_index(drop=True)
     frame.insert(0, "record_id", np.arange(1000, 1000 + len(frame)))
-    got = by_check(columns(table_data(tmp_path, frame)))["leaking column"]
+    got = by_check(columns(table_data(tmp_path, frame), "accuracy"))["leaking column"]
     assert got.status == "FAIL", got
     assert "'record_id' looks like a row ID and alone predicts the target" in got.message, got
     assert "drop it from inputs" in got.message
     shuffled = frame.sample(frac=1.0, random_state=0).assign(record_id=np.arange(len(frame)))  # numbered at random
-    assert by_check(columns(table_data(tmp_path, shuffled)))["leaking column"].status == "PASS"
+    assert by_check(columns(table_data(tmp_path, shuffled), "accuracy"))["leaking column"].status == "PASS"
 
 
 def test_missing_values_over_half_warn(tmp_path):
@@ -188,5 +188,5 @@ def test_missing_values_over_half_warn(tmp_path):
     assert 0.5 < rate and f"'x2' is {rate:.0%} missing; drop or fill it" == got.message, got
     frame.loc[frame.index % 5 < 3, "x2"] = 0.0
     frame.loc[frame.index % 5 == 0, "x2"] = np.nan  # 20%: reported, not a warning
-    got = by_check(columns(table_data(tmp_path, frame)))["missing values"]
+    got = by_check(columns(table_data(tmp_path, frame), "accuracy"))["missing values"]
     assert got.status == "PASS" and "most in 'x2'" in got.message, got

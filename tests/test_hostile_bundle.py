@@ -3,6 +3,7 @@ no file outside the bundle is read on its say-so, and its spec does not choose w
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 from pathlib import Path
@@ -131,7 +132,7 @@ def test_bundle_cannot_make_sw2_read_files_outside_itself(table_bundle, monkeypa
         raw["tests"].append({"kind": "examples", "path": str(secret)})
 
     read = []
-    monkeypatch.setattr(sw2.api, "prepare", lambda *a, **k: read.append(a))
+    monkeypatch.setattr(importlib.import_module("sw2.tasks.supervised"), "prepare", lambda *a, **k: read.append(a))
     for name, change in (("up", outside), ("abs", absolute), ("ex", examples)):
         bundle = tampered(table_bundle, name, change)
         before = files(table_bundle), secret.stat().st_mtime_ns
