@@ -228,17 +228,10 @@ class Bundle:
         """The rows of `sw2 predict`'s CSV: id, prediction and what else the task gives (probabilities)."""
         return self.task.prediction_rows(self, data, top)
 
-    def generate(
-        self,
-        prompt: str = "\n",
-        tokens: int = 200,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        seed: int = 0,
-        cache: bool = True,
-    ) -> str:
-        """Text a language model writes after `prompt` (`tokens` new tokens; temperature 0 = greedy)."""
-        return self.task.generate(self, prompt, tokens, temperature, top_k, seed, cache)
+    def generate(self, prompt: str = "\n", tokens: int = 200, **options: Any) -> str:
+        """Text a language model writes after `prompt`: `tokens` new tokens; options as the task's `generate`
+        (temperature, top_k, seed, cache)."""
+        return self.task.generate(self, prompt, tokens=tokens, **options)
 
 
 def _image_files(paths: Iterable[Path]) -> Iterable[Path]:

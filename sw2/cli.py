@@ -97,7 +97,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     bundle = load(args.bundle)
     prompt = args.prompt.replace("\\n", "\n").replace("\\t", "\t") if args.escapes else args.prompt
     t0 = time.perf_counter()
-    text = bundle.generate(prompt, args.tokens, args.temperature, args.top_k, args.seed, cache=not args.no_cache)
+    text = bundle.generate(
+        prompt, args.tokens, temperature=args.temperature, top_k=args.top_k, seed=args.seed, cache=not args.no_cache
+    )
     seconds = time.perf_counter() - t0
     sys.stdout.write(prompt + text + ("" if text.endswith("\n") else "\n"))
     if args.stats:
