@@ -25,7 +25,7 @@ UNKNOWN = "unknown_choice"  # the error type of a name that no plug-in has
 
 
 class OneOf:
-    def __init__(self, registry: Registry[Any], *extra: str) -> None:
+    def __init__(self, registry: Registry[Any] | TaskMetrics, *extra: str) -> None:
         self.registry = registry
         self.extra = extra
 
@@ -43,6 +43,23 @@ class OneOf:
 
     def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> Any:
         return {**handler(schema), "enum": self.names()}
+
+
+class TaskMetrics:
+    """The metrics the registered tasks report, as a registry-like view for `OneOf`: a metric test or the
+    spec's `metrics:` must name one of them (did-you-mean, JSON-schema enum); the spec's task then checks that
+    it is one of its own (`Task.check_spec`, `Task.validate_tests`)."""
+
+    kind = "metric"
+
+    def __init__(self, tasks: Registry[Any]) -> None:
+        self.tasks = tasks
+
+    def names(self) -> list[str]:
+        return sorted({m for name in self.tasks.names() for m in self.tasks.get(name).metrics})
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names()
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,13 @@ from pydantic.fields import FieldInfo
 from pydantic_core import InitErrorDetails
 
 from sw2 import where
-from sw2.choices import UNKNOWN, OneOf, Options
+from sw2.choices import UNKNOWN, OneOf, Options, TaskMetrics
 from sw2.errors import UserError
 from sw2.plugins import MODELS, OPTIMIZERS, SCHEDULES, SOURCES, TASKS
 from sw2.registry import did_you_mean
 from sw2.yamlfile import load_yaml
+
+METRICS = TaskMetrics(TASKS)  # every registered task's metrics
 
 InputType = Literal["number", "category", "image", "text"]
 
@@ -332,21 +334,10 @@ class MetricTest(Strict):
     (`where`, a pandas expression), or on every slice that one column's values make (`by`)."""
 
     kind: Literal["metric"] = "metric"
-    metric: Literal[
-        "accuracy",
-        "macro_f1",
-        "log_loss",
-        "precision",
-        "recall",
-        "f1",
-        "mae",
-        "rmse",
-        "r2",
-        "nats_per_token",
-        "perplexity",
-        "nats_per_char",
-        "bits_per_char",
-    ]
+    metric: Annotated[str, OneOf(METRICS)] = Field(
+        description="a metric the spec's task reports: classify accuracy, macro_f1, log_loss, precision, recall, "
+        "f1; regress mae, rmse, r2; generate_text nats_per_char, bits_per_char, nats_per_token, perplexity, accuracy"
+    )
     min: float | None = None
     max: float | None = None
     label: str | int | None = Field(
@@ -454,7 +445,7 @@ class Spec(Strict):
     model: Annotated[SerializeAsAny[ModelOptions], Options(MODELS, {"auto": AutoModel})] = AutoModel()
     train: TrainSpec = TrainSpec()
     augment: AugmentSpec = AugmentSpec()
-    metrics: list[str] = Field(
+    metrics: list[Annotated[str, OneOf(METRICS)]] = Field(
         default_factory=list,
         description="metrics shown in tables (all are computed and saved); empty = all the task reports (classify: "
         "accuracy, macro_f1, log_loss; regress: mae, rmse, r2; generate_text: nats_per_char, bits_per_char, "

@@ -71,7 +71,7 @@ def test_bad_test_specs_exit_2(digits_bundle):
     assert res.returncode == 2 and "where/by slice table rows" in res.stderr
     write_spec(digits_bundle, {**DIGITS, "tests": [{"metric": "rmse", "max": 1.0}]}, "r.yaml")
     res = run_sw2("train", "r.yaml", "--quiet", "--out", "never", cwd=digits_bundle)
-    assert res.returncode == 2 and "does not fit this task" in res.stderr, res.stderr
+    assert res.returncode == 2 and "tests.0.metric: 'rmse' is not a metric of task classify" in res.stderr, res.stderr
     assert not (digits_bundle / "never").exists(), "a bad test is caught before training"
     write_spec(digits_bundle, DIGITS, "none.yaml")
     res = run_sw2("test", "b", "--spec", "none.yaml", cwd=digits_bundle)

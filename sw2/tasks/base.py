@@ -83,9 +83,13 @@ class Task:
     def check_spec(self, spec: Spec) -> None:
         """Refuse (ValueError, naming the field) what this task cannot do with the spec's choices; an
         override calls this first."""
-        for m in spec.metrics:
+        named = [("metrics", m) for m in spec.metrics]
+        named += [(f"tests.{i}.metric", t.metric) for i, t in enumerate(spec.tests) if t.kind == "metric"]
+        for field_, m in named:
             if m not in self.metrics:
-                raise ValueError(f"metrics: '{m}' is not a metric of task {self.name}; {did_you_mean(m, self.metrics)}")
+                raise ValueError(
+                    f"{field_}: '{m}' is not a metric of task {self.name}; {did_you_mean(m, self.metrics)}"
+                )
 
     def prepare(self, spec: Spec, root: Path) -> Any:
         """The data, cleaned, split and encoded: `train`, `val`, `test` TensorSets, `encoder`, `report`,
