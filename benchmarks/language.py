@@ -85,7 +85,9 @@ def main() -> None:
                    "preflight_seconds": m["preflight"]["seconds"], "tokenizer": m["data"]["tokenizer"],
                    "tokens_per_second": m["training"]["tokens_per_second"],
                    "val_nats_per_char": m["val"]["nats_per_char"], "val_bits_per_char": m["val"]["bits_per_char"],
-                   "sample": (bundle.path / "samples.txt").read_text()[:600]}  # fmt: skip
+                   "sample": (bundle.path / "samples.txt").read_text()[:600],
+                   "files": sorted(f for f in ("report.html", "tests.xml") if (bundle.path / f).is_file()),
+                   "tests": [(t["name"], round(t["value"], 4), t["passed"]) for t in m.get("tests", [])]}  # fmt: skip
             if name == "gpt":
                 row["sampling"] = sampling_speed(bundle, args.repeats)
             rows.append(row)
