@@ -115,14 +115,19 @@ def _report_at_training(bundle: Bundle, data: Any, outputs: dict[str, torch.Tens
     """report.html on the test split (or on val when the spec has none). A failure here must not cost
     the trained model, so it is reported and the bundle is written without the report."""
     try:
-        if len(data.test):
-            write_report(
-                bundle, data.raw_test, outputs.get("test"), val=data.scored_val, val_outputs=outputs.get("val")
-            )
-        else:
-            write_report(bundle, data.scored_val, outputs.get("val"), scored_on="validation split (no test split)")
+        _report_held_out(bundle, data.raw_test if len(data.test) else data.test, data.scored_val, outputs)
     except Exception as err:  # any failure: keep the model, say why
         log.warning(f"report.html not written ({type(err).__name__}: {err}); retry with sw2 report BUNDLE --debug")
+
+
+def _report_held_out(
+    bundle: Bundle, test: Any, val: Any, outputs: dict[str, torch.Tensor] | None = None, **options: Any
+) -> Path:
+    """report.html scored on the test split, or on the val split where there is no test split."""
+    outputs = outputs or {}
+    if len(test):
+        return write_report(bundle, test, outputs.get("test"), val=val, val_outputs=outputs.get("val"), **options)
+    return write_report(bundle, val, outputs.get("val"), scored_on="validation split (no test split)", **options)
 
 
 def check(spec: str | Path | Spec | dict[str, Any], root: str | Path | None = None) -> list[Verdict]:
@@ -207,7 +212,8 @@ def verify(
     if not spec.tests:
         raise UserError(f"{b.path}: the spec has no tests; add a tests: list to the spec (or give --spec FILE)")
     tested = b.spec.model_copy(update={"tests": spec.tests})
-    return run_tests(Subject(b.model, b.encoder, tested, _examples(b, spec, root, data), root))
+    examples = b.task.held_out(b, spec, root).tested if data is None else b.task.examples_from(b, Path(data))
+    return run_tests(Subject(b.model, b.encoder, tested, examples, root))
 
 
 def report(
@@ -221,15 +227,13 @@ def report(
     b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
     if data is not None:
         path = Path(out) if out else Path(f"{b.spec.name}-report.html")
-        return write_report(b, _examples(b, b.spec, b.path, data), scored_on=f"other data ({data})", path=path)
+        other = b.task.examples_from(b, Path(data))
+        return write_report(b, other, scored_on=f"other data ({data})", path=path)
     spec, root = _trusted_spec(b, spec_from, reads_data=True)
-    p = b.task.prepare(spec, root)
-    changed = p.fingerprint != b.fingerprint.get("data_sha256", p.fingerprint)
+    held = b.task.held_out(b, spec, root)
+    changed = held.fingerprint != b.fingerprint.get("data_sha256", held.fingerprint)
     note = "The training data changed since this model was trained (its fingerprint differs)." if changed else ""
-    path = Path(out) if out else None
-    if len(p.test):
-        return write_report(b, p.raw_test, val=p.scored_val, note=note, path=path)
-    return write_report(b, p.scored_val, scored_on="validation split (no test split)", note=note, path=path)
+    return _report_held_out(b, held.test, held.val, note=note, path=Path(out) if out else None)
 
 
 def _trusted_spec(b: Bundle, spec_file: str | Path | None, reads_data: bool) -> tuple[Spec, Path]:
@@ -255,11 +259,3 @@ def _trusted_spec(b: Bundle, spec_file: str | Path | None, reads_data: bool) -> 
                 "sw2 read files outside itself; give your spec file with --spec, or the data with --data"
             )
     return b.spec, inside
-
-
-def _examples(b: Bundle, spec: Spec, root: Path, data: str | Path | None) -> Any:
-    """The test split of `spec`'s data (without `data`), else the examples of `data` whose label the model
-    saw (the others cannot be scored)."""
-    if data is None:
-        return b.task.prepare(spec, root).raw_test
-    return b.task.examples_from(b, Path(data))

@@ -24,7 +24,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from sw2.outputs import bundle_out, guard_out
     from sw2.spec import load_spec
 
-    spec, root = load_spec(args.spec)  # a bad spec or --out fails here, before torch is imported
+    spec, root = load_spec(args.spec)  # a bad spec or --out fails here, before any data is read
     guard_out(bundle_out(spec, args.out), spec, root)
     from sw2.api import train
 

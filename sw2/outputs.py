@@ -1,6 +1,6 @@
 """Where sw2 may write: `--out` replaces only what sw2 wrote itself, never a user's files.
 
-Checked before any work (and before torch is imported, so a bad `--out` costs nothing): a path that does
+Checked before any work (before any data is read, so a bad `--out` costs nothing): a path that does
 not exist, an empty folder, or an older sw2 output holding nothing but the files sw2 writes there may be
 replaced; a file, the working folder or one above it, a folder holding the spec or anything it reads, and
 a checkpoint folder holding other files may not.

@@ -70,9 +70,13 @@ class Registry(Generic[T]):
         users = os.environ.get("SW2_PLUGINS", "")
         if self._loaded == users:
             return
-        builtins = [m for path in self.plugins for m in _modules_at(path)]
-        for module in (*builtins, *(m.strip() for m in users.split(",") if m.strip())):
+        for module in [m for path in self.plugins for m in _modules_at(path)]:
             importlib.import_module(module)
+        for module in (m.strip() for m in users.split(",") if m.strip()):
+            try:
+                importlib.import_module(module)
+            except ImportError as err:
+                raise UserError(f"$SW2_PLUGINS: cannot import '{module}' ({err}); fix the name or PYTHONPATH") from None
         self._loaded = users
 
 

@@ -29,7 +29,6 @@ from sw2.errors import UserError
 from sw2.evaluation import plots
 from sw2.evaluation.saliency import column_saliency, image_saliency
 from sw2.files import write_file
-from sw2.tasks import TASKS
 
 GALLERY = 24  # images (or rows) in each gallery
 
@@ -104,7 +103,7 @@ class Run:
         scored_on: str,
     ) -> None:
         self.b, self.test, self.scored_on, self.m = bundle, test, scored_on, bundle.metrics
-        self.task = TASKS.get(bundle.spec.task)
+        self.task = bundle.task
         self.val = val if val is not None and len(val) else None
         self.outputs, self.val_outputs = outputs, val_outputs
         self.y = torch.empty(0)

@@ -103,6 +103,8 @@ def test_language_model_has_report_model_tests_and_sw2_test(trained):
     r = run_cli("test", str(bundle.path), "--spec", str(folder / "spec.yaml"), "--junit", str(junit))  # the text
     assert r.returncode == 0 and "bits_per_char" in r.stdout, r.stdout + r.stderr  # lies outside the bundle
     assert 'failures="0"' in junit.read_text()
+    again = sw2.report(bundle, out=folder / "again.html", spec_from=folder / "spec.yaml")  # the bundle's tokenizer
+    assert "mean loss by position in the context" in again.read_text() and "fingerprint differs" not in again.read_text()
 
 
 def test_kv_cache_gives_what_recomputing_gives_within_the_context(trained):

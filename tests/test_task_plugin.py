@@ -60,3 +60,11 @@ def test_a_task_in_one_file_runs_through_the_cli_and_the_api(tmp_path, monkeypat
     again = sw2.evaluate(bundle, tmp_path / "tags.csv")
     assert again["micro_f1"] > 0.85 and again["n"] == 800
     assert "multilabel" in sys.modules
+
+
+def test_a_plugin_module_that_does_not_import_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("SW2_PLUGINS", "no_such_plugin_module")
+    spec = write_spec(tmp_path, {"data": {"source": "package", "name": "iris"}})
+    r = run_cli("spec", str(spec))
+    assert r.returncode == 2 and "$SW2_PLUGINS: cannot import 'no_such_plugin_module'" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1

@@ -149,11 +149,11 @@ def read_text(path: Path) -> str:
     return text.replace("\r\n", "\n")
 
 
-def prepare_corpus(spec: Spec, root: Path) -> Prepared:
-    """The spec's text file as train/val/test token windows, with the tokenizer fitted on train."""
+def split_text(spec: Spec, root: Path) -> tuple[str, dict[str, str]]:
+    """The spec's text file, and its train / val / test parts (in order; train cut to `data.limit`)."""
     assert spec.data.path is not None
     text = read_text(resolve(root, spec.data.path))
-    split, block = spec.data.split, spec.text.max_tokens
+    split = spec.data.split
     n_val, n_test = math.floor(len(text) * split.val), math.floor(len(text) * split.test)
     n_train = len(text) - n_val - n_test
     if spec.data.limit is not None:
@@ -163,6 +163,17 @@ def prepare_corpus(spec: Spec, root: Path) -> Prepared:
         "val": text[len(text) - n_val - n_test : len(text) - n_test],
         "test": text[len(text) - n_test :],
     }
+    return text, parts
+
+
+def text_fingerprint(train: str) -> str:
+    return hashlib.sha256(train.encode()).hexdigest()
+
+
+def prepare_corpus(spec: Spec, root: Path) -> Prepared:
+    """The spec's text file as train/val/test token windows, with the tokenizer fitted on train."""
+    text, parts = split_text(spec, root)
+    block = spec.text.max_tokens
     if len(parts["train"].strip()) == 0:
         raise UserError(f"{spec.data.path}: the training text is empty; give a file with text in it")
     encoder = Corpus.fit(parts["train"], spec.text.tokenizer, spec.text.vocab_size, block)
@@ -173,7 +184,7 @@ def prepare_corpus(spec: Spec, root: Path) -> Prepared:
             f"text.max_tokens: the training text has {len(ids['train'])} tokens, fewer than a window of "
             f"{block} + 1; use a smaller text.max_tokens or more text"
         )
-    if n_val and len(ids["val"]) < block + 1:
+    if parts["val"] and len(ids["val"]) < block + 1:
         raise UserError(
             f"data.split.val: the validation text has {len(ids['val'])} tokens, fewer than a window of {block} + 1;"
             f" use a larger split.val or a smaller text.max_tokens"
@@ -194,5 +205,5 @@ def prepare_corpus(spec: Spec, root: Path) -> Prepared:
         windows(ids["val"], block, block),
         windows(ids["test"], block, block),
         report,
-        hashlib.sha256(parts["train"].encode()).hexdigest(),
+        text_fingerprint(parts["train"]),
     )

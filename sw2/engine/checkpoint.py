@@ -32,7 +32,9 @@ def load(folder: Path) -> dict[str, Any] | None:
     try:
         with warnings.catch_warnings():  # torch warns about a foreign pickle protocol before refusing it
             warnings.simplefilter("ignore")
-            state = torch.load(path, weights_only=True)  # tensors, numbers and dicts only: nothing is unpickled
+            state = torch.load(
+                path, weights_only=True, map_location="cpu"
+            )  # tensors, numbers and dicts only: nothing is unpickled
     except Exception as err:  # a pickle of other objects, garbage, a truncated file
         raise UserError(
             f"{path}: not a readable sw2 checkpoint (objects other than tensors and numbers, or damaged: "

@@ -207,6 +207,8 @@ class _Run:
             order = cb.epoch_order(order, ctx)
         order = order.to(self.device)
         steps = min(len(order) // bs, ctx.total_steps - ctx.step)  # a pruned epoch keeps whole batches
+        if steps == 0:  # nothing would ever advance: a callback kept fewer examples than one batch
+            raise UserError(f"training: an epoch kept {len(order)} examples, fewer than a batch of {bs}")
         loss_sum, seen = torch.zeros((), device=self.device), 0
         for i in range(steps):
             if self.tuner is not None:

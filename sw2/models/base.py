@@ -39,5 +39,10 @@ class Model(nn.Module):
         """Parameters outside norm layers that train like them (norm_lr_scale, norm_weight_decay)."""
         return []
 
+    def step(self, ids: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """A language model's next-token logits for `ids` (B x T) after `state` (its cache; None at first),
+        and the new state: what the text generator calls. `block` (int) is then its context length."""
+        raise NotImplementedError(f"{type(self).__name__} is not a language model: it cannot generate text")
+
     def set_progress(self, progress: float) -> None:
         """Told the share of training done (0..1) before each optimizer step: a model may change what trains."""

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sw2 import log as sw2_log
 from sw2.data.dataset import Prepared, TensorSet
 from sw2.data.examples import Examples
 from sw2.data.split import fold_ids, split_indices
@@ -78,7 +79,7 @@ def issue_table(ids: np.ndarray, labels: np.ndarray, probs: np.ndarray, classes:
 
 
 def out_of_fold(
-    spec: Spec, data: Prepared, task: Task, pool: TensorSet, log: Callable[[str], None] = print
+    spec: Spec, data: Prepared, task: Task, pool: TensorSet, log: Callable[[str], None] = sw2_log.info
 ) -> tuple[np.ndarray, int]:
     """Class probabilities for each example of `pool` from a model trained on the other folds, and the
     number of folds used: at most the size of the smallest class, so that every fold sees every class.
@@ -117,7 +118,7 @@ def out_of_fold(
     return probs, k
 
 
-def label_issues(spec: Spec, data: Prepared, task: Task, log: Callable[[str], None] = print) -> LabelIssues:
+def label_issues(spec: Spec, data: Prepared, task: Task, log: Callable[[str], None] = sw2_log.info) -> LabelIssues:
     """The doctor's ranking over train + val (the test split stays untouched)."""
     if not task.discrete:
         raise UserError(f"sw2 doctor looks for label errors in classification data; this spec is task: {task.name}")

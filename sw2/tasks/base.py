@@ -37,6 +37,17 @@ class Scored:
     training: dict[str, Any] = field(default_factory=dict)  # added to metrics.json's "training"
 
 
+@dataclass
+class HeldOut:
+    """A spec's held-out data for a trained bundle, encoded as the bundle encodes: the test split, the val
+    split, the one model tests run on, and the training data's fingerprint (has the data changed since?)."""
+
+    test: Any
+    val: Any
+    tested: Any
+    fingerprint: str
+
+
 @dataclass(frozen=True)
 class Task:
     name: str
@@ -109,7 +120,10 @@ class Task:
         return []
 
     def validate_tests(self, tests: list[Any], encoder: Any, examples: Any, root: Path) -> None:
-        """Raise the one-line error a model test on `examples` would hit, before any time is spent."""
+        """Raise the one-line error a model test on `examples` would hit, before any time is spent (a task
+        without model tests refuses them all)."""
+        if tests:
+            raise UserError(f"tests: task {self.name} has no model tests; remove tests: from the spec")
 
     def scores_of(self, subject: Any, examples: Any) -> dict[str, Any]:
         """The metrics of a model test's subject (sw2.evaluation.model_tests.Subject) on `examples`."""
@@ -119,8 +133,20 @@ class Task:
         """The model's input tensors for `examples`."""
         raise NotImplementedError
 
+    def unchanged(self, a: torch.Tensor, b: torch.Tensor, tolerance: float) -> torch.Tensor:
+        """Per example: is output `b` (of a perturbed input) the same prediction as `a`? (invariance tests)"""
+        raise UserError(f"tests: task {self.name} has no invariance tests")
+
+    def right(self, out: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+        """Per example: is the prediction right? (must-get-right examples)"""
+        raise UserError(f"tests: task {self.name} has no must-get-right examples")
+
     def what_the_net_sees(self, spec: Spec, data: Any, folder: Path) -> None:
         """Write one training batch as the model receives it into the bundle `folder` (pre-flight)."""
+
+    def held_out(self, bundle: Bundle, spec: Spec, root: Path) -> HeldOut:
+        """The held-out splits of `spec`'s data, for `sw2 report` and `sw2 test` on a trained bundle."""
+        raise NotImplementedError
 
     def examples_from(self, bundle: Bundle, path: Path) -> Any:
         """The examples of another data file that `bundle` can be scored on (model tests, reports)."""

@@ -18,6 +18,7 @@ from sw2.data.encode import Encoder, plain
 from sw2.evaluation import plots
 from sw2.evaluation.metrics import classification
 from sw2.tasks import TASKS
+from sw2.tasks import classify_report as r
 from sw2.tasks.supervised import Supervised
 
 if TYPE_CHECKING:
@@ -88,8 +89,6 @@ class Classify(Supervised):
             plots.confusion(metrics["test"]["confusion"], data.encoder.classes or [], folder / "confusion.png")
 
     def report_sections(self) -> list[tuple[str, str, Any]]:
-        from sw2.tasks import classify_report as r
-
         return [
             ("confusion", "Confusion", r.confusion),
             ("mistakes", "Worst mistakes", r.mistakes),

@@ -12,14 +12,24 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from sw2.data.corpus import Corpus, Prepared, prepare_corpus, read_text, unigram_counts, windows
+from sw2.data.corpus import (
+    Corpus,
+    Prepared,
+    prepare_corpus,
+    read_text,
+    split_text,
+    text_fingerprint,
+    unigram_counts,
+    windows,
+)
 from sw2.data.dataset import TensorSet
 from sw2.engine.generate import sample
 from sw2.errors import UserError
 from sw2.evaluation.language import language_metrics, unigram
 from sw2.spec import LatencyTest, MetricTest
 from sw2.tasks import TASKS
-from sw2.tasks.base import Scored, Task
+from sw2.tasks import generate_text_report as r
+from sw2.tasks.base import HeldOut, Scored, Task
 
 if TYPE_CHECKING:
     from sw2.bundle import Bundle
@@ -86,10 +96,7 @@ class GenerateText(Task):
     def validate_tests(self, tests: list[Any], encoder: Corpus, examples: TensorSet, root: Path) -> None:
         """Metric tests on the test windows (val without a test split) and latency; no slices or labels."""
         for t in tests:
-            if isinstance(t, MetricTest):
-                if t.metric not in self.metrics:
-                    fits = ", ".join(self.metrics)
-                    raise UserError(f"tests: metric '{t.metric}' does not fit task generate_text; use one of {fits}")
+            if isinstance(t, MetricTest):  # its metric name: checked with the spec (Task.check_spec)
                 if t.label is not None or t.where is not None or t.by is not None:
                     raise UserError("tests: label, where and by slice table rows; drop them for generate_text")
             elif not isinstance(t, LatencyTest):
@@ -128,6 +135,17 @@ class GenerateText(Task):
         ]
         (folder / "what_the_net_sees.txt").write_text("\n".join(parts) + "\n", encoding="utf-8")
 
+    def held_out(self, bundle: Bundle, spec: Spec, root: Path) -> HeldOut:
+        """The val and test text of `spec`'s file as windows of the bundle's own tokenizer (never a new one);
+        model tests run on the test text, or on val where the split holds none."""
+        _, parts = split_text(spec, root)
+        enc = bundle.encoder
+        val, test = (
+            windows(torch.tensor(enc.encode(enc.known(parts[k])), dtype=torch.long), enc.block, enc.block)
+            for k in ("val", "test")
+        )
+        return HeldOut(test, val, test if len(test) else val, text_fingerprint(parts["train"]))
+
     def examples_from(self, bundle: Bundle, path: Path) -> TensorSet:
         """Another text file (all of it) as windows of the model's context; characters the tokenizer never saw
         are left out."""
@@ -165,8 +183,6 @@ class GenerateText(Task):
         return scores
 
     def report_sections(self) -> list[tuple[str, str, Any]]:
-        from sw2.tasks import generate_text_report as r
-
         return [("samples", "Samples", r.samples), ("tokens", "Per-token loss", r.token_losses)]
 
     # ---- using a bundle --------------------------------------------------------------------------

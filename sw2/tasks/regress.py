@@ -15,6 +15,7 @@ from sw2.data.encode import Encoder
 from sw2.errors import UserError
 from sw2.evaluation.metrics import regression
 from sw2.tasks import TASKS
+from sw2.tasks import regress_report as r
 from sw2.tasks.supervised import Supervised
 
 if TYPE_CHECKING:
@@ -77,8 +78,6 @@ class Regress(Supervised):
         return scores["rmse"] < base["rmse"], msg + f" ({base['name']})"
 
     def report_sections(self) -> list[tuple[str, str, Any]]:
-        from sw2.tasks import regress_report as r
-
         return [
             ("mistakes", "Worst mistakes", r.mistakes),
             ("calibration", "Predicted against true", r.predicted_vs_true),

@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 import torch
 
 from sw2.data.dataset import Prepared, drop_unseen, encode, prepare
@@ -19,7 +18,7 @@ from sw2.errors import UserError
 from sw2.evaluation.model_tests import validate
 from sw2.preflight.data_checks import data_verdicts
 from sw2.preflight.seen import what_the_net_sees
-from sw2.tasks.base import Scored, Task
+from sw2.tasks.base import HeldOut, Scored, Task
 
 if TYPE_CHECKING:
     from sw2.bundle import Bundle
@@ -68,6 +67,10 @@ class Supervised(Task):
     def what_the_net_sees(self, spec: Spec, data: Prepared, folder: Path) -> None:
         what_the_net_sees(spec, data, folder)
 
+    def held_out(self, bundle: Bundle, spec: Spec, root: Path) -> HeldOut:
+        p = self.prepare(spec, root)
+        return HeldOut(p.raw_test, p.scored_val, p.raw_test, p.fingerprint)
+
     def examples_from(self, bundle: Bundle, path: Path) -> Examples:
         """The examples of `path` whose label the model saw (the others cannot be scored)."""
         examples = load_other(bundle.spec.data, path, bundle.spec.target)
@@ -95,14 +98,6 @@ class Supervised(Task):
         outputs = predict(subject.model, subject.encoder.inputs(examples), tta=subject.spec.augment.tta)
         return self.evaluate(outputs, subject.encoder.target(examples.target), subject.encoder)
 
-    def unchanged(self, a: torch.Tensor, b: torch.Tensor, tolerance: float) -> torch.Tensor:
-        """Per example: is output `b` (of a perturbed input) the same prediction as `a`?"""
-        raise NotImplementedError
-
-    def right(self, out: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-        """Per example: is the prediction right (a must-get-right example)?"""
-        raise NotImplementedError
-
     def check_test_metric(self, test: Any, encoder: Encoder) -> None:
         """Refuse a metric test this task cannot score (UserError)."""
         if test.metric not in self.metrics:
@@ -110,6 +105,3 @@ class Supervised(Task):
             raise UserError(f"tests: metric '{test.metric}' does not fit this task; use one of {fits}")
         if test.label is not None and str(test.label) not in map(str, encoder.classes or []):
             raise UserError(f"tests: label '{test.label}' is not a class; classes: {encoder.classes}")
-
-    def example_ids(self, bundle: Bundle, data: Any) -> np.ndarray:
-        return np.asarray(bundle.examples(data).ids)

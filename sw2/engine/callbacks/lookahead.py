@@ -39,4 +39,4 @@ class LookaheadWeights(Callback):
         slow = state["slow"]
         if [t.shape for t in slow] != [t.shape for t in self.slow.slow]:
             raise ValueError("the lookahead weights do not fit the model")
-        self.slow.slow = slow
+        self.slow.slow = [s.to(t.device) for s, t in zip(slow, self.slow.slow)]  # saved on any device
