@@ -225,6 +225,8 @@ def show_metrics(m: dict[str, Any], title: str, names: Sequence[str]) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The command line: one declaration per command and option, read top to bottom as `sw2 --help` prints
+    them (long for that reason only: no logic)."""
     p = argparse.ArgumentParser(prog="sw2", description="Software 2.0: spec + data -> trained model bundle")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True)

@@ -171,7 +171,8 @@ def test_the_data_a_bundle_carries_inside_itself_is_read(table_bundle):
 
 def test_spec_of_another_task_or_target_is_refused(table_bundle):
     raw = yaml.safe_load((table_bundle / "spec.yaml").read_text())
-    write_spec(table_bundle, {**raw, "target": "x2", "task": "regress"}, "other.yaml")
+    tests = [{"kind": "metric", "metric": "rmse", "max": 1.0}]  # a valid spec of its own task
+    write_spec(table_bundle, {**raw, "target": "x2", "task": "regress", "tests": tests}, "other.yaml")
     res = run_sw2("test", "b", "--spec", "other.yaml", cwd=table_bundle)
     assert res.returncode == 2 and "differ from the bundle's" in res.stderr, res.stderr
 
