@@ -181,6 +181,12 @@ def test_charrnn_and_bpe_train_and_reload(tmp_path):
         ({"model": {"name": "bag"}}, "x\n" * 100, "generate_text takes a language model"),
         ({"text": {"tokenizer": "wordpiece"}}, "x\n" * 100, "char or bpe"),
         ({"task": "classify"}, "x\n" * 100, "is a language model"),
+        ({"tests": [{"kind": "invariance", "transform": "noise"}]}, "x\n" * 600, "use metric or latency tests"),
+        (
+            {"tests": [{"kind": "metric", "metric": "r2", "min": 0.5}]},
+            "x\n" * 100,
+            "not a metric of task generate_text",
+        ),
     ],
 )
 def test_bad_language_model_inputs_are_exit_2_and_write_nothing(tmp_path, change, text, message):

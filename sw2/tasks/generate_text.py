@@ -149,21 +149,13 @@ class GenerateText(Task):
     def examples_from(self, bundle: Bundle, path: Path) -> TensorSet:
         """Another text file (all of it) as windows of the model's context; characters the tokenizer never saw
         are left out."""
-        corpus = bundle.encoder
-        if not path.exists():
-            raise UserError(f"{path}: data not found; give a text file")
-        ids = torch.tensor(corpus.encode(corpus.known(read_text(path))), dtype=torch.long)
-        scored = windows(ids, corpus.block, corpus.block)
-        if not len(scored):
-            raise UserError(f"{path}: fewer than {corpus.block + 1} tokens; give a longer text")
-        return scored
+        return _read_windows(bundle.encoder, path)[0]
 
     def evaluate_file(self, bundle: Bundle, path: Path) -> dict[str, Any]:
         """A language model's metrics on another text file (all of it)."""
-        scored = self.examples_from(bundle, path)
-        text = read_text(path)
-        out = _scores(self, bundle.model, bundle.encoder, scored)
-        return {**out, "dropped_unknown_characters": len(text) - len(bundle.encoder.known(text))}
+        scored, chars_per_token, dropped = _read_windows(bundle.encoder, path)
+        out = language_metrics(bundle.model, self, scored, chars_per_token)
+        return {**out, "dropped_unknown_characters": dropped}
 
     def scores_of(self, subject: Any, part: TensorSet) -> dict[str, Any]:
         return _scores(self, subject.model, subject.encoder, part)
@@ -209,6 +201,20 @@ class GenerateText(Task):
         if not ids:
             raise UserError("prompt: empty; give at least one character (e.g. a newline)")
         return bundle.encoder.decode(sample(bundle.model, ids, tokens, temperature, top_k, seed, cache))
+
+
+def _read_windows(corpus: Corpus, path: Path) -> tuple[TensorSet, float, int]:
+    """A text file (read once) as windows of `corpus`'s context, its characters per token, and the characters
+    left out (never seen by the tokenizer)."""
+    if not path.exists():
+        raise UserError(f"{path}: data not found; give a text file")
+    text = read_text(path)
+    kept = corpus.known(text)
+    ids = torch.tensor(corpus.encode(kept), dtype=torch.long)
+    scored = windows(ids, corpus.block, corpus.block)
+    if not len(scored):
+        raise UserError(f"{path}: fewer than {corpus.block + 1} tokens; give a longer text")
+    return scored, len(kept) / len(ids), len(text) - len(kept)
 
 
 def _scores(task: Task, model: torch.nn.Module, encoder: Corpus, part: TensorSet) -> dict[str, Any]:
