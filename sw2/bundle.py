@@ -33,11 +33,11 @@ from sw2.data.encode import Encoder
 from sw2.data.examples import Examples
 from sw2.data.images import IMAGE_SUFFIXES, decode
 from sw2.data.sources import read_table
-from sw2.engine.predict import predict
 from sw2.errors import UserError
 from sw2.files import within
 from sw2.models import build
 from sw2.outputs import REQUIRED, check_replaceable
+from sw2.plugins import BACKENDS
 from sw2.spec import Spec, parse_spec
 from sw2.tasks import TASKS
 from sw2.yamlfile import load_yaml
@@ -100,7 +100,8 @@ def save(
 class Bundle:
     """A loaded bundle: `predict`, `predict_proba`, `top`, plus its spec, encoder and metrics."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, backend: str = "torch") -> None:
+        """Load the bundle at `path`; `backend` (a name in sw2.plugins.BACKENDS: torch, onnx) runs its network."""
         self.path = Path(path)
         if not self.path.is_dir():
             raise UserError(f"{self.path}: no such bundle folder; give the folder that `sw2 train` wrote")
@@ -119,6 +120,9 @@ class Bundle:
         self.model.eval()
         self.metrics = self._record("metrics.json")
         self.fingerprint = self._record("fingerprint.json")
+        self.backend = backend
+        self.run = BACKENDS.get(backend)(self)
+        """`run(inputs) -> raw outputs`: the encoder's input tensors through the network, on the chosen backend."""
 
     def _record(self, name: str) -> dict[str, Any]:
         """A JSON object the bundle may hold (metrics, fingerprint): {} if absent."""
@@ -207,8 +211,7 @@ class Bundle:
     # ---- predictions: as the task says --------------------------------------------------------
     def outputs(self, data: Any) -> torch.Tensor:
         examples = self.examples(data)
-        inputs = self.encoder.inputs(examples)
-        return predict(self.model, inputs, tta=self.spec.augment.tta)
+        return self.run(self.encoder.inputs(examples))
 
     def predict(self, data: Any) -> np.ndarray:
         """Class labels (classify), values in the target's units (regress): what the task predicts."""

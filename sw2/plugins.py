@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from sw2.data.sources import Source
     from sw2.engine.optimizers import OptimizerFactory
     from sw2.engine.schedules import Schedule
+    from sw2.runtime import Backend
     from sw2.tasks.base import Task
 
 # a model class (sw2.models.base.Model) with its spec options (`options`) and `configure`; one file each
@@ -29,3 +30,5 @@ OPTIMIZERS: Registry[OptimizerFactory] = Registry("optimizer", "sw2.engine.optim
 SCHEDULES: Registry[Schedule] = Registry("schedule", "sw2.engine.schedules")
 # a task: what differs between classify, regress, generate_text, ... (sw2.tasks.base.Task); one file each
 TASKS: Registry[Task] = Registry("task", "sw2.tasks")
+# how a loaded bundle runs its network (torch eager, ONNX Runtime, ...): a factory bundle -> Runner; one file each
+BACKENDS: Registry[Backend] = Registry("backend", "sw2.runtime")
