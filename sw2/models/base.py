@@ -8,12 +8,27 @@ model has them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from sw2.spec import ModelOptions
+
+
+@dataclass
+class ChannelGroup:
+    """Channels of one hidden layer that structured pruning removes together (sw2.ship.prune_channels): the
+    entries of the weights that make them (`made`: state-dict name and the dimension that indexes the channel:
+    the layer's rows, its norm's entries) and of the weights that read them (`read`: the next layer's
+    columns). `width` is the index in the model's `widths` kwarg that counts them; `activation` is the module
+    whose output they are (their size on data tells how much they matter)."""
+
+    width: int
+    made: list[tuple[str, int]]
+    read: list[tuple[str, int]]
+    activation: nn.Module
 
 
 class Model(nn.Module):
@@ -43,6 +58,11 @@ class Model(nn.Module):
         """A language model's next-token logits for `ids` (B x T) after `state` (its cache; None at first),
         and the new state: what the text generator calls. `block` (int) is then its context length."""
         raise NotImplementedError(f"{type(self).__name__} is not a language model: it cannot generate text")
+
+    def channel_groups(self) -> list[ChannelGroup]:
+        """The hidden channels structured pruning may remove, one group per layer (none: it cannot be pruned).
+        A model that gives groups is rebuilt from its kwargs with smaller `widths`, the state dict sliced."""
+        return []
 
     def set_progress(self, progress: float) -> None:
         """Told the share of training done (0..1) before each optimizer step: a model may change what trains."""

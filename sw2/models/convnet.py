@@ -26,7 +26,7 @@ from torch import nn
 
 from sw2.data.encode import Encoder
 from sw2.errors import UserError
-from sw2.models.base import Model
+from sw2.models.base import ChannelGroup, Model
 from sw2.plugins import MODELS
 from sw2.spec import ModelOptions
 
@@ -147,7 +147,7 @@ class ConvNet(Model):
         channels_last: bool = True,
     ) -> None:
         super().__init__()
-        self.logit_scale = logit_scale
+        self.logit_scale, self.depth = logit_scale, depth
         self.whiten_shift_until = whiten_shift_until
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
         self.register_buffer("inv_std", 1 / torch.tensor(std).view(1, -1, 1, 1))
@@ -186,6 +186,19 @@ class ConvNet(Model):
         (a lookahead still pulls the shift onto its slow copy once)."""
         if isinstance(self.stem, Whiten):
             self.stem.shift.requires_grad_(progress < self.whiten_shift_until)
+
+    def channel_groups(self) -> list[ChannelGroup]:
+        """Each body conv's output channels: its filters, its norm's entries, and the next conv's (or the
+        head's) input channels; the convs of stage s count `widths[s]` (the stem's few channels stay)."""
+        convs = [i for i, m in enumerate(self.body) if isinstance(m, Conv)]
+        groups = []
+        for k, i in enumerate(convs):
+            norm = next(j for j in range(i, len(self.body)) if isinstance(self.body[j], Norm))
+            made = [(f"body.{i}.weight", 0)]
+            made += [(f"body.{norm}.{n}", 0) for n in ("weight", "bias", "running_mean", "running_var")]
+            read = [(f"body.{convs[k + 1]}.weight", 1)] if k + 1 < len(convs) else [("head.weight", 1)]
+            groups.append(ChannelGroup(k // self.depth, made, read, self.body[norm + 1]))
+        return groups
 
     @torch.no_grad()
     def init_from_data(self, inputs: dict[str, torch.Tensor], max_images: int = 5000) -> None:

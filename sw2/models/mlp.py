@@ -10,7 +10,7 @@ from torch import nn
 
 from sw2.data.encode import Encoder
 from sw2.errors import UserError
-from sw2.models.base import Model
+from sw2.models.base import ChannelGroup, Model
 from sw2.models.convnet import ACTIVATIONS
 from sw2.plugins import MODELS
 from sw2.spec import ModelOptions
@@ -53,6 +53,18 @@ class MLP(Model):
         if "cat" in batch:
             parts += [e(batch["cat"][:, i]) for i, e in enumerate(self.embeds)]
         return self.head(self.body(torch.cat(parts, dim=1)))
+
+    def channel_groups(self) -> list[ChannelGroup]:
+        """Each hidden layer's units: its rows and bias, its norm's entries, and the next layer's (or the head's)
+        columns; layer i counts `widths[i]`."""
+        linears = [i for i, m in enumerate(self.body) if isinstance(m, nn.Linear)]
+        groups = []
+        for k, i in enumerate(linears):
+            made = [(f"body.{i}.{n}", 0) for n in ("weight", "bias")]
+            made += [(f"body.{i + 1}.{n}", 0) for n in ("weight", "bias", "running_mean", "running_var")]
+            read = [(f"body.{linears[k + 1]}.weight", 1)] if k + 1 < len(linears) else [("head.weight", 1)]
+            groups.append(ChannelGroup(k, made, read, self.body[i + 2]))
+        return groups
 
     @staticmethod
     def configure(spec: MLPOptions, encoder: Encoder, n_train: int) -> dict[str, Any]:
