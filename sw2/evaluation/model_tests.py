@@ -44,20 +44,25 @@ class Outcome:
 @dataclass
 class Subject:
     """What the tests look at: a model with its encoder and TTA, the test examples, and the folder that
-    relative paths in the tests start from."""
+    relative paths in the tests start from. `runner` (a bundle's `run`: another backend, a compressed graph)
+    computes the outputs instead of the model in eager PyTorch."""
 
     model: nn.Module
     encoder: Any
     spec: Spec
     examples: Any  # Examples; a language model's test windows
     root: Path
+    runner: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None
 
     @property
     def task(self) -> Task:
         return TASKS.get(self.spec.task)
 
     def outputs(self, ex: Any, inputs: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        return predict(self.model, inputs or self.task.inputs_of(self, ex), tta=self.spec.augment.tta)
+        inputs = inputs or self.task.inputs_of(self, ex)
+        if self.runner is not None:
+            return self.runner(inputs)
+        return predict(self.model, inputs, tta=self.spec.augment.tta)
 
     def scores(self, ex: Any) -> dict[str, Any]:
         return self.task.scores_of(self, ex)

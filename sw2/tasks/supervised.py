@@ -95,7 +95,7 @@ class Supervised(Task):
         return subject.encoder.inputs(examples)
 
     def scores_of(self, subject: Any, examples: Examples) -> dict[str, Any]:
-        outputs = predict(subject.model, subject.encoder.inputs(examples), tta=subject.spec.augment.tta)
+        outputs = subject.outputs(examples)
         return self.evaluate(outputs, subject.encoder.target(examples.target), subject.encoder)
 
     def check_test_metric(self, test: Any, encoder: Encoder) -> None:
