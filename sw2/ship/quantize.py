@@ -18,6 +18,8 @@ import torch
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from sw2 import log
+
 STATIC, DYNAMIC = "static", "dynamic"
 DYNAMIC_OPS = ["MatMul", "Gemm", "Attention"]
 
@@ -41,6 +43,18 @@ def method_for(graph: Path) -> str:
     return STATIC if any(n.op_type == "Conv" for n in model.graph.node) else DYNAMIC
 
 
+def _pre_processed(graph: Path, out: Path) -> Path:
+    """`graph` pre-processed for quantisation into `out`: shape inference and ORT's basic optimisations;
+    without symbolic shape inference where that fails (some exported attention graphs), else `graph` as it is."""
+    for skip_symbolic in (False, True):
+        try:
+            quant_pre_process(str(graph), str(out), skip_symbolic_shape=skip_symbolic)
+            return out
+        except Exception as err:  # the pre-processing is an optimisation: quantise without it
+            log.info(f"sw2: quantisation pre-processing{' (symbolic shapes)' * (not skip_symbolic)} failed: {err!r}")
+    return graph
+
+
 def quantize(
     graph: Path, out: Path, method: str, per_channel: bool, calibration: dict[str, torch.Tensor] | None = None
 ) -> None:
@@ -51,7 +65,7 @@ def quantize(
         quiet = logging.getLogger().level
         logging.getLogger().setLevel(logging.ERROR)  # the quantiser warns through the root logger
         try:
-            quant_pre_process(str(graph), str(pre))
+            pre = _pre_processed(graph, pre)
             if method == STATIC:
                 assert calibration is not None, "static quantisation needs calibration inputs"
                 names = [i.name for i in onnx.load(str(pre), load_external_data=False).graph.input]
