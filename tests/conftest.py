@@ -67,6 +67,28 @@ def sw2(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess
     )
 
 
+def sw2_here(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `sw2` in this process (its `main`): for commands that stop early (bad input, exit 2), where a fresh
+    process would cost seconds of imports and test nothing more. Output and exit code as `sw2()` gives them."""
+    import contextlib
+    import io
+
+    from sw2.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    here = Path.cwd()
+    try:
+        os.chdir(cwd or here)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as stop:  # argparse's usage errors
+                code = stop.code if isinstance(stop.code, int) else 1
+    finally:
+        os.chdir(here)
+    return subprocess.CompletedProcess(["sw2", *args], code, out.getvalue(), err.getvalue())
+
+
 def table_cells(text: str, row: str) -> list[str]:
     """The cells after the first of the first row of a printed table (sw2's rich tables) whose first is `row`."""
     for line in text.splitlines():

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from sw2.bundle import REQUIRED
-from tests.conftest import make_image_folder, sw2, write_spec
+from tests.conftest import make_image_folder, sw2, sw2_here, write_spec
 
 
 def check_refused(tmp: Path, spec: dict | str, *needles: str) -> None:
@@ -22,7 +22,7 @@ def check_refused(tmp: Path, spec: dict | str, *needles: str) -> None:
     out.mkdir()
     for name in REQUIRED:  # what sw2 recognises an older bundle by: the one thing --out may replace
         (out / name).write_text(f"older bundle's {name}")
-    res = sw2("train", str(spec_path), "--out", str(out), "--quiet", cwd=tmp)
+    res = sw2_here("train", str(spec_path), "--out", str(out), "--quiet", cwd=tmp)
     assert res.returncode == 2, res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
@@ -105,7 +105,7 @@ def test_empty_class_folder(tmp_path):
 
 
 def test_spec_file_missing(tmp_path):
-    res = sw2("train", str(tmp_path / "nope.yaml"))
+    res = sw2_here("train", str(tmp_path / "nope.yaml"))
     assert res.returncode == 2 and "spec file not found" in res.stderr
 
 
@@ -116,5 +116,5 @@ def test_debug_shows_traceback(tmp_path):
 
 
 def test_predict_bad_bundle(tmp_path):
-    res = sw2("predict", str(tmp_path), "x.png")
+    res = sw2_here("predict", str(tmp_path), "x.png")
     assert res.returncode == 2 and "not a complete bundle" in res.stderr

@@ -10,7 +10,7 @@ import yaml
 
 import sw2
 from benchmarks.label_errors import noisy_mnist
-from tests.conftest import ROOT, need_dataset, write_spec
+from tests.conftest import ROOT, need_dataset, sw2_here, write_spec
 from tests.conftest import sw2 as run_cli
 
 
@@ -88,12 +88,12 @@ def test_doctor_findings_can_be_excluded_from_training(tmp_path):
 
 def test_doctor_bad_options_exit_2(tmp_path):
     spec = {"data": {"source": "package", "name": "iris"}}
-    result = run_cli("doctor", str(write_spec(tmp_path, spec)), "--folds", "1", cwd=tmp_path)
+    result = sw2_here("doctor", str(write_spec(tmp_path, spec)), "--folds", "1", cwd=tmp_path)
     assert result.returncode == 2 and "doctor.folds" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_doctor_refuses_regression(tmp_path):
     spec = {"data": {"source": "package", "name": "diabetes"}, "task": "regress", "target": "target"}
-    result = run_cli("doctor", str(write_spec(tmp_path, spec)), cwd=tmp_path)
+    result = sw2_here("doctor", str(write_spec(tmp_path, spec)), cwd=tmp_path)
     assert result.returncode == 2
     assert "task: regress" in result.stderr and "Traceback" not in result.stderr

@@ -18,7 +18,7 @@ import sw2.api
 from sw2 import where
 from sw2.spec import parse_spec
 from tests.conftest import make_image_folder, write_spec
-from tests.conftest import sw2 as run_sw2
+from tests.conftest import sw2_here as run_sw2
 
 ESCAPES = [
     # the escape: a column's class reaches the module globals, then os.system
@@ -132,21 +132,23 @@ def test_bundle_cannot_make_sw2_read_files_outside_itself(table_bundle, monkeypa
         raw["tests"].append({"kind": "examples", "path": str(secret)})
 
     read = []
-    monkeypatch.setattr(importlib.import_module("sw2.tasks.supervised"), "prepare", lambda *a, **k: read.append(a))
-    for name, change in (("up", outside), ("abs", absolute), ("ex", examples)):
-        bundle = tampered(table_bundle, name, change)
-        before = files(table_bundle), secret.stat().st_mtime_ns
-        for args in (["test", name], ["report", name]):
-            res = run_sw2(*args, cwd=table_bundle)
-            assert res.returncode == 2 and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr, res.stderr
-            assert (
-                "does not lie inside the bundle, and a bundle cannot make sw2 read files outside itself" in res.stderr
-            )
-            assert "give your spec file with --spec, or the data with --data" in res.stderr
-        for call in (sw2.verify, sw2.report):
-            with pytest.raises(sw2.UserError, match="not lie inside the bundle"):
-                call(bundle)
-        assert (files(table_bundle), secret.stat().st_mtime_ns) == before, "nothing written, nothing changed"
+    with monkeypatch.context() as patch:  # the CLI runs in this process: it sees the patch
+        patch.setattr(importlib.import_module("sw2.tasks.supervised"), "prepare", lambda *a, **k: read.append(a))
+        for name, change in (("up", outside), ("abs", absolute), ("ex", examples)):
+            bundle = tampered(table_bundle, name, change)
+            before = files(table_bundle), secret.stat().st_mtime_ns
+            for args in (["test", name], ["report", name]):
+                res = run_sw2(*args, cwd=table_bundle)
+                assert res.returncode == 2 and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr, res.stderr
+                assert (
+                    "does not lie inside the bundle, and a bundle cannot make sw2 read files outside itself"
+                    in res.stderr
+                )
+                assert "give your spec file with --spec, or the data with --data" in res.stderr
+            for call in (sw2.verify, sw2.report):
+                with pytest.raises(sw2.UserError, match="not lie inside the bundle"):
+                    call(bundle)
+            assert (files(table_bundle), secret.stat().st_mtime_ns) == before, "nothing written, nothing changed"
     assert not read, "no data was prepared from a path the bundle named"
     # the spec the user trained from (its own files) and --data are fine; the default tests.xml stays untouched
     res = run_sw2("test", "b", "--spec", "spec.yaml", cwd=table_bundle)

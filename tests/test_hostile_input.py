@@ -19,7 +19,7 @@ import pytest
 
 import sw2 as sw2_api
 from sw2.bundle import REQUIRED
-from tests.conftest import sw2, write_spec
+from tests.conftest import sw2, sw2_here, write_spec
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int] | str]:
@@ -44,7 +44,7 @@ def error_line(res: subprocess.CompletedProcess[str], *needles: str) -> str:
 def refused(folder: Path, *args: str, needles: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
     """`sw2 ARGS` run in `folder` is refused with one line holding `needles`, and changes nothing there."""
     before = snapshot(folder)
-    res = sw2(*args, cwd=folder)
+    res = sw2_here(*args, cwd=folder)
     error_line(res, *needles)
     assert snapshot(folder) == before
     return res

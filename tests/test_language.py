@@ -12,7 +12,7 @@ import torch
 import sw2
 from sw2.data.corpus import Corpus, windows
 from sw2.models.gpt import GPT, CharRNN
-from tests.conftest import need_dataset, table_cells, write_spec
+from tests.conftest import need_dataset, sw2_here, table_cells, write_spec
 from tests.conftest import sw2 as run_cli
 
 WORDS = "the king and queen of fair verona speak to my lord good night sweet prince".split()
@@ -149,9 +149,9 @@ def test_generate_and_eval_from_the_command_line(trained):
 
 def test_prompt_outside_the_vocabulary_is_exit_2(trained):
     bundle, _ = trained
-    r = run_cli("generate", str(bundle.path), "--prompt", "ROMEO: ¿qué?")
+    r = sw2_here("generate", str(bundle.path), "--prompt", "ROMEO: ¿qué?")
     assert r.returncode == 2 and "prompt" in r.stderr and "'¿'" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli("generate", str(bundle.path), "--prompt", "")
+    r = sw2_here("generate", str(bundle.path), "--prompt", "")
     assert r.returncode == 2 and "prompt: empty" in r.stderr
     with pytest.raises(sw2.UserError, match="language model"):
         bundle.predict(["x"])
@@ -193,7 +193,7 @@ def test_bad_language_model_inputs_are_exit_2_and_write_nothing(tmp_path, change
     path = tmp_path / "corpus.txt"
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
     spec = {**lm_spec("corpus.txt"), **change}
-    r = run_cli("train", str(write_spec(tmp_path, spec)), "--out", str(tmp_path / "out"))
+    r = sw2_here("train", str(write_spec(tmp_path, spec)), "--out", str(tmp_path / "out"))
     assert r.returncode == 2, r.stderr
     assert message in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists()

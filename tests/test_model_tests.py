@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import sw2
-from tests.conftest import ROOT, make_image_folder, write_spec
+from tests.conftest import ROOT, make_image_folder, sw2_here, write_spec
 from tests.conftest import sw2 as run_sw2
 
 DIGITS = {
@@ -64,17 +64,17 @@ def test_sw2_test_passes_with_tests_from_another_spec(digits_bundle):
 
 def test_bad_test_specs_exit_2(digits_bundle):
     write_spec(digits_bundle, {**DIGITS, "tests": [{"kind": "latenc", "max_p95_ms": 5}]}, "bad.yaml")
-    res = run_sw2("test", "b", "--spec", "bad.yaml", cwd=digits_bundle)
+    res = sw2_here("test", "b", "--spec", "bad.yaml", cwd=digits_bundle)
     assert res.returncode == 2 and "unknown kind 'latenc'" in res.stderr and res.stderr.count("\n") == 1
     write_spec(digits_bundle, {**DIGITS, "tests": [{"metric": "accuracy", "min": 0.9, "where": "x > 1"}]}, "w.yaml")
-    res = run_sw2("test", "b", "--spec", "w.yaml", cwd=digits_bundle)
+    res = sw2_here("test", "b", "--spec", "w.yaml", cwd=digits_bundle)
     assert res.returncode == 2 and "where/by slice table rows" in res.stderr
     write_spec(digits_bundle, {**DIGITS, "tests": [{"metric": "rmse", "max": 1.0}]}, "r.yaml")
-    res = run_sw2("train", "r.yaml", "--quiet", "--out", "never", cwd=digits_bundle)
+    res = sw2_here("train", "r.yaml", "--quiet", "--out", "never", cwd=digits_bundle)
     assert res.returncode == 2 and "tests.0.metric: 'rmse' is not a metric of task classify" in res.stderr, res.stderr
     assert not (digits_bundle / "never").exists(), "a bad test is caught before training"
     write_spec(digits_bundle, DIGITS, "none.yaml")
-    res = run_sw2("test", "b", "--spec", "none.yaml", cwd=digits_bundle)
+    res = sw2_here("test", "b", "--spec", "none.yaml", cwd=digits_bundle)
     assert res.returncode == 2 and "has no tests" in res.stderr
 
 

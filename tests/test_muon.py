@@ -12,8 +12,7 @@ import sw2
 from sw2.engine.muon import Muon, orthogonalise
 from sw2.engine.optim import make_optimizer
 from sw2.spec import TrainSpec
-from tests.conftest import sw2 as run_cli
-from tests.conftest import write_spec
+from tests.conftest import sw2_here, write_spec
 
 
 def small_net() -> nn.Sequential:
@@ -164,7 +163,7 @@ def test_muon_without_conv_kernels_is_a_clear_error(tmp_path):
         "train": {"epochs": 2, "optimizer": "muon"},
     }
     write_spec(tmp_path, spec)
-    res = run_cli("train", "spec.yaml", "--quiet", "--out", "b", cwd=tmp_path)
+    res = sw2_here("train", "spec.yaml", "--quiet", "--out", "b", cwd=tmp_path)
     assert res.returncode == 2
     assert "train.optimizer: muon" in res.stderr and "nesterov" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "b").exists()

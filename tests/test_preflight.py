@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import sw2
-from tests.conftest import ROOT, write_spec
+from tests.conftest import ROOT, sw2_here, write_spec
 from tests.conftest import sw2 as run_sw2
 
 
@@ -120,10 +120,10 @@ def test_leaking_id_column(tmp_path):
 
 def test_train_stops_on_fail_unless_forced(tmp_path):
     write_spec(tmp_path, wine_csv(tmp_path, id_leak=True))
-    res = run_sw2("train", "spec.yaml", "--quiet", "--out", "b", cwd=tmp_path)
+    res = sw2_here("train", "spec.yaml", "--quiet", "--out", "b", cwd=tmp_path)
     assert res.returncode == 2 and "pre-flight FAIL: leaking column" in res.stderr, res.stderr
     assert res.stderr.count("\n") == 1 and not (tmp_path / "b").exists()
-    assert run_sw2("check", "spec.yaml", cwd=tmp_path).returncode == 1
+    assert sw2_here("check", "spec.yaml", cwd=tmp_path).returncode == 1
     res = run_sw2("train", "spec.yaml", "--quiet", "--out", "b", "--force", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     saved = pd.read_json(tmp_path / "b" / "metrics.json", typ="series")["preflight"]

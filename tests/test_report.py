@@ -13,7 +13,7 @@ from sklearn.datasets import load_wine
 
 import sw2
 from tests.conftest import sw2 as run_cli
-from tests.conftest import write_spec
+from tests.conftest import sw2_here, write_spec
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SECTIONS = ("summary", "metrics", "curves", "confusion", "mistakes", "label-errors", "calibration", "saliency",
@@ -69,7 +69,7 @@ def test_report_command_rewrites_and_reports_on_other_data(tmp_path):
     text = (bundle.path / "report.html").read_text()
     assert "mean |integrated gradients| per numeric column" in text  # table saliency
     (bundle.path / "report.html").unlink()
-    result = run_cli("report", str(bundle.path), cwd=tmp_path)  # the bundle alone may not read wine.csv
+    result = sw2_here("report", str(bundle.path), cwd=tmp_path)  # the bundle alone may not read wine.csv
     assert result.returncode == 2 and "not lie inside the bundle" in result.stderr, result.stderr
     result = run_cli("report", str(bundle.path), "--spec", "spec.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -80,9 +80,9 @@ def test_report_command_rewrites_and_reports_on_other_data(tmp_path):
     other = (tmp_path / "new.html").read_text()
     assert "other data (new.csv): 28 examples" in other and "From the training run" in other
 
-    result = run_cli("report", str(tmp_path / "nope"), cwd=tmp_path)
+    result = sw2_here("report", str(tmp_path / "nope"), cwd=tmp_path)
     assert result.returncode == 2 and "no such bundle folder" in result.stderr
-    result = run_cli("report", str(bundle.path), "--spec", "spec.yaml", "--out", "missing/r.html", cwd=tmp_path)
+    result = sw2_here("report", str(bundle.path), "--spec", "spec.yaml", "--out", "missing/r.html", cwd=tmp_path)
     assert result.returncode == 2 and "the folder missing does not exist" in result.stderr  # checked before work
     assert not list(tmp_path.glob("**/.*.tmp*"))
 

@@ -8,7 +8,7 @@ import pytest
 
 from sw2.errors import UserError
 from sw2.spec import Spec, load_spec, parse_spec
-from tests.conftest import sw2
+from tests.conftest import sw2_here
 
 BASE = {"data": {"source": "package", "name": "digits"}}
 
@@ -49,7 +49,7 @@ def test_malformed_yaml_gives_line(tmp_path):
 
 
 def test_schema_lists_defaults():
-    res = sw2("spec", "--schema")
+    res = sw2_here("spec", "--schema")
     assert res.returncode == 0
     schema = json.loads(res.stdout)
     assert schema["$defs"]["TrainSpec"]["properties"]["lr"]["default"] == Spec.model_fields["train"].default.lr
@@ -58,5 +58,5 @@ def test_schema_lists_defaults():
 def test_spec_resolves_with_defaults(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text("data: {source: package, name: iris}\ntask: classify\n")
-    res = sw2("spec", str(path))
+    res = sw2_here("spec", str(path))
     assert res.returncode == 0 and "batch_size: 128" in res.stdout

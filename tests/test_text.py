@@ -21,8 +21,7 @@ from sw2.models.base import Model
 from sw2.models.text import trimmed
 from sw2.spec import AugmentSpec, TextSpec, parse_spec
 from sw2.tasks import TASKS
-from tests.conftest import sw2 as run_cli
-from tests.conftest import write_spec
+from tests.conftest import sw2_here, write_spec
 
 FILLER = "the a movie film plot actor scene story script it was and of to in this".split()
 
@@ -134,13 +133,13 @@ def test_missing_text_column_exit_2(tmp_path):
     frame.to_csv(tmp_path / "r.csv", index=False)
     spec = text_spec("r.csv")
     spec["inputs"] = {"summary": "text", "year": "number"}
-    result = run_cli("train", str(write_spec(tmp_path, spec)), cwd=tmp_path)
+    result = sw2_here("train", str(write_spec(tmp_path, spec)), cwd=tmp_path)
     assert result.returncode == 2 and "column 'summary' is not in the data" in result.stderr
 
     spec["inputs"] = {"review": "text"}
     bundle = sw2.train(write_spec(tmp_path, spec), tmp_path / "b", verbose=False, check=False)
     frame.drop(columns=["review"]).to_csv(tmp_path / "rows.csv", index=False)
-    result = run_cli("predict", str(bundle.path), str(tmp_path / "rows.csv"), cwd=tmp_path)
+    result = sw2_here("predict", str(bundle.path), str(tmp_path / "rows.csv"), cwd=tmp_path)
     assert result.returncode == 2 and "column 'review' is missing" in result.stderr
 
 
