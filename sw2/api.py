@@ -1,5 +1,5 @@
 """The Python API: `train(spec) -> Bundle`, `load(path) -> Bundle`, `evaluate(bundle, data) -> metrics`,
-`verify(bundle) -> model-test outcomes`.
+`verify(bundle) -> model-test outcomes`, `compress(bundle) -> variants measured side by side`.
 
 The CLI is a thin shell over these functions.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -28,6 +28,9 @@ from sw2.run_report import write_report
 from sw2.runs import fingerprint, run_key, train_model, training_summary, write_bundle
 from sw2.spec import Spec, load_spec, parse_spec
 from sw2.tasks import TASKS, Task
+
+if TYPE_CHECKING:
+    from sw2.ship.compress import Compressed  # imports onnxruntime (the onnx extra): only when called
 
 
 def resolve_spec(spec: str | Path | Spec | dict[str, Any], root: str | Path | None = None) -> tuple[Spec, Path]:
@@ -214,6 +217,34 @@ def verify(
     tested = b.spec.model_copy(update={"tests": spec.tests})
     examples = b.task.held_out(b, spec, root).tested if data is None else b.task.examples_from(b, Path(data))
     return run_tests(Subject(b.model, b.encoder, tested, examples, root))
+
+
+@log.speaks
+def compress(
+    bundle: Bundle | str | Path,
+    quantize: str | None = "int8",
+    prune: float | None = None,
+    out: str | Path | None = None,
+    *,
+    force: bool = False,
+    spec_from: str | Path | None = None,
+    fine_tune: float = 0.25,
+    calls: int = 200,
+    verbose: bool = False,
+) -> Compressed:
+    """int8 and/or pruned variants of a bundle, written as bundles into `out` (default runs/<name>-compressed),
+    with one table measuring them beside the original (sw2.ship.compress). `spec_from` (a spec file of yours)
+    names the data when the bundle's own spec names data outside it."""
+    from sw2.ship.compress import Options, check_out
+    from sw2.ship.compress import compress as run
+
+    b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
+    options = Options(quantize, prune, fine_tune, calls=calls, force=force)
+    options.check()
+    target = Path(out) if out else Path("runs") / f"{b.spec.name}-compressed"
+    check_out(b, target)
+    spec, root = _trusted_spec(b, spec_from, reads_data=True)
+    return run(b, spec, root, target, options)
 
 
 def report(

@@ -168,6 +168,34 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_compress(args: argparse.Namespace) -> int:
+    from sw2.api import compress
+
+    done = compress(
+        args.bundle, args.quantize, args.prune, args.out, force=args.force, spec_from=args.spec,
+        fine_tune=args.fine_tune, calls=args.calls, verbose=True,
+    )  # fmt: skip
+    table = Table(title=f"sw2 compress: {args.bundle} (metric on the {done.scored_on})")
+    columns = ("variant", "metric", "size MB", "parameters", "p50 ms", "p95 ms", "examples/s @64", "tests", "written")
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("variant", "written") else "right")
+    for r in done.rows:
+        table.add_row(
+            r["variant"], f"{r['metric']} {r['value']:.4f}", f"{r['size_bytes'] / 1e6:.3f}", f"{r['parameters']:,}",
+            f"{r['p50_ms']:.2f}", f"{r['p95_ms']:.2f}", f"{r['throughput']:,.0f}", r.get("tests", ""),
+            str(done.out / r["folder"]) if r["folder"] else "",
+        )  # fmt: skip
+    console.print(table)
+    for name in done.refused:
+        failed = [o for o in done.outcomes[name] if not o.passed]
+        detail = "; ".join(f"{o.name}: {o.value:.4g}, required {o.bound}" for o in failed)
+        console.print(f"[red]{name}: failed its model tests ({detail}); not written (--force writes it)[/]")
+    for name in done.forced:
+        console.print(f"[yellow]{name}: failed its model tests; written anyway (--force)[/]")
+    console.print(f"table: {done.out / 'compress.json'}, {done.out / 'compress.md'}")
+    return 1 if done.refused else 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     if args.out:
         output_file(args.out, "--out", [a for a in (args.data, args.spec) if a], args.bundle)
@@ -284,6 +312,17 @@ def parser() -> argparse.ArgumentParser:
     )
     ts.add_argument("--junit", help="JUnit XML file (default BUNDLE/tests.xml; ./tests.xml with --data or --spec)")
     ts.set_defaults(func=cmd_test)
+
+    cp = sub.add_parser("compress", help="int8-quantised and/or pruned variants of a bundle, measured side by side")
+    cp.add_argument("bundle")
+    cp.add_argument("--quantize", choices=["int8"], help="int8 with ONNX Runtime (static for conv nets, else dynamic)")
+    cp.add_argument("--prune", type=float, help="share of each hidden layer's channels to remove (e.g. 0.5)")
+    cp.add_argument("--out", help="folder for the variants and the table (default runs/<name>-compressed)")
+    cp.add_argument("--force", action="store_true", help="write a variant even if it fails its model tests")
+    cp.add_argument("--spec", help="your spec file, naming the data, when the bundle's spec names data outside it")
+    cp.add_argument("--fine-tune", type=float, default=0.25, help="share of the recipe's epochs a pruned model trains")
+    cp.add_argument("--calls", type=int, default=200, help="single-example calls timed per variant")
+    cp.set_defaults(func=cmd_compress)
 
     rp = sub.add_parser("report", help="(re)write a bundle's report.html, or a report on other data")
     rp.add_argument("bundle")

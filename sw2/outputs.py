@@ -27,6 +27,7 @@ BUNDLE_FILES = REQUIRED + (  # and may have these: all that sw2 writes into a bu
     "tests.xml",
     "lr_finder.png",
     "samples.txt",
+    "compress.json",  # a variant written by `sw2 compress` (sw2.ship.compress)
 )
 DOCTOR_FILES = ("doctor.json", "label_errors.csv")  # what `sw2 doctor` writes: its findings folder
 DOCTOR_WRITES = DOCTOR_FILES + ("label_errors.png",)
