@@ -1,8 +1,9 @@
 """int8 ONNX graphs with ONNX Runtime's quantiser, as its documentation advises: static quantisation (weights
-and activations, scales calibrated on training examples, QDQ format) for conv nets, dynamic quantisation
-(int8 weights of MatMul/Gemm/Attention, activations scaled on the fly) for transformers, RNNs and the other
-models. The graph decides: one with a Conv node is a conv net. The graph is pre-processed first (shape
-inference and ORT's basic optimisations: BN folded into convs), as `quant_pre_process` recommends.
+and activations, scales calibrated on training examples, QDQ format) for conv nets; dynamic quantisation (int8
+weights of MatMul/Gemm/Attention and of embedding tables (Gather), activations scaled on the fly) for
+transformers, RNNs and the other models. The graph decides: one with a Conv node is a conv net. The graph is
+pre-processed first (shape inference and ORT's basic optimisations: BN folded into convs), as
+`quant_pre_process` recommends.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from sw2 import log
 
 STATIC, DYNAMIC = "static", "dynamic"
-DYNAMIC_OPS = ["MatMul", "Gemm", "Attention"]
+DYNAMIC_OPS = ["MatMul", "Gemm", "Attention", "Gather"]  # Gather: embedding tables, most of a text model's bytes
 
 
 class Calibration(CalibrationDataReader):
