@@ -190,8 +190,9 @@ def generate(bundle: Bundle | str | Path, prompt: str = "\n", **options: Any) ->
     return b.generate(prompt, **options)
 
 
-def load(path: str | Path) -> Bundle:
-    return Bundle(path)
+def load(path: str | Path, backend: str = "torch") -> Bundle:
+    """The bundle at `path`, its network run by `backend` (torch: eager PyTorch; onnx: its exported graph)."""
+    return Bundle(path, backend=backend)
 
 
 def evaluate(bundle: Bundle | str | Path, data: str | Path | None = None) -> dict[str, Any]:
@@ -217,6 +218,28 @@ def verify(
     tested = b.spec.model_copy(update={"tests": spec.tests})
     examples = b.task.held_out(b, spec, root).tested if data is None else b.task.examples_from(b, Path(data))
     return run_tests(Subject(b.model, b.encoder, tested, examples, root))
+
+
+@log.speaks
+def export(
+    bundle: Bundle | str | Path,
+    format: str = "onnx",
+    out: str | Path | None = None,
+    *,
+    spec_from: str | Path | None = None,
+    examples: int = 256,
+    verbose: bool = False,
+) -> dict[str, Any]:
+    """Export a bundle's network to BUNDLE/model.onnx (and a copy at `out`) after a parity check against eager
+    PyTorch on `examples` real examples of its spec's data (`spec_from`: a spec file of yours naming it);
+    returns the record also saved as BUNDLE/export.json (sw2.ship.export)."""
+    from sw2.ship.export import export as run
+
+    if format != "onnx":
+        raise UserError(f"--format: '{format}' is not supported; use --format onnx")
+    b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
+    spec, root = _trusted_spec(b, spec_from, reads_data=True)
+    return run(b, spec, root, Path(out) if out else None, examples)
 
 
 @log.speaks

@@ -70,7 +70,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     output = output_file(args.output, "--output", args.inputs, args.bundle) if args.output else None
     from sw2.api import load
 
-    bundle = load(args.bundle)
+    bundle = load(args.bundle, backend=args.backend)
     examples = bundle.examples(args.inputs if len(args.inputs) > 1 else args.inputs[0])
     rows = bundle.prediction_rows(examples, args.top)
     if output is not None or examples.frame is not None:
@@ -196,6 +196,24 @@ def cmd_compress(args: argparse.Namespace) -> int:
     return 1 if done.refused else 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    out = output_file(args.out, "--out", [], args.bundle) if args.out else None
+    from sw2.api import export
+
+    done = export(args.bundle, args.format, out, spec_from=args.spec, examples=args.examples, verbose=True)
+    p = done["parity"]
+    agree = f", predicted classes agree on {p['agreement']:.2%}" if "agreement" in p else ""
+    size = done["size_bytes"] / 1e6
+    console.print(f"exported with the {done['exporter']} exporter (opset {done['opset']}, {size:.2f} MB)")
+    console.print(
+        f"parity on {p['examples']} examples ({p['splits']}): max abs difference {p['max_abs_diff']:.2e} "
+        f"(tolerance {p['tolerance']:.1e}){agree}"
+    )
+    console.print(f"graph: {Path(args.bundle) / 'model.onnx'}{f' and {out}' if out else ''}; record: "
+                  f"{Path(args.bundle) / 'export.json'}")  # fmt: skip
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     if args.out:
         output_file(args.out, "--out", [a for a in (args.data, args.spec) if a], args.bundle)
@@ -279,6 +297,7 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("inputs", nargs="+")
     pr.add_argument("--top", type=int, default=3, help="classes to show per example")
     pr.add_argument("--output", help="write CSV rows to this file")
+    pr.add_argument("--backend", default="torch", help="runtime: torch (eager PyTorch) or onnx (needs sw2 export)")
     pr.set_defaults(func=cmd_predict)
 
     g = sub.add_parser("generate", help="text that a language model (task: generate_text) writes after a prompt")
@@ -323,6 +342,14 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("--fine-tune", type=float, default=0.25, help="share of the recipe's epochs a pruned model trains")
     cp.add_argument("--calls", type=int, default=200, help="single-example calls timed per variant")
     cp.set_defaults(func=cmd_compress)
+
+    ex = sub.add_parser("export", help="the network as an ONNX graph (BUNDLE/model.onnx), checked against PyTorch")
+    ex.add_argument("bundle")
+    ex.add_argument("--format", default="onnx", choices=["onnx"])
+    ex.add_argument("--out", help="also write the graph to this file")
+    ex.add_argument("--spec", help="your spec file, naming the data, when the bundle's spec names data outside it")
+    ex.add_argument("--examples", type=int, default=256, help="real examples the parity check runs on")
+    ex.set_defaults(func=cmd_export)
 
     rp = sub.add_parser("report", help="(re)write a bundle's report.html, or a report on other data")
     rp.add_argument("bundle")

@@ -6,6 +6,8 @@ pair of two one-pixel shifts (up-left and down-right, reflect padding), weighted
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,12 +30,17 @@ def predict(
     for i in range(0, n, batch_size):
         batch = {k: v[i : i + batch_size].to(device, non_blocking=True) for k, v in inputs.items()}
         with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
-            out = _with_tta(model, batch, tta if "image" in batch else "none")
+            out = with_tta(model, batch, tta if "image" in batch else "none")
         outs.append(out.cpu())
     return torch.cat(outs) if outs else torch.empty(0, model.head.out_features)  # every sw2 model has a head
 
 
-def _with_tta(model: nn.Module, batch: dict[str, torch.Tensor], tta: str) -> torch.Tensor:
+Forward = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+
+
+def with_tta(model: Forward, batch: dict[str, torch.Tensor], tta: str) -> torch.Tensor:
+    """`model`'s outputs on `batch` (any callable of a batch: a module, an ONNX session), averaged over the
+    test-time augmentations `tta` of its images."""
     if tta == "none":
         return model(batch).float()
 

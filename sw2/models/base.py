@@ -31,6 +31,12 @@ class ChannelGroup:
     activation: nn.Module
 
 
+def exporting() -> bool:
+    """True while torch.onnx captures a model (torch.export or TorchScript tracing): data-dependent shortcuts
+    (trimming padding, caches of encodings) step aside so the graph holds the plain computation."""
+    return torch.compiler.is_exporting() or torch.jit.is_tracing()
+
+
 class Model(nn.Module):
     head: nn.Linear  # the last layer: outputs = head(features)
     options: ClassVar[type[ModelOptions]] = ModelOptions  # its `model:` options in the spec, with their defaults

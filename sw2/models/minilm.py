@@ -21,7 +21,7 @@ from torch import nn
 from sw2.data.encode import Encoder
 from sw2.data.text import minilm_folder
 from sw2.errors import UserError
-from sw2.models.base import Model
+from sw2.models.base import Model, exporting
 from sw2.models.text import Side, masked_mean, text_kwargs, trimmed
 from sw2.plugins import MODELS
 from sw2.spec import ModelOptions
@@ -154,7 +154,8 @@ class MiniLM(Model):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         ids, mask = trimmed(batch["text"])
-        pooled = self.frozen_sentence(ids, mask) if self.finetune == "frozen" else self.sentence(ids, mask)
+        cached = self.finetune == "frozen" and not exporting()
+        pooled = self.frozen_sentence(ids, mask) if cached else self.sentence(ids, mask)
         return self.head(self.drop(self.side(batch, pooled)))
 
     @staticmethod

@@ -21,7 +21,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from sw2.data.encode import Encoder
 from sw2.data.text import SPECIALS, load_tokenizer, vocab_size
 from sw2.errors import UserError
-from sw2.models.base import Model
+from sw2.models.base import Model, exporting
 from sw2.plugins import MODELS
 from sw2.spec import ModelOptions
 
@@ -30,6 +30,8 @@ def trimmed(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(ids cut to the batch's longest sequence, its mask): padding past it costs compute for nothing."""
     mask = ids != 0
     mask[:, 0] = True  # [CLS]: every sequence has it, so even an all-padding input has one position
+    if exporting():  # the cut is data-dependent: an exported graph takes the runtime's trimmed ids as they are
+        return ids, mask
     positions = torch.arange(ids.shape[1], device=ids.device)
     longest = int((mask * (positions + 1)).max()) if len(ids) else 1  # the last real token, wherever it is
     return ids[:, :longest], mask[:, :longest]

@@ -119,6 +119,7 @@ def compress(bundle: Bundle, spec: Spec, root: Path, out: Path, options: Options
                 if v.folder is not None:
                     _finish(v, bundle, spec, root, splits, folder / v.folder, options, result)
         record = {"source": str(bundle.path), "scored_on": splits.scored_on, "options": options.__dict__}
+        record["tta"] = bundle.spec.augment.tta  # every runtime applies the spec's test-time augmentation
         record |= {"rows": result.rows, "written": result.written, "refused": result.refused, "forced": result.forced}
         (folder / "compress.json").write_text(json.dumps(record, indent=2, default=str))
         (folder / "compress.md").write_text(markdown(result.rows) + "\n")

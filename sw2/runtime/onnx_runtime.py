@@ -1,0 +1,80 @@
+"""The ONNX Runtime backend: the bundle's exported graph (BUNDLE/model.onnx, written by `sw2 export`).
+
+The encoder's tensors go in by name, as they go into the PyTorch module; text inputs are trimmed to the
+batch's longest sequence first (eager PyTorch does the same inside the model), or padded to the graph's
+length where it was exported with a fixed one. The spec's test-time augmentation is applied around the graph.
+The graph is read as bytes, so ONNX Runtime never opens other files a hostile bundle's graph might name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from sw2.engine.predict import with_tta
+from sw2.errors import UserError
+from sw2.plugins import BACKENDS
+from sw2.runtime import Runner
+
+SEQUENCE_INPUTS = ("text", "tokens")
+CHUNK = 1024  # examples per session call
+
+
+def session_runner(graph: bytes, tta: str = "none", threads: int | None = None) -> Runner:
+    """A Runner over the ONNX graph `graph` (its bytes) on the CPU, with `threads` intra-op threads (default:
+    torch's, so both backends get the same share of the machine)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise UserError("the onnx backend needs ONNX Runtime: pip install 'sw2[onnx]'") from None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # not ONNX, or an operator this ONNX Runtime lacks
+        why = str(err).splitlines()[0][:200]
+        raise UserError(f"model.onnx: ONNX Runtime cannot load it ({why}); export the bundle again") from None
+    shapes = {i.name: i.shape for i in session.get_inputs()}
+
+    def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        missing = [n for n in shapes if n not in batch]
+        if missing:
+            raise UserError(f"model.onnx takes '{missing[0]}', which the bundle's encoder does not give; export again")
+        feed = {n: _fit(n, batch[n], shapes[n]).numpy() for n in shapes}
+        return torch.from_numpy(session.run(None, feed)[0]).float()
+
+    @torch.no_grad()
+    def run(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        n = len(next(iter(inputs.values())))
+        outs = []
+        for i in range(0, n, CHUNK):
+            batch = {k: v[i : i + CHUNK].contiguous() for k, v in inputs.items()}
+            outs.append(with_tta(forward, batch, tta if "image" in batch else "none"))
+        return torch.cat(outs) if outs else torch.empty(0, 0)
+
+    return run
+
+
+def _fit(name: str, x: torch.Tensor, shape: list[Any]) -> torch.Tensor:
+    """Token ids cut to the batch's last non-padding position (the graph's token axis is dynamic), or
+    padded / cut to the graph's fixed length."""
+    if name not in SEQUENCE_INPUTS or x.ndim != 2:
+        return x
+    if isinstance(shape[1], int):
+        return F.pad(x, (0, shape[1] - x.shape[1])) if x.shape[1] < shape[1] else x[:, : shape[1]]
+    if name == "tokens":  # a language model's window: every position is real
+        return x
+    real = (x != 0).any(0).nonzero()
+    return x[:, : int(real.max()) + 1 if len(real) else 1]
+
+
+@BACKENDS.register("onnx")
+def onnx_runner(bundle: Any) -> Runner:
+    graph = bundle.path / "model.onnx"
+    if not graph.is_file():
+        raise UserError(f"{bundle.path}: has no model.onnx; run `sw2 export {bundle.path}` first, or use backend torch")
+    return session_runner(graph.read_bytes(), tta=bundle.spec.augment.tta)
