@@ -16,7 +16,7 @@ import torch
 from sw2 import log
 from sw2.bundle import Bundle, write_atomic
 from sw2.errors import UserError
-from sw2.evaluation import plots
+from sw2.evaluation import plots, reference
 from sw2.evaluation.model_tests import Outcome, Subject, junit_xml, run_tests
 from sw2.files import within
 from sw2.models import initialised
@@ -96,6 +96,7 @@ def train(
             task.what_the_net_sees(spec, data, folder)
         if found is not None:
             plots.lr_sweep(found.lrs, found.losses, found.suggestion, folder / "lr_finder.png")
+        reference.write(folder, data, scored.outputs, spec.serve)  # what `sw2 serve` measures drift against
         if "test" in metrics or "val" in metrics:  # last: the report reads the files above
             _report_at_training(Bundle(folder), data, scored.outputs)
 

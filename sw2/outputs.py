@@ -28,6 +28,9 @@ BUNDLE_FILES = REQUIRED + (  # and may have these: all that sw2 writes into a bu
     "lr_finder.png",
     "samples.txt",
     "compress.json",  # a variant written by `sw2 compress` (sw2.ship.compress)
+    "reference.json",  # the training data's statistics that `sw2 serve` measures drift against
+    "model.onnx",  # `sw2 export` (sw2.ship.export)
+    "export.json",
 )
 DOCTOR_FILES = ("doctor.json", "label_errors.csv")  # what `sw2 doctor` writes: its findings folder
 DOCTOR_WRITES = DOCTOR_FILES + ("label_errors.png",)

@@ -415,6 +415,19 @@ class DoctorSpec(Strict):
     )
 
 
+class ServeSpec(Strict):
+    """`sw2 serve`: what its monitoring does with requests."""
+
+    mask: list[str] = Field(
+        default_factory=list, description="columns hashed (or dropped) before a request is logged, e.g. [email, name]"
+    )
+    mask_mode: Literal["hash", "drop"] = Field("hash", description="hash: a salted SHA-256; drop: left out")
+    drift_threshold: float = Field(
+        0.2, gt=0, description="PSI above which an input column or the predicted classes count as drifted"
+    )
+    drift_window: int = Field(1000, ge=50, description="the latest served examples that drift is computed over")
+
+
 TEST_KINDS = ("metric", "latency", "invariance", "examples")
 
 
@@ -455,6 +468,7 @@ class Spec(Strict):
         default_factory=list, description="model tests checked after training and by `sw2 test` (exit 1 on failure)"
     )
     doctor: DoctorSpec = DoctorSpec()
+    serve: ServeSpec = ServeSpec()
 
     def named_paths(self) -> list[tuple[str, str]]:
         """Every file or folder the spec names (relative to its folder), with the field that names it."""

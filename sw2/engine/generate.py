@@ -7,6 +7,8 @@ and each new token runs through the model alone. Without it, every token re-read
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
@@ -22,7 +24,6 @@ def pick(logits: torch.Tensor, temperature: float, top_k: int | None, gen: torch
     return torch.multinomial(logits.softmax(-1), 1, generator=gen)
 
 
-@torch.no_grad()
 def sample(
     model: nn.Module,
     prompt: list[int],
@@ -33,11 +34,24 @@ def sample(
     cache: bool = True,
 ) -> list[int]:
     """`tokens` new token ids after `prompt` (at least one token)."""
+    return list(stream(model, prompt, tokens, temperature, top_k, seed, cache))
+
+
+@torch.no_grad()
+def stream(
+    model: nn.Module,
+    prompt: list[int],
+    tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int = 0,
+    cache: bool = True,
+) -> Iterator[int]:
+    """The new token ids after `prompt`, one at a time as each is sampled (what a server streams)."""
     model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
     ids = torch.tensor([prompt], dtype=torch.long, device=device)
-    out: list[int] = []
     state = None
     if cache:
         logits, state = model.step(ids, None)
@@ -45,8 +59,7 @@ def sample(
         if not cache:
             logits = model({"tokens": ids[:, -model.block :]})[:, -1]
         nxt = pick(logits, temperature, top_k, gen)
-        out.append(int(nxt))
+        yield int(nxt)
         ids = torch.cat([ids, nxt], dim=1)
         if cache and i < tokens - 1:
             logits, state = model.step(nxt, state)
-    return out

@@ -40,7 +40,8 @@ from sw2.spec import Spec
 MARKS = ("compress.json",)
 WRITES = ("compress.json", "compress.md", "int8", "pruned", "pruned-int8")
 WHAT = "sw2 compress output"
-COPIED = ("preprocess.json", "spec.yaml", "fingerprint.json")  # a variant's files taken from the bundle as they are
+# a variant's files taken from the bundle as they are
+COPIED = ("preprocess.json", "spec.yaml", "fingerprint.json", "reference.json")
 
 
 @dataclass

@@ -6,6 +6,7 @@ first line of the validation text."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,7 @@ from sw2.data.corpus import (
     windows,
 )
 from sw2.data.dataset import TensorSet
-from sw2.engine.generate import sample
+from sw2.engine.generate import sample, stream
 from sw2.errors import UserError
 from sw2.evaluation.language import language_metrics, unigram
 from sw2.spec import LatencyTest, MetricTest
@@ -195,12 +196,39 @@ class GenerateText(Task):
         cache: bool = True,
     ) -> str:
         """Text the model writes after `prompt` (`tokens` new tokens; temperature 0 = greedy)."""
-        if tokens < 1 or temperature < 0 or (top_k is not None and top_k < 1):
-            raise UserError("generate: tokens and top-k must be at least 1 and the temperature at least 0")
-        ids = bundle.encoder.encode(prompt, "prompt")
-        if not ids:
-            raise UserError("prompt: empty; give at least one character (e.g. a newline)")
+        ids = _prompt_ids(bundle, prompt, tokens, temperature, top_k)
         return bundle.encoder.decode(sample(bundle.model, ids, tokens, temperature, top_k, seed, cache))
+
+    def stream(
+        self,
+        bundle: Bundle,
+        prompt: str = "\n",
+        tokens: int = 200,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        seed: int = 0,
+        cache: bool = True,
+    ) -> Iterator[str]:
+        """The text of `generate`, piece by piece as each token is sampled (a server's stream). Each piece is
+        what the new token adds to the decoded text, so sub-word merges come out right."""
+        ids = _prompt_ids(bundle, prompt, tokens, temperature, top_k)
+        new: list[int] = []
+        written = ""
+        for token in stream(bundle.model, ids, tokens, temperature, top_k, seed, cache):
+            new.append(token)
+            text = bundle.encoder.decode(new)
+            yield text[len(written) :]
+            written = text
+
+
+def _prompt_ids(bundle: Bundle, prompt: str, tokens: int, temperature: float, top_k: int | None) -> list[int]:
+    """The prompt's token ids, after checking the sampling options (one-line errors)."""
+    if tokens < 1 or temperature < 0 or (top_k is not None and top_k < 1):
+        raise UserError("generate: tokens and top-k must be at least 1 and the temperature at least 0")
+    ids = bundle.encoder.encode(prompt, "prompt")
+    if not ids:
+        raise UserError("prompt: empty; give at least one character (e.g. a newline)")
+    return ids
 
 
 def _read_windows(corpus: Corpus, path: Path) -> tuple[TensorSet, float, int]:
