@@ -214,6 +214,19 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from sw2 import log
+    from sw2.serve.run import serve
+    from sw2.serve.settings import Settings
+
+    with log.to_console(True):
+        serve(Settings(
+        args.bundle, args.host, args.port, args.workers, args.backend, args.max_batch, args.max_wait_ms,
+            args.max_body_mb, args.max_rows, not args.no_auth, args.key_file, args.log_requests,
+        ))  # fmt: skip
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     if args.out:
         output_file(args.out, "--out", [a for a in (args.data, args.spec) if a], args.bundle)
@@ -350,6 +363,21 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--spec", help="your spec file, naming the data, when the bundle's spec names data outside it")
     ex.add_argument("--examples", type=int, default=256, help="real examples the parity check runs on")
     ex.set_defaults(func=cmd_export)
+
+    sv = sub.add_parser("serve", help="serve a bundle over HTTP: auth, micro-batching, /metrics, a web page")
+    sv.add_argument("bundle")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--workers", type=int, default=1, help="processes, each with its own copy of the model")
+    sv.add_argument("--backend", default="torch", help="torch (eager PyTorch) or onnx (needs sw2 export)")
+    sv.add_argument("--max-batch", type=int, default=32, help="examples one network call takes")
+    sv.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
+    sv.add_argument("--max-body-mb", type=float, default=10.0, help="larger request bodies answer 413")
+    sv.add_argument("--max-rows", type=int, default=1000, help="examples one request may hold")
+    sv.add_argument("--no-auth", action="store_true", help="serve without an API key (a warning says so)")
+    sv.add_argument("--key-file", help="the API key's file (default ~/.config/sw2/api-key; $SW2_API_KEY first)")
+    sv.add_argument("--log-requests", help="append requests, masked as the spec's serve.mask says, to this file")
+    sv.set_defaults(func=cmd_serve)
 
     rp = sub.add_parser("report", help="(re)write a bundle's report.html, or a report on other data")
     rp.add_argument("bundle")

@@ -186,6 +186,10 @@ class Task:
         """Rows of `sw2 predict`'s CSV (id, prediction, ...)."""
         raise UserError(f"{bundle.path}: a {self.name} model does not predict rows; see its task's commands")
 
+    def answers(self, encoder: Any, outputs: torch.Tensor, top: int) -> list[dict[str, Any]]:
+        """What a server answers for each example, from the network's raw outputs (JSON-ready)."""
+        raise UserError(f"a {self.name} model does not predict examples; see its task's endpoints")
+
     def generate(self, bundle: Bundle, prompt: str, **options: Any) -> str:
         raise UserError(f"{bundle.path} is a {self.name} model; generate needs task: generate_text")
 

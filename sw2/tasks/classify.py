@@ -112,6 +112,19 @@ class Classify(Supervised):
     def predict_proba(self, bundle: Bundle, data: Any) -> np.ndarray:
         return bundle.outputs(data).softmax(1).numpy()
 
+    def answers(self, encoder: Encoder, outputs: torch.Tensor, top: int) -> list[dict[str, Any]]:
+        """The label and the `top` classes with their probabilities, most likely first."""
+        probs = outputs.softmax(1)
+        p, i = probs.topk(min(top, probs.shape[1]), dim=1)
+        classes = encoder.classes or []
+        return [
+            {
+                "label": _json(classes[js[0]]),
+                "top": [{"class": _json(classes[j]), "probability": round(q, 6)} for q, j in zip(ps, js)],
+            }  # fmt: skip
+            for ps, js in zip(p.tolist(), i.tolist())
+        ]
+
     def prediction_rows(self, bundle: Bundle, data: Any, top: int) -> list[dict[str, Any]]:
         """id, prediction, probability, then the next `top` - 1 classes with theirs."""
         examples = bundle.examples(data)
@@ -122,6 +135,11 @@ class Classify(Supervised):
                 row[f"top{rank}"], row[f"p{rank}"] = label, p
             rows.append(row)
         return rows
+
+
+def _json(label: Any) -> Any:
+    """A class label as JSON holds it (numpy integers as ints)."""
+    return label.item() if isinstance(label, np.generic) else label
 
 
 TASKS.register("classify")(Classify("classify", "accuracy"))

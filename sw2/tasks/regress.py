@@ -98,6 +98,9 @@ class Regress(Supervised):
         """Values in the target's units."""
         return self.decode(bundle.encoder, bundle.outputs(data).squeeze(1)).numpy()
 
+    def answers(self, encoder: Encoder, outputs: torch.Tensor, top: int) -> list[dict[str, Any]]:
+        return [{"value": float(v)} for v in self.decode(encoder, outputs.squeeze(1)).tolist()]
+
     def prediction_rows(self, bundle: Bundle, data: Any, top: int) -> list[dict[str, Any]]:
         examples = bundle.examples(data)
         return [{"id": i, "prediction": float(v)} for i, v in zip(examples.ids, self.predict(bundle, examples))]

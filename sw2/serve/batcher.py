@@ -1,0 +1,108 @@
+"""Dynamic micro-batching: requests that arrive together share one call of the network.
+
+The first waiting request opens a batch; requests that arrive within `max_wait_ms` join it until it holds
+`max_batch` examples (as Ray Serve's @serve.batch, 10 / 10 ms by default, and TorchServe's batch_size /
+max_batch_delay do). The network runs in one worker thread, so the event loop keeps accepting requests
+while it computes, and the next batch fills meanwhile. A request larger than `max_batch` is a batch alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+Inputs = dict[str, torch.Tensor]
+
+
+@dataclass
+class _Waiting:
+    inputs: Inputs
+    size: int
+    done: asyncio.Future[torch.Tensor]
+
+
+class Batcher:
+    def __init__(
+        self, run: Callable[[Inputs], torch.Tensor], max_batch: int, max_wait_ms: float,
+        on_batch: Callable[[int], None] = lambda n: None,
+    ) -> None:  # fmt: skip
+        self.run, self.max_batch, self.max_wait = run, max_batch, max_wait_ms / 1000
+        self.on_batch = on_batch
+        self.queue: asyncio.Queue[_Waiting] = asyncio.Queue()
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="sw2-model")
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        self.thread.shutdown(wait=True)
+
+    async def __call__(self, inputs: Inputs) -> torch.Tensor:
+        """The network's outputs for `inputs` (one request's examples), computed in a shared batch."""
+        done: asyncio.Future[torch.Tensor] = asyncio.get_running_loop().create_future()
+        await self.queue.put(_Waiting(inputs, len(next(iter(inputs.values()))), done))
+        return await done
+
+    async def _gather(self) -> list[_Waiting]:
+        batch = [await self.queue.get()]
+        size, loop = batch[0].size, asyncio.get_running_loop()
+        deadline = loop.time() + self.max_wait
+        while size < self.max_batch:
+            try:
+                nxt = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                try:
+                    nxt = await asyncio.wait_for(self.queue.get(), left)
+                except TimeoutError:
+                    break
+            if size + nxt.size > self.max_batch:
+                self.queue.put_nowait(nxt)  # it opens the next batch (the queue keeps no order: fine for a server)
+                break
+            batch.append(nxt)
+            size += nxt.size
+        return batch
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._gather()
+            try:
+                joined = join([w.inputs for w in batch])
+                outputs = await loop.run_in_executor(self.thread, self.run, joined)
+                self.on_batch(sum(w.size for w in batch))
+            except Exception as err:  # every request of the batch gets the error; the loop goes on
+                for w in batch:
+                    if not w.done.done():
+                        w.done.set_exception(err)
+                continue
+            start = 0
+            for w in batch:
+                if not w.done.done():  # a client that went away leaves a cancelled future
+                    w.done.set_result(outputs[start : start + w.size])
+                start += w.size
+
+
+def join(parts: list[Inputs]) -> Inputs:
+    """Requests' input tensors as one batch; token ids padded (0) to the longest."""
+    out = {}
+    for name in parts[0]:
+        tensors = [p[name] for p in parts]
+        if tensors[0].ndim == 2 and tensors[0].dtype == torch.long and len({t.shape[1] for t in tensors}) > 1:
+            width = max(t.shape[1] for t in tensors)
+            tensors = [F.pad(t, (0, width - t.shape[1])) for t in tensors]
+        out[name] = torch.cat(tensors)
+    return out
