@@ -104,7 +104,7 @@ def digit_pngs(folder: Path, n: int = 4) -> list[str]:
     paths = []
     for i in range(n):
         paths.append(str(folder / f"d{i}.png"))
-        Image.fromarray((d.images[i] * 16).astype(np.uint8)).save(paths[-1])
+        Image.fromarray(np.clip(d.images[i] * 16, 0, 255).astype(np.uint8)).save(paths[-1])
     return paths
 
 
