@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -83,25 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title=f"sw2 serve: {bundle.spec.name}", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(BodyLimit, limit=int(settings.max_body_mb * 1024 * 1024))
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        """Auth (every path but the open ones), then timing and counting by endpoint and status."""
-        t0, path = time.perf_counter(), request.url.path
-        if key is not None and path not in OPEN:
-            keys = (key, metrics_key) if path == "/metrics" else (key,)
-            if not auth.allowed(request.headers.get("authorization"), *keys):
-                response: Response = error(401, "missing or wrong API key: send Authorization: Bearer KEY")
-                response.headers["WWW-Authenticate"] = "Bearer"
-                monitor.observe_request(_endpoint(path), 401, time.perf_counter() - t0)
-                return response
-        try:
-            response = await call_next(request)
-        except Exception:  # a bug, not the client's fault: a 500 with no traceback in the answer
-            logger.exception("sw2 serve: unexpected error on %s", path)
-            response = error(500, "internal error; the server's log has the details")
-        monitor.observe_request(_endpoint(path), response.status_code, time.perf_counter() - t0)
-        return response
+    app.add_middleware(Guard, key=key, metrics_key=metrics_key, monitor=monitor)  # outermost
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -270,6 +252,45 @@ def dummy_inputs(encoder: Encoder) -> dict[str, torch.Tensor]:
     if encoder.text_columns:
         out["text"] = torch.ones(1, encoder.max_tokens, dtype=torch.long)
     return out
+
+
+class Guard:
+    """Auth (every path but the open ones), then timing and counting by endpoint and status; an unexpected
+    exception becomes a 500 JSON without a traceback. Plain ASGI: Starlette's BaseHTTPMiddleware would add a
+    task and a copy of the response per request."""
+
+    def __init__(self, app: ASGIApp, key: str | None, metrics_key: str | None, monitor: Monitor) -> None:
+        self.app, self.key, self.metrics_key, self.monitor = app, key, metrics_key, monitor
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        t0, path, status = time.perf_counter(), scope["path"], 500
+        if self.key is not None and path not in OPEN:
+            keys = (self.key, self.metrics_key) if path == "/metrics" else (self.key,)
+            header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
+            if not auth.allowed(header, *keys):
+                response = error(401, "missing or wrong API key: send Authorization: Bearer KEY")
+                response.headers["WWW-Authenticate"] = "Bearer"
+                await response(scope, receive, send)
+                self.monitor.observe_request(_endpoint(path), 401, time.perf_counter() - t0)
+                return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started, status
+            if message["type"] == "http.response.start":
+                started, status = True, message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:  # a bug, not the client's fault: a 500 with no traceback in the answer
+            logger.exception("sw2 serve: unexpected error on %s", path)
+            if not started:
+                await error(500, "internal error; the server's log has the details")(scope, receive, send)
+            status = 500
+        self.monitor.observe_request(_endpoint(path), status, time.perf_counter() - t0)
 
 
 class BodyLimit:

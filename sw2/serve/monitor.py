@@ -32,6 +32,7 @@ from sw2.evaluation.reference import psi, shares, statistics
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 MIN_EXAMPLES = 50  # fewer served examples give no drift figure: PSI on a handful is noise
+UPDATE_EVERY = 100  # served examples between drift updates (and at every scrape): not per request
 
 
 class Monitor:
@@ -55,6 +56,7 @@ class Monitor:
         window = int(ref.get("drift_window", bundle.spec.serve.drift_window))
         self.window: dict[str, deque[float]] = {name: deque(maxlen=window) for name in ref.get("statistics", {})}
         self.predicted: deque[int] = deque(maxlen=window)
+        self.since_update = 0
 
     def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
         self.requests.labels(endpoint, str(status)).inc()
@@ -76,9 +78,12 @@ class Monitor:
         for name, values in statistics(self.bundle.encoder, examples).items():
             if name in self.window:
                 self.window[name].extend(values.tolist())
-        self._update()
+        self.since_update += len(examples)
+        if self.since_update >= UPDATE_EVERY:
+            self._update()
 
     def _update(self) -> None:
+        self.since_update = 0
         ref = self.reference or {}
         for name, values in self.window.items():
             if len(values) >= MIN_EXAMPLES:
@@ -92,6 +97,8 @@ class Monitor:
 
     def exposition(self) -> tuple[bytes, str]:
         """The /metrics body and its content type: all workers' figures in multiprocess mode."""
+        if self.reference is not None and self.since_update:
+            self._update()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
