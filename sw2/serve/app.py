@@ -143,16 +143,17 @@ def create_app(settings: Settings) -> FastAPI:
             raise BadRequest(422, f"top: {top}; give 1 or more")
         encoder: Encoder = bundle.encoder
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind == "application/json":
-            body = await request.body()
-            examples = payloads.from_json(encoder, body, settings.max_rows)
-            logged: Any = json.loads(body)
-        elif kind == "multipart/form-data":
-            files = await _uploads(request, settings.max_rows)
-            examples, logged = payloads.images(encoder, files), {"images": files}
-        else:
-            raise BadRequest(415, f"content type '{kind or 'none'}': send application/json or multipart/form-data")
-        inputs = encoder.inputs(examples)
+        with batcher.arrival():
+            if kind == "application/json":
+                body = await request.body()
+                examples = payloads.from_json(encoder, body, settings.max_rows)
+                logged: Any = json.loads(body) if requests_log.path else None
+            elif kind == "multipart/form-data":
+                files = await _uploads(request, settings.max_rows)
+                examples, logged = payloads.images(encoder, files), {"images": files}
+            else:
+                raise BadRequest(415, f"content type '{kind or 'none'}': send application/json or multipart/form-data")
+            inputs = encoder.inputs(examples)
         outputs = await batcher(inputs)
         monitor.observe_outputs(examples, outputs)
         answer = {"predictions": bundle.task.answers(encoder, outputs, top)}

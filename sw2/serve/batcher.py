@@ -2,7 +2,9 @@
 
 The first waiting request opens a batch; requests that arrive within `max_wait_ms` join it until it holds
 `max_batch` examples (as Ray Serve's @serve.batch, 10 / 10 ms by default, and TorchServe's batch_size /
-max_batch_delay do). The network runs in one worker thread, so the event loop keeps accepting requests
+max_batch_delay do). Unlike those, it waits only while other requests are on their way (being read and
+parsed: `arriving`): a lone client is not made to wait `max_wait_ms` for company that cannot come.
+The network runs in one worker thread, so the event loop keeps accepting requests
 while it computes, and the next batch fills meanwhile. A request larger than `max_batch` is a batch alone.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -37,6 +39,16 @@ class Batcher:
         self.queue: asyncio.Queue[_Waiting] = asyncio.Queue()
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="sw2-model")
         self.task: asyncio.Task[None] | None = None
+        self.arriving = 0  # requests being read and parsed that will join a batch: worth waiting for
+
+    @contextlib.contextmanager
+    def arrival(self) -> Iterator[None]:
+        """Around reading and parsing a request that will call the batcher: the batch waits for it."""
+        self.arriving += 1
+        try:
+            yield
+        finally:
+            self.arriving -= 1
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._loop())
@@ -63,7 +75,7 @@ class Batcher:
                 nxt = self.queue.get_nowait()
             except asyncio.QueueEmpty:
                 left = deadline - loop.time()
-                if left <= 0:
+                if left <= 0 or self.arriving == 0:
                     break
                 try:
                     nxt = await asyncio.wait_for(self.queue.get(), left)
