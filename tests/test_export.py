@@ -148,3 +148,20 @@ def test_bad_export_input_is_a_one_line_error(digits, tmp_path):
     (damaged / "model.onnx").write_bytes(b"not a graph")
     done = run_sw2("predict", str(damaged), *digit_pngs(tmp_path, 1), "--backend", "onnx")
     assert done.returncode == 2 and "ONNX Runtime cannot load it" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_test_time_augmentation_runs_around_the_graph(tmp_path):
+    make_image_folder(tmp_path / "imgs", per_class=16)
+    spec = {
+        "name": "stripes-tta",
+        "data": {"path": "imgs", "cache_dir": str(tmp_path / "cache"), "split": {"val": 0.2, "test": 0.25}},
+        "model": {"name": "convnet", "widths": [8, 16]},
+        "train": {"epochs": 2, "batch_size": 8},
+        "augment": {"tta": "flip_translate"},  # pads the uint8 images as floats: the runtime hands the graph uint8
+    }
+    path = write_spec(tmp_path, spec)
+    bundle = sw2.train(path, tmp_path / "b", verbose=False, check=False)
+    sw2.export(bundle, spec_from=path, examples=16)
+    images = np.random.default_rng(0).integers(0, 255, (5, 3, 16, 16), dtype=np.uint8)
+    onnx = Bundle(bundle.path, backend="onnx")
+    assert np.allclose(onnx.predict_proba(images), bundle.predict_proba(images), atol=1e-4)

@@ -128,7 +128,7 @@ def table(penguins, tmp_path_factory) -> Iterator[Server]:
 
 
 def test_auth_is_on_by_default_with_a_generated_private_key(penguins, tmp_path):
-    env = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "SW2_API_KEY": ""}
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "SW2_API_KEY": "", "SW2_METRICS_KEY": "scraper-key-0123456789"}
     with Server(penguins, env=env, key=None) as server:
         key_file = tmp_path / "config" / "sw2" / "api-key"
         assert key_file.stat().st_mode & 0o777 == 0o600
@@ -140,6 +140,9 @@ def test_auth_is_on_by_default_with_a_generated_private_key(penguins, tmp_path):
         assert wrong.status_code == 401 and "API key" in wrong.json()["error"]
         assert server.post("/v1/predict", json=row, headers={"Authorization": f"Bearer {key}"}).status_code == 200
         assert server.get("/metrics").status_code == 401
+        scraper = {"Authorization": "Bearer scraper-key-0123456789"}
+        assert server.get("/metrics", headers=scraper).status_code == 200  # the metrics key reads metrics only
+        assert server.post("/v1/predict", json=row, headers=scraper).status_code == 401
         assert server.get("/healthz").status_code == 200 and server.get("/readyz").status_code == 200
     assert "api-key (generated)" in server.output
 

@@ -19,6 +19,7 @@ from sw2.plugins import BACKENDS
 from sw2.runtime import Runner
 
 SEQUENCE_INPUTS = ("text", "tokens")
+DTYPES = {"tensor(uint8)": torch.uint8, "tensor(float)": torch.float32, "tensor(int64)": torch.int64}
 CHUNK = 1024  # examples per session call
 
 
@@ -39,12 +40,13 @@ def session_runner(graph: bytes, tta: str = "none", threads: int | None = None) 
         why = str(err).splitlines()[0][:200]
         raise UserError(f"model.onnx: ONNX Runtime cannot load it ({why}); export the bundle again") from None
     shapes = {i.name: i.shape for i in session.get_inputs()}
+    dtypes = {i.name: DTYPES.get(i.type) for i in session.get_inputs()}
 
     def forward(batch: dict[str, torch.Tensor]) -> torch.Tensor:
         missing = [n for n in shapes if n not in batch]
         if missing:
             raise UserError(f"model.onnx takes '{missing[0]}', which the bundle's encoder does not give; export again")
-        feed = {n: _fit(n, batch[n], shapes[n]).numpy() for n in shapes}
+        feed = {n: _fit(n, _typed(batch[n], dtypes[n]), shapes[n]).numpy() for n in shapes}
         return torch.from_numpy(session.run(None, feed)[0]).float()
 
     @torch.no_grad()
@@ -57,6 +59,12 @@ def session_runner(graph: bytes, tta: str = "none", threads: int | None = None) 
         return torch.cat(outs) if outs else torch.empty(0, 0)
 
     return run
+
+
+def _typed(x: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    """`x` as the graph's input type: test-time augmentation pads images as floats of whole pixel values,
+    which the graph takes as the uint8 it was exported with."""
+    return x if dtype is None or x.dtype == dtype else x.round().to(dtype) if dtype == torch.uint8 else x.to(dtype)
 
 
 def _fit(name: str, x: torch.Tensor, shape: list[Any]) -> torch.Tensor:
