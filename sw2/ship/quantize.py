@@ -9,6 +9,7 @@ pre-processed first (shape inference and ORT's basic optimisations: BN folded in
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,14 +47,21 @@ def method_for(graph: Path) -> str:
 
 def _pre_processed(graph: Path, out: Path) -> Path:
     """`graph` pre-processed for quantisation into `out`: shape inference and ORT's basic optimisations;
-    without symbolic shape inference where that fails (some exported attention graphs), else `graph` as it is."""
-    for skip_symbolic in (False, True):
-        try:
-            quant_pre_process(str(graph), str(out), skip_symbolic_shape=skip_symbolic)
-            return out
-        except Exception as err:  # the pre-processing is an optimisation: quantise without it
-            log.info(f"sw2: quantisation pre-processing{' (symbolic shapes)' * (not skip_symbolic)} failed: {err!r}")
-    return graph
+    without symbolic shape inference where that fails (some exported attention graphs), else `graph` as it is.
+    It runs in `out`'s folder: ONNX Runtime's shape inference writes scratch files into the working folder."""
+    graph, out, here = graph.resolve(), out.resolve(), os.getcwd()
+    os.chdir(out.parent)
+    try:
+        for skip_symbolic in (False, True):
+            try:
+                quant_pre_process(str(graph), str(out), skip_symbolic_shape=skip_symbolic)
+                return out
+            except Exception as err:  # the pre-processing is an optimisation: quantise without it
+                what = " (symbolic shapes)" * (not skip_symbolic)
+                log.info(f"sw2: quantisation pre-processing{what} failed: {err!r}")
+        return graph
+    finally:
+        os.chdir(here)
 
 
 def quantize(
