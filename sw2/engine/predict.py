@@ -12,6 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+Forward = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+VIEWS = {"none": 1, "flip": 2, "flip_translate": 6}  # the model's inputs per example under each TTA
+
 
 @torch.no_grad()
 def predict(
@@ -27,6 +30,7 @@ def predict(
     device = device or next(model.parameters()).device
     n = len(next(iter(inputs.values())))
     outs = []
+    batch_size = max(1, batch_size // VIEWS[tta if "image" in inputs else "none"])  # TTA views share the call
     for i in range(0, n, batch_size):
         batch = {k: v[i : i + batch_size].to(device, non_blocking=True) for k, v in inputs.items()}
         with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
@@ -35,22 +39,22 @@ def predict(
     return torch.cat(outs) if outs else torch.empty(0, model.head.out_features)  # every sw2 model has a head
 
 
-Forward = Callable[[dict[str, torch.Tensor]], torch.Tensor]
-
-
 def with_tta(model: Forward, batch: dict[str, torch.Tensor], tta: str) -> torch.Tensor:
     """`model`'s outputs on `batch` (any callable of a batch: a module, an ONNX session), averaged over the
-    test-time augmentations `tta` of its images."""
+    test-time augmentations `tta` of its images. The views go through the model as one batch (one call, not
+    two or six), in the images' own dtype: shifted copies of uint8 pixels are uint8 pixels."""
     if tta == "none":
         return model(batch).float()
-
-    def mirrored(x: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (model({**batch, "image": x}).float() + model({**batch, "image": x.flip(3)}).float())
-
     x = batch["image"]
-    out = mirrored(x)
+    views = [x, x.flip(3)]
     if tta == "flip_translate":
         h, w = x.shape[2:]
-        padded = F.pad(x.float(), (1, 1, 1, 1), mode="reflect")
-        out = 0.5 * out + 0.25 * (mirrored(padded[..., :h, :w]) + mirrored(padded[..., 2:, 2:]))
+        padded = F.pad(x.float(), (1, 1, 1, 1), mode="reflect").to(x.dtype)  # whole pixel values stay exact
+        views += [v for s in (padded[..., :h, :w], padded[..., 2:, 2:]) for v in (s, s.flip(3))]
+    k = len(views)
+    rest = {name: t.repeat(k, *[1] * (t.ndim - 1)) for name, t in batch.items() if name != "image"}
+    parts = model({**rest, "image": torch.cat(views)}).float().split(len(x))
+    out = 0.5 * (parts[0] + parts[1])
+    if tta == "flip_translate":
+        out = 0.5 * out + 0.25 * (0.5 * (parts[2] + parts[3]) + 0.5 * (parts[4] + parts[5]))
     return out

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from sw2.engine.predict import with_tta
+from sw2.engine.predict import VIEWS, with_tta
 from sw2.errors import UserError
 from sw2.plugins import BACKENDS
 from sw2.runtime import Runner
@@ -53,8 +53,9 @@ def session_runner(graph: bytes, tta: str = "none", threads: int | None = None) 
     def run(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         n = len(next(iter(inputs.values())))
         outs = []
-        for i in range(0, n, CHUNK):
-            batch = {k: v[i : i + CHUNK].contiguous() for k, v in inputs.items()}
+        chunk = max(1, CHUNK // VIEWS[tta if "image" in inputs else "none"])  # TTA views share the call
+        for i in range(0, n, chunk):
+            batch = {k: v[i : i + chunk].contiguous() for k, v in inputs.items()}
             outs.append(with_tta(forward, batch, tta if "image" in batch else "none"))
         return torch.cat(outs) if outs else torch.empty(0, 0)
 
