@@ -24,19 +24,6 @@ def pick(logits: torch.Tensor, temperature: float, top_k: int | None, gen: torch
     return torch.multinomial(logits.softmax(-1), 1, generator=gen)
 
 
-def sample(
-    model: nn.Module,
-    prompt: list[int],
-    tokens: int,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    seed: int = 0,
-    cache: bool = True,
-) -> list[int]:
-    """`tokens` new token ids after `prompt` (at least one token)."""
-    return list(stream(model, prompt, tokens, temperature, top_k, seed, cache))
-
-
 @torch.no_grad()
 def stream(
     model: nn.Module,

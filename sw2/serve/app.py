@@ -41,6 +41,7 @@ from sw2.serve.page import page_html
 from sw2.serve.payloads import BadRequest
 from sw2.serve.request_log import RequestLog
 from sw2.serve.settings import Settings
+from sw2.tasks.classify import json_label
 
 logger = logging.getLogger("sw2.serve")
 OPEN = ("/healthz", "/readyz", "/")
@@ -56,7 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
     bundle = Bundle(settings.bundle, backend=settings.backend)
     key = auth.resolve(settings.key_file)[0] if settings.auth else None
     metrics_key = os.environ.get(auth.ENV_METRICS_KEY)
-    monitor = Monitor(bundle, settings.workers)
+    monitor = Monitor(bundle)
     requests_log = RequestLog(bundle, Path(settings.log_requests) if settings.log_requests else None)
     batcher = Batcher(bundle.run, settings.max_batch, settings.max_wait_ms, monitor.observe_batch)
     state = {"ready": False}
@@ -125,7 +126,7 @@ def create_app(settings: Settings) -> FastAPI:
             "task": bundle.task.name,
             "backend": settings.backend,
             "inputs": {"kind": "text generation"} if is_lm else payloads.describe(bundle.encoder),
-            "classes": [payloads_json(c) for c in bundle.classes] if bundle.classes else None,
+            "classes": [json_label(c) for c in bundle.classes] if bundle.classes else None,
             "metrics": bundle.metrics.get("test") or bundle.metrics.get("val") or {},
             "fingerprint": bundle.fingerprint,
         }
@@ -187,10 +188,6 @@ def create_app(settings: Settings) -> FastAPI:
 
 def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
-
-
-def payloads_json(label: Any) -> Any:
-    return label.item() if hasattr(label, "item") else label
 
 
 def _endpoint(path: str) -> str:

@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 Inputs = dict[str, torch.Tensor]
 
@@ -109,12 +108,5 @@ class Batcher:
 
 
 def join(parts: list[Inputs]) -> Inputs:
-    """Requests' input tensors as one batch; token ids padded (0) to the longest."""
-    out = {}
-    for name in parts[0]:
-        tensors = [p[name] for p in parts]
-        if tensors[0].ndim == 2 and tensors[0].dtype == torch.long and len({t.shape[1] for t in tensors}) > 1:
-            width = max(t.shape[1] for t in tensors)
-            tensors = [F.pad(t, (0, width - t.shape[1])) for t in tensors]
-        out[name] = torch.cat(tensors)
-    return out
+    """Requests' input tensors as one batch (the encoder pads token ids to its max_tokens: equal widths)."""
+    return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}

@@ -36,7 +36,7 @@ UPDATE_EVERY = 100  # served examples between drift updates (and at every scrape
 
 
 class Monitor:
-    def __init__(self, bundle: Any, workers: int = 1) -> None:
+    def __init__(self, bundle: Any) -> None:
         self.bundle = bundle
         self.registry = CollectorRegistry()
         r = self.registry

@@ -29,6 +29,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -168,7 +169,7 @@ def examples_for_parity(
     parts = [("test", held.test), ("val", held.val)]
     if isinstance(bundle.encoder, Encoder) and sum(len(p) for _, p in parts) < n:
         parts.append(("train", task.prepare(spec, root).raw_train))
-    subject = type("Subject", (), {"encoder": bundle.encoder, "model": bundle.model})()
+    subject = SimpleNamespace(encoder=bundle.encoder, model=bundle.model)  # what inputs_of reads
     tensors, used = [], []
     for name, part in parts:
         if len(part) and sum(len(next(iter(t.values()))) for t in tensors) < n:
@@ -212,8 +213,6 @@ def export(
             )
         _replace(graph, bundle.path / "model.onnx")
         if out is not None:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(bundle.path / "model.onnx", graph)
             _replace(graph, out)
         text = json.dumps(record, indent=2)
         (Path(tmp) / "export.json").write_text(text)

@@ -119,8 +119,8 @@ class Classify(Supervised):
         classes = encoder.classes or []
         return [
             {
-                "label": _json(classes[js[0]]),
-                "top": [{"class": _json(classes[j]), "probability": round(q, 6)} for q, j in zip(ps, js)],
+                "label": json_label(classes[js[0]]),
+                "top": [{"class": json_label(classes[j]), "probability": round(q, 6)} for q, j in zip(ps, js)],
             }  # fmt: skip
             for ps, js in zip(p.tolist(), i.tolist())
         ]
@@ -137,8 +137,8 @@ class Classify(Supervised):
         return rows
 
 
-def _json(label: Any) -> Any:
-    """A class label as JSON holds it (numpy integers as ints)."""
+def json_label(label: Any) -> Any:
+    """A class label as JSON holds it (numpy integers as ints): the server's answers and /v1/model."""
     return label.item() if isinstance(label, np.generic) else label
 
 

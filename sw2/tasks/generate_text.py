@@ -24,7 +24,7 @@ from sw2.data.corpus import (
     windows,
 )
 from sw2.data.dataset import TensorSet
-from sw2.engine.generate import sample, stream
+from sw2.engine.generate import stream
 from sw2.errors import UserError
 from sw2.evaluation.language import language_metrics, unigram
 from sw2.spec import LatencyTest, MetricTest
@@ -117,7 +117,7 @@ class GenerateText(Task):
         scored.training["tokens_per_second"] = round(result.examples_per_second * data.encoder.block, 1)
         prompt = _first_line(data)
         t0 = time.perf_counter()
-        written = data.encoder.decode(sample(model, data.encoder.encode(prompt), **SAMPLE))
+        written = data.encoder.decode(list(stream(model, data.encoder.encode(prompt), **SAMPLE)))
         scored.metrics["sample"] = {"prompt": prompt, **SAMPLE, "seconds": round(time.perf_counter() - t0, 3)}
         scored.files["samples.txt"] = prompt + written
         return scored
@@ -196,39 +196,36 @@ class GenerateText(Task):
         cache: bool = True,
     ) -> str:
         """Text the model writes after `prompt` (`tokens` new tokens; temperature 0 = greedy)."""
-        ids = _prompt_ids(bundle, prompt, tokens, temperature, top_k)
-        return bundle.encoder.decode(sample(bundle.model, ids, tokens, temperature, top_k, seed, cache))
+        return bundle.encoder.decode(list(_new_tokens(bundle, prompt, tokens, temperature, top_k, seed, cache)))
 
-    def stream(
-        self,
-        bundle: Bundle,
-        prompt: str = "\n",
-        tokens: int = 200,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        seed: int = 0,
-        cache: bool = True,
-    ) -> Iterator[str]:
-        """The text of `generate`, piece by piece as each token is sampled (a server's stream). Each piece is
-        what the new token adds to the decoded text, so sub-word merges come out right."""
-        ids = _prompt_ids(bundle, prompt, tokens, temperature, top_k)
+    def stream(self, bundle: Bundle, prompt: str = "\n", **options: Any) -> Iterator[str]:
+        """The text of `generate` (the same options), piece by piece as each token is sampled (a server's
+        stream). Each piece is what the new token adds to the decoded text, so sub-word merges come out right."""
         new: list[int] = []
         written = ""
-        for token in stream(bundle.model, ids, tokens, temperature, top_k, seed, cache):
+        for token in _new_tokens(bundle, prompt, **options):
             new.append(token)
             text = bundle.encoder.decode(new)
             yield text[len(written) :]
             written = text
 
 
-def _prompt_ids(bundle: Bundle, prompt: str, tokens: int, temperature: float, top_k: int | None) -> list[int]:
-    """The prompt's token ids, after checking the sampling options (one-line errors)."""
+def _new_tokens(
+    bundle: Bundle,
+    prompt: str,
+    tokens: int = 200,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int = 0,
+    cache: bool = True,
+) -> Iterator[int]:
+    """The sampled token ids after `prompt`, the options checked first (one-line errors)."""
     if tokens < 1 or temperature < 0 or (top_k is not None and top_k < 1):
         raise UserError("generate: tokens and top-k must be at least 1 and the temperature at least 0")
     ids = bundle.encoder.encode(prompt, "prompt")
     if not ids:
         raise UserError("prompt: empty; give at least one character (e.g. a newline)")
-    return ids
+    return stream(bundle.model, ids, tokens, temperature, top_k, seed, cache)
 
 
 def _read_windows(corpus: Corpus, path: Path) -> tuple[TensorSet, float, int]:
