@@ -417,3 +417,21 @@ def test_the_web_page_in_chromium(digits_exported, tmp_path):
         page.screenshot(path=str(tmp_path / "page.png"))
         browser.close()
     assert names[0] == "0" and len(names) == 5 and not errors
+
+
+def test_bad_serve_flags_and_a_readable_key_file_are_exit_2(penguins, tmp_path, monkeypatch):
+    monkeypatch.delenv("SW2_API_KEY", raising=False)
+    for args, words in [(("--workers", "0"), "--workers 0"), (("--port", "70000"), "--port 70000"),
+                        (("--max-wait-ms", "-1"), "--max-wait-ms")]:  # fmt: skip
+        done = sw2_here("serve", str(penguins), *args)
+        assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
+    loose = tmp_path / "key"
+    loose.write_text("k" * 40)
+    loose.chmod(0o644)
+    done = sw2_here("serve", str(penguins), "--key-file", str(loose))
+    assert done.returncode == 2 and "chmod 600" in done.stderr
+    short = tmp_path / "short"
+    short.write_text("abc")
+    short.chmod(0o600)
+    done = sw2_here("serve", str(penguins), "--key-file", str(short))
+    assert done.returncode == 2 and "at least 16 characters" in done.stderr
