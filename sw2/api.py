@@ -253,6 +253,7 @@ def compress(
     force: bool = False,
     spec_from: str | Path | None = None,
     fine_tune: float = 0.25,
+    distill: float = 0.5,
     calls: int = 200,
     verbose: bool = False,
 ) -> Compressed:
@@ -263,7 +264,7 @@ def compress(
     from sw2.ship.compress import compress as run
 
     b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
-    options = Options(quantize, prune, fine_tune, calls=calls, force=force)
+    options = Options(quantize, prune, fine_tune, distill, calls=calls, force=force)
     options.check()
     target = Path(out) if out else Path("runs") / f"{b.spec.name}-compressed"
     check_out(b, target)

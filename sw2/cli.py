@@ -173,7 +173,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
     done = compress(
         args.bundle, args.quantize, args.prune, args.out, force=args.force, spec_from=args.spec,
-        fine_tune=args.fine_tune, calls=args.calls, verbose=True,
+        fine_tune=args.fine_tune, distill=args.distill, calls=args.calls, verbose=True,
     )  # fmt: skip
     table = Table(title=f"sw2 compress: {args.bundle} (metric on the {done.scored_on})")
     columns = ("variant", "metric", "size MB", "parameters", "p50 ms", "p95 ms", "examples/s @64", "tests", "written")
@@ -353,6 +353,12 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("--force", action="store_true", help="write a variant even if it fails its model tests")
     cp.add_argument("--spec", help="your spec file, naming the data, when the bundle's spec names data outside it")
     cp.add_argument("--fine-tune", type=float, default=0.25, help="share of the recipe's epochs a pruned model trains")
+    cp.add_argument(
+        "--distill",
+        type=float,
+        default=0.5,
+        help="share of the pruned model's fine-tuning loss taken from the unpruned model's outputs (0: labels only)",
+    )
     cp.add_argument("--calls", type=int, default=200, help="single-example calls timed per variant")
     cp.set_defaults(func=cmd_compress)
 

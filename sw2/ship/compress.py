@@ -49,6 +49,7 @@ class Options:
     quantize: str | None = "int8"
     prune: float | None = None  # the share of each hidden layer's channels removed
     fine_tune: float = 0.25  # the pruned model trains this share of the recipe's epochs and time budget
+    distill: float = 0.5  # the share of the pruned model's fine-tuning loss that is the unpruned model's (0: none)
     calibration: int = 256  # training examples that calibrate static quantisation and score channels
     calls: int = 200  # single-example calls timed per variant (and calls / 100 seconds of batches)
     force: bool = False  # write a variant that fails its model tests
@@ -64,6 +65,8 @@ class Options:
             raise UserError(f"--calls: {self.calls}; give at least 1 single-example call to time")
         if not 0 < self.fine_tune <= 1:
             raise UserError(f"--fine-tune: {self.fine_tune:g} is not a share of the recipe; give a number in (0, 1]")
+        if not 0 <= self.distill <= 1:
+            raise UserError(f"--distill: {self.distill:g} is not a share of the loss; give a number in [0, 1]")
 
 
 @dataclass
@@ -170,9 +173,10 @@ def _variants(b: Bundle, s: Splits, o: Options, out: Path, tmp: Path) -> list[Va
         variants.append(_int8(b, ref, out / "int8", s, calibration, "onnx int8", tmp))
     if o.prune:
         pruned_kwargs, model = prune_channels.prune(b.model, arch["name"], arch["kwargs"], o.prune, calibration)
-        model = prune_channels.fine_tune(model, b.task, s.train, s.val, b.spec, o.fine_tune).eval()
-        folder = _bundle_files(b, out / "pruned", model, pruned_kwargs, example)
-        how = {"prune": o.prune, "widths": pruned_kwargs["widths"], "fine_tune": o.fine_tune}
+        teacher = b.model if o.distill else None
+        model = prune_channels.fine_tune(model, b.task, s.train, s.val, b.spec, o.fine_tune, teacher, o.distill)
+        folder = _bundle_files(b, out / "pruned", model.eval(), pruned_kwargs, example)
+        how = {"prune": o.prune, "widths": pruned_kwargs["widths"], "fine_tune": o.fine_tune, "distill": o.distill}
         n, weights = _params(model), (folder / "model.safetensors").stat().st_size
         variants.append(Variant("pruned eager fp32", "torch", Bundle(folder).run, weights, n))
         onnx = Bundle(folder, backend="onnx").run

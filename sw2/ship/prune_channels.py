@@ -12,6 +12,7 @@ own recipe (`fine_tune`).
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -21,6 +22,7 @@ from torch import nn
 from sw2 import log
 from sw2.data.dataset import TensorSet
 from sw2.engine import fit
+from sw2.engine.distill import DistillStep, Live
 from sw2.engine.length import plan
 from sw2.engine.predict import predict
 from sw2.errors import UserError
@@ -28,6 +30,8 @@ from sw2.models import build
 from sw2.models.base import ChannelGroup, Model
 from sw2.spec import Spec
 from sw2.tasks import Task
+
+DISTILL_TEMPERATURE = 2.0  # Hinton et al.'s usual softening; not tuned here
 
 
 def kept_count(width: int, ratio: float) -> int:
@@ -110,12 +114,25 @@ def prune(
     return pruned_kwargs, pruned
 
 
-def fine_tune(model: Model, task: Task, train: TensorSet, val: TensorSet, spec: Spec, share: float) -> Model:
+def fine_tune(
+    model: Model,
+    task: Task,
+    train: TensorSet,
+    val: TensorSet,
+    spec: Spec,
+    share: float,
+    teacher: nn.Module | None = None,
+    alpha: float = 0.5,
+) -> Model:
     """Train the pruned `model` briefly with the spec's own recipe (optimizer, schedule, augmentation, lr):
-    `share` of its epochs (at least one) and of its time budget."""
+    `share` of its epochs (at least one) and of its time budget; with a `teacher` (the unpruned model), `alpha`
+    of each example's loss is the distance to the teacher's outputs on the same augmented batch."""
     length = plan(spec.train, len(train))
     epochs = float(max(1, math.ceil(length.epochs * share)))
     budget = length.time_budget * share if length.time_budget else None
     short = spec.model_copy(update={"train": spec.train.model_copy(update={"epochs": epochs, "time_budget": budget})})
     log.info(f"sw2: fine-tuning the pruned model: {epochs:g} epochs" + (f", at most {budget:.0f} s" if budget else ""))
-    return fit(model, task, train, val, short, verbose=False).model
+    step = None
+    if teacher is not None:
+        step = DistillStep(model, task, short.train, Live(copy.deepcopy(teacher)), DISTILL_TEMPERATURE, alpha)
+    return fit(model, task, train, val, short, verbose=False, step=step).model

@@ -79,6 +79,10 @@ class Task:
         """The loss of each example (B values): what `loss` averages."""
         raise NotImplementedError
 
+    def distill_losses(self, out: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+        """Per example, how far the student's raw outputs are from the teacher's (knowledge distillation)."""
+        raise UserError(f"train.distill: task {self.name} cannot learn from a teacher; remove train.distill")
+
     def score(self, out: torch.Tensor, y: torch.Tensor) -> float:
         raise NotImplementedError
 

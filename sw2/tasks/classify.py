@@ -52,6 +52,13 @@ class Classify(Supervised):
     def example_losses(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
         return F.cross_entropy(out.float(), y, label_smoothing=label_smoothing, reduction="none")
 
+    def distill_losses(self, out: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+        """T² x KL(teacher's softmax at temperature T || the student's): T² keeps the gradient's scale as T
+        changes (Hinton et al., 2015)."""
+        student = F.log_softmax(out.float() / temperature, dim=1)
+        soft = F.log_softmax(teacher.float() / temperature, dim=1)
+        return F.kl_div(student, soft, log_target=True, reduction="none").sum(1) * temperature**2
+
     def score(self, out: torch.Tensor, y: torch.Tensor) -> float:
         return (out.argmax(1) == y).float().mean().item()
 

@@ -51,6 +51,10 @@ class Regress(Supervised):
     def example_losses(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
         return F.mse_loss(out.float().squeeze(1), y, reduction="none")
 
+    def distill_losses(self, out: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+        """The squared distance to the teacher's value (the temperature softens nothing here)."""
+        return F.mse_loss(out.float(), teacher.float(), reduction="none").mean(1)
+
     def score(self, out: torch.Tensor, y: torch.Tensor) -> float:
         """R² on the standardised target."""
         resid = ((out.float().squeeze(1) - y) ** 2).sum()
