@@ -111,7 +111,7 @@ def main() -> None:
     ap.add_argument("--prune", type=float, default=0.3, help="share of the CIFAR net's channels to remove (0.3: "
                     "about half the multiply-adds)")  # fmt: skip
     ap.add_argument("--fine-tune", type=float, default=0.25, help="share of the CIFAR recipe the pruned net trains")
-    ap.add_argument("--distill", type=float, default=0.5, help="share of the pruned net's loss from the unpruned net")
+    ap.add_argument("--distill", type=float, default=0.0, help="share of the pruned net's loss from the unpruned net")
     ap.add_argument("--quick", action="store_true", help="tiny training and timing: checks the script runs")
     args = ap.parse_args()
     given = dict(b.split("=", 1) for b in args.bundle)

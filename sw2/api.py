@@ -28,6 +28,7 @@ from sw2.run_report import write_report
 from sw2.runs import fingerprint, run_key, train_model, training_summary, write_bundle
 from sw2.spec import Spec, load_spec, parse_spec
 from sw2.tasks import TASKS, Task
+from sw2.teacher import distill_step, load_teacher
 
 if TYPE_CHECKING:
     from sw2.ship.compress import Compressed  # imports onnxruntime (the onnx extra): only when called
@@ -68,12 +69,14 @@ def train(
     key = run_key(spec, data.fingerprint)
     if spec.tests:  # a mistake in the tests must not cost a training run
         task.validate_tests(spec.tests, data.encoder, data.raw_test, base)
+    teacher = load_teacher(spec, base, data) if spec.train.distill else None
     spec, found = resolve_lr(spec, data, task)
     verdicts, check_seconds = run_preflight(spec, data, task, found, force) if check else ([], 0.0)
     name, kwargs, model = initialised(spec, data.encoder, data.train, task)
     n_params = sum(p.numel() for p in model.parameters())
     log.info(f"sw2: {data.report['source']}: {task.describe(data)}; model {name} ({n_params:,} parameters)")
-    result = train_model(model, task, data.train, data.val, spec, out, key, resume=resume, verbose=verbose)
+    step = distill_step(spec, teacher, data, task, model)
+    result = train_model(model, task, data.train, data.val, spec, out, key, resume=resume, verbose=verbose, step=step)
     scored = task.score_run(result.model, data, spec, result)
     metrics: dict[str, Any] = {"task": spec.task, **scored.metrics}
     metrics["training"] = {**training_summary(result, prep_seconds), **scored.training}
@@ -139,6 +142,8 @@ def check(spec: str | Path | Spec | dict[str, Any], root: str | Path | None = No
     spec, base = resolve_spec(spec, root)
     task = TASKS.get(spec.task)
     data = task.prepare(spec, base)
+    if spec.train.distill:
+        load_teacher(spec, base, data)  # refused here as it would be by sw2 train
     spec, found = resolve_lr(spec, data, task)
     return preflight(spec, data, task, found)
 
@@ -253,7 +258,7 @@ def compress(
     force: bool = False,
     spec_from: str | Path | None = None,
     fine_tune: float = 0.25,
-    distill: float = 0.5,
+    distill: float = 0.0,
     calls: int = 200,
     verbose: bool = False,
 ) -> Compressed:
@@ -307,7 +312,7 @@ def _trusted_spec(b: Bundle, spec_file: str | Path | None, reads_data: bool) -> 
         return spec, root
     inside = b.path.resolve()
     for field, name in b.spec.named_paths():
-        if not reads_data and field.startswith("data."):
+        if (not reads_data and field.startswith("data.")) or field.startswith("train."):  # train.: training only
             continue
         if not ((inside / name).exists() and within(inside / name, inside)):
             raise UserError(

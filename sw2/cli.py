@@ -356,7 +356,7 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument(
         "--distill",
         type=float,
-        default=0.5,
+        default=0.0,
         help="share of the pruned model's fine-tuning loss taken from the unpruned model's outputs (0: labels only)",
     )
     cp.add_argument("--calls", type=int, default=200, help="single-example calls timed per variant")

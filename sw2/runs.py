@@ -19,6 +19,7 @@ from sw2.bundle import save, write_atomic
 from sw2.data.dataset import TensorSet
 from sw2.engine import FitResult, fit
 from sw2.engine.hardware import cpu_model
+from sw2.engine.step import TrainStep
 from sw2.evaluation import plots
 from sw2.outputs import checkpoint_dir
 from sw2.spec import Spec, dump_spec
@@ -41,6 +42,7 @@ def train_model(
     *,
     resume: bool,
     verbose: bool,
+    step: TrainStep | None = None,
 ) -> FitResult:
     """The engine's loop, checkpointing beside the bundle-to-be (`--resume` continues from there)."""
     ckpt = checkpoint_dir(out)
@@ -57,6 +59,7 @@ def train_model(
         run_key=key,
         log_dir=ckpt / "tensorboard",
         verbose=verbose,
+        step=step,
     )
 
 

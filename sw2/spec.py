@@ -204,6 +204,20 @@ class EarlyStopping(Strict):
     min_delta: float = 0.0
 
 
+class DistillSpec(Strict):
+    """Knowledge distillation: the model learns from a trained teacher's outputs as well as from the labels."""
+
+    teacher: str = Field(
+        description="a trained bundle (folder, relative to the spec's) of the same task and classes, trained on "
+        "this spec's training split (so none of its val or test rows reach the student through the teacher); any "
+        "model and preprocessing"
+    )
+    temperature: float = Field(2.0, gt=0, description="classify: softmax temperature of both teacher and student")
+    alpha: float = Field(
+        0.5, ge=0, le=1, description="share of each example's loss from the teacher (the rest: the labels')"
+    )
+
+
 class TrainSpec(Strict):
     epochs: float | None = Field(
         None,
@@ -274,6 +288,7 @@ class TrainSpec(Strict):
     grad_clip: float | None = Field(None, gt=0, description="max global gradient norm")
     accumulate: int = Field(1, ge=1, description="gradient accumulation steps")
     early_stopping: EarlyStopping | None = None
+    distill: DistillSpec | None = None
     lookahead: bool = Field(
         False,
         description="keep a slow copy of the weights that trails the fast ones and end on it (airbench); "
@@ -475,6 +490,7 @@ class Spec(Strict):
         d = self.data
         named = [("data.path", d.path), ("data.test_path", d.test_path), ("data.exclude", d.exclude)]
         named += [(f"tests.{i}.path", t.path) for i, t in enumerate(self.tests) if isinstance(t, ExamplesTest)]
+        named += [("train.distill.teacher", self.train.distill.teacher)] if self.train.distill else []
         return [(field, rel) for field, rel in named if rel]
 
     @model_validator(mode="after")

@@ -3,6 +3,8 @@ token ids (N x L, [PAD] = 0)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 import torch.nn.functional as F
 
@@ -51,6 +53,12 @@ def augment(x: torch.Tensor, aug: AugmentSpec, gen: torch.Generator, flip: torch
 
 def text_active(aug: AugmentSpec) -> bool:
     return aug.token_drop > 0 or aug.token_swap > 0
+
+
+def augmented(aug: AugmentSpec, inputs: Iterable[str]) -> tuple[bool, bool]:
+    """Whether training batches of these inputs (by name) get (their images, their text) augmented."""
+    names = set(inputs)
+    return bool(is_active(aug)) and "image" in names, text_active(aug) and "text" in names
 
 
 def augment_text(ids: torch.Tensor, aug: AugmentSpec, gen: torch.Generator) -> torch.Tensor:

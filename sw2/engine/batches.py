@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from sw2.data.dataset import TensorSet
-from sw2.engine.augment import alternating_flips, augment, augment_text, is_active, text_active
+from sw2.engine.augment import alternating_flips, augment, augment_text, augmented
 from sw2.spec import AugmentSpec
 
 
@@ -16,8 +16,7 @@ class Batches:
         self.inputs = {k: v.to(device) if v.is_contiguous() else v for k, v in train.inputs.items()}
         self.target = train.target.to(device) if train.target.is_contiguous() else train.target
         self.aug, self.device = aug, device
-        self.images = is_active(aug) and "image" in self.inputs
-        self.text = text_active(aug) and "text" in self.inputs
+        self.images, self.text = augmented(aug, self.inputs)
         self.flip_bits = alternating_flips(len(train), seed).to(device) if aug.flip == "alternate" else None
 
     def take(self, idx: torch.Tensor, epoch: int, gen: torch.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:

@@ -56,6 +56,7 @@ class Task:
     # must then be means over examples, so that the chunks' mean is the whole's
     discrete: ClassVar[bool] = False  # one class label per example: splits are stratified, checks count per class
     metrics: ClassVar[tuple[str, ...]] = ()  # what `metrics:` and metric tests may name (computed by `evaluate`)
+    distills: ClassVar[bool] = False  # can learn from a teacher's outputs (`distill_losses`, train.distill)
 
     # ---- the target (supervised tasks) -----------------------------------------------------------
     def fit_target(self, encoder: Any, values: np.ndarray, target: str) -> None:
@@ -81,7 +82,7 @@ class Task:
 
     def distill_losses(self, out: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
         """Per example, how far the student's raw outputs are from the teacher's (knowledge distillation)."""
-        raise UserError(f"train.distill: task {self.name} cannot learn from a teacher; remove train.distill")
+        raise NotImplementedError
 
     def score(self, out: torch.Tensor, y: torch.Tensor) -> float:
         raise NotImplementedError
@@ -98,6 +99,8 @@ class Task:
     def check_spec(self, spec: Spec) -> None:
         """Refuse (ValueError, naming the field) what this task cannot do with the spec's choices; an
         override calls this first."""
+        if spec.train.distill is not None and not self.distills:
+            raise ValueError(f"train.distill: task {self.name} cannot learn from a teacher; remove train.distill")
         named = [("metrics", m) for m in spec.metrics]
         named += [(f"tests.{i}.metric", t.metric) for i, t in enumerate(spec.tests) if t.kind == "metric"]
         for field_, m in named:

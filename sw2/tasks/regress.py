@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 
 class Regress(Supervised):
+    distills = True
     metrics = ("mae", "rmse", "r2")
     leak_score = "r2"
 

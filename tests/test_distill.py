@@ -1,0 +1,127 @@
+"""Knowledge distillation (`train.distill`): a student learns from a teacher bundle's outputs, the teacher run
+on each augmented batch or its outputs computed once; with alpha 1 the student follows the teacher, not the
+labels; a teacher that cannot teach the run is refused in one line."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import sw2
+from sw2.bundle import Bundle
+from sw2.data.dataset import TensorSet
+from sw2.engine import fit
+from sw2.engine.distill import Cached, DistillStep
+from sw2.spec import parse_spec
+from sw2.tasks import TASKS
+from tests.conftest import ROOT, sw2_here, write_spec
+from tests.test_bad_input import check_refused
+
+DIGITS_DATA = {"source": "package", "name": "digits", "split": {"val": 0.1, "test": 0.2, "seed": 0}}  # the demo's
+
+
+def student(teacher: Path, **train) -> dict:
+    """A small conv net on the demo's digits split, learning from `teacher`."""
+    return {
+        "name": "student",
+        "data": DIGITS_DATA,
+        "task": "classify",
+        "model": {"name": "convnet", "widths": [8, 16]},
+        "train": {
+            "epochs": 12,
+            "batch_size": 64,
+            "optimizer": "adamw",
+            "lr": 0.006,
+            "distill": {"teacher": str(teacher)},
+        }
+        | train,
+    }
+
+
+def test_student_learns_from_a_teacher_on_augmented_batches(digits: Bundle, tmp_path: Path, caplog) -> None:
+    spec = student(digits.path) | {"augment": {"translate": 1}}
+    with caplog.at_level(logging.INFO, logger="sw2"):
+        b = sw2.train(spec, tmp_path / "student", check=False)
+    assert "computed on each augmented batch" in caplog.text
+    assert b.metrics["test"]["accuracy"] >= 0.9
+    assert b.spec.train.distill is not None and b.spec.train.distill.teacher == str(digits.path)
+
+
+def test_teacher_outputs_computed_once_without_augmentation(digits: Bundle, tmp_path: Path, caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="sw2"):
+        b = sw2.train(student(digits.path, distill={"teacher": str(digits.path), "alpha": 0.7}), tmp_path / "s")
+    assert "computed once per training example" in caplog.text
+    assert b.metrics["test"]["accuracy"] >= 0.9
+
+
+def test_alpha_one_follows_the_teacher_not_the_labels() -> None:
+    """Random labels, and a teacher whose classes are a fixed linear map of the inputs: with alpha 1 the
+    student agrees with the teacher and knows nothing of the labels."""
+    g = torch.Generator().manual_seed(0)
+    x, labels = torch.randn(1024, 8, generator=g), torch.randint(0, 3, (1024,), generator=g)
+    teacher_out = 3 * x @ torch.randn(8, 3, generator=g)
+
+    class Linear(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = nn.Linear(8, 3)
+
+        def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            return self.layer(batch["x"])
+
+    spec = parse_spec(
+        {"data": DIGITS_DATA, "train": {"epochs": 30, "batch_size": 64, "lr": 0.03, "threads": 1, "warmup": 0}}
+    )
+    task, model = TASKS.get("classify"), Linear()
+    data = TensorSet({"x": x}, labels, None)
+    step = DistillStep(model, task, spec.train, Cached(teacher_out), temperature=2.0, alpha=1.0)
+    fit(model, task, data, TensorSet({"x": x[:0]}, labels[:0], None), spec, verbose=False, step=step)
+    with torch.no_grad():
+        predicted = model({"x": x}).argmax(1)
+    assert (predicted == teacher_out.argmax(1)).float().mean() > 0.95
+    assert (predicted == labels).float().mean() < 0.45  # chance is 1/3
+
+
+@pytest.fixture(scope="module")
+def diabetes(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+    return sw2.train(ROOT / "examples" / "diabetes.yaml", tmp_path_factory.mktemp("runs") / "diabetes", check=False)
+
+
+def test_regression_student_learns_from_a_teacher(diabetes: Bundle, tmp_path: Path) -> None:
+    spec = sw2.api.resolve_spec(ROOT / "examples" / "diabetes.yaml")[0].model_dump()
+    spec["train"]["distill"] = {"teacher": str(diabetes.path), "alpha": 0.5}
+    b = sw2.train(spec, tmp_path / "student", check=False)
+    assert b.metrics["test"]["r2"] >= 0.3
+
+
+def test_a_teacher_that_cannot_teach_is_refused(digits: Bundle, diabetes: Bundle, tmp_path: Path) -> None:
+    for case in ("task", "split", "missing", "alpha", "lm"):
+        (tmp_path / case).mkdir()
+    check_refused(tmp_path / "task", student(diabetes.path), "train.distill.teacher", "regress", "same task")
+    other_split = student(digits.path) | {"data": {**DIGITS_DATA, "split": {"val": 0.1, "test": 0.2, "seed": 1}}}
+    check_refused(tmp_path / "split", other_split, "train.distill.teacher", "other rows", "data.split")
+    check_refused(tmp_path / "missing", student(tmp_path / "nowhere"), "train.distill.teacher", "no such bundle")
+    bad_alpha = student(digits.path, distill={"teacher": str(digits.path), "alpha": 1.5})
+    check_refused(tmp_path / "alpha", bad_alpha, "train.distill.alpha")
+    language = {
+        "data": {"path": "input.txt"},
+        "task": "generate_text",
+        "text": {"tokenizer": "char"},
+        "model": {"name": "gpt"},
+        "train": {"distill": {"teacher": str(digits.path)}},
+    }
+    check_refused(tmp_path / "lm", language, "train.distill", "cannot learn from a teacher")
+
+
+def test_out_never_replaces_the_teacher(digits: Bundle, tmp_path: Path) -> None:
+    """--out naming the teacher's own folder is refused before any work."""
+    teacher = shutil.copytree(digits.path, tmp_path / "teacher")
+    spec = write_spec(tmp_path, student(teacher))
+    res = sw2_here("train", str(spec), "--out", str(teacher), "--quiet", cwd=tmp_path)
+    assert res.returncode == 2 and "train.distill.teacher" in res.stderr, res.stderr
+    assert (teacher / "model.safetensors").read_bytes() == (digits.path / "model.safetensors").read_bytes()
