@@ -19,6 +19,7 @@ _LAZY = {
     "generate": "sw2.api",
     "compress": "sw2.api",
     "export": "sw2.api",
+    "tune": "sw2.tuning",
     "UserError": "sw2.errors",
     "Spec": "sw2.spec",
     "load_spec": "sw2.spec",
@@ -47,5 +48,6 @@ __all__ = [
     "load_spec",
     "report",
     "train",
+    "tune",
     "verify",
 ]

@@ -53,11 +53,13 @@ def train(
     root: str | Path | None = None,
     check: bool = True,
     force: bool = False,
+    attach: dict[str, Path] | None = None,
 ) -> Bundle:
     """Train from a spec and write the bundle (default runs/<name>); returns the loaded bundle.
 
     One pipeline for every task: prepare → pre-flight → initialise → fit → score → bundle → report. The
-    pre-flight checks run first (`check=False` skips them); a FAIL stops training unless `force`.
+    pre-flight checks run first (`check=False` skips them); a FAIL stops training unless `force`. `attach`
+    copies files into the bundle under the names given (what `sw2 tune` adds: the search's leaderboard, plots).
     """
     spec, base = resolve_spec(spec, root)
     out = bundle_out(spec, out)
@@ -100,6 +102,8 @@ def train(
         if found is not None:
             plots.lr_sweep(found.lrs, found.losses, found.suggestion, folder / "lr_finder.png")
         reference.write(folder, data, scored.outputs, spec.serve)  # what `sw2 serve` measures drift against
+        for name, source in (attach or {}).items():
+            (folder / name).write_bytes(source.read_bytes())
         if "test" in metrics or "val" in metrics:  # last: the report reads the files above
             _report_at_training(Bundle(folder), data, scored.outputs)
 

@@ -168,6 +168,44 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def duration(text: str) -> float:
+    """Seconds from "90s", "20m", "1.5h" or a plain number of seconds (--time)."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        return float(number) * units[unit]
+    except ValueError:
+        raise UserError(f"--time: '{text}' is not a duration; give e.g. 20m, 90s or 1h") from None
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from sw2.spec import load_spec
+
+    load_spec(args.spec)  # a bad spec (or search space) fails here, before Optuna and torch load
+    seconds = duration(args.time) if args.time is not None else None
+    from sw2.tuning import tune
+
+    try:
+        done = tune(
+            args.spec, args.out, trials=args.trials, seconds=seconds, workers=args.workers, storage=args.storage,
+            resume=args.resume, pruner=args.pruner, verbose=not args.quiet,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        print("interrupted: run the same command with --resume to continue the search", file=sys.stderr)
+        return 130
+    table = Table(title=f"sw2 tune: {args.spec} (the best {min(10, len(done.leaderboard))}; all in leaderboard.md)")
+    cols = list(dict.fromkeys(k for r in done.leaderboard for k in r))
+    for col in cols:
+        table.add_column(col.rsplit(".", 1)[-1])  # lr, widths: the full paths are in leaderboard.md
+    for row in done.leaderboard[:10]:
+        table.add_row(*(f"{v:.3g}" if isinstance(v, float) else str(v) for v in (row.get(c, "") for c in cols)))
+    console.print(table)
+    scored = "test" if done.bundle.metrics.get("test") else "val"
+    show_metrics(done.bundle.metrics.get(scored, {}), scored, done.bundle.spec.metrics or done.bundle.task.metrics)
+    console.print(f"best spec: {done.out / 'best.yaml'}; bundle: {done.bundle.path}")
+    return 0
+
+
 def cmd_compress(args: argparse.Namespace) -> int:
     from sw2.api import compress
 
@@ -298,6 +336,18 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--no-check", action="store_true", help="skip the pre-flight checks")
     t.add_argument("--force", action="store_true", help="train even if a pre-flight check FAILs")
     t.set_defaults(func=cmd_train)
+
+    tu = sub.add_parser("tune", help="search a spec's hyper-parameters (Optuna) and train the best into a bundle")
+    tu.add_argument("spec")
+    tu.add_argument("--trials", type=int, help=f"finished trials to reach (default {20} without --time)")
+    tu.add_argument("--time", help="wall budget of the search, e.g. 20m, 90s, 1h (the best's training follows)")
+    tu.add_argument("--workers", type=int, default=1, help="processes searching side by side")
+    tu.add_argument("--storage", help="database URL shared by workers (postgresql://...); default OUT/study.journal")
+    tu.add_argument("--out", help="output folder (default runs/<name>-tune)")
+    tu.add_argument("--resume", action="store_true", help="continue an interrupted search")
+    tu.add_argument("--pruner", default="median", help="median (default), hyperband or none")
+    tu.add_argument("--quiet", action="store_true", help="no progress output")
+    tu.set_defaults(func=cmd_tune)
 
     e = sub.add_parser("eval", help="metrics of a bundle, on new data if given")
     e.add_argument("bundle")

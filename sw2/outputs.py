@@ -31,6 +31,9 @@ BUNDLE_FILES = REQUIRED + (  # and may have these: all that sw2 writes into a bu
     "reference.json",  # the training data's statistics that `sw2 serve` measures drift against
     "model.onnx",  # `sw2 export` (sw2.ship.export)
     "export.json",
+    "tune_leaderboard.md",  # the search that chose this spec (`sw2 tune`)
+    "tune_history.png",
+    "tune_importance.png",
 )
 DOCTOR_FILES = ("doctor.json", "label_errors.csv")  # what `sw2 doctor` writes: its findings folder
 DOCTOR_WRITES = DOCTOR_FILES + ("label_errors.png",)

@@ -170,6 +170,19 @@ def _curves(r: Run) -> str:
     return body + (f"<h3>learning-rate finder</h3>{lr}" if lr else "")
 
 
+def _search(r: Run) -> str:
+    """The hyper-parameter search that chose this spec (`sw2 tune`): its leaderboard and plots."""
+    board = r.b.path / "tune_leaderboard.md"
+    if not board.is_file():
+        return ""
+    rows = board.read_text(encoding="utf-8").splitlines()
+    head = [c.strip() for c in rows[0].strip("|").split("|")]
+    body = [dict(zip(head, (c.strip() for c in line.strip("|").split("|")))) for line in rows[2:12]]
+    history = file_image(r.b.path / "tune_history.png", "optimisation history")
+    importance = file_image(r.b.path / "tune_importance.png", "parameter importance")
+    return "<p>trials by val metric (the best ten)</p>" + table(body) + history + importance
+
+
 def saliency_section(r: Run, targets: Callable[[np.ndarray], torch.Tensor], caption: Callable[[int, int], str]) -> str:
     """Integrated-gradients saliency towards `targets(picked rows)`: maps over 8 test images captioned by
     `caption(row, target)`, or the mean attribution per numeric column of the test rows."""
@@ -242,6 +255,7 @@ HEAD: list[tuple[str, str, Callable[[Run], str]]] = [
     ("curves", "Training curves", _curves),
 ]
 TAIL: list[tuple[str, str, Callable[[Run], str]]] = [  # the task's own sections go between HEAD and TAIL
+    ("search", "Hyper-parameter search", _search),
     ("tests", "Model tests", _tests),
     ("preflight", "Pre-flight", _preflight),
     ("data", "Data", _data),

@@ -12,6 +12,7 @@ spec imports the built-in plug-ins the first time their names are needed.
 
 from __future__ import annotations
 
+import builtins
 import difflib
 from collections.abc import Callable
 from pathlib import Path
@@ -446,6 +447,102 @@ class ServeSpec(Strict):
 TEST_KINDS = ("metric", "latency", "invariance", "examples")
 
 
+class LogRange(Strict):
+    log: tuple[float, float] = Field(description="[low, high], both > 0, drawn on a log scale (lr, weight decay)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LogRange:
+        low, high = self.log
+        if not 0 < low < high:
+            raise ValueError(f"log: [{low:g}, {high:g}] needs 0 < low < high")
+        return self
+
+
+class FloatRange(Strict):
+    range: tuple[float, float] = Field(description="[low, high], drawn uniformly (dropout, label smoothing)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FloatRange:
+        low, high = self.range
+        if not low < high:
+            raise ValueError(f"range: [{low:g}, {high:g}] needs low < high")
+        return self
+
+
+class IntRange(Strict):
+    int: tuple[builtins.int, builtins.int] = Field(
+        description="[low, high], whole numbers, both included (epochs, depth)"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntRange:
+        low, high = self.int
+        if not low < high:
+            raise ValueError(f"int: [{low}, {high}] needs low < high")
+        return self
+
+
+class Choice(Strict):
+    choice: list[Any] = Field(min_length=1, description="values to pick from (numbers, names, lists)")
+
+
+Distribution = LogRange | FloatRange | IntRange | Choice
+KINDS: dict[str, type[Distribution]] = {"log": LogRange, "range": FloatRange, "int": IntRange, "choice": Choice}
+
+
+def distribution(path: str, raw: Any) -> Distribution:
+    """One search-space entry, picked by its one key; errors name the path."""
+    if not (isinstance(raw, dict) and len(raw) == 1 and next(iter(raw)) in KINDS):
+        raise ValueError(
+            f"{path}: give one of {{log: [lo, hi]}}, {{range: [lo, hi]}}, {{int: [lo, hi]}}, {{choice: [...]}}"
+        )
+    try:
+        return KINDS[next(iter(raw))].model_validate(raw)
+    except ValidationError as err:
+        e = err.errors()[0]
+        raise ValueError(f"{path}: {e['msg'].removeprefix('Value error, ')}") from None
+
+
+TUNABLE = ("model", "train", "augment", "text")  # the sections a search may change (never data: its split is fixed)
+
+
+def set_path(raw: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of the nested dict `raw` with `path` ("train.lr") set to `value`."""
+    head, _, rest = path.partition(".")
+    out = dict(raw)
+    out[head] = set_path(raw.get(head, {}), rest, value) if rest else value
+    return out
+
+
+def _check_tune_path(raw: dict[str, Any], path: str) -> None:
+    """Refuse (ValueError) a search-space path that names no field of the spec, with a "did you mean"."""
+    parts = path.split(".")
+    if parts[0] not in TUNABLE:
+        raise ValueError(f"tune: '{path}' is not tunable; give a field of {', '.join(TUNABLE)} (e.g. train.lr)")
+    if parts[0] == "model" and len(parts) == 2 and raw["model"].get("name") == "auto":
+        if parts[1] not in _every_model_option():
+            raise ValueError(f"tune: '{path}' is no model's option; {did_you_mean(parts[1], _every_model_option())}")
+        return
+    node: Any = raw
+    for i, part in enumerate(parts):
+        if not isinstance(node, dict):
+            where = ".".join(parts[:i])
+            raise ValueError(f"tune: '{path}': {where} is not a section; set it in the spec first")
+        if part not in node:
+            close = difflib.get_close_matches(".".join(parts[: i + 1]), _leaf_paths(raw), n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ValueError(f"tune: '{path}' is not a field of this spec{hint}")
+        node = node[part]
+
+
+def _leaf_paths(raw: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key, value in raw.items():
+        path = f"{prefix}{key}"
+        out += [path] + (_leaf_paths(value, path + ".") if isinstance(value, dict) else [])
+    return out
+
+
 def _test_kind(v: Any) -> str:
     return v.get("kind", "metric") if isinstance(v, dict) else getattr(v, "kind", "metric")
 
@@ -484,6 +581,12 @@ class Spec(Strict):
     )
     doctor: DoctorSpec = DoctorSpec()
     serve: ServeSpec = ServeSpec()
+    tune: dict[str, Distribution] | None = Field(
+        None,
+        description="sw2 tune's search space: field path -> {log: [lo, hi]} | {range: [lo, hi]} | {int: [lo, hi]} "
+        "| {choice: [...]}, e.g. {train.lr: {log: [1e-4, 0.1]}}; absent: sw2 chooses one for the task, model and "
+        "data (sw2/tune/space.py)",
+    )
 
     def named_paths(self) -> list[tuple[str, str]]:
         """Every file or folder the spec names (relative to its folder), with the field that names it."""
@@ -498,6 +601,36 @@ class Spec(Strict):
         """The task plug-in refuses what it cannot do with the spec's other choices (ValueError naming the
         field): e.g. generate_text reads one text file with a lossless tokenizer and a decoder model."""
         TASKS.get(self.task).check_spec(self)
+        return self
+
+    @field_validator("tune", mode="before")
+    @classmethod
+    def _tune_entries(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        return {path: distribution(str(path), entry) for path, entry in raw.items()}
+
+    @model_validator(mode="after")
+    def _tune_fits(self) -> Spec:
+        """Every searched path names a field of this spec, and every value it may take makes a valid spec."""
+        if self.tune is None:
+            return self
+        if not self.tune:
+            raise ValueError(
+                "tune: the search space is empty; name fields to search (e.g. train.lr: {log: [1e-4, 0.1]}) "
+                "or remove tune: to let sw2 choose"
+            )
+        raw = self.model_dump(mode="json", exclude={"tune"})
+        for path, dist in self.tune.items():
+            _check_tune_path(raw, path)
+            values = dist.choice if isinstance(dist, Choice) else next(iter(dist.model_dump().values()))
+            for value in values:
+                try:
+                    Spec.model_validate(set_path(raw, path, value))
+                except ValidationError as err:
+                    raise ValueError(
+                        f"tune.{path}: {value!r} {_first_error(err, 'makes an invalid spec', raw)}"
+                    ) from None
         return self
 
     @model_validator(mode="after")

@@ -1,0 +1,114 @@
+"""`sw2 tune`: a hyper-parameter search over a spec with Optuna, then the best spec trained as a bundle.
+
+    space.py   the search space (the spec's `tune:` or sw2's per task / model / data), points into specs
+    trial.py   one trial: train on the train split, score on val (never test), prune by epoch
+    study.py   the Optuna study: sampler, pruner, storage, resume, worker processes, the time budget
+    results.py the leaderboard, best spec, plots and TensorBoard hparams
+
+The output folder (default runs/<name>-tune) holds study.journal, tune.json, leaderboard.md / .csv,
+best.yaml, tune_history.png, tune_importance.png, tensorboard/ and best/ (the bundle, whose report shows
+the search).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+
+from sw2 import log
+from sw2.api import resolve_spec
+from sw2.api import train as train_bundle
+from sw2.bundle import Bundle
+from sw2.errors import UserError
+from sw2.outputs import guard_out
+from sw2.spec import Spec, dump_spec
+from sw2.tasks import TASKS
+from sw2.tuning import results
+from sw2.tuning.space import apply, decoded, searched
+from sw2.tuning.study import JOURNAL, Options, Search, cores_per_worker, open_study, retry_interrupted, run_search
+
+MARK = "tune.json"
+WRITES = (MARK, JOURNAL, "leaderboard.md", "leaderboard.csv", "best.yaml", "tune_history.png",
+          "tune_importance.png", "tensorboard", "best", "best.checkpoint")  # fmt: skip
+DEFAULT_TRIALS = 20  # where neither --trials nor --time is given
+
+
+@dataclass
+class Tuned:
+    study: optuna.Study
+    leaderboard: list[dict[str, Any]]
+    best_spec: Spec
+    bundle: Bundle
+    out: Path
+
+
+@log.speaks
+def tune(
+    spec: str | Path | Spec | dict[str, Any],
+    out: str | Path | None = None,
+    *,
+    trials: int | None = None,
+    seconds: float | None = None,
+    workers: int = 1,
+    storage: str | None = None,
+    resume: bool = False,
+    pruner: str = "median",
+    root: str | Path | None = None,
+    verbose: bool = False,
+) -> Tuned:
+    """Search `spec`'s hyper-parameters on its val split, then train the best spec into OUT/best."""
+    options = Options(trials, seconds, workers, storage, resume, pruner)
+    if trials is None and seconds is None:
+        options.trials = DEFAULT_TRIALS
+    options.check()
+    spec, base = resolve_spec(spec, root)
+    target = Path(out) if out else Path("runs") / f"{spec.name}-tune"
+    guard_out(target, spec, base, marks=(MARK,), what="an sw2 tune output", checkpoint=False, writes=WRITES)
+    task = TASKS.get(spec.task)
+    data = task.prepare(spec, base)
+    if not len(data.val):
+        raise UserError(
+            "data.split.val: sw2 tune scores each trial on the val split and this spec has none; set data.split.val "
+            "(e.g. 0.1)"
+        )
+    space = searched(spec, data)
+    target.mkdir(parents=True, exist_ok=True)
+    study = open_study(spec, options, target)
+    (target / MARK).write_text(json.dumps({"spec": spec.name, "space": {p: d.model_dump() for p, d in space.items()}}))
+    if resume:
+        again = retry_interrupted(study)
+        log.info(f"sw2 tune: resuming '{spec.name}': {len(study.trials)} trials so far, {again} cut short run again")
+    log.info(f"sw2 tune: searching {', '.join(space)} on the val split ({len(data.train)} train, {len(data.val)} val)")
+    deadline = None if seconds is None else time.time() + seconds
+    search = Search(
+        spec.model_dump(mode="json"), str(base), str(target), options, deadline, cores_per_worker(workers),
+        space={p: d.model_dump() for p, d in space.items()},
+    )  # fmt: skip
+    run_search(search)
+    return _finish(study, spec, space, base, target, verbose)
+
+
+def _finish(study: optuna.Study, spec: Spec, space: dict, base: Path, out: Path, verbose: bool) -> Tuned:
+    """The leaderboard, best spec, plots and hparams, and the best spec trained into OUT/best."""
+    rows = results.leaderboard(study, space)
+    if not any(r["state"] == "done" for r in rows):
+        errors = [t.user_attrs["error"] for t in study.trials if "error" in t.user_attrs]
+        why = f": {errors[0]}" if errors else " (give more --time or --trials)"
+        raise UserError(f"sw2 tune: no trial finished{why}")
+    (out / "leaderboard.md").write_text(results.markdown(rows), encoding="utf-8")
+    pd.DataFrame(rows).to_csv(out / "leaderboard.csv", index=False)
+    best_trial = results.best_trial(study)
+    best = apply(spec, decoded(best_trial.params, space))
+    (out / "best.yaml").write_text(dump_spec(best), encoding="utf-8")
+    written = results.plots(study, out)
+    results.hparams(study, space, out / "tensorboard")
+    log.info(f"sw2 tune: best trial {best_trial.number}, val {best_trial.value:.4f}; training it into {out / 'best'}")
+    attach = {"tune_leaderboard.md": out / "leaderboard.md", **{p.name: p for p in written}}
+    bundle = train_bundle(best, out / "best", root=base, check=False, verbose=verbose, attach=attach)
+    return Tuned(study, rows, best, bundle, out)

@@ -1,0 +1,85 @@
+"""One trial of a search: the spec at a search point, trained on the train split and scored on the val split.
+
+A search never sees the test split: the data a trial gets (`Searchable`) holds train and val only, so the
+test figure of the best model, reported after the search, is an honest estimate. Each epoch's val metric is
+reported to Optuna, whose pruner may stop a trial that trails the others at the same epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from sw2.data.dataset import TensorSet
+from sw2.data.encode import Encoder
+from sw2.engine import fit
+from sw2.engine.callbacks import Callback
+from sw2.engine.context import Context
+from sw2.engine.predict import predict
+from sw2.models import initialised
+from sw2.spec import Spec
+from sw2.tasks import Task
+
+DATA_FIELDS = ("data", "task", "target", "inputs", "text")  # what the prepared data depends on
+
+
+@dataclass
+class Searchable:
+    """A spec's data as a search may use it: the encoded train and val splits, no test split."""
+
+    train: TensorSet
+    val: TensorSet
+    encoder: Encoder
+
+
+class Datasets:
+    """Prepared data per distinct data settings (a search over text.vocab_size encodes the text again)."""
+
+    def __init__(self, task: Task, root: Path) -> None:
+        self.task, self.root = task, root
+        self.cache: dict[str, Searchable] = {}
+
+    def get(self, spec: Spec) -> Searchable:
+        key = json.dumps(spec.model_dump(mode="json", include=set(DATA_FIELDS)), sort_keys=True)
+        if key not in self.cache:
+            data = self.task.prepare(spec, self.root)
+            self.cache[key] = Searchable(data.train, data.val, data.encoder)
+        return self.cache[key]
+
+
+class Pruning(Callback):
+    """Report each epoch's val metric to the trial, and stop training where the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial = trial
+
+    def on_epoch_end(self, ctx: Context, row: dict[str, Any]) -> None:
+        if "val_metric" not in row:
+            return
+        self.trial.report(row["val_metric"], ctx.epoch)
+        if self.trial.should_prune():
+            ctx.stop = "pruned"
+
+
+def run_trial(trial: optuna.Trial, spec: Spec, data: Searchable, task: Task) -> float:
+    """Train `spec` (the search point applied) on `data`; the val metric of the trained model (with the spec's
+    test-time augmentation), or `optuna.TrialPruned` where the pruner stopped it."""
+    t0 = time.perf_counter()
+    _, _, model = initialised(spec, data.encoder, data.train, task)
+    result = fit(model, task, data.train, data.val, spec, verbose=False, callbacks=[Pruning(trial)])
+    trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
+    trial.set_user_attr("epochs", round(result.epochs_done, 2))
+    trial.set_user_attr("worker", os.getpid())
+    if result.stopped == "pruned":
+        raise optuna.TrialPruned(f"stopped after epoch {len(result.history)}")
+    with torch.no_grad():
+        out = predict(result.model, data.val.inputs, tta=spec.augment.tta)
+    trial.set_user_attr("val_loss", task.loss(out, data.val.target).item())  # breaks ties of the metric
+    return task.score(out, data.val.target)
