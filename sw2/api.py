@@ -105,7 +105,7 @@ def train(
         for name, source in (attach or {}).items():
             (folder / name).write_bytes(source.read_bytes())
         if "test" in metrics or "val" in metrics:  # last: the report reads the files above
-            _report_at_training(Bundle(folder), data, scored.outputs)
+            report_at_training(Bundle(folder), data, scored.outputs)
 
     stamp = fingerprint(data.fingerprint, name)
     path = write_bundle(out, result, name, kwargs, data.encoder, spec, metrics, stamp, task.metric, fill)
@@ -122,7 +122,7 @@ def _preflight_record(task: Task, metrics: dict[str, Any], verdicts: list[Verdic
     return {"seconds": round(seconds, 3), "verdicts": [v.to_json() for v in verdicts + after]}
 
 
-def _report_at_training(bundle: Bundle, data: Any, outputs: dict[str, torch.Tensor]) -> None:
+def report_at_training(bundle: Bundle, data: Any, outputs: dict[str, torch.Tensor]) -> None:
     """report.html on the test split (or on val when the spec has none). A failure here must not cost
     the trained model, so it is reported and the bundle is written without the report."""
     try:
@@ -279,6 +279,22 @@ def compress(
     check_out(b, target)
     spec, root = _trusted_spec(b, spec_from, reads_data=True)
     return run(b, spec, root, target, options)
+
+
+@log.speaks
+def ensemble(
+    bundles: list[Bundle | str | Path], out: str | Path | None = None, *, spec_from: str | Path | None = None
+) -> Bundle:
+    """One bundle averaging `bundles` (same task, data and preprocessing; sw2.ensembles), scored on the first
+    one's spec (or `spec_from`, a spec file of yours, where that names data outside the bundle)."""
+    from sw2.ensembles import combine
+
+    members = [b if isinstance(b, Bundle) else Bundle(b) for b in bundles]
+    if not members:
+        raise UserError("sw2 ensemble: give two or more bundles to combine")
+    target = Path(out) if out else Path("runs") / f"{members[0].spec.name}-ensemble"
+    spec, root = _trusted_spec(members[0], spec_from, reads_data=True)
+    return Bundle(combine(members, target, spec, root))
 
 
 def report(

@@ -168,6 +168,20 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    from sw2.api import ensemble
+
+    bundle = ensemble(args.bundles, args.out, spec_from=args.spec)
+    scored = "test" if bundle.metrics.get("test") else "val"
+    show_metrics(bundle.metrics.get(scored, {}), scored, bundle.spec.metrics or bundle.task.metrics)
+    members = bundle.metrics["training"]["members"].get(scored, [])
+    console.print(
+        f"members' {bundle.task.metric} on {scored}: {', '.join(f'{m:.4f}' for m in members if m is not None)}"
+    )
+    console.print(f"bundle: {bundle.path}")
+    return 0
+
+
 def duration(text: str) -> float:
     """Seconds from "90s", "20m", "1.5h" or a plain number of seconds (--time)."""
     units = {"s": 1, "m": 60, "h": 3600}
@@ -348,6 +362,12 @@ def parser() -> argparse.ArgumentParser:
     tu.add_argument("--pruner", default="median", help="median (default), hyperband or none")
     tu.add_argument("--quiet", action="store_true", help="no progress output")
     tu.set_defaults(func=cmd_tune)
+
+    en = sub.add_parser("ensemble", help="one bundle averaging several of one task and preprocessing")
+    en.add_argument("bundles", nargs="+")
+    en.add_argument("--out", help="bundle folder (default runs/<first's name>-ensemble)")
+    en.add_argument("--spec", help="the spec the members were trained from, where theirs names data outside them")
+    en.set_defaults(func=cmd_ensemble)
 
     e = sub.add_parser("eval", help="metrics of a bundle, on new data if given")
     e.add_argument("bundle")

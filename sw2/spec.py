@@ -290,6 +290,12 @@ class TrainSpec(Strict):
     accumulate: int = Field(1, ge=1, description="gradient accumulation steps")
     early_stopping: EarlyStopping | None = None
     distill: DistillSpec | None = None
+    snapshots: int | None = Field(
+        None,
+        ge=2,
+        description="a snapshot ensemble (Huang et al., 2017): the lr schedule runs this many cycles, the weights "
+        "at each cycle's end are kept, and the bundle averages them (model ensemble); costs no extra training",
+    )
     lookahead: bool = Field(
         False,
         description="keep a slow copy of the weights that trails the fast ones and end on it (airbench); "

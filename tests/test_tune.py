@@ -145,29 +145,28 @@ def _wait_for_trials(out: Path, n: int, proc: subprocess.Popen, timeout: float =
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_interrupted_search_resumes_without_repeating_finished_trials(tmp_path: Path, sig: int) -> None:
-    slow = {**WINE, "tune": {**WINE["tune"], "train.epochs": {"int": [400, 500]}}}  # a trial is under way to cut
+    slow = {**WINE, "tune": {**WINE["tune"], "train.epochs": {"int": [300, 400]}}}  # a trial is under way to cut
     spec = write_spec(tmp_path, slow)
     out = tmp_path / "out"
-    proc = _start(spec, out, "--trials", "4", "--pruner", "none")
-    _wait_for_trials(out, 2, proc)
+    proc = _start(spec, out, "--trials", "3", "--pruner", "none")
+    _wait_for_trials(out, 1, proc)
     os.kill(proc.pid, sig)
     _, err = proc.communicate(timeout=60)
     if sig == signal.SIGINT:
         assert proc.returncode == 130 and "--resume" in err, err
     before = {t.number: (t.params, t.value) for t in finished(study_of(out))}
-    assert len(before) >= 2
+    assert len(before) >= 1
 
     res = subprocess.run(
-        [sys.executable, "-m", "sw2.cli", "tune", str(spec), "--out", str(out), "--quiet", "--trials", "4",
+        [sys.executable, "-m", "sw2.cli", "tune", str(spec), "--out", str(out), "--quiet", "--trials", "3",
          "--pruner", "none", "--resume"],
         capture_output=True, text=True, cwd=tmp_path, timeout=600,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     study = study_of(out)
     after = {t.number: (t.params, t.value) for t in finished(study)}
-    assert len(after) == 4 and all(after[n] == before[n] for n in before), "a finished trial changed or repeated"
+    assert len(after) == 3 and all(after[n] == before[n] for n in before), "a finished trial changed or repeated"
     cut = [t for t in study.trials if t.number in study.user_attrs["retried"]]
-    print([(t.number, t.state.name, t.user_attrs) for t in study.trials])
     assert len(cut) == 1 and cut[0].state == optuna.trial.TrialState.FAIL
     assert any(a[0] == cut[0].params for n, a in after.items() if n not in before), "the cut trial was not rerun"
     assert (out / "best" / "model.safetensors").is_file()

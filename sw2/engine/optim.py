@@ -55,8 +55,11 @@ def param_groups(model: nn.Module, train: TrainSpec) -> list[dict[str, Any]]:
 
 def lr_factor(train: TrainSpec, progress: float) -> float:
     """The lr multiplier at `progress` (share of training done): linear warm-up, then the spec's schedule (a
-    plug-in of `sw2/engine/schedules/`)."""
+    plug-in of `sw2/engine/schedules/`). With `snapshots: K` the warm-up and schedule run K times, one cycle
+    per snapshot (Huang et al., 2017)."""
     p = min(max(progress, 0.0), 1.0)
+    if train.snapshots:
+        p = min(p * train.snapshots - min(int(p * train.snapshots), train.snapshots - 1), 1.0)
     w = train.warmup
     if p < w:
         return p / w

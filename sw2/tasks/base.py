@@ -56,7 +56,9 @@ class Task:
     # must then be means over examples, so that the chunks' mean is the whole's
     discrete: ClassVar[bool] = False  # one class label per example: splits are stratified, checks count per class
     metrics: ClassVar[tuple[str, ...]] = ()  # what `metrics:` and metric tests may name (computed by `evaluate`)
-    distills: ClassVar[bool] = False  # can learn from a teacher's outputs (`distill_losses`, train.distill)
+    # how raw outputs of several models of this task combine (ensembles) and teach (distillation, `distill_losses`):
+    # "probabilities" (their softmax averaged) or "values" (averaged); None: they do not
+    blend: ClassVar[str | None] = None
 
     # ---- the target (supervised tasks) -----------------------------------------------------------
     def fit_target(self, encoder: Any, values: np.ndarray, target: str) -> None:
@@ -99,7 +101,7 @@ class Task:
     def check_spec(self, spec: Spec) -> None:
         """Refuse (ValueError, naming the field) what this task cannot do with the spec's choices; an
         override calls this first."""
-        if spec.train.distill is not None and not self.distills:
+        if spec.train.distill is not None and self.blend is None:
             raise ValueError(f"train.distill: task {self.name} cannot learn from a teacher; remove train.distill")
         named = [("metrics", m) for m in spec.metrics]
         named += [(f"tests.{i}.metric", t.metric) for i, t in enumerate(spec.tests) if t.kind == "metric"]

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 class Classify(Supervised):
-    distills = True
+    blend = "probabilities"
     discrete = True
     leak_score = "accuracy"
     metrics = ("accuracy", "macro_f1", "log_loss", "precision", "recall", "f1")

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 class Regress(Supervised):
-    distills = True
+    blend = "values"
     metrics = ("mae", "rmse", "r2")
     leak_score = "r2"
 
