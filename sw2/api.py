@@ -15,6 +15,8 @@ import torch
 
 from sw2 import log
 from sw2.bundle import Bundle, write_atomic
+from sw2.engine.callbacks.snapshots import Snapshots
+from sw2.ensembles import from_snapshots
 from sw2.errors import UserError
 from sw2.evaluation import plots, reference
 from sw2.evaluation.model_tests import Outcome, Subject, junit_xml, run_tests
@@ -77,8 +79,13 @@ def train(
     name, kwargs, model = initialised(spec, data.encoder, data.train, task)
     n_params = sum(p.numel() for p in model.parameters())
     log.info(f"sw2: {data.report['source']}: {task.describe(data)}; model {name} ({n_params:,} parameters)")
-    step = distill_step(spec, teacher, data, task, model)
-    result = train_model(model, task, data.train, data.val, spec, out, key, resume=resume, verbose=verbose, step=step)
+    step, train_set = distill_step(spec, teacher, data, task, model)
+    snaps = [Snapshots(model, spec.train.snapshots)] if spec.train.snapshots else []
+    result = train_model(
+        model, task, train_set, data.val, spec, out, key, resume=resume, verbose=verbose, step=step, callbacks=snaps
+    )
+    if snaps:  # the bundle's network averages the run's snapshots
+        name, kwargs, result.model = from_snapshots(name, kwargs, snaps[0].saved, str(task.blend))
     scored = task.score_run(result.model, data, spec, result)
     metrics: dict[str, Any] = {"task": spec.task, **scored.metrics}
     metrics["training"] = {**training_summary(result, prep_seconds), **scored.training}

@@ -13,6 +13,7 @@ from sw2 import log
 from sw2.bundle import Bundle, save, write_atomic
 from sw2.errors import UserError
 from sw2.evaluation import reference
+from sw2.evaluation.model_tests import Subject, junit_xml, run_tests
 from sw2.models.ensemble import Ensemble
 from sw2.outputs import check_replaceable
 from sw2.runs import fingerprint
@@ -41,6 +42,17 @@ def members_of(bundles: list[Bundle]) -> list[dict[str, Any]]:
     return [json.loads((b.path / "model.json").read_text()) for b in bundles]
 
 
+def from_snapshots(
+    name: str, kwargs: dict[str, Any], states: list[dict[str, Any]], blend: str
+) -> tuple[str, dict[str, Any], Ensemble]:
+    """The `ensemble` of one run's snapshots (`train.snapshots`): model `name` with each saved state."""
+    members = [{"name": name, "kwargs": kwargs} for _ in states]
+    model = Ensemble(members, blend).eval()  # type: ignore[arg-type]
+    for member, state in zip(model.members, states):
+        member.load_state_dict(state)
+    return "ensemble", {"members": members, "average": blend}, model
+
+
 def combine(bundles: list[Bundle], out: Path, spec: Spec, root: Path) -> Path:
     """Write the ensemble of `bundles` to `out`, scored on `spec`'s data (read from `root`)."""
     from sw2.api import report_at_training  # the pipeline's report step
@@ -66,6 +78,9 @@ def combine(bundles: list[Bundle], out: Path, spec: Spec, root: Path) -> Path:
         "members": {s: [b.metrics.get(s, {}).get(task.metric) for b in bundles] for s in scored.metrics},
     }
     kwargs = {"members": members, "average": task.blend}
+    outcomes = run_tests(Subject(model, first.encoder, spec, data.raw_test, root)) if spec.tests else []
+    if outcomes:
+        metrics["tests"] = [o.to_json() for o in outcomes]
 
     def fill(folder: Path) -> None:
         save(
@@ -81,6 +96,8 @@ def combine(bundles: list[Bundle], out: Path, spec: Spec, root: Path) -> Path:
         )
         task.write_files(folder, data, metrics)
         reference.write(folder, data, scored.outputs, spec.serve)
+        if outcomes:
+            (folder / "tests.xml").write_text(junit_xml(outcomes, spec.name))
         if "test" in metrics or "val" in metrics:
             report_at_training(Bundle(folder), data, scored.outputs)
 

@@ -18,6 +18,7 @@ from sw2 import __version__
 from sw2.bundle import save, write_atomic
 from sw2.data.dataset import TensorSet
 from sw2.engine import FitResult, fit
+from sw2.engine.callbacks import Callback
 from sw2.engine.hardware import cpu_model
 from sw2.engine.step import TrainStep
 from sw2.evaluation import plots
@@ -43,6 +44,7 @@ def train_model(
     resume: bool,
     verbose: bool,
     step: TrainStep | None = None,
+    callbacks: list[Callback] | None = None,
 ) -> FitResult:
     """The engine's loop, checkpointing beside the bundle-to-be (`--resume` continues from there)."""
     ckpt = checkpoint_dir(out)
@@ -60,6 +62,7 @@ def train_model(
         log_dir=ckpt / "tensorboard",
         verbose=verbose,
         step=step,
+        callbacks=callbacks,
     )
 
 

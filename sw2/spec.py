@@ -217,6 +217,14 @@ class DistillSpec(Strict):
     alpha: float = Field(
         0.5, ge=0, le=1, description="share of each example's loss from the teacher (the rest: the labels')"
     )
+    copies: int = Field(
+        0,
+        ge=0,
+        le=32,
+        description="text: this many perturbed copies of each training row join the training set (words dropped, "
+        "sometimes one n-gram kept: Tang et al., 2019), the teacher's outputs on them computed once; the student "
+        "learns what the teacher says of text it has not seen. An epoch then passes over the copies too",
+    )
 
 
 class TrainSpec(Strict):
@@ -336,6 +344,14 @@ class TrainSpec(Strict):
         "raises). Not across machines, torch versions or thread counts; with time_budget the schedule follows "
         "the clock, so such a run is not bit-exact",
     )
+
+    @model_validator(mode="after")
+    def _snapshots_alone(self) -> TrainSpec:
+        if self.snapshots and self.early_stopping is not None:
+            raise ValueError(
+                "train.snapshots: the lr restarts each cycle, so early stopping would end the first; remove one of them"
+            )
+        return self
 
 
 class AugmentSpec(Strict):

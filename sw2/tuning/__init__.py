@@ -31,7 +31,16 @@ from sw2.spec import Spec, dump_spec
 from sw2.tasks import TASKS
 from sw2.tuning import results
 from sw2.tuning.space import apply, decoded, searched
-from sw2.tuning.study import JOURNAL, Options, Search, cores_per_worker, open_study, retry_interrupted, run_search
+from sw2.tuning.study import (
+    JOURNAL,
+    Options,
+    Search,
+    cores_per_worker,
+    open_study,
+    retry_interrupted,
+    run_search,
+    start_from_spec,
+)
 
 MARK = "tune.json"
 WRITES = (MARK, JOURNAL, "leaderboard.md", "leaderboard.csv", "best.yaml", "tune_history.png",
@@ -70,6 +79,8 @@ def tune(
     spec, base = resolve_spec(spec, root)
     target = Path(out) if out else Path("runs") / f"{spec.name}-tune"
     guard_out(target, spec, base, marks=(MARK,), what="an sw2 tune output", checkpoint=False, writes=WRITES)
+    if resume and storage is None and not (target / JOURNAL).is_file():
+        raise UserError(f"--resume: {target} holds no search to continue; drop --resume to start one")
     task = TASKS.get(spec.task)
     data = task.prepare(spec, base)
     if not len(data.val):
@@ -81,7 +92,8 @@ def tune(
     target.mkdir(parents=True, exist_ok=True)
     study = open_study(spec, options, target)
     (target / MARK).write_text(json.dumps({"spec": spec.name, "space": {p: d.model_dump() for p, d in space.items()}}))
-    if resume:
+    start_from_spec(study, spec, space)
+    if resume and storage is None:  # a shared database's stale trials are its heartbeat's to retry
         again = retry_interrupted(study)
         log.info(f"sw2 tune: resuming '{spec.name}': {len(study.trials)} trials so far, {again} cut short run again")
     log.info(f"sw2 tune: searching {', '.join(space)} on the val split ({len(data.train)} train, {len(data.val)} val)")

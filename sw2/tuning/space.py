@@ -64,7 +64,7 @@ def searched(spec: Spec, data: Prepared) -> dict[str, Distribution]:
     return checked.tune
 
 
-def _scalar(value: Any) -> bool:
+def scalar(value: Any) -> bool:
     return value is None or isinstance(value, bool | int | float | str)
 
 
@@ -78,7 +78,7 @@ def suggest(trial: optuna.Trial, space: dict[str, Distribution]) -> dict[str, An
             point[path] = trial.suggest_float(path, *d.range)
         elif isinstance(d, IntRange):
             point[path] = trial.suggest_int(path, *d.int)
-        elif all(_scalar(c) for c in d.choice):
+        elif all(scalar(c) for c in d.choice):
             point[path] = trial.suggest_categorical(path, d.choice)
         else:
             point[path] = json.loads(trial.suggest_categorical(path, [json.dumps(c) for c in d.choice]))
@@ -90,7 +90,7 @@ def decoded(params: dict[str, Any], space: dict[str, Distribution]) -> dict[str,
     out = {}
     for path, value in params.items():
         d = space.get(path)
-        plain = not isinstance(d, Choice) or all(_scalar(c) for c in d.choice)
+        plain = not isinstance(d, Choice) or all(scalar(c) for c in d.choice)
         out[path] = value if plain else json.loads(value)
     return out
 

@@ -26,11 +26,12 @@ from optuna.trial import TrialState
 
 from sw2 import log
 from sw2.errors import UserError
-from sw2.spec import Distribution, Spec, distribution, parse_spec
+from sw2.spec import Choice, Distribution, IntRange, Spec, distribution, parse_spec
 from sw2.tasks import TASKS
-from sw2.tuning.space import apply, suggest
-from sw2.tuning.trial import Datasets, Searchable, run_trial
+from sw2.tuning.space import apply, scalar, suggest
+from sw2.tuning.trial import Datasets, Pruning, Searchable, run_trial
 
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # sw2 reports trials itself (`_announce`), through sw2.log
 JOURNAL = "study.journal"
 PRUNERS = ("median", "hyperband", "none")
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -94,9 +95,9 @@ def _sampler(options: Options) -> optuna.samplers.BaseSampler:
 
 def _pruner(options: Options) -> optuna.pruners.BasePruner:
     if options.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
-    if options.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+        return optuna.pruners.HyperbandPruner(min_resource=2, max_resource=Pruning.STEPS, reduction_factor=3)
+    if options.pruner == "median":  # from 30% of a trial's training, once 5 trials have finished
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
     return optuna.pruners.NopPruner()
 
 
@@ -130,6 +131,29 @@ def open_study(spec: Spec, options: Options, out: Path) -> optuna.Study:
             f"that spec, or another --out (or rename the spec's name:)"
         )
     return study
+
+
+def start_from_spec(study: optuna.Study, spec: Spec, space: dict[str, Distribution]) -> None:
+    """A new study's first trial is the spec's own point (where its values lie in the space): the search
+    starts from what the user has, and the best it returns is at least as good on val."""
+    if study.trials:
+        return
+    raw = spec.model_dump(mode="json")
+    point = {}
+    for path, d in space.items():
+        value: Any = raw
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(d, Choice):
+            if value in d.choice:
+                point[path] = value if all(scalar(c) for c in d.choice) else json.dumps(value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            low, high = next(iter(d.model_dump().values()))
+            whole = isinstance(d, IntRange)
+            if low <= value <= high and (not whole or float(value).is_integer()):
+                point[path] = int(value) if whole else value
+    if point:
+        study.enqueue_trial(point)
 
 
 def retry_interrupted(study: optuna.Study) -> int:
@@ -200,7 +224,6 @@ def _announce(study: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
 
 def search_trials(search: Search) -> None:
     """Run trials of the study until its trials are done or the deadline passes (one worker's loop)."""
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     spec = parse_spec(search.spec)
     options, out = search.options, Path(search.out)
     study = optuna.load_study(

@@ -1,0 +1,89 @@
+"""Distillation: the fine-tuned MiniLM text classifier (Rotten Tomatoes) teaches small from-scratch text
+models; each student beside the same model trained on the labels alone, and the batch-1 latency of each
+against the teacher's, in one run.
+
+    python -m benchmarks.distill --teacher runs/rt-minilm_full [--students bag rnn] [--copies 4] [--alpha 0.9]
+
+The teacher is benchmarks/text.py's minilm_full (trained here when --teacher is not given: about 13 minutes
+on 2 cores), on the example's split; its outputs on the training rows and their perturbed copies are
+computed once (on its ONNX graph, exported here if it has none). Latency: `sw2.ship.latency.measure` of each
+bundle's network (eager PyTorch), 200 single-example calls on test examples, p50. Figures go to
+runs/bench-distill/distill.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import sw2
+from benchmarks.common import ROOT, machine
+from benchmarks.text import MODELS, example
+from sw2.bundle import Bundle
+from sw2.ship.latency import measure
+
+OUT = ROOT / "runs" / "bench-distill"
+
+
+def spec_of(model: str) -> dict[str, Any]:
+    spec = example()
+    for key, value in MODELS[model].items():
+        spec[key] = {**spec.get(key, {}), **value}
+    spec["name"] = f"rt-{model}"
+    return spec
+
+
+def teacher_bundle(path: str | None) -> Bundle:
+    b = Bundle(path) if path else sw2.train(spec_of("minilm_full"), OUT / "rt-minilm_full", root=ROOT / "examples")
+    if not (b.path / "model.onnx").is_file():
+        sw2.export(b)
+    return b
+
+
+def p50_ms(b: Bundle) -> float:
+    from sw2.tasks import TASKS
+
+    data = TASKS.get("classify").prepare(b.spec, ROOT / "examples")
+    return measure(b.run, data.test.inputs, calls=200).p50_ms
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--teacher", help="the fine-tuned MiniLM bundle (trained here if absent)")
+    ap.add_argument("--students", nargs="+", default=["bag", "rnn"], choices=["bag", "fasttext", "rnn", "transformer"])
+    ap.add_argument("--copies", type=int, default=4)
+    ap.add_argument("--alpha", type=float, default=0.9)
+    ap.add_argument("--temperature", type=float, default=2.0)
+    args = ap.parse_args()
+    print(machine(), flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    teacher = teacher_bundle(args.teacher)
+    rows = [{"model": "teacher: MiniLM full fine-tune", "test": teacher.metrics["test"]["accuracy"],
+             "val": teacher.metrics["val"]["accuracy"], "p50_ms": p50_ms(teacher)}]  # fmt: skip
+    print(rows[-1], flush=True)
+    distill = {"teacher": str(teacher.path.resolve()), "copies": args.copies, "alpha": args.alpha,
+               "temperature": args.temperature}  # fmt: skip
+    for student in args.students:
+        for kind in ("labels", "distilled"):
+            spec = spec_of(student)
+            if kind == "distilled":
+                spec["name"] += "-distilled"
+                epochs = spec["train"].get("epochs")
+                if epochs:  # the same number of steps: an epoch now also passes over the copies
+                    spec["train"]["epochs"] = max(1.0, epochs / (args.copies + 1))
+                spec["train"]["distill"] = distill
+            b = sw2.train(spec, OUT / spec["name"], root=ROOT / "examples", check=False)
+            ms = p50_ms(b)
+            rows.append({"model": f"{student} ({kind})", "test": b.metrics["test"]["accuracy"],
+                         "val": b.metrics["val"]["accuracy"], "p50_ms": ms,
+                         "speedup": rows[0]["p50_ms"] / ms, "train_s": b.metrics["training"]["seconds"]})  # fmt: skip
+            print(rows[-1], flush=True)
+    (OUT / "distill.json").write_text(json.dumps({"machine": machine(), "args": vars(args), "rows": rows}, indent=2))
+    print("\n| model | val | test | p50 ms (batch 1) | teacher / model |\n| --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['model']} | {r['val']:.4f} | {r['test']:.4f} | {r['p50_ms']:.2f} | {r.get('speedup', 1):.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
