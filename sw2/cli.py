@@ -26,11 +26,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     spec, root = load_spec(args.spec)  # a bad spec or --out fails here, before any data is read
     guard_out(bundle_out(spec, args.out), spec, root)
-    from sw2.api import train
+    seconds = duration(args.time) if args.time is not None else None
+    if (args.preset or spec.preset) or seconds is not None:
+        if args.resume or args.force:
+            raise UserError("--preset / --time: not with --resume or --force; train the spec plainly for those")
+        from sw2.presets import train_preset
 
-    bundle = train(
-        args.spec, args.out, resume=args.resume, verbose=not args.quiet, check=not args.no_check, force=args.force
-    )
+        bundle = train_preset(
+            args.spec, args.preset, args.out, seconds=seconds, verbose=not args.quiet, check=not args.no_check
+        )
+    else:
+        from sw2.api import train
+
+        bundle = train(
+            args.spec, args.out, resume=args.resume, verbose=not args.quiet, check=not args.no_check, force=args.force
+        )
     scored = "test" if bundle.metrics.get("test") else "val"
     show_metrics(bundle.metrics.get(scored, {}), scored, bundle.spec.metrics or bundle.task.metrics)
     return 0
@@ -187,9 +197,12 @@ def duration(text: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600}
     number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
     try:
-        return float(number) * units[unit]
+        seconds = float(number) * units[unit]
     except ValueError:
         raise UserError(f"--time: '{text}' is not a duration; give e.g. 20m, 90s or 1h") from None
+    if not seconds > 0:
+        raise UserError(f"--time: {text}; give a positive duration (e.g. 20m, 90s, 1h)")
+    return seconds
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -349,6 +362,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--no-check", action="store_true", help="skip the pre-flight checks")
     t.add_argument("--force", action="store_true", help="train even if a pre-flight check FAILs")
+    t.add_argument("--preset", choices=["fast", "balanced", "best"], help="trade time for quality (see README)")
+    t.add_argument("--time", help="wall budget of the whole preset, e.g. 10m (fast: the training's time budget)")
     t.set_defaults(func=cmd_train)
 
     tu = sub.add_parser("tune", help="search a spec's hyper-parameters (Optuna) and train the best into a bundle")

@@ -53,8 +53,11 @@ def from_snapshots(
     return "ensemble", {"members": members, "average": blend}, model
 
 
-def combine(bundles: list[Bundle], out: Path, spec: Spec, root: Path) -> Path:
-    """Write the ensemble of `bundles` to `out`, scored on `spec`'s data (read from `root`)."""
+def combine(
+    bundles: list[Bundle], out: Path, spec: Spec, root: Path, attach: dict[str, Path] | None = None
+) -> Path:
+    """Write the ensemble of `bundles` to `out`, scored on `spec`'s data (read from `root`); `attach` copies
+    files into it under the names given (a preset's search)."""
     from sw2.api import report_at_training  # the pipeline's report step
 
     check_replaceable(out)
@@ -98,6 +101,8 @@ def combine(bundles: list[Bundle], out: Path, spec: Spec, root: Path) -> Path:
         reference.write(folder, data, scored.outputs, spec.serve)
         if outcomes:
             (folder / "tests.xml").write_text(junit_xml(outcomes, spec.name))
+        for name, source in (attach or {}).items():
+            (folder / name).write_bytes(source.read_bytes())
         if "test" in metrics or "val" in metrics:
             report_at_training(Bundle(folder), data, scored.outputs)
 

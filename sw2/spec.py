@@ -603,6 +603,11 @@ class Spec(Strict):
     )
     doctor: DoctorSpec = DoctorSpec()
     serve: ServeSpec = ServeSpec()
+    preset: Literal["fast", "balanced", "best"] | None = Field(
+        None,
+        description="sw2 train's trade of time for quality (sw2/presets.py): fast = this spec, balanced = a search "
+        "then the best spec, best = a longer search and three seeds of the best averaged; with --time, within it",
+    )
     tune: dict[str, Distribution] | None = Field(
         None,
         description="sw2 tune's search space: field path -> {log: [lo, hi]} | {range: [lo, hi]} | {int: [lo, hi]} "
