@@ -41,11 +41,12 @@ def teacher_bundle(path: str | None) -> Bundle:
     return b
 
 
-def p50_ms(b: Bundle) -> float:
+def p50_ms(b: Bundle, backend: str = "torch") -> float:
     from sw2.tasks import TASKS
 
     data = TASKS.get("classify").prepare(b.spec, ROOT / "examples")
-    return measure(b.run, data.test.inputs, calls=200).p50_ms
+    run = b.run if backend == "torch" else Bundle(b.path, backend=backend).run
+    return measure(run, data.test.inputs, calls=200).p50_ms
 
 
 def main() -> None:
@@ -60,7 +61,8 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     teacher = teacher_bundle(args.teacher)
     rows = [{"model": "teacher: MiniLM full fine-tune", "test": teacher.metrics["test"]["accuracy"],
-             "val": teacher.metrics["val"]["accuracy"], "p50_ms": p50_ms(teacher)}]  # fmt: skip
+             "val": teacher.metrics.get("val", {}).get("accuracy", float("nan")), "p50_ms": p50_ms(teacher),
+             "onnx_p50_ms": p50_ms(teacher, "onnx")}]  # fmt: skip
     print(rows[-1], flush=True)
     distill = {"teacher": str(teacher.path.resolve()), "copies": args.copies, "alpha": args.alpha,
                "temperature": args.temperature}  # fmt: skip

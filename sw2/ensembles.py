@@ -53,9 +53,7 @@ def from_snapshots(
     return "ensemble", {"members": members, "average": blend}, model
 
 
-def combine(
-    bundles: list[Bundle], out: Path, spec: Spec, root: Path, attach: dict[str, Path] | None = None
-) -> Path:
+def combine(bundles: list[Bundle], out: Path, spec: Spec, root: Path, attach: dict[str, Path] | None = None) -> Path:
     """Write the ensemble of `bundles` to `out`, scored on `spec`'s data (read from `root`); `attach` copies
     files into it under the names given (a preset's search)."""
     from sw2.api import report_at_training  # the pipeline's report step
