@@ -123,9 +123,12 @@ def test_an_existing_search_is_continued_only_with_resume(tmp_path: Path) -> Non
 
 
 def _start(spec: Path, out: Path, *flags: str) -> subprocess.Popen:
+    """`sw2 tune` in a process of its own, with Ctrl-C's default action (a suite started in the background
+    would pass on SIGINT ignored, and Python would then raise no KeyboardInterrupt)."""
     return subprocess.Popen(
         [sys.executable, "-m", "sw2.cli", "tune", str(spec), "--out", str(out), "--quiet", *flags],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=spec.parent,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
 
 
@@ -218,16 +221,18 @@ def postgres() -> str:
 
 
 def test_two_workers_share_one_study_in_postgresql(tmp_path: Path, postgres: str) -> None:
-    spec = write_spec(tmp_path, WINE)
+    # trials of a second or two, so the second worker (a fresh process importing torch) joins before the end
+    longer = {**WINE, "tune": {**WINE["tune"], "train.epochs": {"int": [120, 160]}}}
+    spec = write_spec(tmp_path, longer)
     res = subprocess.run(
         [sys.executable, "-m", "sw2.cli", "tune", str(spec), "--out", str(tmp_path / "out"), "--quiet",
-         "--trials", "8", "--workers", "2", "--storage", postgres],
+         "--trials", "10", "--workers", "2", "--storage", postgres, "--pruner", "none"],
         capture_output=True, text=True, cwd=tmp_path, timeout=600,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     study = optuna.load_study(study_name="wine", storage=postgres)
     done = finished(study)
-    assert len(done) >= 8
+    assert len(done) >= 10
     workers = {t.user_attrs.get("worker") for t in study.trials if "worker" in t.user_attrs}
     assert len(workers) == 2, f"trials ran in {len(workers)} process(es)"
     assert not (tmp_path / "out" / "study.journal").exists()
