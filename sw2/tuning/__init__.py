@@ -43,7 +43,7 @@ from sw2.tuning.study import (
 )
 
 MARK = "tune.json"
-WRITES = (MARK, JOURNAL, "leaderboard.md", "leaderboard.csv", "best.yaml", "tune_history.png",
+WRITES = (MARK, JOURNAL, f"{JOURNAL}.lock", "leaderboard.md", "leaderboard.csv", "best.yaml", "tune_history.png",
           "tune_importance.png", "tensorboard", "best", "best.checkpoint")  # fmt: skip
 DEFAULT_TRIALS = 20  # where neither --trials nor --time is given
 
@@ -81,6 +81,8 @@ def tune(
     guard_out(target, spec, base, marks=(MARK,), what="an sw2 tune output", checkpoint=False, writes=WRITES)
     if resume and storage is None and not (target / JOURNAL).is_file():
         raise UserError(f"--resume: {target} holds no search to continue; drop --resume to start one")
+    if resume and storage is None:  # a run killed while writing leaves the journal's lock; nobody else runs it
+        (target / f"{JOURNAL}.lock").unlink(missing_ok=True)
     task = TASKS.get(spec.task)
     data = task.prepare(spec, base)
     if not len(data.val):
