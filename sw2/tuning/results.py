@@ -75,21 +75,19 @@ def plots(study: optuna.Study, out: Path) -> list[Path]:
 
 def _plots(study: optuna.Study, out: Path) -> list[Path]:
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    vis = optuna.visualization.matplotlib
+    wanted = [("tune_history.png", vis.plot_optimization_history, bool(done))]
+    wanted.append(("tune_importance.png", vis.plot_param_importances, len(done) >= 3 and len(done[0].params) > 1))
     written = []
-    if done:
-        ax = optuna.visualization.matplotlib.plot_optimization_history(study, target_name="val metric")
+    for name, plot, possible in wanted:
+        if not possible:
+            continue
+        ax = plot(study, target_name="val metric")
         ax.figure.set_size_inches(7, 4)
         ax.figure.tight_layout()
-        ax.figure.savefig(out / "tune_history.png", dpi=100)
+        ax.figure.savefig(out / name, dpi=100)
         plt.close(ax.figure)
-        written.append(out / "tune_history.png")
-    if len(done) >= 3 and len(done[0].params) > 1:
-        ax = optuna.visualization.matplotlib.plot_param_importances(study, target_name="val metric")
-        ax.figure.set_size_inches(7, 4)
-        ax.figure.tight_layout()
-        ax.figure.savefig(out / "tune_importance.png", dpi=100)
-        plt.close(ax.figure)
-        written.append(out / "tune_importance.png")
+        written.append(out / name)
     return written
 
 

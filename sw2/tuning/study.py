@@ -169,7 +169,7 @@ def retry_interrupted(study: optuna.Study) -> int:
     ]
     for t in cut:
         if t.state == TrialState.RUNNING:
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            study.tell(t.number, state=TrialState.FAIL)
         study.enqueue_trial(t.params, skip_if_exists=False)
     study.set_user_attr("retried", sorted(retried | {t.number for t in cut}))
     return len(cut)
