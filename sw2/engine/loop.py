@@ -35,6 +35,7 @@ from sw2.engine import checkpoint, hardware, precision
 from sw2.engine.batches import Batches
 from sw2.engine.callbacks import Callback, by_name, callbacks_for
 from sw2.engine.context import Context
+from sw2.engine.direct import fit_direct
 from sw2.engine.length import plan
 from sw2.engine.optim import lr_factor
 from sw2.engine.predict import predict
@@ -98,6 +99,8 @@ def fit(
     `step` replaces the default `SupervisedStep(model, task, spec.train)`; `model` is then what the run
     returns and the spec's callbacks act on (the step's module, or a container of its modules), and `task`
     may be None where `val` is empty. `callbacks` run after the spec's."""
+    if getattr(model, "direct", False) and task is not None and step is None:  # trees, a solved linear model
+        return fit_direct(model, task, train, val, spec)
     threads_before = torch.get_num_threads()
     device = hardware.device_for(spec.train)
     gpus = [device.index or 0] if device.type == "cuda" else []

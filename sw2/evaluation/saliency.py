@@ -1,7 +1,8 @@
 """Which inputs a prediction rests on: integrated gradients (Captum), from a black image or the train mean.
 
 Images: one map per image, |attribution| summed over channels. Tables: the mean |attribution| of each
-standardised numeric column (category columns enter through embeddings and are held fixed).
+standardised numeric column (category columns enter through embeddings and are held fixed); a model with no
+gradient to its inputs (trees) is explained by feature ablation instead: each column set to the train mean.
 """
 
 from __future__ import annotations
@@ -54,6 +55,17 @@ def column_saliency(
         return model({"num": num, **dict(zip(others, rest))})
 
     num = inputs["num"].float()
+    with inputs_only(model), torch.enable_grad():
+        probe = num[:1].clone().requires_grad_()
+        smooth = forward(probe, *(inputs[k][:1] for k in others)).requires_grad
+    if not smooth:  # trees: the output does not move continuously with a column
+        from captum.attr import FeatureAblation
+
+        with torch.no_grad():
+            attr = FeatureAblation(forward).attribute(
+                num, baselines=0.0, target=targets, additional_forward_args=tuple(inputs[k] for k in others) or None
+            )
+        return attr.abs().mean(0)
     big = "text" in inputs  # a text encoder per path step: small internal batches
     with inputs_only(model):
         attr = _integrated_gradients(forward).attribute(

@@ -40,6 +40,7 @@ def exporting() -> bool:
 class Model(nn.Module):
     head: nn.Linear  # the last layer: outputs = head(features)
     options: ClassVar[type[ModelOptions]] = ModelOptions  # its `model:` options in the spec, with their defaults
+    direct: ClassVar[bool] = False  # fitted by `fit_directly` (its own solver), not by the training loop
 
     @staticmethod
     def configure(options: Any, encoder: Any, n_train: int) -> dict[str, Any]:
@@ -50,6 +51,11 @@ class Model(nn.Module):
 
     def init_from_data(self, inputs: dict[str, torch.Tensor]) -> None:
         """Fit data-dependent parts (a whitening stem, idf weights) or load pretrained weights, before training."""
+
+    def fit_directly(self, train: Any, val: Any, discrete: bool, seed: int) -> dict[str, Any]:
+        """A `direct` model's whole training: fit on `train` (a TensorSet), choosing what it chooses (a penalty,
+        the number of trees) on `val`; `discrete`: the target is a class index. Returns what it chose (JSON)."""
+        raise NotImplementedError(f"{type(self).__name__} is trained by the training loop")
 
     def layer_groups(self) -> list[list[nn.Parameter]]:
         """A pretrained model's layer groups, bottom to top, for discriminative lrs and gradual unfreezing;

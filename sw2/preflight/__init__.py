@@ -6,6 +6,7 @@ import time
 
 from sw2 import log
 from sw2.errors import UserError
+from sw2.models import MODELS, choose
 from sw2.preflight.gradients import gradient_health
 from sw2.preflight.lr_finder import LRSweep, sweep
 from sw2.preflight.recipe import Data, recipe_verdicts
@@ -25,6 +26,11 @@ def resolve_lr(spec: Spec, data: Data, task: Task) -> tuple[Spec, LRSweep | None
 
 def preflight(spec: Spec, data: Data, task: Task, found: LRSweep | None = None) -> list[Verdict]:
     """Every check's verdict; `found` is the lr sweep when the spec asked for `lr: auto`."""
+    name = choose(spec.model, data.encoder, len(data.train))[0]
+    if MODELS.get(name).direct:  # fitted by its own solver: the checks of a training loop do not apply
+        msg = (f"model {name} is fitted directly by its own solver, its choices made on val; the training-loop "
+               "checks (loss at init, overfit one batch, inputs matter, gradients, speed) do not apply")  # fmt: skip
+        return [*task.data_verdicts(data), Verdict("recipe", "PASS", msg)]
     first = speed(spec, data, task)  # first: the checks after it train with the threads it chose
     lr = []
     if found is not None and len(found.lrs) <= 2:

@@ -1,0 +1,102 @@
+"""A linear model for tables: standardised numbers and one-hot categories, fitted to the optimum directly.
+
+Logistic regression for classification, ridge regression for regression: the convex loss plus an L2 penalty
+on the weights, minimised by L-BFGS on the whole training split (no epochs, no learning rate), for each
+penalty of a short path from strong to none, each warm-started from the last; the penalty with the lowest
+validation loss is kept. What scikit-learn's LogisticRegression / Ridge fit, as a torch module that exports,
+serves and is explained like any sw2 model.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sw2.data.encode import Encoder
+from sw2.errors import UserError
+from sw2.models.base import Model
+from sw2.plugins import MODELS
+from sw2.spec import ModelOptions
+
+PENALTIES = (1.0, 0.1, 0.01, 1e-3, 1e-4, 0.0)  # L2 strength per example, tried strongest first
+
+
+class LinearOptions(ModelOptions):
+    """linear: logistic or ridge regression on the table's columns, the penalty chosen on val."""
+
+
+def table_only(name: str, encoder: Encoder) -> None:
+    """A model of numeric and category columns refuses text columns with a one-line error."""
+    if encoder.text_columns:
+        raise UserError(
+            f"model: {name} cannot read the text column(s) {', '.join(encoder.text_columns)}; use a text model "
+            "(bag, rnn, transformer, minilm) or declare the column as category under inputs:"
+        )
+
+
+def direct_loss(out: torch.Tensor, y: torch.Tensor, discrete: bool) -> torch.Tensor:
+    """Cross-entropy on class indices, or the squared error on the (standardised) value."""
+    return F.cross_entropy(out, y) if discrete else F.mse_loss(out.squeeze(1), y)
+
+
+@MODELS.register("linear")
+class Linear(Model):
+    options = LinearOptions
+    direct = True
+
+    def __init__(self, n_num: int, vocab_sizes: list[int], n_out: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.embeds = nn.ModuleList(nn.Embedding(v, n_out) for v in vocab_sizes)  # one row per category value
+        with warnings.catch_warnings():  # no input columns to weigh: a head of bias only
+            warnings.filterwarnings("ignore", "Initializing zero-element tensors")
+            self.head = nn.Linear(n_num, n_out)
+        for e in self.embeds:
+            nn.init.zeros_(e.weight)
+        nn.init.zeros_(self.head.weight)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        some = batch["num"] if "num" in batch else batch["cat"]
+        out = self.head(batch["num"]) if "num" in batch else self.head.bias.expand(len(some), -1)
+        for i, e in enumerate(self.embeds):
+            out = out + e(batch["cat"][:, i])
+        return out
+
+    def _weights(self) -> list[torch.Tensor]:
+        return [self.head.weight, *(e.weight for e in self.embeds)]
+
+    def fit_directly(self, train: Any, val: Any, discrete: bool, seed: int) -> dict[str, Any]:
+        opt = torch.optim.LBFGS(
+            self.parameters(), lr=1, max_iter=500, tolerance_grad=1e-6, tolerance_change=1e-9,
+            history_size=20, line_search_fn="strong_wolfe",
+        )  # fmt: skip
+        best: tuple[float, float, dict[str, torch.Tensor]] | None = None
+        for penalty in PENALTIES:
+
+            def closure(penalty: float = penalty) -> torch.Tensor:
+                opt.zero_grad()
+                loss = direct_loss(self(train.inputs), train.target, discrete)
+                loss = loss + penalty / 2 * sum((w**2).sum() for w in self._weights())
+                loss.backward()
+                return loss
+
+            opt.step(closure)
+            with torch.no_grad():
+                val_loss = direct_loss(self(val.inputs), val.target, discrete).item() if len(val) else 0.0
+            if best is None or val_loss < best[0]:
+                best = (val_loss, penalty, {k: v.clone() for k, v in self.state_dict().items()})
+        assert best is not None
+        self.load_state_dict(best[2])
+        return {"penalty": best[1], "penalties_tried": list(PENALTIES)}
+
+    @staticmethod
+    def configure(spec: LinearOptions, encoder: Encoder, n_train: int) -> dict[str, Any]:
+        table_only("linear", encoder)
+        return {
+            "n_num": len(encoder.numeric),
+            "vocab_sizes": [len(c["vocab"]) for c in encoder.categories],
+            "n_out": encoder.n_outputs,
+        }
