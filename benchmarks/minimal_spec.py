@@ -127,7 +127,11 @@ def _table_baselines(sets: dict[str, tuple[pd.DataFrame, np.ndarray]], task: str
     onehot = ColumnTransformer(
         [
             ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), nums),
-            ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")), cats),
+            (
+                "cat",
+                make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")),
+                cats,
+            ),
         ]
     )
     out = {"hist_gradient_boosting": _score(hgb.fit(x, y), *sets["test"], task)}

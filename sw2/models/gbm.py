@@ -81,8 +81,8 @@ class GBM(Model):
         self.levels = int(self.depth.max()) if self.depth.numel() else 0
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        parts = ([batch["num"]] if "num" in batch else []) + ([batch["cat"].to(torch.float32)] if "cat" in batch else [])
-        x = torch.cat(parts, 1).to(torch.float64)  # scikit-learn compares float32 values with float64 thresholds
+        parts = [batch[k].to(torch.float64) for k in ("num", "cat") if k in batch]
+        x = torch.cat(parts, 1)  # scikit-learn compares float32 values with float64 thresholds
         trees, width = self.left.shape
         offset = torch.arange(trees, device=x.device) * width
         node = torch.zeros_like(x[:, :1], dtype=torch.long) + offset  # every row at every tree's root (flat index)
