@@ -15,22 +15,21 @@ import torch
 
 from sw2 import log
 from sw2.bundle import Bundle, write_atomic
-from sw2.engine.callbacks.snapshots import Snapshots
-from sw2.ensembles import from_snapshots
 from sw2.errors import UserError
 from sw2.evaluation import plots, reference
 from sw2.evaluation.model_tests import Outcome, Subject, junit_xml, run_tests
 from sw2.files import within
-from sw2.models import initialised
+from sw2.models import candidates
 from sw2.outputs import DOCTOR_FILES, DOCTOR_WRITES, bundle_out, doctor_out, guard_out
 from sw2.preflight import Verdict, preflight, resolve_lr, run_preflight
 from sw2.preflight.label_errors import LabelIssues, captions, label_issues
 from sw2.preflight.recipe import beats_baseline
 from sw2.run_report import write_report
-from sw2.runs import fingerprint, run_key, train_model, training_summary, write_bundle
+from sw2.runs import fingerprint, run_key, training_summary, write_bundle
+from sw2.selection import candidate_specs, fit_candidates
 from sw2.spec import Spec, load_spec, parse_spec
 from sw2.tasks import TASKS, Task
-from sw2.teacher import distill_step, load_teacher
+from sw2.teacher import load_teacher
 
 if TYPE_CHECKING:
     from sw2.ship.compress import Compressed  # imports onnxruntime (the onnx extra): only when called
@@ -69,27 +68,27 @@ def train(
     task = TASKS.get(spec.task)
     t0 = time.perf_counter()
     data = task.prepare(spec, base)
+    options = candidates(spec.model, data.encoder)
+    if spec.train.distill or spec.train.snapshots:  # a run of the first candidate only
+        options = options[:1]
+    specs = candidate_specs(spec, options)
+    if specs[0].text != spec.text and data.encoder.text_columns:  # the picked model reads text its own way
+        data = task.prepare(specs[0], base)
     prep_seconds = time.perf_counter() - t0
-    key = run_key(spec, data.fingerprint)
+    key = run_key(specs[0], data.fingerprint)
     if spec.tests:  # a mistake in the tests must not cost a training run
         task.validate_tests(spec.tests, data.encoder, data.raw_test, base)
     teacher = load_teacher(spec, base, data) if spec.train.distill else None
-    spec, found = resolve_lr(spec, data, task)
-    verdicts, check_seconds = run_preflight(spec, data, task, found, force) if check else ([], 0.0)
-    name, kwargs, model = initialised(spec, data.encoder, data.train, task)
-    n_params = sum(p.numel() for p in model.parameters())
-    log.info(f"sw2: {data.report['source']}: {task.describe(data)}; model {name} ({n_params:,} parameters)")
-    step, train_set = distill_step(spec, teacher, data, task, model)
-    snaps = [Snapshots(model, spec.train.snapshots)] if spec.train.snapshots else []
-    result = train_model(
-        model, task, train_set, data.val, spec, out, key, resume=resume, verbose=verbose, step=step, callbacks=snaps
-    )
-    if snaps:  # the bundle's network averages the run's snapshots
-        name, kwargs, result.model = from_snapshots(name, kwargs, snaps[0].saved, str(task.blend))
+    specs[0], found = resolve_lr(specs[0], data, task)
+    verdicts, check_seconds = run_preflight(specs[0], data, task, found, force) if check else ([], 0.0)
+    best, tried = fit_candidates(specs, data, task, out, key, resume=resume, verbose=verbose, teacher=teacher)
+    spec, name, kwargs, result = best.spec, best.name, best.kwargs, best.result
     scored = task.score_run(result.model, data, spec, result)
     metrics: dict[str, Any] = {"task": spec.task, **scored.metrics}
     metrics["training"] = {**training_summary(result, prep_seconds), **scored.training}
     metrics["data"] = data.report
+    if len(tried) > 1:
+        metrics["model_selection"] = {"chosen": name, "candidates": [f.row() for f in tried]}
     if check:
         metrics["preflight"] = _preflight_record(task, metrics, verdicts, check_seconds)
     if found is not None:

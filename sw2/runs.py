@@ -81,6 +81,7 @@ def training_summary(result: FitResult, prepare_seconds: float) -> dict[str, Any
         "precision_choice": result.extra["precision"]["how"],
         "cpu": cpu_model(),
         "length": result.extra["length"],
+        **({"fitted": result.extra["direct"]} if "direct" in result.extra else {}),  # what a direct fit chose
     }
 
 

@@ -119,8 +119,12 @@ class TextSpec(Strict):
         "char = one token per character (generate_text). For generate_text, bpe is byte-level (lossless)",
     )
     vocab_size: int = Field(8000, ge=100, le=200_000, description="tokens in a trained vocabulary")
-    max_tokens: int = Field(
-        128, ge=4, le=4096, description="longer texts are cut after this many tokens; generate_text: the context"
+    max_tokens: int | None = Field(
+        None,
+        ge=4,
+        le=4096,
+        description="longer texts are cut after this many tokens; generate_text: the context. Default: the whole "
+        "text (the longest training text, up to 4096 tokens) for models that read every word (bag), else 128",
     )
     lowercase: bool = Field(True, description="classification only: language models keep the case")
     stride: int | None = Field(
@@ -144,6 +148,9 @@ class ModelOptions(Strict):
     )
     language_model: ClassVar[bool] = False  # models token windows of one text (task: generate_text only)
     pretrained_tokenizer: ClassVar[bool] = False  # reads its own pretrained vocabulary (text.tokenizer: pretrained)
+    whole_text: ClassVar[bool] = False  # reads every token of a text, however long (text.max_tokens default)
+    # train / text fields the model trains best with: `model: auto` applies them where the spec leaves them unset
+    recipe: ClassVar[dict[str, dict[str, Any]]] = {}
 
     @classmethod
     def option_names(cls) -> list[str]:
@@ -166,6 +173,7 @@ class AutoModel(ModelOptions):
     checks them then (`resolved`), so an option it has not is refused with its name."""
 
     model_config = ConfigDict(extra="allow")
+    whole_text: ClassVar[bool] = True  # auto reads text with a bag of words (sw2.models.candidates)
 
     @classmethod
     def option_names(cls) -> list[str]:
@@ -614,6 +622,17 @@ class Spec(Strict):
         "| {choice: [...]}, e.g. {train.lr: {log: [1e-4, 0.1]}}; absent: sw2 chooses one for the task, model and "
         "data (sw2/tune/space.py)",
     )
+
+    def for_model(self, model: ModelOptions) -> Spec:
+        """This spec with `model`; under `model: auto` its recipe fills the train and text fields left unset."""
+        update: dict[str, Any] = {"model": model}
+        if isinstance(self.model, AutoModel):
+            for section, fields in model.recipe.items():
+                current = getattr(self, section)
+                if section in self.model_fields_set:
+                    fields = {k: v for k, v in fields.items() if k not in current.model_fields_set}
+                update[section] = current.model_copy(update=fields)
+        return self.model_copy(update=update)
 
     def named_paths(self) -> list[tuple[str, str]]:
         """Every file or folder the spec names (relative to its folder), with the field that names it."""

@@ -173,7 +173,7 @@ def text_fingerprint(train: str) -> str:
 def prepare_corpus(spec: Spec, root: Path) -> Prepared:
     """The spec's text file as train/val/test token windows, with the tokenizer fitted on train."""
     text, parts = split_text(spec, root)
-    block = spec.text.max_tokens
+    block = spec.text.max_tokens or 128
     if len(parts["train"].strip()) == 0:
         raise UserError(f"{spec.data.path}: the training text is empty; give a file with text in it")
     encoder = Corpus.fit(parts["train"], spec.text.tokenizer, spec.text.vocab_size, block)

@@ -149,7 +149,7 @@ def prepare(spec: Spec, root: Path, task: Task | None = None) -> Prepared:
         train = train.take(kept[0])
     data_print = fingerprint(train)
 
-    encoder = Encoder.fit(train, spec.task, spec.inputs, spec.target, spec.text)
+    encoder = Encoder.fit(train, spec.task, spec.inputs, spec.target, spec.text, spec.model.whole_text)
     val_set, scored_val, unseen_val = drop_unseen(encode(encoder, val), val)
     test_set, test, unseen_test = drop_unseen(encode(encoder, test), test)
     report.update(

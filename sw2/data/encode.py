@@ -80,8 +80,16 @@ class Encoder:
     # ---- fitting -----------------------------------------------------------------------------
     @classmethod
     def fit(
-        cls, ex: Examples, task: str, inputs: str | dict[str, str], target: str, text: TextSpec | None = None
+        cls,
+        ex: Examples,
+        task: str,
+        inputs: str | dict[str, str],
+        target: str,
+        text: TextSpec | None = None,
+        whole_text: bool = False,
     ) -> Encoder:
+        """Everything learnt from the training examples `ex`; `whole_text`: the model reads every token, so
+        texts are cut only where the spec's text.max_tokens says (default: at the longest training text)."""
         enc = cls(task=task)
         enc._fit_target(ex.target, target)
         if ex.images is not None:
@@ -128,7 +136,8 @@ class Encoder:
             text = text or TextSpec()
             first, rest = enc._texts(frame)
             enc.tokenizer = text_tokens.train_tokenizer(first + (rest or []), text)
-            enc.max_tokens = text.max_tokens
+            longest = text_tokens.longest(enc.tokenizer, first, rest) if whole_text and not text.max_tokens else 0
+            enc.max_tokens = text.max_tokens or max(longest, 128)
         return enc
 
     def _texts(self, frame: pd.DataFrame) -> tuple[list[str], list[str] | None]:
@@ -158,8 +167,10 @@ class Encoder:
     # ---- transforming ------------------------------------------------------------------------
     @property
     def default_model(self) -> str:
-        """What `model: auto` becomes: convnet for images, rnn for text, mlp for tables."""
-        return "convnet" if self.image_shape is not None else "rnn" if self.text_columns else "mlp"
+        """What `model: auto` becomes: convnet for images, a TF-IDF bag of words for text (on the text benchmarks
+        it beat the rnn, at a tenth of the time), mlp for tables (with trees and a linear model beside it:
+        sw2.models.candidates)."""
+        return "convnet" if self.image_shape is not None else "bag" if self.text_columns else "mlp"
 
     @property
     def n_outputs(self) -> int:

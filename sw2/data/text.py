@@ -93,6 +93,13 @@ def token_ids(state: str, texts: list[str], max_tokens: int, second: list[str] |
     return torch.from_numpy(out)
 
 
+def longest(state: str, texts: list[str], second: list[str] | None = None, most: int = 4096) -> int:
+    """Tokens in the longest text (with `second`: pair), at most `most` and what 1 GiB of int64 ids holds."""
+    tok = load_tokenizer(state)
+    encoded = tok.encode_batch(list(zip(texts, second)) if second is not None else texts)
+    return min(max((len(e.ids) for e in encoded), default=1), most, max(4, 2**27 // max(len(texts), 1)))
+
+
 def tokens(state: str, ids: list[int]) -> list[str]:
     """The token strings of one row of ids, padding left out."""
     tok = load_tokenizer(state)

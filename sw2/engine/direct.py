@@ -18,13 +18,13 @@ if TYPE_CHECKING:
 
 
 def fit_direct(model: nn.Module, task: Task, train: TensorSet, val: TensorSet, spec: Spec) -> FitResult:
-    """`model.fit_directly` on the whole training split (choosing on val what it chooses), as a FitResult."""
+    """`model.fit_directly` on the training split (which chooses what it chooses on folds of it), as a FitResult."""
     from sw2.engine.loop import FitResult, validate
 
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.train.seed)
-        chose = model.fit_directly(train, val, task.discrete, spec.train.seed)
+        chose = model.fit_directly(train, task.discrete, spec.train.seed)
     seconds = time.perf_counter() - start
     model.eval()
     row = {"epoch": 1, "step": 1, "train_loss": validate(model, task, train)[0], "lr": 0.0,

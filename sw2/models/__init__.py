@@ -9,6 +9,7 @@ Every model is rebuilt from (name, kwargs) saved as JSON in the bundle, so loadi
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import torch
@@ -18,7 +19,7 @@ from sw2.data.dataset import TensorSet
 from sw2.data.encode import Encoder
 from sw2.models.base import Model
 from sw2.plugins import MODELS
-from sw2.spec import AutoModel, ModelOptions, Spec
+from sw2.spec import AutoModel, ModelOptions, Spec, model_options
 from sw2.tasks import Task
 
 
@@ -28,6 +29,19 @@ def choose(model: ModelOptions, encoder: Encoder | Corpus, n_train: int) -> tupl
     if isinstance(model, AutoModel):
         model = model.resolved(encoder.default_model)
     return model.name, MODELS.get(model.name).configure(model, encoder, n_train)
+
+
+def candidates(model: ModelOptions, encoder: Encoder | Corpus) -> list[ModelOptions]:
+    """The models to train and pick from on val: the spec's own, or under `model: auto` the default for the
+    data's kind (its options the spec's), and for tables also gradient-boosted trees (when scikit-learn is
+    installed to fit them) and a linear model, as AutoGluon and the scikit-learn baselines would try."""
+    if not isinstance(model, AutoModel):
+        return [model]
+    first = model.resolved(encoder.default_model)
+    if encoder.default_model != "mlp":
+        return [first]
+    others = ["gbm"] if importlib.util.find_spec("sklearn") is not None else []
+    return [first, *(model_options(name)(name=name) for name in [*others, "linear"])]
 
 
 def build(name: str, kwargs: dict[str, Any]) -> Model:
@@ -52,4 +66,4 @@ def initialised(
     return name, kwargs, model
 
 
-__all__ = ["MODELS", "Model", "build", "choose", "initialised"]
+__all__ = ["MODELS", "Model", "build", "candidates", "choose", "initialised"]

@@ -52,9 +52,10 @@ class Model(nn.Module):
     def init_from_data(self, inputs: dict[str, torch.Tensor]) -> None:
         """Fit data-dependent parts (a whitening stem, idf weights) or load pretrained weights, before training."""
 
-    def fit_directly(self, train: Any, val: Any, discrete: bool, seed: int) -> dict[str, Any]:
+    def fit_directly(self, train: Any, discrete: bool, seed: int) -> dict[str, Any]:
         """A `direct` model's whole training: fit on `train` (a TensorSet), choosing what it chooses (a penalty,
-        the number of trees) on `val`; `discrete`: the target is a class index. Returns what it chose (JSON)."""
+        the number of trees) on folds of `train` itself, so that val stays a fair judge between models;
+        `discrete`: the target is a class index. Returns what it chose (JSON)."""
         raise NotImplementedError(f"{type(self).__name__} is trained by the training loop")
 
     def layer_groups(self) -> list[list[nn.Parameter]]:
