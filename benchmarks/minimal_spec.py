@@ -174,7 +174,7 @@ def run(name: str, out: Path) -> dict[str, Any]:
     best = max(baselines, key=baselines.get)
     row = {
         "data": name, "rows": sum(len(t) for _, t in sets.values()), "metric": metric,
-        "sw2": round(score, 2), "sw2_model": bundle.metrics.get("model_selection", {}).get("chosen", ""),
+        "sw2": round(score, 2), "sw2_model": bundle.spec.model.name,
         "sw2_seconds": round(seconds, 1), **{k: round(v, 2) for k, v in baselines.items()},
         "best_baseline": best, "gap": round(score - baselines[best], 2),
     }  # fmt: skip

@@ -11,7 +11,7 @@ and other columns trains one model.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -75,6 +75,12 @@ class BagOptions(ModelOptions):
 
     widths: list[int] | None = Field(None, description="[embedding size] (fastText); none = a linear model on the bag")
     ngrams: int = Field(1, ge=1, le=2, description="1 = words, 2 = words and hashed word pairs")
+    whole_text: ClassVar[bool] = True
+    # the Rotten Tomatoes example's recipe, chosen on its val split: SGD at a high lr on unit-length rows
+    recipe: ClassVar[dict[str, dict[str, Any]]] = {
+        "train": {"optimizer": "sgd", "lr": 8.0, "batch_size": 64, "weight_decay": 1e-5, "epochs": 40},
+        "text": {"tokenizer": "word", "vocab_size": 30000},
+    }
 
 
 @MODELS.register("bag")
