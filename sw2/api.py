@@ -68,7 +68,7 @@ def train(
     task = TASKS.get(spec.task)
     t0 = time.perf_counter()
     data = task.prepare(spec, base)
-    options = candidates(spec.model, data.encoder)
+    options = candidates(spec.model, data.encoder, task, data.train.target)
     if spec.train.distill or spec.train.snapshots:  # a run of the first candidate only
         options = options[:1]
     specs = candidate_specs(spec, options)

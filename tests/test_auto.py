@@ -109,3 +109,37 @@ def test_minimal_text_spec_reads_the_whole_text_with_the_bag_recipe(tmp_path):
     assert train.weight_decay == 0.0  # ... where the spec left a field unset
     assert bundle.spec.text.tokenizer == "word"
     assert bundle.metrics["test"]["accuracy"] >= 0.9
+
+
+def test_nb_weighted_bag_weighs_the_words_that_tell_the_classes(tmp_path):
+    reviews(400).to_csv(tmp_path / "r.csv", index=False)
+    spec = {"name": "r", "data": {"path": "r.csv"}, "text": {"tokenizer": "word", "vocab_size": 200},
+            "model": {"name": "bag", "weighting": "nb"}}  # fmt: skip
+    bundle = sw2.train(write_spec(tmp_path, spec), tmp_path / "b", verbose=False, check=False)
+    assert bundle.metrics["test"]["accuracy"] >= 0.9
+    tok = bundle.encoder.tokenizer
+    from sw2.data.text import load_tokenizer
+
+    vocab = load_tokenizer(tok).get_vocab()
+    weight = bundle.model.idf
+    telling = [weight[vocab[w]].item() for w in ("great", "superb", "dull", "awful")]
+    filler = [weight[vocab[w]].item() for w in ("movie", "plot", "the", "scene")]
+    assert min(telling) > 3 * max(filler), (telling, filler)
+    spec["task"] = "regress"
+    with pytest.raises(sw2.UserError, match="weighting: nb"):
+        frame = reviews(100).assign(label=lambda f: np.arange(len(f)) % 7)
+        frame.to_csv(tmp_path / "r.csv", index=False)
+        sw2.train(write_spec(tmp_path, spec), tmp_path / "c", verbose=False, check=False)
+
+
+def test_mlp_with_periodic_numeric_embeddings_trains_reloads_and_exports(tmp_path):
+    spec = {"name": "wine", "data": {"source": "package", "name": "wine"}, "task": "classify",
+            "model": {"name": "mlp", "numeric": "periodic"}, "train": {"epochs": 150, "batch_size": 32}}  # fmt: skip
+    bundle = sw2.train(spec, tmp_path / "b", verbose=False, check=False)
+    assert bundle.metrics["test"]["accuracy"] >= 0.9
+    assert any(n.startswith("periodic.") for n, _ in bundle.model.named_parameters())
+    again = sw2.load(bundle.path)
+    rows = pd.DataFrame(np.ones((2, 13)), columns=[c["name"] for c in bundle.encoder.numeric])
+    assert np.array_equal(again.predict_proba(rows), bundle.predict_proba(rows))
+    record = sw2.export(bundle.path)
+    assert record["parity"]["max_abs_diff"] <= record["parity"]["tolerance"]

@@ -300,7 +300,7 @@ def test_bundle_weights_pickle(project):
 
 def test_bundle_model_json_mismatch(project):
     arch = json.loads((project / "b" / "model.json").read_text())
-    arch["kwargs"]["widths"] = [64, 64]
+    arch["kwargs"]["n_out"] += 2  # every table model has it (auto may have picked the mlp, gbm or linear)
     (project / "b" / "model.json").write_text(json.dumps(arch))
     refused(project, "eval", "b", needles=("b: model.json does not match", "model.safetensors", "train it again"))
 

@@ -85,7 +85,8 @@ def test_preflight_times_real_steps_and_training_uses_its_choice(tmp_path, nativ
     """The pre-flight's real timing on this CPU (which emulates bf16 if it lacks the flags: then fp32 wins),
     recorded with the threads and the CPU in metrics.json."""
     native(True)
-    spec = {"name": "iris", "data": {"source": "package", "name": "iris"}, "train": {"epochs": 3}}
+    spec = {"name": "iris", "data": {"source": "package", "name": "iris"}, "train": {"epochs": 3},
+            "model": {"name": "mlp"}}  # fmt: skip  # a model the training loop trains
     bundle = sw2.train(spec, tmp_path / "b", verbose=False)
     t = bundle.metrics["training"]
     assert t["precision"] in ("fp32", "bf16") and "timed" in t["precision_choice"]

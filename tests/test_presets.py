@@ -41,7 +41,10 @@ def test_best_searches_then_averages_three_seeds_within_the_time(tmp_path: Path)
 
 def test_balanced_from_the_spec_searches_then_trains_the_best(tmp_path: Path) -> None:
     b, _ = run(tmp_path, {**WINE, "preset": "balanced"}, "--time", "10s")
-    assert json.loads((b.path / "model.json").read_text())["name"] == "mlp"
+    # the tuned mlp, then model: auto keeps the best of it, trees and a linear model on val
+    chosen = b.metrics["model_selection"]
+    assert [c["model"] for c in chosen["candidates"]] == ["mlp", "gbm", "linear"]
+    assert json.loads((b.path / "model.json").read_text())["name"] == chosen["chosen"]
     assert (b.path / "tune_leaderboard.md").is_file()
     assert b.metrics["test"]["accuracy"] >= 0.85
 

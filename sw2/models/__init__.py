@@ -31,14 +31,15 @@ def choose(model: ModelOptions, encoder: Encoder | Corpus, n_train: int) -> tupl
     return model.name, MODELS.get(model.name).configure(model, encoder, n_train)
 
 
-def candidates(model: ModelOptions, encoder: Encoder | Corpus) -> list[ModelOptions]:
+def candidates(model: ModelOptions, encoder: Encoder | Corpus, task: Task, target: torch.Tensor) -> list[ModelOptions]:
     """The models to train and pick from on val: the spec's own, or under `model: auto` the default for the
-    data's kind (its options the spec's), and for tables also gradient-boosted trees (when scikit-learn is
-    installed to fit them) and a linear model, as AutoGluon and the scikit-learn baselines would try."""
+    data's kind (its options the spec's), and for tables of one class or value per row (`target`) also
+    gradient-boosted trees (when scikit-learn is installed to fit them) and a linear model, as AutoGluon and
+    the scikit-learn baselines would try."""
     if not isinstance(model, AutoModel):
         return [model]
     first = model.resolved(encoder.default_model)
-    if encoder.default_model != "mlp":
+    if encoder.default_model != "mlp" or task.blend not in ("probabilities", "values") or target.ndim != 1:
         return [first]
     others = ["gbm"] if importlib.util.find_spec("sklearn") is not None else []
     return [first, *(model_options(name)(name=name) for name in [*others, "linear"])]
@@ -63,6 +64,7 @@ def initialised(
         with torch.no_grad():
             model.head.bias.copy_(task.output_bias(train.target, encoder.n_outputs))
             model.init_from_data(train.inputs)
+            model.init_from_labels(train.inputs, train.target)
     return name, kwargs, model
 
 

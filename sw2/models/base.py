@@ -52,6 +52,9 @@ class Model(nn.Module):
     def init_from_data(self, inputs: dict[str, torch.Tensor]) -> None:
         """Fit data-dependent parts (a whitening stem, idf weights) or load pretrained weights, before training."""
 
+    def init_from_labels(self, inputs: dict[str, torch.Tensor], target: torch.Tensor) -> None:
+        """Fit label-dependent parts before training, on the training split (naive-Bayes token weights)."""
+
     def fit_directly(self, train: Any, discrete: bool, seed: int) -> dict[str, Any]:
         """A `direct` model's whole training: fit on `train` (a TensorSet), choosing what it chooses (a penalty,
         the number of trees) on folds of `train` itself, so that val stays a fair judge between models;

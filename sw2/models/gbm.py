@@ -1,7 +1,7 @@
 """Gradient-boosted trees for tables, fitted by scikit-learn and run as tensors.
 
 scikit-learn's GradientBoostingClassifier / Regressor (up to 31 leaves a tree, 20 rows a leaf, shrinkage 0.1)
-chooses its number of trees by 3-fold cross-validation on the training split (each fold's trees grown 50 at
+chooses its number of trees by 3-fold cross-validation on the training split (each fold's trees grown 25 at
 a time while the mean held-out loss still falls; a 10% hold-out, as HistGradientBoosting's early stopping
 uses, chose too few trees on noisy targets), then grows that many on the whole split: the val split stays a
 fair judge between models.
@@ -30,7 +30,7 @@ from sw2.spec import ModelOptions
 
 BUFFERS = ("feature", "threshold", "left", "right", "value", "column", "depth")
 FLOATS = ("threshold", "value")  # float64, as scikit-learn's trees hold them
-CHUNK, PATIENCE, MOST = 50, 100, 2000  # trees added at a time; stop this many trees after the best; at most
+CHUNK, PATIENCE, MOST = 25, 50, 2000  # trees added at a time; stop this many trees after the best; at most
 FOLDS = 3  # the number of trees is chosen by 3-fold cross-validation on the training split
 
 

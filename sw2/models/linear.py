@@ -33,7 +33,9 @@ class LinearOptions(ModelOptions):
 
 
 def table_only(name: str, encoder: Encoder) -> None:
-    """A model of numeric and category columns refuses text columns with a one-line error."""
+    """A model of numeric and category columns refuses images and text columns with a one-line error."""
+    if getattr(encoder, "image_shape", None) is not None:
+        raise UserError(f"model: {name} reads table columns, and the data are images; use convnet or mobilenet")
     if encoder.text_columns:
         raise UserError(
             f"model: {name} cannot read the text column(s) {', '.join(encoder.text_columns)}; use a text model "
@@ -92,8 +94,10 @@ class Linear(Model):
         folds = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)) % FOLDS
         held_out = torch.zeros(len(PENALTIES))
         for fold in range(min(FOLDS, len(train))):
-            inside, outside = (train.take(np.flatnonzero((folds != fold).numpy())),
-                               train.take(np.flatnonzero((folds == fold).numpy())))
+            inside, outside = (
+                train.take(np.flatnonzero((folds != fold).numpy())),
+                train.take(np.flatnonzero((folds == fold).numpy())),
+            )
             self.load_state_dict(start)
             for i, penalty in enumerate(PENALTIES):  # strongest first, each from the last one's weights
                 self._solve(inside.inputs, inside.target, discrete, penalty)

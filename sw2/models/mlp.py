@@ -1,4 +1,7 @@
-"""An MLP for tables: standardised numeric columns plus an embedding per category column."""
+"""An MLP for tables: an embedding per numeric column (periodic, Gorishniy et al. 2022, "On Embeddings for
+Numerical Features in Tabular Deep Learning": sin/cos of trained frequencies, then a per-column linear layer
+and ReLU, the `PLR` embedding that let MLPs match gradient-boosted trees there) or the standardised value
+itself, plus an embedding per category column, through dense layers."""
 
 from __future__ import annotations
 
@@ -22,6 +25,32 @@ class MLPOptions(ModelOptions):
     widths: list[int] | None = Field(None, description="units per layer (default: two of 128, or 256 from 20,000 rows)")
     embed_dim: int | None = Field(None, ge=1, description="embedding size for category columns (default 8)")
     activation: Literal["gelu", "relu"] = "gelu"
+    numeric: Literal["periodic", "plain"] = Field(
+        "plain",
+        description="periodic: each numeric column embedded by sin/cos of trained frequencies (PLR); "
+        "plain: the standardised value as it is",
+    )
+
+
+class Periodic(nn.Module):
+    """PLR: x -> ReLU(Linear_j([sin(2 pi f_j x_j), cos(2 pi f_j x_j)])) per column j, k frequencies f_j drawn
+    from N(0, scale) and trained (rtdl_num_embeddings' PeriodicEmbeddings defaults: 48 frequencies, scale 0.01,
+    24 dimensions)."""
+
+    def __init__(self, columns: int, dim: int = 24, frequencies: int = 48, scale: float = 0.01) -> None:
+        super().__init__()
+        self.frequencies = nn.Parameter(torch.randn(columns, frequencies) * scale)
+        self.weight = nn.Parameter(torch.empty(columns, 2 * frequencies, dim))
+        self.bias = nn.Parameter(torch.empty(columns, dim))
+        bound = (2 * frequencies) ** -0.5
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+        self.width = columns * dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        angle = 2 * torch.pi * self.frequencies * x.unsqueeze(-1)  # rows x columns x frequencies
+        waves = torch.cat([torch.sin(angle), torch.cos(angle)], -1)
+        return torch.relu(torch.einsum("bcf,cfd->bcd", waves, self.weight) + self.bias).flatten(1)
 
 
 @MODELS.register("mlp")
@@ -37,10 +66,13 @@ class MLP(Model):
         embed_dim: int,
         dropout: float = 0.0,
         activation: str = "gelu",
+        numeric: str = "plain",
     ) -> None:
         super().__init__()
         self.embeds = nn.ModuleList(nn.Embedding(v, min(embed_dim, (v + 1) // 2 + 1)) for v in vocab_sizes)
-        width = n_num + sum(e.embedding_dim for e in self.embeds)
+        self.periodic = Periodic(n_num) if numeric == "periodic" and n_num else None
+        width = self.periodic.width if self.periodic is not None else n_num
+        width += sum(e.embedding_dim for e in self.embeds)
         layers: list[nn.Module] = []
         for w in widths:
             layers += [nn.Linear(width, w), nn.BatchNorm1d(w), ACTIVATIONS[activation](), nn.Dropout(dropout)]
@@ -49,7 +81,9 @@ class MLP(Model):
         self.head = nn.Linear(width, n_out)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        parts = [batch["num"]] if "num" in batch else []
+        parts = []
+        if "num" in batch:
+            parts.append(self.periodic(batch["num"]) if self.periodic is not None else batch["num"])
         if "cat" in batch:
             parts += [e(batch["cat"][:, i]) for i, e in enumerate(self.embeds)]
         return self.head(self.body(torch.cat(parts, dim=1)))
@@ -81,4 +115,5 @@ class MLP(Model):
             "widths": spec.widths or [width, width],
             "embed_dim": spec.embed_dim or 8,
             "activation": spec.activation,
+            "numeric": spec.numeric,
         }

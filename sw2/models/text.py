@@ -75,6 +75,11 @@ class BagOptions(ModelOptions):
 
     widths: list[int] | None = Field(None, description="[embedding size] (fastText); none = a linear model on the bag")
     ngrams: int = Field(1, ge=1, le=2, description="1 = words, 2 = words and hashed word pairs")
+    weighting: Literal["idf", "nb"] = Field(
+        "idf",
+        description="idf: inverse document frequency on train; nb (classify): naive-Bayes log-count ratios "
+        "(NBSVM, Wang & Manning 2012), a token weighs by how much more often one class uses it",
+    )
     whole_text: ClassVar[bool] = True
     # the Rotten Tomatoes example's recipe, chosen on its val split: SGD at a high lr on unit-length rows
     recipe: ClassVar[dict[str, dict[str, Any]]] = {
@@ -105,11 +110,14 @@ class Bag(Model):
         buckets: int = 32_771,  # hashed word-pair rows (a prime)
         specials: list[int] | None = None,  # token ids that carry no meaning ([PAD], [CLS], ...): weight 0
         dropout: float = 0.0,
+        weighting: str = "idf",
     ) -> None:
         super().__init__()
         self.vocab, self.dim, self.buckets = vocab, dim, buckets if ngrams > 1 else 0
+        self.weighting = weighting
         rows = vocab + self.buckets
         self.bag = nn.EmbeddingBag(rows, dim or n_out, mode="sum")
+        self.n_out = n_out
         self.register_buffer("idf", torch.ones(rows))
         self.idf[specials or [0]] = 0.0
         self.side = Side(n_num, vocab_sizes or [])
@@ -130,16 +138,34 @@ class Bag(Model):
         hashed = (ids[:, :-1] * 1_000_003 + ids[:, 1:]) % (self.buckets - 1) + 1 + self.vocab
         return torch.cat([ids, torch.where(pair, hashed, 0)], 1)
 
+    def _document_counts(self, ids: torch.Tensor, target: torch.Tensor | None = None, classes: int = 1) -> torch.Tensor:
+        """Rows containing each token (classes x tokens: per class of `target` if given)."""
+        f = self.features(ids)
+        df = torch.zeros(classes, len(self.idf))
+        for chunk, labels in zip(f.split(256), (target if target is not None else torch.zeros(len(f))).split(256)):
+            present = torch.zeros(len(chunk), len(self.idf))
+            present.scatter_(1, chunk, 1.0)
+            df.index_add_(0, labels.long(), present)
+        return df
+
     @torch.no_grad()
     def init_from_data(self, inputs: dict[str, torch.Tensor]) -> None:
         """idf = ln((1 + n) / (1 + document frequency)) + 1 on the training rows (scikit-learn's smoothing)."""
-        f = self.features(inputs["text"])
-        df = torch.zeros(len(self.idf))
-        for chunk in f.split(1024):
-            present = torch.zeros(len(chunk), len(self.idf), dtype=torch.bool)
-            present.scatter_(1, chunk, True)
-            df += present.sum(0)
-        self.idf.copy_(torch.where(self.idf > 0, torch.log((1 + len(f)) / (1 + df)) + 1, 0.0))
+        if self.weighting != "idf":
+            return
+        df = self._document_counts(inputs["text"])[0]
+        self.idf.copy_(torch.where(self.idf > 0, torch.log((1 + len(inputs["text"])) / (1 + df)) + 1, 0.0))
+
+    @torch.no_grad()
+    def init_from_labels(self, inputs: dict[str, torch.Tensor], target: torch.Tensor) -> None:
+        """nb: a token's weight is its largest |log-count ratio| between a class and the rest (NBSVM's r, one
+        class against the others, with add-one smoothing), from the training rows that contain it."""
+        if self.weighting != "nb":
+            return
+        df = self._document_counts(inputs["text"], target, self.n_out) + 1.0  # classes x tokens
+        rest = df.sum(0, keepdim=True) - df + 1.0
+        ratio = torch.log(df / df.sum(1, keepdim=True)) - torch.log(rest / rest.sum(1, keepdim=True))
+        self.idf.copy_(torch.where(self.idf > 0, ratio.abs().amax(0), 0.0))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         f = self.features(trimmed(batch["text"])[0])
@@ -152,6 +178,8 @@ class Bag(Model):
 
     @staticmethod
     def configure(spec: BagOptions, encoder: Encoder, n_train: int) -> dict[str, Any]:
+        if spec.weighting == "nb" and not encoder.classes:
+            raise UserError("model.weighting: nb weighs tokens by class and needs task: classify; use idf")
         tok = load_tokenizer(encoder.tokenizer) if encoder.tokenizer else None
         specials = [i for s in SPECIALS if tok is not None and (i := tok.token_to_id(s)) is not None]
         return {
@@ -159,6 +187,7 @@ class Bag(Model):
             "dim": (spec.widths or [0])[0],
             "ngrams": spec.ngrams,
             "specials": specials,
+            "weighting": spec.weighting,
         }
 
 

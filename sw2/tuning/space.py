@@ -44,6 +44,10 @@ def default_space(spec: Spec, data: Prepared) -> dict[str, Distribution]:
         space["model.widths"] = Choice(choice=[[max(1, w // 2) for w in widths], list(widths), [w * 2 for w in widths]])
     if name == "bag":
         space["model.ngrams"] = Choice(choice=[1, 2])
+        if spec.task == "classify":
+            space["model.weighting"] = Choice(choice=["idf", "nb"])
+    if name == "mlp":
+        space["model.numeric"] = Choice(choice=["plain", "periodic"])
     inputs = data.train.inputs
     if "text" in inputs and spec.text.tokenizer != "pretrained":
         space["text.vocab_size"] = Choice(choice=sorted({*VOCAB_SIZES, spec.text.vocab_size}))
