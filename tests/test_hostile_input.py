@@ -62,7 +62,8 @@ def table(path: Path, rows: int = 80, classes: int = 2, seed: int = 0) -> Path:
 def spec_for(folder: Path, data: str | dict = "d.csv", **extra) -> Path:
     """spec.yaml in `folder`: the table `data` (a path, or the whole data: section), target y, one epoch."""
     section = data if isinstance(data, dict) else {"path": data}
-    return write_spec(folder, {"data": section, "target": "y", "train": {"epochs": 1}, **extra})
+    spec = {"data": section, "target": "y", "model": {"name": "mlp"}, "train": {"epochs": 1}}  # one model: fast
+    return write_spec(folder, {**spec, **extra})
 
 
 def fake_bundle(folder: Path) -> Path:

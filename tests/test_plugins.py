@@ -20,7 +20,7 @@ from sw2.plugins import MODELS, OPTIMIZERS, SCHEDULES
 from sw2.spec import AutoModel, ModelOptions, dump_spec, json_schema, parse_spec
 from tests.conftest import ROOT, write_spec
 
-IRIS = {"data": {"source": "package", "name": "iris"}}
+IRIS = {"data": {"source": "package", "name": "iris"}, "model": {"name": "mlp"}}
 
 
 class TinyOptions(ModelOptions):

@@ -8,7 +8,7 @@ import sw2
 from tests.conftest import ROOT, write_spec
 from tests.conftest import sw2 as run_sw2
 
-SPEC = {"data": {"source": "package", "name": "iris"}, "train": {"epochs": 3}}
+SPEC = {"data": {"source": "package", "name": "iris"}, "model": {"name": "mlp"}, "train": {"epochs": 3}}
 
 
 def test_no_print_below_the_cli():

@@ -16,7 +16,8 @@ import sw2.api
 import sw2.bundle
 from sw2.evaluation import plots
 
-SPEC = {"name": "iris", "data": {"source": "package", "name": "iris"}, "train": {"epochs": 30, "lr": 0.01}}
+SPEC = {"name": "iris", "data": {"source": "package", "name": "iris"}, "model": {"name": "mlp"},
+        "train": {"epochs": 30, "lr": 0.01}}  # fmt: skip
 CORE = {"model.safetensors", "model.json", "preprocess.json", "spec.yaml", "metrics.json", "history.jsonl"}
 
 
