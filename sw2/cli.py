@@ -437,7 +437,9 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("--out", help="folder for the variants and the table (default runs/<name>-compressed)")
     cp.add_argument("--force", action="store_true", help="write a variant even if it fails its model tests")
     cp.add_argument("--spec", help="your spec file, naming the data, when the bundle's spec names data outside it")
-    cp.add_argument("--fine-tune", type=float, default=0.25, help="share of the recipe's epochs a pruned model trains")
+    cp.add_argument(
+        "--fine-tune", type=float, default=0.25, help="share of the recipe's epochs and time a pruned net trains (<= 4)"
+    )
     cp.add_argument(
         "--distill",
         type=float,

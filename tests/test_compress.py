@@ -103,6 +103,7 @@ def test_failing_variant_is_not_written_without_force(digits: Bundle, tmp_path: 
         (["--quantize", "int4"], "invalid choice: 'int4'"),
         (["--prune", "1.5"], "--prune: 1.5 is not a share"),
         (["--prune", "0"], "--prune: 0 is not a share"),
+        (["--prune", "0.5", "--fine-tune", "5"], "--fine-tune: 5 is not a share of the recipe; give a number in (0, 4"),
         ([], "give --quantize int8, --prune SHARE"),
     ],
 )

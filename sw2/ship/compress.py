@@ -48,7 +48,7 @@ COPIED = ("preprocess.json", "spec.yaml", "fingerprint.json", "reference.json")
 class Options:
     quantize: str | None = "int8"
     prune: float | None = None  # the share of each hidden layer's channels removed
-    fine_tune: float = 0.25  # the pruned model trains this share of the recipe's epochs and time budget
+    fine_tune: float = 0.25  # the pruned model trains this share of the recipe's epochs and time budget (up to 4x)
     distill: float = 0.0  # the share of the pruned model's fine-tuning loss from the unpruned model (0: labels only;
     # docs/benchmarks.md: on CIFAR under its time budget 0.5 lost 0.9 points, the teacher costing steps)
     calibration: int = 256  # training examples that calibrate static quantisation and score channels
@@ -64,8 +64,11 @@ class Options:
             raise UserError("sw2 compress: give --quantize int8, --prune SHARE (e.g. 0.5), or both")
         if self.calls < 1:
             raise UserError(f"--calls: {self.calls}; give at least 1 single-example call to time")
-        if not 0 < self.fine_tune <= 1:
-            raise UserError(f"--fine-tune: {self.fine_tune:g} is not a share of the recipe; give a number in (0, 1]")
+        if not 0 < self.fine_tune <= 4:
+            raise UserError(
+                f"--fine-tune: {self.fine_tune:g} is not a share of the recipe; give a number in (0, 4] (1: as long as "
+                "the original training)"
+            )
         if not 0 <= self.distill <= 1:
             raise UserError(f"--distill: {self.distill:g} is not a share of the loss; give a number in [0, 1]")
 
