@@ -67,7 +67,9 @@ def test_train_eval_predict_images(tmp_path):
 
 
 def test_predict_csv_rows(tmp_path):
-    write_spec(tmp_path, {"data": {"source": "package", "name": "iris"}, "train": {"epochs": 30}})
+    write_spec(
+        tmp_path, {"data": {"source": "package", "name": "iris"}, "model": {"name": "mlp"}, "train": {"epochs": 30}}
+    )
     assert sw2("train", "spec.yaml", "--quiet", "--out", "b", cwd=tmp_path).returncode == 0
     cols = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
     pd.DataFrame([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], columns=cols).to_csv(tmp_path / "rows.csv", index=False)

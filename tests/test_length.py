@@ -24,7 +24,7 @@ def test_the_spec_decides_when_it_says():
 
 
 def test_a_spec_without_epochs_trains_the_chosen_length(tmp_path):
-    spec = {"data": {"source": "package", "name": "wine"}}
+    spec = {"data": {"source": "package", "name": "wine"}, "model": {"name": "mlp"}}  # the loop's epochs
     bundle = sw2.train(spec, tmp_path / "b", verbose=False, check=False)
     t = bundle.metrics["training"]
     assert t["length"]["how"].startswith("auto") and t["epochs"] == t["length"]["epochs"]

@@ -15,7 +15,8 @@ def test_training_leaves_threads_random_state_and_determinism_alone(tmp_path):
     torch.set_num_threads(1)
     torch.manual_seed(1234)
     state = torch.get_rng_state()
-    spec = {"data": {"source": "package", "name": "iris"}, "train": {"epochs": 3, "threads": 2, "seed": 7}}
+    spec = {"data": {"source": "package", "name": "iris"}, "model": {"name": "mlp"},
+            "train": {"epochs": 3, "threads": 2, "seed": 7}}  # fmt: skip
     sw2.train(spec, tmp_path / "b")
     assert torch.get_num_threads() == 1
     assert torch.equal(torch.get_rng_state(), state), "the global random state is the caller's"

@@ -91,6 +91,7 @@ def test_report_without_a_test_split_scores_val(tmp_path):
     spec = {
         "name": "wine0",
         "data": {"source": "package", "name": "wine", "split": {"val": 0.3, "test": 0.0}},
+        "model": {"name": "mlp"},
         "train": {"epochs": 10, "batch_size": 16, "lr": 0.003},
     }
     bundle = sw2.train(spec, tmp_path / "b", verbose=False, check=False)

@@ -158,6 +158,7 @@ def test_early_stopping_restores_best_weights(tmp_path, precision):
     """Validation, early stopping's choice and the final figures are all fp32, whatever the training precision."""
     spec = {
         "data": {"source": "package", "name": "wine"},
+        "model": {"name": "mlp"},  # early stopping is the training loop's
         "train": {
             "epochs": 200,
             "lr": 0.01,
@@ -175,7 +176,7 @@ def test_early_stopping_restores_best_weights(tmp_path, precision):
 
 
 def test_retraining_replaces_bundle_atomically(tmp_path):
-    spec = {"data": {"source": "package", "name": "iris"}, "train": {"epochs": 3}}
+    spec = {"data": {"source": "package", "name": "iris"}, "model": {"name": "mlp"}, "train": {"epochs": 3}}
     sw2.train(spec, tmp_path / "b", verbose=False)
     first = load_file(str(tmp_path / "b" / "model.safetensors"))
     spec["train"]["seed"] = 1
