@@ -1,5 +1,6 @@
 """A minimal spec (data, task, target: nothing else) against the best scikit-learn baseline on the same split.
 
+    pip install -e '.[dev,bench]'   # statsmodels: the fair and randhie tables
     python -m benchmarks.minimal_spec [--only iris,wine,...] [--out runs/bench-minimal]
 
 For each data set the spec is `{data: {path: <csv>}, task, target}` (sw2's default split: val 0.1, test 0.2,
