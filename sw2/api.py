@@ -26,7 +26,7 @@ from sw2.preflight.label_errors import LabelIssues, captions, label_issues
 from sw2.preflight.recipe import beats_baseline
 from sw2.run_report import write_report
 from sw2.runs import fingerprint, run_key, training_summary, write_bundle
-from sw2.selection import candidate_specs, fit_candidates
+from sw2.selection import fit_candidates
 from sw2.spec import Spec, load_spec, parse_spec
 from sw2.tasks import TASKS, Task
 from sw2.teacher import load_teacher
@@ -71,7 +71,7 @@ def train(
     options = candidates(spec.model, data.encoder, task, data.train.target)
     if spec.train.distill or spec.train.snapshots:  # a run of the first candidate only
         options = options[:1]
-    specs = candidate_specs(spec, options)
+    specs = [spec.for_model(o) for o in options]  # each with its recipe where auto left fields unset
     if specs[0].text != spec.text and data.encoder.text_columns:  # the picked model reads text its own way
         data = task.prepare(specs[0], base)
     prep_seconds = time.perf_counter() - t0

@@ -19,7 +19,7 @@ from sw2.ensembles import from_snapshots
 from sw2.models import initialised
 from sw2.outputs import checkpoint_dir
 from sw2.runs import train_model
-from sw2.spec import ModelOptions, Spec
+from sw2.spec import Spec
 from sw2.tasks import Task
 from sw2.teacher import distill_step
 
@@ -70,8 +70,3 @@ def fit_candidates(
         if best is not tried[0]:  # the first's checkpoint and logs are not the bundle's
             shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
     return best, tried
-
-
-def candidate_specs(spec: Spec, options: list[ModelOptions]) -> list[Spec]:
-    """The spec once per candidate model, with the model's recipe where `model: auto` left fields unset."""
-    return [spec.for_model(o) for o in options]

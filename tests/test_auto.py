@@ -143,3 +143,14 @@ def test_mlp_with_periodic_numeric_embeddings_trains_reloads_and_exports(tmp_pat
     assert np.array_equal(again.predict_proba(rows), bundle.predict_proba(rows))
     record = sw2.export(bundle.path)
     assert record["parity"]["max_abs_diff"] <= record["parity"]["tolerance"]
+
+
+@pytest.mark.parametrize("name", ["gbm", "linear"])
+def test_table_models_refuse_images_and_text_in_one_line(tmp_path, name):
+    with pytest.raises(sw2.UserError, match=f"model: {name} reads table columns, and the data are images"):
+        images = {"data": {"source": "package", "name": "digits"}, "model": {"name": name}}
+        sw2.train(images, tmp_path / "i", check=False)
+    reviews(60).to_csv(tmp_path / "r.csv", index=False)
+    spec = {"name": "r", "data": {"path": "r.csv"}, "model": {"name": name}}
+    with pytest.raises(sw2.UserError, match=f"model: {name} cannot read the text column"):
+        sw2.train(write_spec(tmp_path, spec), tmp_path / "t", check=False)

@@ -24,7 +24,8 @@ from torch import nn
 from sw2.data.encode import Encoder
 from sw2.errors import UserError
 from sw2.models.base import Model
-from sw2.models.linear import table_only
+from sw2.models.linear import direct_loss
+from sw2.models.mlp import table_inputs
 from sw2.plugins import MODELS
 from sw2.spec import ModelOptions
 
@@ -50,16 +51,18 @@ def _sklearn_boosting(discrete: bool, seed: int) -> Any:
     )  # fmt: skip
 
 
+def two_logits(raw: torch.Tensor) -> torch.Tensor:
+    """A binary booster's one log-odds per row (rows x 1) as two logits whose softmax is the same."""
+    return torch.cat([-raw / 2, raw / 2], -1)
+
+
 def _held_out_losses(booster: Any, x: np.ndarray, y: np.ndarray, discrete: bool) -> np.ndarray:
     """The held-out loss after each tree."""
     losses = []
     for raw in booster.staged_decision_function(x) if discrete else booster.staged_predict(x):
         raw = torch.as_tensor(np.asarray(raw, dtype=np.float64)).reshape(len(x), -1)
-        if discrete:
-            logits = torch.cat([-raw / 2, raw / 2], 1) if raw.shape[1] == 1 else raw
-            losses.append(F.cross_entropy(logits, torch.as_tensor(y)).item())
-        else:
-            losses.append(F.mse_loss(raw[:, 0], torch.as_tensor(y, dtype=torch.float64)).item())
+        out = two_logits(raw) if discrete and raw.shape[1] == 1 else raw
+        losses.append(direct_loss(out, torch.as_tensor(y, dtype=None if discrete else torch.float64), discrete).item())
     return np.asarray(losses)
 
 
@@ -96,9 +99,7 @@ class GBM(Model):
         leaf = self.value.flatten()[node]  # rows x trees
         outputs = F.one_hot(self.column.flatten(), 1 if self.n_out == 2 else self.n_out).to(leaf.dtype)
         raw = (leaf @ outputs).to(torch.float32)  # each tree's leaf added to its output
-        if self.n_out == 2:  # binary: one log-odds, as two logits
-            raw = torch.cat([-raw / 2, raw / 2], 1)
-        return raw + self.head.bias
+        return (two_logits(raw) if self.n_out == 2 else raw) + self.head.bias
 
     def fit_directly(self, train: Any, discrete: bool, seed: int) -> dict[str, Any]:
         x, y = self._matrix(train.inputs), train.target.numpy()
@@ -121,7 +122,7 @@ class GBM(Model):
         self._read_trees(booster, best)
         with torch.no_grad():  # the starting score: what scikit-learn predicts beyond the trees' sum
             self.head.bias.zero_()
-            start = self._sklearn_raw(booster, x[:1], best) - self(train.take(np.arange(1)).inputs)[0]
+            start = self._sklearn_raw(booster, x[:1]) - self(train.take(np.arange(1)).inputs)[0]
             self.head.bias.copy_(start)
         return {"trees": best, "folds": FOLDS, "leaves_at_most": 31}
 
@@ -130,13 +131,11 @@ class GBM(Model):
         parts = [inputs[k].to(torch.float32) for k in ("num", "cat") if k in inputs]
         return torch.cat(parts, 1).numpy()
 
-    def _sklearn_raw(self, booster: Any, x: np.ndarray, trees: int) -> torch.Tensor:
-        """scikit-learn's raw score for one row after `trees` trees, as this model's outputs."""
+    def _sklearn_raw(self, booster: Any, x: np.ndarray) -> torch.Tensor:
+        """scikit-learn's raw score for one row, as this model's outputs."""
         raw = booster.decision_function(x) if hasattr(booster, "classes_") else booster.predict(x)
         raw = torch.as_tensor(np.asarray(raw, dtype=np.float64)).reshape(-1)
-        if self.n_out == 2:  # binary: one log-odds -> two logits
-            raw = torch.cat([-raw / 2, raw / 2])
-        return raw.to(torch.float32)
+        return (two_logits(raw) if self.n_out == 2 else raw).to(torch.float32)
 
     def _read_trees(self, booster: Any, trees: int) -> None:
         """The first `trees` stages' trees as padded node arrays (shrinkage folded into the leaf values)."""
@@ -159,9 +158,4 @@ class GBM(Model):
 
     @staticmethod
     def configure(spec: GBMOptions, encoder: Encoder, n_train: int) -> dict[str, Any]:
-        table_only("gbm", encoder)
-        return {
-            "n_num": len(encoder.numeric),
-            "vocab_sizes": [len(c["vocab"]) for c in encoder.categories],
-            "n_out": encoder.n_outputs,
-        }
+        return table_inputs("gbm", encoder)

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from sw2.data.encode import Encoder
-from sw2.errors import UserError
 from sw2.models.base import Model
+from sw2.models.mlp import table_inputs
 from sw2.plugins import MODELS
 from sw2.spec import ModelOptions
 
@@ -30,17 +30,6 @@ FOLDS = 5
 
 class LinearOptions(ModelOptions):
     """linear: logistic or ridge regression on the table's columns, the penalty chosen on val."""
-
-
-def table_only(name: str, encoder: Encoder) -> None:
-    """A model of numeric and category columns refuses images and text columns with a one-line error."""
-    if getattr(encoder, "image_shape", None) is not None:
-        raise UserError(f"model: {name} reads table columns, and the data are images; use convnet or mobilenet")
-    if encoder.text_columns:
-        raise UserError(
-            f"model: {name} cannot read the text column(s) {', '.join(encoder.text_columns)}; use a text model "
-            "(bag, rnn, transformer, minilm) or declare the column as category under inputs:"
-        )
 
 
 def direct_loss(out: torch.Tensor, y: torch.Tensor, discrete: bool) -> torch.Tensor:
@@ -64,8 +53,7 @@ class Linear(Model):
         nn.init.zeros_(self.head.weight)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        some = batch["num"] if "num" in batch else batch["cat"]
-        out = self.head(batch["num"]) if "num" in batch else self.head.bias.expand(len(some), -1)
+        out = self.head(batch["num"]) if "num" in batch else self.head.bias.expand(len(batch["cat"]), -1)
         for i, e in enumerate(self.embeds):
             out = out + e(batch["cat"][:, i])
         return out
@@ -111,9 +99,4 @@ class Linear(Model):
 
     @staticmethod
     def configure(spec: LinearOptions, encoder: Encoder, n_train: int) -> dict[str, Any]:
-        table_only("linear", encoder)
-        return {
-            "n_num": len(encoder.numeric),
-            "vocab_sizes": [len(c["vocab"]) for c in encoder.categories],
-            "n_out": encoder.n_outputs,
-        }
+        return table_inputs("linear", encoder)

@@ -19,6 +19,23 @@ from sw2.plugins import MODELS
 from sw2.spec import ModelOptions
 
 
+def table_inputs(name: str, encoder: Encoder) -> dict[str, Any]:
+    """The sizes a model of numeric and category columns is built with (the mlp, gbm, linear); images or text
+    columns are refused with a one-line error."""
+    if getattr(encoder, "image_shape", None) is not None:
+        raise UserError(f"model: {name} reads table columns, and the data are images; use convnet or mobilenet")
+    if encoder.text_columns:
+        raise UserError(
+            f"model: {name} cannot read the text column(s) {', '.join(encoder.text_columns)}; use a text model "
+            "(bag, rnn, transformer, minilm) or declare the column as category under inputs:"
+        )
+    return {
+        "n_num": len(encoder.numeric),
+        "vocab_sizes": [len(c["vocab"]) for c in encoder.categories],
+        "n_out": encoder.n_outputs,
+    }
+
+
 class MLPOptions(ModelOptions):
     """mlp: standardised numbers and embedded categories through dense layers, the default for tables."""
 
@@ -102,16 +119,9 @@ class MLP(Model):
 
     @staticmethod
     def configure(spec: MLPOptions, encoder: Encoder, n_train: int) -> dict[str, Any]:
-        if encoder.text_columns:
-            raise UserError(
-                f"model: mlp cannot read the text column(s) {', '.join(encoder.text_columns)}; use a text model "
-                "(bag, rnn, transformer, minilm) or declare the column as category under inputs:"
-            )
         width = 128 if n_train < 20000 else 256
         return {
-            "n_num": len(encoder.numeric),
-            "vocab_sizes": [len(c["vocab"]) for c in encoder.categories],
-            "n_out": encoder.n_outputs,
+            **table_inputs("mlp", encoder),
             "widths": spec.widths or [width, width],
             "embed_dim": spec.embed_dim or 8,
             "activation": spec.activation,
