@@ -18,7 +18,7 @@ from sw2.data.text import load_tokenizer
 from sw2.engine.augment import augment_text
 from sw2.models import initialised
 from sw2.models.base import Model
-from sw2.models.text import trimmed
+from sw2.models.text import char_grams, trimmed
 from sw2.spec import AugmentSpec, TextSpec, parse_spec
 from sw2.tasks import TASKS
 from tests.conftest import sw2_here, write_spec
@@ -79,9 +79,35 @@ def test_bag_weights_words_by_idf_and_ignores_special_tokens():
         out = model({"text": ids[:4]})
     assert torch.allclose(out, model.head.bias.expand(4, -1))
     spec = parse_spec({"data": {"path": "x.csv"}, "model": {"name": "bag", "ngrams": 2}})
-    pairs = initialised(spec, enc, train, TASKS.get("classify"))[2].features(ids)[:, ids.shape[1] :]
+    pairs = initialised(spec, enc, train, TASKS.get("classify"))[2].blocks(ids)[0][:, ids.shape[1] :]
     assert (pairs[:, 0] == 0).all()  # no pair with [CLS]
     assert ((pairs > 0).sum(1) == (ids > 4).sum(1) - 1).all()  # one pair per two neighbouring words
+
+
+def test_bag_reads_each_words_character_ngrams_as_a_block_of_its_own(monkeypatch):
+    frame = reviews(300)
+    ex = Examples(target=frame["label"].to_numpy(), frame=frame[["review"]])
+    enc = Encoder.fit(ex, "classify", "auto", "label", TextSpec(tokenizer="word", vocab_size=500, max_tokens=16))
+    ids = enc.inputs(ex)["text"]
+    train = TensorSet({"text": ids}, enc.target(ex.target), ex.ids)
+    spec = parse_spec({"data": {"path": "x.csv"}, "model": {"name": "bag", "chars": [2, 3]}})
+    _, kwargs, model = initialised(spec, enc, train, TASKS.get("classify"))
+    great = load_tokenizer(enc.tokenizer).token_to_id("great")
+    assert char_grams("great", 2, 3) == [" g", "gr", "re", "ea", "at", "t ", " gr", "gre", "rea", "eat", "at "]
+    assert kwargs["char_slots"] == max(len(char_grams(w, 2, 3)) for w in FILLER + ["wonderful"])
+    grams = model.subwords[great]
+    assert (grams[:11] > model.char_start).all() and (grams[11:] == 0).all()  # its 11 n-grams, then none
+    assert (model.subwords[:5] == 0).all()  # special tokens have no characters
+    words, chars = model.blocks(ids)
+    assert chars.shape == (len(ids), ids.shape[1] * kwargs["char_slots"])
+    assert (model.idf[chars[chars > 0]] > 0).all()  # every n-gram seen in training has its idf
+    with torch.no_grad():
+        model.bag.weight.normal_()
+        flat = model({"text": ids})
+        monkeypatch.setattr("sw2.models.text.exporting", lambda: True)  # the exported graph's padded lookups
+        assert torch.allclose(model({"text": ids}), flat, atol=1e-5)
+    with pytest.raises(sw2.UserError, match="chars is"):
+        parse_spec({"data": {"path": "x.csv"}, "model": {"name": "bag", "chars": [5, 2]}})
 
 
 def test_text_augmentation_drops_and_swaps_within_each_sequence():

@@ -63,6 +63,7 @@ def initialised(
         model = MODELS.get(name)(**kwargs)
         with torch.no_grad():
             model.head.bias.copy_(task.output_bias(train.target, encoder.n_outputs))
+            model.init_from_encoder(encoder)
             model.init_from_data(train.inputs)
             model.init_from_labels(train.inputs, train.target)
     return name, kwargs, model

@@ -49,6 +49,9 @@ class Model(nn.Module):
         A model that only a program builds need not have it."""
         raise NotImplementedError(f"{type(options).__name__}: this model is not built from a spec")
 
+    def init_from_encoder(self, encoder: Any) -> None:
+        """Fit parts that come from the encoder (or corpus) itself: a tokenizer's vocabulary, say."""
+
     def init_from_data(self, inputs: dict[str, torch.Tensor]) -> None:
         """Fit data-dependent parts (a whitening stem, idf weights) or load pretrained weights, before training."""
 

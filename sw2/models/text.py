@@ -1,6 +1,7 @@
 """Text classifiers trained from scratch on token ids ([PAD] = 0, every sequence starts with [CLS]):
 
-- `bag`: a TF-IDF-weighted bag of words (and hashed word pairs): a linear model, or fastText with a width;
+- `bag`: a TF-IDF-weighted bag of words (and hashed word pairs and character n-grams): a linear model, or
+  fastText with a width;
 - `rnn`: a bidirectional GRU/LSTM with attention pooling;
 - `transformer`: a small pre-LayerNorm encoder with learned positions and masked mean pooling.
 
@@ -11,10 +12,11 @@ and other columns trains one model.
 from __future__ import annotations
 
 import warnings
+import zlib
 from typing import Any, ClassVar, Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -75,12 +77,25 @@ class BagOptions(ModelOptions):
 
     widths: list[int] | None = Field(None, description="[embedding size] (fastText); none = a linear model on the bag")
     ngrams: int = Field(1, ge=1, le=2, description="1 = words, 2 = words and hashed word pairs")
+    chars: tuple[int, int] | None = Field(
+        None,
+        description="[shortest, longest]: also each word's character n-grams of these lengths (fastText's "
+        "subwords, hashed), weighted like the words and scaled to unit length as a block of their own",
+    )
     weighting: Literal["idf", "nb"] = Field(
         "idf",
         description="idf: inverse document frequency on train; nb (classify): naive-Bayes log-count ratios "
         "(NBSVM, Wang & Manning 2012), a token weighs by how much more often one class uses it",
     )
     whole_text: ClassVar[bool] = True
+
+    @field_validator("chars")
+    @classmethod
+    def _chars_in_order(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and not 1 <= v[0] <= v[1] <= 8:
+            raise ValueError("chars is [shortest, longest] n-gram length, 1 <= shortest <= longest <= 8")
+        return v
+
     # the Rotten Tomatoes example's recipe, chosen on its val split: SGD at a high lr on unit-length rows
     recipe: ClassVar[dict[str, dict[str, Any]]] = {
         "train": {"optimizer": "sgd", "lr": 8.0, "batch_size": 64, "weight_decay": 1e-5, "epochs": 40},
@@ -88,13 +103,31 @@ class BagOptions(ModelOptions):
     }
 
 
+CHAR_BUCKETS = 262_139  # hashed character n-gram rows (a prime)
+LONGEST_WORD = 24  # characters of a word that give n-grams (a longer one: its first 24)
+
+
+def char_grams(token: str, shortest: int, longest: int) -> list[str]:
+    """The character n-grams of one word, its edges marked by spaces (scikit-learn's char_wb)."""
+    w = f" {token.removeprefix('##')[:LONGEST_WORD]} "
+    return [w[i : i + n] for n in range(shortest, longest + 1) for i in range(len(w) - n + 1)]
+
+
+def char_slots(tokenizer: str, chars: tuple[int, int]) -> int:
+    """The most character n-grams any vocabulary word has."""
+    words = load_tokenizer(tokenizer).get_vocab()
+    return max((len(char_grams(w, *chars)) for w in words if w not in SPECIALS), default=1)
+
+
 @MODELS.register("bag")
 class Bag(Model):
     """A bag of words (with `ngrams: 2`, also hashed word pairs), each token weighted by its inverse
     document frequency on train, the row's token weights scaled to unit length (TF-IDF-like: a repeated
-    word counts once per occurrence). Without a width the bag's rows are the class scores themselves (a
-    linear model, zero at the start; `train.dropout` does not apply); with `widths: [d]` they are
-    d-dimensional embeddings summed under the same weights, then dropout and a linear head (fastText)."""
+    word counts once per occurrence). With `chars`, each word also brings its character n-grams (hashed),
+    weighted the same way and scaled to unit length as a second block. Without a width the bag's rows are
+    the class scores themselves (a linear model, zero at the start; `train.dropout` does not apply); with
+    `widths: [d]` they are d-dimensional embeddings summed under the same weights, then dropout and a
+    linear head (fastText)."""
 
     options = BagOptions
 
@@ -111,15 +144,20 @@ class Bag(Model):
         specials: list[int] | None = None,  # token ids that carry no meaning ([PAD], [CLS], ...): weight 0
         dropout: float = 0.0,
         weighting: str = "idf",
+        chars: list[int] | None = None,  # [shortest, longest] character n-gram length
+        char_slots: int = 0,  # the most n-grams a word has (the width of the word -> n-gram table)
     ) -> None:
         super().__init__()
         self.vocab, self.dim, self.buckets = vocab, dim, buckets if ngrams > 1 else 0
-        self.weighting = weighting
-        rows = vocab + self.buckets
+        self.weighting, self.chars = weighting, tuple(chars) if chars else None
+        self.char_start = vocab + self.buckets
+        rows = self.char_start + (CHAR_BUCKETS if chars else 0)
         self.bag = nn.EmbeddingBag(rows, dim or n_out, mode="sum")
         self.n_out = n_out
         self.register_buffer("idf", torch.ones(rows))
         self.idf[specials or [0]] = 0.0
+        # each word id's character n-gram rows (0 = none), filled from the tokenizer by init_from_encoder
+        self.register_buffer("subwords", torch.zeros(vocab if chars else 0, char_slots, dtype=torch.int32))
         self.side = Side(n_num, vocab_sizes or [])
         self.drop = nn.Dropout(dropout)
         with warnings.catch_warnings():  # no width and no side columns: a head of bias only
@@ -129,23 +167,39 @@ class Bag(Model):
             nn.init.zeros_(self.bag.weight)
             nn.init.zeros_(self.head.weight)
 
-    def features(self, ids: torch.Tensor) -> torch.Tensor:
-        """Word ids, then hashed pair ids after them (0 = none)."""
-        if not self.buckets:
-            return ids
-        word = self.idf[: self.vocab][ids] > 0  # a real word, not padding or a special token
-        pair = word[:, 1:] & word[:, :-1]
-        hashed = (ids[:, :-1] * 1_000_003 + ids[:, 1:]) % (self.buckets - 1) + 1 + self.vocab
-        return torch.cat([ids, torch.where(pair, hashed, 0)], 1)
+    def blocks(self, ids: torch.Tensor) -> list[torch.Tensor]:
+        """The row's token rows, one tensor per block (0 = none): words then hashed pairs; character n-grams."""
+        f = ids
+        if self.buckets:
+            word = self.idf[: self.vocab][ids] > 0  # a real word, not padding or a special token
+            pair = word[:, 1:] & word[:, :-1]
+            hashed = (ids[:, :-1] * 1_000_003 + ids[:, 1:]) % (self.buckets - 1) + 1 + self.vocab
+            f = torch.cat([ids, torch.where(pair, hashed, 0)], 1)
+        return [f, self.subwords[ids].flatten(1).long()] if self.chars else [f]
+
+    @torch.no_grad()
+    def init_from_encoder(self, encoder: Encoder) -> None:
+        """The word -> character n-gram table, from the tokenizer's vocabulary."""
+        if not self.chars or encoder.tokenizer is None:
+            return
+        for word, i in load_tokenizer(encoder.tokenizer).get_vocab().items():
+            if i < self.vocab and self.idf[i] > 0:
+                grams = [zlib.crc32(g.encode()) % (CHAR_BUCKETS - 1) + 1 + self.char_start for g in
+                         char_grams(word, *self.chars)]  # fmt: skip
+                self.subwords[i, : len(grams)] = torch.tensor(grams[: self.subwords.shape[1]], dtype=torch.int32)
 
     def _document_counts(self, ids: torch.Tensor, target: torch.Tensor | None = None, classes: int = 1) -> torch.Tensor:
         """Rows containing each token (classes x tokens: per class of `target` if given)."""
-        f = self.features(ids)
         df = torch.zeros(classes, len(self.idf))
-        for chunk, labels in zip(f.split(256), (target if target is not None else torch.zeros(len(f))).split(256)):
-            present = torch.zeros(len(chunk), len(self.idf))
-            present.scatter_(1, chunk, 1.0)
-            df.index_add_(0, labels.long(), present)
+        labels = target.long() if target is not None else torch.zeros(len(ids), dtype=torch.long)
+        rows = max(1, 2**22 // (ids.shape[1] * (2 + (self.subwords.shape[1] if self.chars else 0))))
+        for chunk, y in zip(ids.split(rows), labels.split(rows)):
+            for f in self.blocks(chunk):
+                f, _ = f.sort(1)
+                first = torch.cat([torch.ones_like(f[:, :1], dtype=torch.bool), f[:, 1:] != f[:, :-1]], 1)
+                keep = first & (f > 0)
+                where = (y[:, None] * len(self.idf) + f)[keep]
+                df += torch.bincount(where, minlength=classes * len(self.idf)).view(classes, -1)
         return df
 
     @torch.no_grad()
@@ -168,9 +222,16 @@ class Bag(Model):
         self.idf.copy_(torch.where(self.idf > 0, ratio.abs().amax(0), 0.0))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        f = self.features(trimmed(batch["text"])[0])
-        w = self.idf[f]
-        x = self.bag(f, per_sample_weights=w / w.norm(dim=1, keepdim=True).clamp_min(1e-6))
+        x = 0.0
+        for f in self.blocks(trimmed(batch["text"])[0]):
+            w = self.idf[f]
+            w = w / w.norm(dim=1, keepdim=True).clamp_min(1e-6)
+            if exporting():  # a fixed-shape graph: every slot, the empty ones at weight 0
+                x = x + self.bag(f, per_sample_weights=w)
+                continue
+            keep = w != 0  # the bag's cost is its lookups: only the row's real tokens (a third of n-gram slots)
+            counts = keep.sum(1)
+            x = x + self.bag(f[keep], counts.cumsum(0) - counts, per_sample_weights=w[keep])
         if self.dim:
             return self.head(self.drop(self.side(batch, x)))
         # the row's other columns, scaled so they weigh no more than the unit-length bag under a high lr
@@ -182,12 +243,15 @@ class Bag(Model):
             raise UserError("model.weighting: nb weighs tokens by class and needs task: classify; use idf")
         tok = load_tokenizer(encoder.tokenizer) if encoder.tokenizer else None
         specials = [i for s in SPECIALS if tok is not None and (i := tok.token_to_id(s)) is not None]
+        chars = list(spec.chars) if spec.chars and encoder.tokenizer else None
         return {
             **text_kwargs(spec, encoder),
             "dim": (spec.widths or [0])[0],
             "ngrams": spec.ngrams,
             "specials": specials,
             "weighting": spec.weighting,
+            "chars": chars,
+            "char_slots": char_slots(encoder.tokenizer, spec.chars) if chars else 0,
         }
 
 

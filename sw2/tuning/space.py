@@ -44,6 +44,7 @@ def default_space(spec: Spec, data: Prepared) -> dict[str, Distribution]:
         space["model.widths"] = Choice(choice=[[max(1, w // 2) for w in widths], list(widths), [w * 2 for w in widths]])
     if name == "bag":
         space["model.ngrams"] = Choice(choice=[1, 2])
+        space["model.chars"] = Choice(choice=[None, [2, 5]])
         if spec.task == "classify":
             space["model.weighting"] = Choice(choice=["idf", "nb"])
     if name == "mlp":
