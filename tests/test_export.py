@@ -33,8 +33,12 @@ SPECS = {
         "model": {"name": "mlp"},
         "train": {"epochs": 5},
     },
-    "bag": {"data": RT, "text": TEXT, "model": {"name": "bag", "ngrams": 2, "chars": [2, 5]},
-            "train": {"epochs": 2, "lr": 4, "optimizer": "sgd"}},
+    "bag": {
+        "data": RT,
+        "text": TEXT,
+        "model": {"name": "bag", "ngrams": 2, "chars": [2, 5]},
+        "train": {"epochs": 2, "lr": 4, "optimizer": "sgd"},
+    },
     "rnn": {"data": RT, "text": TEXT, "model": {"name": "rnn"}, "train": {"epochs": 1}},
     "transformer": {"data": RT, "text": TEXT, "model": {"name": "transformer", "layers": 1}, "train": {"epochs": 1}},
     "minilm": {  # val and test ~256 texts each: encoding them is the cost

@@ -144,6 +144,15 @@ def test_text_models_learn_and_reload_identically(tmp_path, model):
     assert "review" in (bundle.path / "report.html").read_text(encoding="utf-8")
 
 
+def test_preflight_passes_a_text_only_bag_whose_head_has_no_weights(tmp_path):
+    """Text alone: the linear bag's head is 0 x classes (its bias is the prior), which is no vanishing gradient."""
+    reviews(300)[["review", "label"]].to_csv(tmp_path / "r.csv", index=False)
+    spec = {**text_spec("r.csv", ngrams=2, chars=[2, 4]), "train": {"optimizer": "sgd", "lr": 8, "epochs": 5}}
+    got = {v.check: v for v in sw2.check(spec, root=tmp_path)}
+    assert got["gradient health"].status == "PASS", got["gradient health"].message
+    assert got["overfit one batch"].status == "PASS", got["overfit one batch"].message
+
+
 def test_empty_texts_train_and_predict(tmp_path):
     frame = reviews(300)
     frame.loc[::10, "review"] = ""

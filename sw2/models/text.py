@@ -103,7 +103,10 @@ class BagOptions(ModelOptions):
     }
 
 
-CHAR_BUCKETS = 262_139  # hashed character n-gram rows (a prime)
+# hashed rows of word pairs and of character n-grams each (primes): a linear bag has two numbers a row and can
+# afford few collisions (on Rotten Tomatoes 32k pair rows cost 3 points against exact pairs); an embedding
+# bag (fastText) has `width` numbers a row
+HASHED_ROWS = {"linear": 524_287, "embedding": 65_521}
 LONGEST_WORD = 24  # characters of a word that give n-grams (a longer one: its first 24)
 
 
@@ -146,12 +149,14 @@ class Bag(Model):
         weighting: str = "idf",
         chars: list[int] | None = None,  # [shortest, longest] character n-gram length
         char_slots: int = 0,  # the most n-grams a word has (the width of the word -> n-gram table)
+        char_buckets: int = 262_139,  # hashed character n-gram rows (a prime)
     ) -> None:
         super().__init__()
         self.vocab, self.dim, self.buckets = vocab, dim, buckets if ngrams > 1 else 0
         self.weighting, self.chars = weighting, tuple(chars) if chars else None
         self.char_start = vocab + self.buckets
-        rows = self.char_start + (CHAR_BUCKETS if chars else 0)
+        self.char_buckets = char_buckets if chars else 0
+        rows = self.char_start + self.char_buckets
         self.bag = nn.EmbeddingBag(rows, dim or n_out, mode="sum")
         self.n_out = n_out
         self.register_buffer("idf", torch.ones(rows))
@@ -184,7 +189,7 @@ class Bag(Model):
             return
         for word, i in load_tokenizer(encoder.tokenizer).get_vocab().items():
             if i < self.vocab and self.idf[i] > 0:
-                grams = [zlib.crc32(g.encode()) % (CHAR_BUCKETS - 1) + 1 + self.char_start for g in
+                grams = [zlib.crc32(g.encode()) % (self.char_buckets - 1) + 1 + self.char_start for g in
                          char_grams(word, *self.chars)]  # fmt: skip
                 self.subwords[i, : len(grams)] = torch.tensor(grams[: self.subwords.shape[1]], dtype=torch.int32)
 
@@ -244,10 +249,13 @@ class Bag(Model):
         tok = load_tokenizer(encoder.tokenizer) if encoder.tokenizer else None
         specials = [i for s in SPECIALS if tok is not None and (i := tok.token_to_id(s)) is not None]
         chars = list(spec.chars) if spec.chars and encoder.tokenizer else None
+        hashed = HASHED_ROWS["embedding" if spec.widths else "linear"]
         return {
             **text_kwargs(spec, encoder),
             "dim": (spec.widths or [0])[0],
             "ngrams": spec.ngrams,
+            "buckets": hashed,
+            "char_buckets": hashed,
             "specials": specials,
             "weighting": spec.weighting,
             "chars": chars,

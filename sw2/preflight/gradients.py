@@ -56,7 +56,7 @@ def _train(spec: Spec, p: Data, task: Task, steps: int) -> _Seen:
     step.to(device).train()
     bs = min(spec.train.batch_size, scaled(p.train, 128), len(p.train))
     data = subset(p.train, min(len(p.train), steps * bs), spec.train.seed)
-    layers = {n: q for n, q in model.named_parameters() if q.requires_grad and q.ndim >= 2}
+    layers = {n: q for n, q in model.named_parameters() if q.requires_grad and q.ndim >= 2 and q.numel()}  # 0 x n: none
     seen = _Seen({n: [] for n in layers}, {}, math.nan)
     handles = _watch(model, layers, seen)
     ctx = Context(device)
