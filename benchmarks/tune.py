@@ -36,6 +36,8 @@ def tuned(spec: dict[str, Any], name: str, seconds: float, pruner: str = "median
         "test": done.bundle.metrics["test"][metric],
         "best_val": max(r["val"] for r in done.leaderboard if r["state"] == "done"),
         "trials": len(states),
+        "confirmed": [{"trial": c.trial, "val": c.val, "folds": c.folds} for c in done.confirmed],
+        "best_trial": done.trial,
         "pruned": states.count("pruned"),
         "best_spec": yaml.safe_load((out / "best.yaml").read_text())["train"]
         | {"model": done.best_spec.model.model_dump()},

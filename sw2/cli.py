@@ -215,7 +215,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     try:
         done = tune(
             args.spec, args.out, trials=args.trials, seconds=seconds, workers=args.workers, storage=args.storage,
-            resume=args.resume, pruner=args.pruner, verbose=not args.quiet,
+            resume=args.resume, pruner=args.pruner, confirm=args.confirm, verbose=not args.quiet,
         )  # fmt: skip
     except KeyboardInterrupt:
         print("interrupted: run the same command with --resume to continue the search", file=sys.stderr)
@@ -375,6 +375,11 @@ def parser() -> argparse.ArgumentParser:
     tu.add_argument("--out", help="output folder (default runs/<name>-tune)")
     tu.add_argument("--resume", action="store_true", help="continue an interrupted search")
     tu.add_argument("--pruner", default="median", help="median (default), hyperband or none")
+    tu.add_argument(
+        "--confirm", type=int, default=3,
+        help="the best N trials by val, and the spec's own, cross-validated on train + val; the best mean is "
+        "trained (0: the best by val; a quarter of --time is kept for it)",
+    )  # fmt: skip
     tu.add_argument("--quiet", action="store_true", help="no progress output")
     tu.set_defaults(func=cmd_tune)
 

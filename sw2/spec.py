@@ -624,10 +624,16 @@ class Spec(Strict):
     )
 
     def for_model(self, model: ModelOptions) -> Spec:
-        """This spec with `model`; under `model: auto` its recipe fills the train and text fields left unset."""
+        """This spec with `model`; under `model: auto` its recipe fills the model, train and text fields left
+        unset."""
         update: dict[str, Any] = {"model": model}
         if isinstance(self.model, AutoModel):
             for section, fields in model.recipe.items():
+                if section == "model":
+                    update["model"] = model.model_copy(
+                        update={k: v for k, v in fields.items() if k not in (self.model.model_extra or {})}
+                    )
+                    continue
                 current = getattr(self, section)
                 if section in self.model_fields_set:
                     fields = {k: v for k, v in fields.items() if k not in current.model_fields_set}

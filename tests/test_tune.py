@@ -23,6 +23,7 @@ optuna = pytest.importorskip("optuna")
 
 import sw2  # noqa: E402
 from sw2.tasks import TASKS  # noqa: E402
+from sw2.tuning import confirm as confirm_module  # noqa: E402
 from sw2.tuning import trial as trial_module  # noqa: E402
 from tests.conftest import ROOT, sw2_here, write_spec  # noqa: E402
 
@@ -65,8 +66,9 @@ def test_search_writes_leaderboard_best_spec_plots_and_bundle_without_reading_te
         seen.extend(inputs.values())
         return real_predict(model, inputs, **kw)
 
-    monkeypatch.setattr(trial_module, "fit", spy_fit)
-    monkeypatch.setattr(trial_module, "predict", spy_predict)
+    for module in (trial_module, confirm_module):  # the trials, and the leaders' cross-validation
+        monkeypatch.setattr(module, "fit", spy_fit)
+        monkeypatch.setattr(module, "predict", spy_predict)
     done = sw2.tune(WINE, tmp_path / "wine-tune", trials=6)
     monkeypatch.undo()
 
@@ -78,6 +80,12 @@ def test_search_writes_leaderboard_best_spec_plots_and_bundle_without_reading_te
     best = sw2.load_spec(out / "best.yaml")[0]
     assert best.tune is None and best.model.widths in ([16], [32, 32], [64, 64])
     assert done.bundle.metrics["test"]["accuracy"] >= 0.85
+    confirmed = {c.trial: c for c in done.confirmed}  # the 3 best by val and the spec's own point, 2 folds each
+    assert 0 in confirmed and 3 <= len(confirmed) <= 4 and all(len(c.folds) == 2 for c in confirmed.values())
+    assert done.trial == max(confirmed.values(), key=lambda c: (c.mean, c.val)).trial
+    assert {r["trial"]: r["cv"] for r in done.leaderboard if r.get("cv") is not None} == {
+        t: c.mean for t, c in confirmed.items()
+    }
     report = (done.bundle.path / "report.html").read_text()
     assert "Hyper-parameter search" in report and "optimisation history" in report
 
@@ -98,6 +106,7 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
         (WINE, ["--time", "0"], "--time"),
         (WINE, ["--time", "soon"], "not a duration"),
         (WINE, ["--trials", "0"], "--trials"),
+        (WINE, ["--confirm", "-1"], "--confirm"),
         (WINE, ["--resume"], "holds no search to continue"),
         (WINE, ["--storage", "nowhere"], "not a database URL"),
         ({**WINE, "data": {**WINE["data"], "split": {"val": 0.0, "test": 0.2}}}, [], "data.split.val"),

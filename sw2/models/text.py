@@ -161,8 +161,8 @@ class Bag(Model):
         self.n_out = n_out
         self.register_buffer("idf", torch.ones(rows))
         self.idf[specials or [0]] = 0.0
-        # each word id's character n-gram rows (0 = none), filled from the tokenizer by init_from_encoder
-        self.register_buffer("subwords", torch.zeros(vocab if chars else 0, char_slots, dtype=torch.int32))
+        if chars:  # each word id's character n-gram rows (0 = none), filled from the tokenizer by init_from_encoder
+            self.register_buffer("subwords", torch.zeros(vocab, char_slots, dtype=torch.int32))
         self.side = Side(n_num, vocab_sizes or [])
         self.drop = nn.Dropout(dropout)
         with warnings.catch_warnings():  # no width and no side columns: a head of bias only

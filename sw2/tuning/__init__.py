@@ -3,6 +3,7 @@
     space.py   the search space (the spec's `tune:` or sw2's per task / model / data), points into specs
     trial.py   one trial: train on the train split, score on val (never test), prune by epoch
     study.py   the Optuna study: sampler, pruner, storage, resume, worker processes, the time budget
+    confirm.py the leaders by val (and the spec's own point) cross-validated on train + val; the best wins
     results.py the leaderboard, best spec, plots and TensorBoard hparams
 
 The output folder (default runs/<name>-tune) holds study.journal, tune.json, leaderboard.md / .csv,
@@ -20,6 +21,7 @@ from typing import Any
 
 import optuna
 import pandas as pd
+from optuna.trial import TrialState
 
 from sw2 import log
 from sw2.api import resolve_spec
@@ -30,6 +32,8 @@ from sw2.outputs import guard_out
 from sw2.spec import Spec, dump_spec
 from sw2.tasks import TASKS
 from sw2.tuning import results
+from sw2.tuning.confirm import RESERVE, Confirmed
+from sw2.tuning.confirm import confirm as confirm_leaders
 from sw2.tuning.space import apply, decoded, searched
 from sw2.tuning.study import (
     JOURNAL,
@@ -41,6 +45,7 @@ from sw2.tuning.study import (
     run_search,
     start_from_spec,
 )
+from sw2.tuning.trial import Datasets
 
 MARK = "tune.json"
 WRITES = (MARK, JOURNAL, f"{JOURNAL}.lock", "leaderboard.md", "leaderboard.csv", "best.yaml", "tune_history.png",
@@ -55,6 +60,8 @@ class Tuned:
     best_spec: Spec
     bundle: Bundle
     out: Path
+    confirmed: list[Confirmed]  # the leaders' cross-validation (empty: the best by val won unconfirmed)
+    trial: int  # the trial trained into the bundle
 
 
 @log.speaks
@@ -68,11 +75,13 @@ def tune(
     storage: str | None = None,
     resume: bool = False,
     pruner: str = "median",
+    confirm: int = 3,
     root: str | Path | None = None,
     verbose: bool = False,
 ) -> Tuned:
-    """Search `spec`'s hyper-parameters on its val split, then train the best spec into OUT/best."""
-    options = Options(trials, seconds, workers, storage, resume, pruner)
+    """Search `spec`'s hyper-parameters on its val split, confirm the `confirm` best by val (and the spec's own
+    point) by cross-validation on train + val, then train the winner into OUT/best."""
+    options = Options(trials, seconds, workers, storage, resume, pruner, confirm)
     if trials is None and seconds is None:
         options.trials = DEFAULT_TRIALS
     options.check()
@@ -99,25 +108,37 @@ def tune(
         again = retry_interrupted(study)
         log.info(f"sw2 tune: resuming '{spec.name}': {len(study.trials)} trials so far, {again} cut short run again")
     log.info(f"sw2 tune: searching {', '.join(space)} on the val split ({len(data.train)} train, {len(data.val)} val)")
-    deadline = None if seconds is None else time.time() + seconds
+    end = None if seconds is None else time.time() + seconds
+    deadline = end if end is None or not confirm else end - seconds * RESERVE  # the rest confirms the leaders
     search = Search(
         spec.model_dump(mode="json"), str(base), str(target), options, deadline, cores_per_worker(workers),
         space={p: d.model_dump() for p, d in space.items()},
     )  # fmt: skip
     run_search(search)
-    return _finish(study, spec, space, base, target, verbose)
-
-
-def _finish(study: optuna.Study, spec: Spec, space: dict, base: Path, out: Path, verbose: bool) -> Tuned:
-    """The leaderboard, best spec, plots and hparams, and the best spec trained into OUT/best."""
-    rows = results.leaderboard(study, space)
-    if not any(r["state"] == "done" for r in rows):
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         errors = [t.user_attrs["error"] for t in study.trials if "error" in t.user_attrs]
         why = f": {errors[0]}" if errors else " (give more --time or --trials)"
         raise UserError(f"sw2 tune: no trial finished{why}")
+    best_trial, confirmed = results.best_trial(study), []
+    if confirm:
+        best_trial, confirmed = confirm_leaders(study, spec, space, Datasets(task, base), task, confirm, end)
+    return _finish(study, spec, space, base, target, best_trial, confirmed, verbose)
+
+
+def _finish(
+    study: optuna.Study,
+    spec: Spec,
+    space: dict,
+    base: Path,
+    out: Path,
+    best_trial: optuna.trial.FrozenTrial,
+    confirmed: list[Confirmed],
+    verbose: bool,
+) -> Tuned:
+    """The leaderboard, best spec, plots and hparams, and the best spec trained into OUT/best."""
+    rows = results.leaderboard(study, space, {c.trial: c.mean for c in confirmed})
     (out / "leaderboard.md").write_text(results.markdown(rows), encoding="utf-8")
     pd.DataFrame(rows).to_csv(out / "leaderboard.csv", index=False)
-    best_trial = results.best_trial(study)
     best = apply(spec, decoded(best_trial.params, space))
     (out / "best.yaml").write_text(dump_spec(best), encoding="utf-8")
     written = results.plots(study, out)
@@ -125,4 +146,4 @@ def _finish(study: optuna.Study, spec: Spec, space: dict, base: Path, out: Path,
     log.info(f"sw2 tune: best trial {best_trial.number}, val {best_trial.value:.4f}; training it into {out / 'best'}")
     attach = {"tune_leaderboard.md": out / "leaderboard.md", **{p.name: p for p in written}}
     bundle = train_bundle(best, out / "best", root=base, check=False, verbose=verbose, attach=attach)
-    return Tuned(study, rows, best, bundle, out)
+    return Tuned(study, rows, best, bundle, out, confirmed, best_trial.number)

@@ -27,8 +27,11 @@ def _shown(value: Any) -> str:
     return str(value).replace("|", "/")
 
 
-def leaderboard(study: optuna.Study, space: dict[str, Distribution]) -> list[dict[str, Any]]:
-    """One row per trial, finished ones first by val metric, then pruned ones by their last reported metric."""
+def leaderboard(
+    study: optuna.Study, space: dict[str, Distribution], folds: dict[int, float] | None = None
+) -> list[dict[str, Any]]:
+    """One row per trial, finished ones first by val metric, then pruned ones by their last reported metric;
+    `folds`: the cross-validated mean of the confirmed trials."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         if t.state == TrialState.RUNNING or t.state == TrialState.WAITING:
@@ -39,6 +42,7 @@ def leaderboard(study: optuna.Study, space: dict[str, Distribution]) -> list[dic
                 "trial": t.number,
                 "state": {"COMPLETE": "done", "PRUNED": "pruned", "FAIL": "failed"}.get(t.state.name, t.state.name),
                 "val": t.value if t.state == TrialState.COMPLETE else last,
+                **({"cv": (folds or {}).get(t.number)} if folds else {}),
                 "epochs": t.user_attrs.get("epochs"),
                 "seconds": t.user_attrs.get("seconds"),
                 **decoded(t.params, space),

@@ -45,6 +45,7 @@ class Options:
     storage: str | None = None  # a database URL; None: OUT/study.journal
     resume: bool = False
     pruner: str = "median"
+    confirm: int = 3  # leaders by val cross-validated on train + val before one is trained (0: the best by val)
     seed: int = 0
 
     def check(self) -> None:
@@ -52,6 +53,8 @@ class Options:
             raise UserError(f"--trials: {self.trials}; give at least 1")
         if self.seconds is not None and self.seconds <= 0:
             raise UserError("--time: give a positive duration (e.g. 20m, 90s, 1h)")
+        if self.confirm < 0:
+            raise UserError(f"--confirm: {self.confirm}; give 0 (the best by val wins) or more")
         if self.workers < 1:
             raise UserError(f"--workers: {self.workers}; give at least 1")
         if self.pruner not in PRUNERS:
