@@ -14,6 +14,7 @@ import torch
 import sw2
 from sw2.data.dataset import TensorSet
 from sw2.models import build
+from sw2.spec import parse_spec
 from tests.conftest import write_spec
 from tests.test_text import reviews
 
@@ -108,7 +109,10 @@ def test_minimal_text_spec_reads_the_whole_text_with_the_bag_recipe(tmp_path):
     assert (train.optimizer, train.lr, train.epochs) == ("sgd", 8.0, 40)  # the bag's recipe ...
     assert train.weight_decay == 0.0  # ... where the spec left a field unset
     assert bundle.spec.text.tokenizer == "word"
+    assert (bundle.spec.model.ngrams, bundle.spec.model.chars) == (2, (2, 5))  # words, pairs and n-grams
     assert bundle.metrics["test"]["accuracy"] >= 0.9
+    own = parse_spec({"data": {"path": "r.csv"}, "model": {"name": "auto", "ngrams": 1}})
+    assert own.for_model(own.model.resolved("bag")).model.ngrams == 1  # a model option the spec gives is kept
 
 
 def test_nb_weighted_bag_weighs_the_words_that_tell_the_classes(tmp_path):

@@ -96,8 +96,10 @@ class BagOptions(ModelOptions):
             raise ValueError("chars is [shortest, longest] n-gram length, 1 <= shortest <= longest <= 8")
         return v
 
-    # the Rotten Tomatoes example's recipe, chosen on its val split: SGD at a high lr on unit-length rows
+    # the Rotten Tomatoes example's recipe: SGD at a high lr on unit-length rows (chosen on its val split), words,
+    # pairs and character n-grams (by cross-validation on its train + val: +1.65 points over words alone)
     recipe: ClassVar[dict[str, dict[str, Any]]] = {
+        "model": {"ngrams": 2, "chars": (2, 5)},
         "train": {"optimizer": "sgd", "lr": 8.0, "batch_size": 64, "weight_decay": 1e-5, "epochs": 40},
         "text": {"tokenizer": "word", "vocab_size": 30000},
     }
