@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import warnings
 import zlib
+from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from pydantic import Field, field_validator
 from torch import nn
@@ -118,10 +120,17 @@ def char_grams(token: str, shortest: int, longest: int) -> list[str]:
     return [w[i : i + n] for n in range(shortest, longest + 1) for i in range(len(w) - n + 1)]
 
 
-def char_slots(tokenizer: str, chars: tuple[int, int]) -> int:
-    """The most character n-grams any vocabulary word has."""
-    words = load_tokenizer(tokenizer).get_vocab()
-    return max((len(char_grams(w, *chars)) for w in words if w not in SPECIALS), default=1)
+@lru_cache(maxsize=4)
+def char_table(tokenizer: str, shortest: int, longest: int, buckets: int) -> torch.Tensor:
+    """Each vocabulary word's character n-grams hashed to 1..buckets-1, one row per token id, 0 = none (padding, and
+    the special tokens' whole rows). Cached: `configure` reads its width, `init_from_encoder` copies it."""
+    vocab = load_tokenizer(tokenizer).get_vocab()
+    grams = {i: [zlib.crc32(g.encode()) % (buckets - 1) + 1 for g in char_grams(w, shortest, longest)]
+             for w, i in vocab.items() if w not in SPECIALS}  # fmt: skip
+    table = np.zeros((len(vocab), max(map(len, grams.values()), default=1)), np.int32)
+    for i, row in grams.items():
+        table[i, : len(row)] = row
+    return torch.from_numpy(table)
 
 
 @MODELS.register("bag")
@@ -189,11 +198,8 @@ class Bag(Model):
         """The word -> character n-gram table, from the tokenizer's vocabulary."""
         if not self.chars or encoder.tokenizer is None:
             return
-        for word, i in load_tokenizer(encoder.tokenizer).get_vocab().items():
-            if i < self.vocab and self.idf[i] > 0:
-                grams = [zlib.crc32(g.encode()) % (self.char_buckets - 1) + 1 + self.char_start for g in
-                         char_grams(word, *self.chars)]  # fmt: skip
-                self.subwords[i, : len(grams)] = torch.tensor(grams[: self.subwords.shape[1]], dtype=torch.int32)
+        table = char_table(encoder.tokenizer, *self.chars, self.char_buckets)[: self.vocab]
+        self.subwords.copy_(torch.where(table > 0, table + self.char_start, 0))
 
     def _document_counts(self, ids: torch.Tensor, target: torch.Tensor | None = None, classes: int = 1) -> torch.Tensor:
         """Rows containing each token (classes x tokens: per class of `target` if given)."""
@@ -252,6 +258,7 @@ class Bag(Model):
         specials = [i for s in SPECIALS if tok is not None and (i := tok.token_to_id(s)) is not None]
         chars = list(spec.chars) if spec.chars and encoder.tokenizer else None
         hashed = HASHED_ROWS["embedding" if spec.widths else "linear"]
+        slots = char_table(encoder.tokenizer, *chars, hashed).shape[1] if chars else 0
         return {
             **text_kwargs(spec, encoder),
             "dim": (spec.widths or [0])[0],
@@ -261,7 +268,7 @@ class Bag(Model):
             "specials": specials,
             "weighting": spec.weighting,
             "chars": chars,
-            "char_slots": char_slots(encoder.tokenizer, spec.chars) if chars else 0,
+            "char_slots": slots,
         }
 
 

@@ -9,23 +9,19 @@ The test split stays unread.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import optuna
-import torch
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from sw2 import log
-from sw2.engine import fit
-from sw2.engine.predict import predict
-from sw2.models import initialised
 from sw2.spec import Distribution, Spec
 from sw2.tasks import Task
+from sw2.tuning.results import ranked
 from sw2.tuning.space import apply, decoded
-from sw2.tuning.trial import Datasets
+from sw2.tuning.trial import Datasets, fit_and_predict
 
 FOLDS = 2  # every pooled row is scored once, each fold trains on half: affordable beside the search
 RESERVE = 0.25  # the share of a --time budget kept for confirming
@@ -45,9 +41,8 @@ class Confirmed:
 def leaders(study: optuna.Study, most: int) -> list[FrozenTrial]:
     """The `most` finished trials of the highest val metric (ties: the lower val loss), and trial 0 (the spec's
     own point) where it finished."""
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    ranked = sorted(done, key=lambda t: (-t.value, t.user_attrs.get("val_loss", math.inf)))
-    chosen = ranked[:most]
+    done = ranked(study)
+    chosen = done[:most]
     own = [t for t in done if t.number == 0 and "fixed_params" in t.system_attrs and t not in chosen]
     return chosen + own
 
@@ -61,10 +56,7 @@ def cross_validate(spec: Spec, datasets: Datasets, task: Task, folds: int = FOLD
     for held in np.array_split(order, folds):
         rest = np.setdiff1d(order, held)
         train, val = pool.take(rest), pool.take(np.sort(held))
-        _, _, model = initialised(spec, data.encoder, train, task)
-        result = fit(model, task, train, val, spec, verbose=False)
-        with torch.no_grad():
-            out = predict(result.model, val.inputs, tta=spec.augment.tta)
+        _, out = fit_and_predict(spec, data.encoder, train, val, task)
         scores.append(float(task.score(out, val.target)))
     return scores
 

@@ -42,7 +42,7 @@ def leaderboard(
                 "trial": t.number,
                 "state": {"COMPLETE": "done", "PRUNED": "pruned", "FAIL": "failed"}.get(t.state.name, t.state.name),
                 "val": t.value if t.state == TrialState.COMPLETE else last,
-                **({"cv": (folds or {}).get(t.number)} if folds else {}),
+                **({"cv": folds.get(t.number)} if folds else {}),
                 "epochs": t.user_attrs.get("epochs"),
                 "seconds": t.user_attrs.get("seconds"),
                 **decoded(t.params, space),
@@ -52,11 +52,16 @@ def leaderboard(
     return sorted(rows, key=lambda r: (order.get(r["state"], 2), -(r["val"] if r["val"] is not None else -math.inf)))
 
 
-def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
-    """The finished trial of the highest val metric; among equals (a small val split ties often), the lowest
-    val loss."""
+def ranked(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The finished trials, the highest val metric first; among equals (a small val split ties often), the
+    lowest val loss first."""
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return max(done, key=lambda t: (t.value, -t.user_attrs.get("val_loss", math.inf)))
+    return sorted(done, key=lambda t: (-t.value, t.user_attrs.get("val_loss", math.inf)))
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    """The best finished trial by val (`ranked`'s first)."""
+    return ranked(study)[0]
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:

@@ -19,7 +19,7 @@ import torch
 
 from sw2.data.dataset import TensorSet
 from sw2.data.encode import Encoder
-from sw2.engine import fit
+from sw2.engine import FitResult, fit
 from sw2.engine.callbacks import Callback
 from sw2.engine.context import Context
 from sw2.engine.predict import predict
@@ -78,18 +78,28 @@ class Pruning(Callback):
             ctx.stop = "pruned"
 
 
+def fit_and_predict(
+    spec: Spec, encoder: Encoder, train: TensorSet, val: TensorSet, task: Task, callbacks: list[Callback] | None = None
+) -> tuple[FitResult, torch.Tensor | None]:
+    """`spec`'s model trained on `train` and its outputs on `val` (with the spec's test-time augmentation);
+    None where a callback stopped it as pruned. What a trial and the leaders' cross-validation train."""
+    _, _, model = initialised(spec, encoder, train, task)
+    result = fit(model, task, train, val, spec, verbose=False, callbacks=callbacks)
+    if result.stopped == "pruned":
+        return result, None
+    with torch.no_grad():
+        return result, predict(result.model, val.inputs, tta=spec.augment.tta)
+
+
 def run_trial(trial: optuna.Trial, spec: Spec, data: Searchable, task: Task) -> float:
     """Train `spec` (the search point applied) on `data`; the val metric of the trained model (with the spec's
     test-time augmentation), or `optuna.TrialPruned` where the pruner stopped it."""
     t0 = time.perf_counter()
-    _, _, model = initialised(spec, data.encoder, data.train, task)
-    result = fit(model, task, data.train, data.val, spec, verbose=False, callbacks=[Pruning(trial)])
+    result, out = fit_and_predict(spec, data.encoder, data.train, data.val, task, [Pruning(trial)])
     trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
     trial.set_user_attr("epochs", round(result.epochs_done, 2))
     trial.set_user_attr("worker", os.getpid())
-    if result.stopped == "pruned":
+    if out is None:
         raise optuna.TrialPruned(f"stopped after epoch {len(result.history)}")
-    with torch.no_grad():
-        out = predict(result.model, data.val.inputs, tta=spec.augment.tta)
     trial.set_user_attr("val_loss", task.loss(out, data.val.target).item())  # breaks ties of the metric
     return task.score(out, data.val.target)
