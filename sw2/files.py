@@ -1,4 +1,5 @@
-"""Writing one file so that an older one is replaced whole or not at all, and nothing else is written.
+"""Writing one file so that an older one is replaced whole or not at all, and nothing else is written; the
+user's cache folder.
 
 The new content goes to a fresh temporary file beside the target (created exclusively: a planted link
 of a guessable name cannot redirect it) and is renamed over the target; `os.replace` replaces a link
@@ -22,6 +23,12 @@ def write_file(path: Path, data: str | bytes) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def cache_dir() -> Path:
+    """The user's sw2 cache folder: $SW2_CACHE, else $XDG_CACHE_HOME/sw2, else ~/.cache/sw2 (not created)."""
+    root = os.environ.get("SW2_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sw2"
+    return Path(root)
 
 
 def within(path: Path, folder: Path) -> bool:

@@ -6,11 +6,14 @@ The teacher must do the same task with the same classes and have been trained on
 the student, and every held-out figure would flatter it. Its model and preprocessing may differ (a fine-tuned
 MiniLM teaching a bag of words). Where it reads exactly the student's inputs and training augments them, it
 runs on each augmented batch; otherwise its outputs are computed once per training example, through its own
-preprocessing and test-time augmentation.
+preprocessing and test-time augmentation, and kept in the user's cache folder (`teacher-outputs/`, keyed by
+the teacher's weights and the inputs): a second run with the same teacher and rows (another student, a tune
+trial, more copies of which the first ones are the same) reads them instead of running the teacher again.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from sw2.data.examples import Examples
 from sw2.engine.augment import augmented
 from sw2.engine.distill import Cached, DistillStep, Live, Teacher
 from sw2.errors import UserError
+from sw2.files import cache_dir, write_file
 from sw2.spec import Spec
 from sw2.tasks import Task
 
@@ -80,8 +84,9 @@ def perturbed(examples: Examples, columns: list[str], seed: int) -> Examples:
     return Examples(examples.target, frame, ids=ids)
 
 
-def transfer_set(spec: Spec, bundle: Bundle, data: Prepared) -> tuple[Examples, TensorSet]:
-    """The training rows and `copies` perturbed copies of each (raw, and encoded for the student)."""
+def transfer_set(spec: Spec, bundle: Bundle, data: Prepared) -> tuple[list[Examples], TensorSet]:
+    """The training rows and `copies` perturbed copies of each: raw (one set per copy) and encoded for the
+    student (joined)."""
     d = spec.train.distill
     assert d is not None
     columns = data.encoder.text_columns
@@ -89,11 +94,9 @@ def transfer_set(spec: Spec, bundle: Bundle, data: Prepared) -> tuple[Examples, 
         raise UserError("train.distill.copies: perturbed copies are of text columns, and this data has none; set 0")
     raws = [data.raw_train] + [perturbed(data.raw_train, columns, spec.train.seed + k + 1) for k in range(d.copies)]
     sets = [data.train] + [encode(data.encoder, r) for r in raws[1:]]
-    joined = raws[0]
-    for r in raws[1:]:
-        joined = joined.join(r)
     inputs = {k: torch.cat([t.inputs[k] for t in sets]) for k in data.train.inputs}
-    return joined, TensorSet(inputs, torch.cat([t.target for t in sets]), joined.ids)
+    ids = np.concatenate([np.asarray(r.ids) for r in raws])
+    return raws, TensorSet(inputs, torch.cat([t.target for t in sets]), ids)
 
 
 def _fast(bundle: Bundle) -> Bundle:
@@ -104,6 +107,63 @@ def _fast(bundle: Bundle) -> Bundle:
         return Bundle(bundle.path, backend="onnx")
     except (ImportError, UserError):
         return bundle
+
+
+def teacher_outputs(bundle: Bundle, raws: list[Examples]) -> torch.Tensor:
+    """The teacher's outputs on each set of `raws`, joined: read from the user's cache folder where this teacher
+    computed them for the same inputs before, else computed (on ONNX Runtime where it was exported) and kept."""
+    folder = cache_dir() / "teacher-outputs"
+    identity = _identity(bundle)
+    fast: Bundle | None = None
+    outs = []
+    for raw in raws:
+        inputs = bundle.encoder.inputs(bundle.examples(raw))
+        key = hashlib.sha256(identity)
+        for name in sorted(inputs):
+            key.update(f"{name}:{inputs[name].dtype}:{tuple(inputs[name].shape)}".encode())
+            key.update(inputs[name].contiguous().numpy().tobytes())
+        path = folder / f"{key.hexdigest()[:32]}.safetensors"
+        out = _read(path, len(raw))
+        if out is None:
+            fast = fast or _fast(bundle)
+            out = fast.run(inputs)
+            _keep(path, out)
+        outs.append(out)
+    return torch.cat(outs)
+
+
+def _identity(bundle: Bundle) -> bytes:
+    """What the teacher's outputs depend on besides the inputs: its weights, its exported graph (which computes
+    them where present) and its test-time augmentation."""
+    h = hashlib.sha256(f"tta:{bundle.spec.augment.tta}".encode())
+    for name, t in sorted(bundle.model.state_dict().items()):
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    graph = bundle.path / "model.onnx"
+    h.update(graph.read_bytes() if graph.is_file() else b"")
+    return h.digest()
+
+
+def _read(path: Path, rows: int) -> torch.Tensor | None:
+    """Cached outputs of `rows` examples at `path`, or None (absent, unreadable or of another size)."""
+    from safetensors.torch import load_file
+
+    try:
+        out = load_file(path)["outputs"]
+    except Exception:  # absent or damaged: compute again
+        return None
+    return out if out.ndim >= 1 and len(out) == rows else None
+
+
+def _keep(path: Path, outputs: torch.Tensor) -> None:
+    """Write `outputs` to the cache; a cache that cannot be written only costs the next run the teacher's time."""
+    from safetensors.torch import save
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_file(path, save({"outputs": outputs.contiguous()}))
+    except OSError as err:
+        log.info(f"sw2: could not keep the teacher's outputs in {path.parent} ({err.strerror}); continuing")
 
 
 def distill_step(
@@ -121,7 +181,7 @@ def distill_step(
         teacher, how = Live(bundle.model), "on each augmented batch"
     else:
         raw, train = transfer_set(spec, bundle, data)
-        teacher, how = Cached(_fast(bundle).outputs(raw)), f"once per training example ({len(train):,} with copies)"
+        teacher, how = Cached(teacher_outputs(bundle, raw)), f"once per training example ({len(train):,} with copies)"
     name = bundle.fingerprint.get("model", "model")
     log.info(f"sw2: distilling from {bundle.path} ({name}), its outputs computed {how}")
     return DistillStep(model, task, spec.train, teacher, d.temperature, d.alpha), train

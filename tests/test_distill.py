@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 import sw2
+import sw2.teacher
 from sw2.bundle import Bundle
 from sw2.data.dataset import TensorSet
 from sw2.engine import fit
@@ -87,7 +88,9 @@ def test_alpha_one_follows_the_teacher_not_the_labels() -> None:
     assert (predicted == labels).float().mean() < 0.45  # chance is 1/3
 
 
-def test_text_student_learns_from_teacher_on_perturbed_copies(tmp_path: Path, caplog) -> None:
+def test_text_student_learns_from_teacher_on_perturbed_copies(
+    tmp_path: Path, own_cache: Path, caplog, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rt = {
         "name": "rt",
         "data": {"source": "package", "name": "rotten_tomatoes", "split": {"val": 0.1, "test": 0.2, "seed": 0},
@@ -103,6 +106,26 @@ def test_text_student_learns_from_teacher_on_perturbed_copies(tmp_path: Path, ca
         b = sw2.train(student, tmp_path / "student", check=False)
     assert "(4,500 with copies)" in caplog.text  # the 1,500 rows and two copies of each
     assert b.metrics["test"]["accuracy"] >= 0.6
+    kept = sorted((own_cache / "teacher-outputs").glob("*.safetensors"))
+    assert len(kept) == 3  # the teacher's outputs on the rows and on each copy, in the user's cache
+
+    # A second student with one copy more runs the teacher on that copy only; a damaged entry is computed again.
+    kept[0].write_bytes(b"not safetensors")
+    examples_run: list[int] = []
+    real_fast = sw2.teacher._fast
+
+    def counted(bundle: Bundle) -> Bundle:
+        fast = real_fast(bundle)
+        run = fast.run
+        fast.run = lambda inputs: examples_run.append(len(inputs["text"])) or run(inputs)
+        return fast
+
+    monkeypatch.setattr(sw2.teacher, "_fast", counted)
+    student["train"]["distill"]["copies"] = 3
+    again = sw2.train(student, tmp_path / "student-3", check=False)
+    assert examples_run == [1500, 1500]  # the damaged set and the new copy; two sets read from the cache
+    assert len(list((own_cache / "teacher-outputs").glob("*.safetensors"))) == 4
+    assert again.metrics["test"]["accuracy"] >= 0.6
 
 
 @pytest.fixture(scope="module")

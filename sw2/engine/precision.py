@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch
 from torch import nn
 
 from sw2.engine.hardware import cpu_info, cpu_model
-from sw2.files import write_file
+from sw2.files import cache_dir, write_file
 from sw2.spec import TrainSpec
 
 MARGIN = 0.05  # bf16 must be this much faster than fp32 to be chosen: a tie keeps the exact precision
@@ -59,9 +58,8 @@ def shape_key(model: nn.Module, inputs: dict[str, torch.Tensor], batch_size: int
 
 
 def cache_file() -> Path:
-    """$SW2_CACHE, else $XDG_CACHE_HOME/sw2, else ~/.cache/sw2: precision.json there."""
-    root = os.environ.get("SW2_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sw2"
-    return Path(root) / "precision.json"
+    """precision.json in the user's cache folder (`sw2.files.cache_dir`)."""
+    return cache_dir() / "precision.json"
 
 
 def _entry_key(shape: str) -> str:

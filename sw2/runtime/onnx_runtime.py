@@ -13,14 +13,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from sw2.engine.predict import VIEWS, with_tta
+from sw2.engine.predict import VIEWS, length_order, unsorted, with_tta
 from sw2.errors import UserError
 from sw2.plugins import BACKENDS
 from sw2.runtime import Runner
 
 SEQUENCE_INPUTS = ("text", "tokens")
 DTYPES = {"tensor(uint8)": torch.uint8, "tensor(float)": torch.float32, "tensor(int64)": torch.int64}
-CHUNK = 1024  # examples per session call
+CHUNK = 256  # examples per session call (sorted text: batches of like lengths)
 
 
 def session_runner(graph: bytes, tta: str = "none", threads: int | None = None) -> Runner:
@@ -51,13 +51,15 @@ def session_runner(graph: bytes, tta: str = "none", threads: int | None = None) 
 
     @torch.no_grad()
     def run(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        order = length_order(inputs)  # shortest first, as eager PyTorch's `predict`
+        inputs = inputs if order is None else {k: v[order] for k, v in inputs.items()}
         n = len(next(iter(inputs.values())))
         outs = []
         chunk = max(1, CHUNK // VIEWS[tta if "image" in inputs else "none"])  # TTA views share the call
         for i in range(0, n, chunk):
             batch = {k: v[i : i + chunk].contiguous() for k, v in inputs.items()}
             outs.append(with_tta(forward, batch, tta if "image" in batch else "none"))
-        return torch.cat(outs) if outs else torch.empty(0, 0)
+        return unsorted(torch.cat(outs), order) if outs else torch.empty(0, 0)
 
     return run
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from sw2.data.examples import Examples
 from sw2.data.images import extract, is_archive, load_folder
 from sw2.data.sources.base import Loaded, resolve
+from sw2.files import cache_dir
 from sw2.plugins import SOURCES
 from sw2.spec import DataSpec
 
@@ -15,7 +16,7 @@ from sw2.spec import DataSpec
 @SOURCES.register("images")
 def load_images(data: DataSpec, root: Path, target: str) -> Loaded:
     path = resolve(root, data.path or "")
-    cache = Path(data.cache_dir).expanduser() if data.cache_dir else Path.home() / ".cache" / "sw2"
+    cache = Path(data.cache_dir).expanduser() if data.cache_dir else cache_dir()
     if is_archive(path):
         path = extract(path, cache)
 
