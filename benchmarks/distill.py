@@ -2,7 +2,8 @@
 models; each student beside the same model trained on the labels alone, and the batch-1 latency of each
 against the teacher's, in one run.
 
-    python -m benchmarks.distill --teacher runs/rt-minilm_full [--students bag rnn] [--copies 4] [--alpha 0.9]
+    python -m benchmarks.distill --teacher runs/rt-minilm_full [--students bag textcnn] [--copies 4] [--alpha 0.9]
+                                 [--steps 1]
 
 The teacher is benchmarks/text.py's minilm_full (trained here when --teacher is not given: about 13 minutes
 on 2 cores), on the example's split; its outputs on the training rows and their perturbed copies are
@@ -15,23 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
 import sw2
 from benchmarks.common import ROOT, machine
-from benchmarks.text import MODELS, example
+from benchmarks.text import spec_of
 from sw2.bundle import Bundle
 from sw2.ship.latency import measure
 
 OUT = ROOT / "runs" / "bench-distill"
-
-
-def spec_of(model: str) -> dict[str, Any]:
-    spec = example()
-    for key, value in MODELS[model].items():
-        spec[key] = {**spec.get(key, {}), **value}
-    spec["name"] = f"rt-{model}"
-    return spec
 
 
 def teacher_bundle(path: str | None) -> Bundle:
@@ -52,10 +44,12 @@ def p50_ms(b: Bundle, backend: str = "torch") -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--teacher", help="the fine-tuned MiniLM bundle (trained here if absent)")
-    ap.add_argument("--students", nargs="+", default=["bag", "rnn"], choices=["bag", "fasttext", "rnn", "transformer"])
+    students = ["bag", "fasttext", "rnn", "textcnn", "transformer"]
+    ap.add_argument("--students", nargs="+", default=["bag", "textcnn"], choices=students)
     ap.add_argument("--copies", type=int, default=4)
     ap.add_argument("--alpha", type=float, default=0.9)
     ap.add_argument("--temperature", type=float, default=2.0)
+    ap.add_argument("--steps", type=float, default=1.0, help="the distilled run's steps / the labels-only run's")
     args = ap.parse_args()
     print(machine(), flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -72,8 +66,8 @@ def main() -> None:
             if kind == "distilled":
                 spec["name"] += "-distilled"
                 epochs = spec["train"].get("epochs")
-                if epochs:  # the same number of steps: an epoch now also passes over the copies
-                    spec["train"]["epochs"] = max(1.0, epochs / (args.copies + 1))
+                if epochs:  # `--steps` x the labels-only run's steps: an epoch now also passes over the copies
+                    spec["train"]["epochs"] = max(1.0, epochs * args.steps / (args.copies + 1))
                 spec["train"]["distill"] = distill
             b = sw2.train(spec, OUT / spec["name"], root=ROOT / "examples", check=False)
             ms = p50_ms(b)

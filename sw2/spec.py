@@ -92,7 +92,10 @@ class DataSpec(Strict):
         description="a CSV of training examples to leave out, by its 'id' column: e.g. sw2 doctor's "
         "label_errors.csv (only its flagged rows), relative to the spec file",
     )
-    cache_dir: str | None = Field(None, description="where decoded images are cached (default ~/.cache/sw2)")
+    cache_dir: str | None = Field(
+        None,
+        description="where decoded images are cached (default: the user's sw2 cache, $SW2_CACHE or ~/.cache/sw2)",
+    )
     nonfinite: Literal["missing", "refuse"] = Field(
         "missing",
         description="how +-inf in numeric columns is treated: as missing values, imputed like them, or refused "
@@ -229,9 +232,10 @@ class DistillSpec(Strict):
         0,
         ge=0,
         le=32,
-        description="text: this many perturbed copies of each training row join the training set (words dropped, "
-        "sometimes one n-gram kept: Tang et al., 2019), the teacher's outputs on them computed once; the student "
-        "learns what the teacher says of text it has not seen. An epoch then passes over the copies too",
+        description="text: this many perturbed copies of each training row join the training set (words dropped or "
+        "swapped for words the training text has in their place, sometimes one n-gram kept: Tang et al., 2019), "
+        "the teacher's outputs on them computed once (and kept in the user's cache); the student learns what the "
+        "teacher says of text it has not seen. An epoch then passes over the copies too",
     )
 
 

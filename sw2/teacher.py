@@ -59,27 +59,60 @@ def load_teacher(spec: Spec, root: Path, data: Prepared) -> Bundle:
     return teacher
 
 
-def perturbed(examples: Examples, columns: list[str], seed: int) -> Examples:
-    """A copy of `examples` whose text `columns` lose each word with probability 0.15, and a quarter of them
-    keep only a random n-gram of 1-6 of the remaining words (Tang et al., 2019's transfer set, without the
-    part-of-speech swaps)."""
+class Contexts:
+    """The words seen between each pair of neighbours (and after each word, and before it) in a corpus, with
+    repeats: a word drawn from a context is one of the corpus's own words that fit there, as often as they do
+    (Tang et al.'s part-of-speech-guided swaps, with the corpus standing in for a tagger)."""
+
+    def __init__(self, texts: Any) -> None:
+        self.between: dict[tuple[str, str], list[str]] = {}
+        self.after: dict[str, list[str]] = {}
+        self.before: dict[str, list[str]] = {}
+        for text in texts:
+            if not isinstance(text, str):
+                continue
+            words = ["<s>", *text.split(), "</s>"]
+            for left, word, right in zip(words, words[1:-1], words[2:]):
+                self.between.setdefault((left, right), []).append(word)
+                self.after.setdefault(left, []).append(word)
+                self.before.setdefault(right, []).append(word)
+
+    def swap(self, left: str, word: str, right: str, rng: np.random.Generator) -> str:
+        """A word of the corpus that came between `left` and `right` (else after `left`, else before `right`)."""
+        for seen in (self.between.get((left, right)), self.after.get(left), self.before.get(right)):
+            if seen and len(seen) > 1:
+                return seen[int(rng.integers(len(seen)))]
+        return word
+
+
+def perturbed(examples: Examples, columns: list[str], seed: int, contexts: dict[str, Contexts]) -> Examples:
+    """A copy of `examples` whose text `columns` lose each word with probability 0.1 and swap it for another
+    that fits its place with probability 0.1 (`contexts`, of the column's training text), and a quarter of
+    them keep only a random n-gram of 1-5 of the words (Tang et al., 2019's transfer set)."""
     rng = np.random.default_rng(seed)
 
-    def one(text: Any) -> Any:
+    def one(text: Any, ctx: Contexts) -> Any:
         if not isinstance(text, str):
             return text
         words = text.split()
-        kept = [w for w in words if rng.random() > 0.15] or words[:1]
-        if len(kept) > 3 and rng.random() < 0.25:
-            n = int(rng.integers(1, min(6, len(kept)) + 1))
-            start = int(rng.integers(0, len(kept) - n + 1))
-            kept = kept[start : start + n]
-        return " ".join(kept)
+        padded = ["<s>", *words, "</s>"]
+        out = []
+        for i, word in enumerate(words):
+            u = rng.random()
+            if u < 0.1:
+                continue
+            out.append(ctx.swap(padded[i], word, padded[i + 2], rng) if u < 0.2 else word)
+        out = out or words[:1]
+        if len(out) > 3 and rng.random() < 0.25:
+            n = int(rng.integers(1, min(5, len(out)) + 1))
+            start = int(rng.integers(0, len(out) - n + 1))
+            out = out[start : start + n]
+        return " ".join(out)
 
     assert examples.frame is not None
     frame = examples.frame.copy()
     for col in columns:
-        frame[col] = [one(t) for t in frame[col]]
+        frame[col] = [one(t, contexts[col]) for t in frame[col]]
     ids = np.array([f"{i}~{seed}" for i in examples.ids])  # type: ignore[union-attr]
     return Examples(examples.target, frame, ids=ids)
 
@@ -92,7 +125,10 @@ def transfer_set(spec: Spec, bundle: Bundle, data: Prepared) -> tuple[list[Examp
     columns = data.encoder.text_columns
     if d.copies and not columns:
         raise UserError("train.distill.copies: perturbed copies are of text columns, and this data has none; set 0")
-    raws = [data.raw_train] + [perturbed(data.raw_train, columns, spec.train.seed + k + 1) for k in range(d.copies)]
+    assert data.raw_train.frame is not None
+    contexts = {col: Contexts(data.raw_train.frame[col]) for col in columns} if d.copies else {}
+    raws = [data.raw_train]
+    raws += [perturbed(data.raw_train, columns, spec.train.seed + k + 1, contexts) for k in range(d.copies)]
     sets = [data.train] + [encode(data.encoder, r) for r in raws[1:]]
     inputs = {k: torch.cat([t.inputs[k] for t in sets]) for k in data.train.inputs}
     ids = np.concatenate([np.asarray(r.ids) for r in raws])

@@ -8,6 +8,8 @@ import logging
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -16,10 +18,12 @@ import sw2
 import sw2.teacher
 from sw2.bundle import Bundle
 from sw2.data.dataset import TensorSet
+from sw2.data.examples import Examples
 from sw2.engine import fit
 from sw2.engine.distill import Cached, DistillStep
 from sw2.spec import parse_spec
 from sw2.tasks import TASKS
+from sw2.teacher import Contexts, perturbed
 from tests.conftest import ROOT, sw2_here, write_spec
 from tests.test_bad_input import check_refused
 
@@ -126,6 +130,24 @@ def test_text_student_learns_from_teacher_on_perturbed_copies(
     assert examples_run == [1500, 1500]  # the damaged set and the new copy; two sets read from the cache
     assert len(list((own_cache / "teacher-outputs").glob("*.safetensors"))) == 4
     assert again.metrics["test"]["accuracy"] >= 0.6
+
+
+def test_perturbed_copies_drop_swap_and_cut_words() -> None:
+    """A copy drops about a tenth of the words, swaps about a tenth for a word the corpus has in that place,
+    and cuts about a quarter of the rows to an n-gram of at most five words."""
+    adjectives = ("long", "dull", "fine", "bold")
+    texts = [f"the {adj} film was {verdict} ." for adj in adjectives for verdict in ("good", "bad")] * 100
+    contexts = Contexts(texts)
+    assert sorted(set(contexts.between[("the", "film")])) == sorted(adjectives)
+    examples = Examples(np.zeros(len(texts)), pd.DataFrame({"text": texts}), ids=np.arange(len(texts)).astype(str))
+    copy = perturbed(examples, ["text"], seed=1, contexts={"text": contexts})
+    rows = [t.split() for t in copy.frame["text"]]
+    whole = [r for r in rows if r[0] == "the" and len(r) == 6]  # nothing dropped, not cut
+    assert any(r[1] != o.split()[1] for r, o in zip(rows, texts) if len(r) == 6 and r[0] == "the")  # swapped
+    assert all(r[1] in adjectives and r[4] in ("good", "bad") for r in whole)  # in place
+    cut = sum(len(r) <= 5 for r in rows) / len(rows)
+    assert 0.3 < cut < 0.7  # a quarter cut, and rows that lost a word
+    assert copy.ids[0] == "0~1" and copy.frame["text"].tolist() != texts
 
 
 @pytest.fixture(scope="module")

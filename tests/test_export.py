@@ -41,6 +41,7 @@ SPECS = {
     },
     "rnn": {"data": RT, "text": TEXT, "model": {"name": "rnn"}, "train": {"epochs": 1}},
     "transformer": {"data": RT, "text": TEXT, "model": {"name": "transformer", "layers": 1}, "train": {"epochs": 1}},
+    "textcnn": {"data": RT, "text": TEXT, "model": {"name": "textcnn"}, "train": {"epochs": 1}},
     "minilm": {  # val and test ~256 texts each: encoding them is the cost
         "data": {**RT, "limit": 200, "split": {"val": 0.02, "test": 0.02, "seed": 0}},
         "text": {**TEXT, "max_tokens": 32},

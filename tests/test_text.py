@@ -19,6 +19,7 @@ from sw2.engine.augment import augment_text
 from sw2.models import initialised
 from sw2.models.base import Model
 from sw2.models.text import char_grams, trimmed
+from sw2.models.text_cnn import TextCNN
 from sw2.spec import AugmentSpec, TextSpec, parse_spec
 from sw2.tasks import TASKS
 from tests.conftest import sw2_here, write_spec
@@ -124,7 +125,7 @@ def test_text_augmentation_drops_and_swaps_within_each_sequence():
     assert sorted(swapped[0].tolist()) == sorted(ids[0].tolist())
 
 
-@pytest.mark.parametrize("model", ["bag", "rnn", "transformer"])
+@pytest.mark.parametrize("model", ["bag", "rnn", "transformer", "textcnn"])
 def test_text_models_learn_and_reload_identically(tmp_path, model):
     reviews(400).to_csv(tmp_path / "r.csv", index=False)
     spec = text_spec("r.csv", name=model)
@@ -142,6 +143,36 @@ def test_text_models_learn_and_reload_identically(tmp_path, model):
     again = sw2.load(bundle.path)
     assert np.array_equal(bundle.predict_proba(rows), again.predict_proba(rows))
     assert "review" in (bundle.path / "report.html").read_text(encoding="utf-8")
+
+
+def test_textcnn_ignores_padding_and_texts_shorter_than_its_windows():
+    """Kim's CNN: max over the windows that start on real tokens, so padding changes nothing, and a text
+    shorter than the widest window still has a window of each width."""
+    torch.manual_seed(0)
+    model = TextCNN(vocab=50, n_out=2, dim=8, filters=4, kernels=[2, 5]).eval()
+    ids = torch.tensor([[2, 7, 9, 0, 0, 0, 0, 0]])
+    with torch.no_grad():
+        short = model({"text": ids[:, :3]})
+        padded = model({"text": ids})
+        one = model({"text": torch.tensor([[2]])})
+    assert torch.allclose(short, padded) and torch.isfinite(one).all()
+
+
+def test_batched_text_inference_runs_shortest_first_and_answers_in_order():
+    """`predict` sorts texts by length so each batch trims to like lengths; the outputs come back in the
+    caller's order, equal to one-at-a-time calls."""
+    from sw2.engine.predict import length_order, predict
+
+    torch.manual_seed(0)
+    model = TextCNN(vocab=50, n_out=3, dim=8, filters=4).eval()
+    lengths = torch.randint(1, 12, (300,))
+    ids = torch.where(torch.arange(12) < lengths[:, None], torch.randint(1, 50, (300, 12)), 0)
+    order = length_order({"text": ids})
+    assert order is not None and (lengths[order].diff() >= 0).all()
+    together = predict(model, {"text": ids}, batch_size=64)
+    with torch.no_grad():
+        alone = torch.cat([model({"text": ids[i : i + 1]}) for i in range(len(ids))])
+    assert torch.allclose(together, alone, atol=1e-5)
 
 
 def test_preflight_passes_a_text_only_bag_whose_head_has_no_weights(tmp_path):

@@ -1,0 +1,81 @@
+"""`textcnn`: Kim (2014)'s convolutional sentence classifier, from scratch on token ids: word embeddings,
+parallel 1-D convolutions of a few widths, each filter's largest response over the text (max-pooling over
+time), dropout and a linear head. Each layer is one call at any length, so it is fast at batch 1 on a CPU,
+where an RNN steps token by token: a student for distillation when latency matters (`train.distill`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, field_validator
+from torch import nn
+
+from sw2.data.encode import Encoder
+from sw2.models.base import Model
+from sw2.models.text import Side, text_kwargs, trimmed
+from sw2.plugins import MODELS
+from sw2.spec import ModelOptions
+
+
+class TextCNNOptions(ModelOptions):
+    """textcnn: word embeddings, 1-D convolutions of several widths, max over time (Kim, 2014)."""
+
+    widths: list[int] | None = Field(
+        None, description="[embedding size, filters per convolution width] (default [128, 100])"
+    )
+    kernels: list[int] = Field([3, 4, 5], description="convolution widths in tokens (Kim's: 3, 4, 5)")
+
+    @field_validator("kernels")
+    @classmethod
+    def _kernels(cls, v: list[int]) -> list[int]:
+        if not v or not all(1 <= k <= 9 for k in v):
+            raise ValueError("kernels: one or more convolution widths of 1 to 9 tokens")
+        return v
+
+
+@MODELS.register("textcnn")
+class TextCNN(Model):
+    """Embeddings -> one Conv1d per width -> ReLU -> max over the real positions -> dropout -> head."""
+
+    options = TextCNNOptions
+
+    def __init__(
+        self,
+        vocab: int,
+        n_out: int,
+        n_num: int = 0,
+        vocab_sizes: list[int] | None = None,
+        max_tokens: int = 128,
+        dim: int = 128,
+        filters: int = 100,
+        kernels: list[int] | None = None,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.kernels = list(kernels or [3, 4, 5])
+        self.embed = nn.Embedding(vocab, dim, padding_idx=0)
+        self.convs = nn.ModuleList(nn.Conv1d(dim, filters, k) for k in self.kernels)
+        self.side = Side(n_num, vocab_sizes or [])
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(filters * len(self.kernels) + self.side.width, n_out)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        ids, mask = trimmed(batch["text"])
+        # every window that starts on a real token, whatever the batch's longest text: its tail reads padding
+        # (zero vectors), so a text's outputs do not depend on the texts batched with it
+        tail = max(self.kernels) - 1
+        ids, mask = F.pad(ids, (0, tail)), F.pad(mask, (0, tail))
+        x = self.drop(self.embed(ids)).transpose(1, 2)  # batch x dim x tokens
+        pooled = []
+        for conv in self.convs:
+            h = conv(x).relu()  # ReLU >= 0: the windows that start on padding, set to 0, never win the max
+            pooled.append(h.masked_fill(~mask[:, None, : h.shape[2]], 0.0).amax(2))
+        return self.head(self.drop(self.side(batch, torch.cat(pooled, 1))))
+
+    @staticmethod
+    def configure(spec: TextCNNOptions, encoder: Encoder, n_train: int) -> dict[str, Any]:
+        widths = spec.widths or [128, 100]
+        return {**text_kwargs(spec, encoder), "dim": widths[0], "filters": widths[-1], "kernels": spec.kernels}
