@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from sw2.data.encode import Encoder
-from sw2.models.base import Model
+from sw2.models.base import Model, exporting
 from sw2.models.text import Side, text_kwargs, trimmed
 from sw2.plugins import MODELS
 from sw2.spec import ModelOptions
@@ -68,12 +68,30 @@ class TextCNN(Model):
         # (zero vectors), so a text's outputs do not depend on the texts batched with it
         tail = max(self.kernels) - 1
         ids, mask = F.pad(ids, (0, tail)), F.pad(mask, (0, tail))
-        x = self.drop(self.embed(ids)).transpose(1, 2)  # batch x dim x tokens
-        pooled = []
-        for conv in self.convs:
-            h = conv(x).relu()  # ReLU >= 0: the windows that start on padding, set to 0, never win the max
-            pooled.append(h.masked_fill(~mask[:, None, : h.shape[2]], 0.0).amax(2))
-        return self.head(self.drop(self.side(batch, torch.cat(pooled, 1))))
+        x = self.drop(self.embed(ids))  # batch x tokens x dim
+        if exporting():  # one Conv1d per width: the operators every runtime has
+            h = torch.cat([conv(x.transpose(1, 2))[..., : ids.shape[1] - tail] for conv in self.convs], 1)
+        else:  # every width at once, as one matrix product over the windows (CPU conv1d is slow at batch 1)
+            weight, bias = self.fused()
+            windows = x.unfold(1, tail + 1, 1).flatten(2)  # batch x starts x (dim * widest window)
+            h = torch.addmm(bias, windows.flatten(0, 1), weight).view(len(ids), -1, len(bias)).transpose(1, 2)
+        # ReLU >= 0: the windows that start on padding, set to 0, never win the max
+        pooled = h.relu().masked_fill(~mask[:, None, : h.shape[2]], 0.0).amax(2)
+        return self.head(self.drop(self.side(batch, pooled)))
+
+    def fused(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All widths' filters as one ((dim * widest) x filters) matrix, narrower windows' missing taps 0, and
+        their biases; kept between calls while the weights are unchanged (in-place updates and loads bump
+        their version) and no gradient is needed."""
+        key = tuple((c.weight._version, c.weight.data_ptr(), c.bias._version) for c in self.convs)
+        if torch.is_grad_enabled() or getattr(self, "_fused_key", None) != key:
+            widest = max(self.kernels)
+            weight = torch.cat([F.pad(c.weight, (0, widest - c.weight.shape[2])) for c in self.convs])
+            fused = weight.flatten(1).T.contiguous(), torch.cat([c.bias for c in self.convs])
+            if torch.is_grad_enabled():
+                return fused
+            self._fused, self._fused_key = fused, key
+        return self._fused
 
     @staticmethod
     def configure(spec: TextCNNOptions, encoder: Encoder, n_train: int) -> dict[str, Any]:
