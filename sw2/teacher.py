@@ -125,8 +125,8 @@ def transfer_set(spec: Spec, bundle: Bundle, data: Prepared) -> tuple[list[Examp
     columns = data.encoder.text_columns
     if d.copies and not columns:
         raise UserError("train.distill.copies: perturbed copies are of text columns, and this data has none; set 0")
-    assert data.raw_train.frame is not None
-    contexts = {col: Contexts(data.raw_train.frame[col]) for col in columns} if d.copies else {}
+    frame = data.raw_train.frame
+    contexts = {col: Contexts(frame[col]) for col in columns} if d.copies and frame is not None else {}
     raws = [data.raw_train]
     raws += [perturbed(data.raw_train, columns, spec.train.seed + k + 1, contexts) for k in range(d.copies)]
     sets = [data.train] + [encode(data.encoder, r) for r in raws[1:]]
