@@ -160,6 +160,14 @@ class ModelOptions(Strict):
         """The keys this section takes (for "did you mean")."""
         return list(cls.model_fields)
 
+    @model_validator(mode="after")
+    def _widths_positive(self) -> ModelOptions:
+        """Every model's `widths` are sizes: 1 or more (0 or less would fail deep inside torch)."""
+        widths = getattr(self, "widths", None)
+        if widths is not None and any(w < 1 for w in widths):
+            raise ValueError(f"widths: {widths} has a size below 1; give layer sizes of 1 or more")
+        return self
+
 
 def model_options(name: str) -> type[ModelOptions]:
     """The options class of registered model `name`."""

@@ -159,7 +159,7 @@ def teacher_outputs(bundle: Bundle, raws: list[Examples]) -> torch.Tensor:
             key.update(f"{name}:{inputs[name].dtype}:{tuple(inputs[name].shape)}".encode())
             key.update(inputs[name].contiguous().numpy().tobytes())
         path = folder / f"{key.hexdigest()[:32]}.safetensors"
-        out = _read(path, len(raw))
+        out = _read(path, (len(raw), bundle.model.head.out_features))  # every sw2 model has a head
         if out is None:
             fast = fast or _fast(bundle)
             out = fast.run(inputs)
@@ -180,15 +180,15 @@ def _identity(bundle: Bundle) -> bytes:
     return h.digest()
 
 
-def _read(path: Path, rows: int) -> torch.Tensor | None:
-    """Cached outputs of `rows` examples at `path`, or None (absent, unreadable or of another size)."""
+def _read(path: Path, shape: tuple[int, int]) -> torch.Tensor | None:
+    """Cached outputs of `shape` at `path`, or None (absent, unreadable, of another shape or not finite)."""
     from safetensors.torch import load_file
 
     try:
         out = load_file(path)["outputs"]
     except Exception:  # absent or damaged: compute again
         return None
-    return out if out.ndim >= 1 and len(out) == rows else None
+    return out.float() if tuple(out.shape) == shape and out.is_floating_point() and out.isfinite().all() else None
 
 
 def _keep(path: Path, outputs: torch.Tensor) -> None:

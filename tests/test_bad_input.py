@@ -118,3 +118,8 @@ def test_debug_shows_traceback(tmp_path):
 def test_predict_bad_bundle(tmp_path):
     res = sw2_here("predict", str(tmp_path), "x.png")
     assert res.returncode == 2 and "not a complete bundle" in res.stderr
+
+
+def test_a_model_width_below_one_is_refused(tmp_path: Path) -> None:
+    spec = {"data": {"source": "package", "name": "digits"}, "model": {"name": "mlp", "widths": [64, 0]}}
+    check_refused(tmp_path, spec, "model: widths", "size below 1")

@@ -150,6 +150,19 @@ def test_perturbed_copies_drop_swap_and_cut_words() -> None:
     assert copy.ids[0] == "0~1" and copy.frame["text"].tolist() != texts
 
 
+def test_a_cached_teacher_output_of_another_shape_or_not_finite_is_computed_again(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from sw2.teacher import _read
+
+    path = tmp_path / "entry.safetensors"
+    save_file({"outputs": torch.zeros(4, 2)}, path)
+    assert _read(path, (4, 2)) is not None
+    assert _read(path, (4, 3)) is None and _read(path, (5, 2)) is None  # another teacher's width, other rows
+    save_file({"outputs": torch.full((4, 2), float("nan"))}, path)
+    assert _read(path, (4, 2)) is None
+
+
 @pytest.fixture(scope="module")
 def diabetes(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     return sw2.train(ROOT / "examples" / "diabetes.yaml", tmp_path_factory.mktemp("runs") / "diabetes", check=False)

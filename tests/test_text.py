@@ -161,13 +161,13 @@ def test_textcnn_ignores_padding_and_texts_shorter_than_its_windows():
 def test_batched_text_inference_runs_shortest_first_and_answers_in_order():
     """`predict` sorts texts by length so each batch trims to like lengths; the outputs come back in the
     caller's order, equal to one-at-a-time calls."""
-    from sw2.engine.predict import length_order, predict
+    from sw2.engine.predict import predict, shortest_first
 
     torch.manual_seed(0)
     model = TextCNN(vocab=50, n_out=3, dim=8, filters=4).eval()
     lengths = torch.randint(1, 12, (300,))
     ids = torch.where(torch.arange(12) < lengths[:, None], torch.randint(1, 50, (300, 12)), 0)
-    order = length_order({"text": ids})
+    _, order = shortest_first({"text": ids})
     assert order is not None and (lengths[order].diff() >= 0).all()
     together = predict(model, {"text": ids}, batch_size=64)
     with torch.no_grad():

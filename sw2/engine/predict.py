@@ -32,8 +32,7 @@ def predict(
     """Raw model outputs (logits or standardised values), in order, on the CPU."""
     model.eval()
     device = device or next(model.parameters()).device
-    order = length_order(inputs)
-    inputs = inputs if order is None else {k: v[order] for k, v in inputs.items()}
+    inputs, order = shortest_first(inputs)
     n = len(next(iter(inputs.values())))
     outs = []
     batch_size = max(1, batch_size // VIEWS[tta if "image" in inputs else "none"])  # TTA views share the call
@@ -47,16 +46,18 @@ def predict(
     return unsorted(torch.cat(outs), order)
 
 
-def length_order(inputs: dict[str, torch.Tensor]) -> torch.Tensor | None:
-    """The order that sorts the examples by the length of their padded `text` ids (None: no text to sort)."""
+def shortest_first(inputs: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    """The examples sorted by the length of their padded `text` ids, and the order that did it (None, inputs
+    as they are: no text to sort)."""
     text = inputs.get("text")
     if text is None or text.ndim != 2 or len(text) < 2:
-        return None
-    return (text != 0).sum(1).argsort(stable=True)
+        return inputs, None
+    order = (text != 0).sum(1).argsort(stable=True)
+    return {k: v[order] for k, v in inputs.items()}, order
 
 
 def unsorted(outputs: torch.Tensor, order: torch.Tensor | None) -> torch.Tensor:
-    """Outputs computed in `order` (from `length_order`), back in the examples' own order."""
+    """Outputs computed in `order` (from `shortest_first`), back in the examples' own order."""
     return outputs if order is None else outputs[order.argsort()]
 
 

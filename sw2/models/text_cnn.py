@@ -61,6 +61,8 @@ class TextCNN(Model):
         self.side = Side(n_num, vocab_sizes or [])
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(filters * len(self.kernels) + self.side.width, n_out)
+        self._fused: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._fused_key: tuple[tuple[int, int, int], ...] | None = None
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         ids, mask = trimmed(batch["text"])
@@ -81,17 +83,19 @@ class TextCNN(Model):
 
     def fused(self) -> tuple[torch.Tensor, torch.Tensor]:
         """All widths' filters as one ((dim * widest) x filters) matrix, narrower windows' missing taps 0, and
-        their biases; kept between calls while the weights are unchanged (in-place updates and loads bump
-        their version) and no gradient is needed."""
+        their biases. At inference it is kept between calls while the weights are unchanged (in-place updates,
+        loads and moves change their version or storage)."""
+        if torch.is_grad_enabled():
+            return self._fuse()
         key = tuple((c.weight._version, c.weight.data_ptr(), c.bias._version) for c in self.convs)
-        if torch.is_grad_enabled() or getattr(self, "_fused_key", None) != key:
-            widest = max(self.kernels)
-            weight = torch.cat([F.pad(c.weight, (0, widest - c.weight.shape[2])) for c in self.convs])
-            fused = weight.flatten(1).T.contiguous(), torch.cat([c.bias for c in self.convs])
-            if torch.is_grad_enabled():
-                return fused
-            self._fused, self._fused_key = fused, key
+        if self._fused_key != key:
+            self._fused, self._fused_key = self._fuse(), key
         return self._fused
+
+    def _fuse(self) -> tuple[torch.Tensor, torch.Tensor]:
+        widest = max(self.kernels)
+        weight = torch.cat([F.pad(c.weight, (0, widest - c.weight.shape[2])) for c in self.convs])
+        return weight.flatten(1).T.contiguous(), torch.cat([c.bias for c in self.convs])
 
     @staticmethod
     def configure(spec: TextCNNOptions, encoder: Encoder, n_train: int) -> dict[str, Any]:

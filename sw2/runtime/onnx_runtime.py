@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from sw2.engine.predict import VIEWS, length_order, unsorted, with_tta
+from sw2.engine.predict import VIEWS, shortest_first, unsorted, with_tta
 from sw2.errors import UserError
 from sw2.plugins import BACKENDS
 from sw2.runtime import Runner
@@ -51,8 +51,7 @@ def session_runner(graph: bytes, tta: str = "none", threads: int | None = None) 
 
     @torch.no_grad()
     def run(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        order = length_order(inputs)  # shortest first, as eager PyTorch's `predict`
-        inputs = inputs if order is None else {k: v[order] for k, v in inputs.items()}
+        inputs, order = shortest_first(inputs)  # as eager PyTorch's `predict`
         n = len(next(iter(inputs.values())))
         outs = []
         chunk = max(1, CHUNK // VIEWS[tta if "image" in inputs else "none"])  # TTA views share the call
