@@ -263,6 +263,8 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     out = output_file(args.out, "--out", [], args.bundle) if args.out else None
+    if out is not None and (out.exists() or out.is_symlink()) and not args.force:
+        raise UserError(f"--out {args.out}: already exists; give another path, or add --force to replace it")
     from sw2.api import export
 
     done = export(args.bundle, args.format, out, spec_from=args.spec, examples=args.examples, verbose=True)
@@ -286,8 +288,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     with log.to_console(True):
         serve(Settings(
-        args.bundle, args.host, args.port, args.workers, args.backend, args.max_batch, args.max_wait_ms,
+            args.bundle, args.host, args.port, args.workers, args.backend, args.max_batch, args.max_wait_ms,
             args.max_body_mb, args.max_rows, not args.no_auth, args.key_file, args.log_requests,
+            timeout_s=args.timeout_s, max_concurrency=args.max_concurrency, max_queue=args.max_queue,
+            max_inflight_mb=args.max_inflight_mb, max_prompt_chars=args.max_prompt_chars, log_max_mb=args.log_max_mb,
         ))  # fmt: skip
     return 0
 
@@ -457,7 +461,8 @@ def parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="the network as an ONNX graph (BUNDLE/model.onnx), checked against PyTorch")
     ex.add_argument("bundle")
     ex.add_argument("--format", default="onnx", choices=["onnx"])
-    ex.add_argument("--out", help="also write the graph to this file")
+    ex.add_argument("--out", help="also write the graph to this file (a new one, unless --force)")
+    ex.add_argument("--force", action="store_true", help="replace the file --out names if it exists")
     ex.add_argument("--spec", help="your spec file, naming the data, when the bundle's spec names data outside it")
     ex.add_argument("--examples", type=int, default=256, help="real examples the parity check runs on")
     ex.set_defaults(func=cmd_export)
@@ -472,9 +477,16 @@ def parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits for more requests")
     sv.add_argument("--max-body-mb", type=float, default=10.0, help="larger request bodies answer 413")
     sv.add_argument("--max-rows", type=int, default=1000, help="examples one request may hold")
+    sv.add_argument("--timeout-s", type=float, default=30.0, help="a request not answered by then: 408/504")
+    sv.add_argument("--max-concurrency", type=int, default=64, help="requests at once (probes not counted); 503 past")
+    sv.add_argument("--max-queue", type=int, default=2048, help="examples waiting for the model; 503 past")
+    sv.add_argument("--max-inflight-mb", type=float, default=256.0, help="request bodies held at once; 503 past")
+    sv.add_argument("--max-prompt-chars", type=int, default=10_000, help="a generate prompt's characters; 413 past")
     sv.add_argument("--no-auth", action="store_true", help="serve without an API key (a warning says so)")
     sv.add_argument("--key-file", help="the API key's file (default ~/.config/sw2/api-key; $SW2_API_KEY first)")
-    sv.add_argument("--log-requests", help="append requests, masked as the spec's serve.mask says, to this file")
+    sv.add_argument("--log-requests", help="append requests to this file (0600), values masked but the spec's "
+                    "serve.log_columns")  # fmt: skip
+    sv.add_argument("--log-max-mb", type=float, default=100.0, help="rotate the request log at this size")
     sv.set_defaults(func=cmd_serve)
 
     rp = sub.add_parser("report", help="(re)write a bundle's report.html, or a report on other data")

@@ -33,6 +33,8 @@ class _Plain(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = record.getMessage()
+        if record.exc_info:  # logger.exception: the traceback too (a server's log must be diagnosable)
+            text += "\n" + self.formatException(record.exc_info)
         return f"warning: {text}" if record.levelno >= logging.WARNING else text
 
 

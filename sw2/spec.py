@@ -476,8 +476,13 @@ class DoctorSpec(Strict):
 class ServeSpec(Strict):
     """`sw2 serve`: what its monitoring does with requests."""
 
+    log_columns: list[str] = Field(
+        default_factory=list,
+        description="columns a request log may hold as sent (\"prompt\" for a language model's prompt); every "
+        "other value is masked",
+    )
     mask: list[str] = Field(
-        default_factory=list, description="columns hashed (or dropped) before a request is logged, e.g. [email, name]"
+        default_factory=list, description="columns always masked in a request log, even if in log_columns"
     )
     mask_mode: Literal["hash", "drop"] = Field("hash", description="hash: a salted SHA-256; drop: left out")
     drift_threshold: float = Field(

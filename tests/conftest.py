@@ -146,3 +146,44 @@ def digits(tmp_path_factory: pytest.TempPathFactory):
     import sw2
 
     return sw2.train(ROOT / "examples" / "digits.yaml", tmp_path_factory.mktemp("runs") / "digits", verbose=False)
+
+
+PENGUINS = {
+    "name": "penguins",
+    "data": {"source": "package", "name": "penguins", "split": {"val": 0.15, "test": 0.2}},
+    "target": "species",
+    "model": {"name": "mlp"},
+    "train": {"epochs": 10},
+    "serve": {"mask": ["island"], "log_columns": ["island", "bill_length_mm"], "drift_window": 200},
+}
+
+
+@pytest.fixture(scope="session")
+def penguins(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small table classifier (palmerpenguins, an mlp), trained once for the server's tests."""
+    import sw2
+
+    folder = tmp_path_factory.mktemp("penguins")
+    return sw2.train(write_spec(folder, PENGUINS), folder / "bundle", verbose=False, check=False).path
+
+
+@pytest.fixture(scope="session")
+def digits_exported(digits) -> Path:
+    """The digits bundle with its ONNX graph."""
+    import sw2
+
+    if not (digits.path / "model.onnx").exists():
+        sw2.export(digits)
+    return digits.path
+
+
+@pytest.fixture(scope="session")
+def language_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-layer character GPT of a little verse, trained for one epoch."""
+    import sw2
+    from tests.test_language import lm_spec, verse
+
+    folder = tmp_path_factory.mktemp("lm")
+    (folder / "verse.txt").write_text(verse(800), encoding="utf-8")
+    spec = write_spec(folder, {**lm_spec("verse.txt", widths=[32], layers=1, heads=2), "train": {"epochs": 1}})
+    return sw2.train(spec, folder / "lm", verbose=False, check=False).path

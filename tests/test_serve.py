@@ -30,19 +30,9 @@ from prometheus_client.parser import text_string_to_metric_families  # noqa: E40
 
 import sw2  # noqa: E402
 from tests.conftest import sw2_here, write_spec  # noqa: E402
-from tests.test_language import lm_spec, verse  # noqa: E402
 
-KEY = "test-key-0123456789abcdef"
-PENGUINS = {
-    "name": "penguins",
-    "data": {"source": "package", "name": "penguins", "split": {"val": 0.15, "test": 0.2}},
-    "target": "species",
-    "model": {"name": "mlp"},
-    "train": {"epochs": 10},
-    "serve": {"mask": ["island"], "drift_window": 200},
-}
-
-
+KEY = "sw2-test-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+SCRAPER = "scraper-0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -52,8 +42,10 @@ def free_port() -> int:
 class Server:
     """`sw2 serve BUNDLE ...` in its own process, ready (GET /readyz 200) when entered, stopped on exit."""
 
-    def __init__(self, bundle: Path, *args: str, env: dict[str, str] | None = None, key: str | None = KEY) -> None:
-        self.port = free_port()
+    def __init__(
+        self, bundle: Path, *args: str, env: dict[str, str] | None = None, key: str | None = KEY, wait: str = "/readyz"
+    ) -> None:
+        self.port, self.wait = free_port(), wait
         self.url = f"http://127.0.0.1:{self.port}"
         extra = {"SW2_API_KEY": key} if key else {}
         command = [sys.executable, "-m", "sw2.cli", "serve", str(bundle), "--port", str(self.port), *args]
@@ -70,7 +62,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise AssertionError(f"the server exited: {self.proc.stdout.read()}")  # type: ignore[union-attr]
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}{self.wait}", timeout=2).status_code == 200:
                     return self
             time.sleep(0.3)
         self.stop()
@@ -114,12 +106,6 @@ def penguin_rows() -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def penguins(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("penguins")
-    return sw2.train(write_spec(folder, PENGUINS), folder / "bundle", verbose=False, check=False).path
-
-
-@pytest.fixture(scope="module")
 def table(penguins, tmp_path_factory) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("log") / "requests.jsonl"
     with Server(penguins, "--log-requests", str(log), "--max-rows", "500") as server:
@@ -128,7 +114,7 @@ def table(penguins, tmp_path_factory) -> Iterator[Server]:
 
 
 def test_auth_is_on_by_default_with_a_generated_private_key(penguins, tmp_path):
-    env = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "SW2_API_KEY": "", "SW2_METRICS_KEY": "scraper-key-0123456789"}
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "SW2_API_KEY": "", "SW2_METRICS_KEY": SCRAPER}
     with Server(penguins, env=env, key=None) as server:
         key_file = tmp_path / "config" / "sw2" / "api-key"
         assert key_file.stat().st_mode & 0o777 == 0o600
@@ -140,7 +126,7 @@ def test_auth_is_on_by_default_with_a_generated_private_key(penguins, tmp_path):
         assert wrong.status_code == 401 and "API key" in wrong.json()["error"]
         assert server.post("/v1/predict", json=row, headers={"Authorization": f"Bearer {key}"}).status_code == 200
         assert server.get("/metrics").status_code == 401
-        scraper = {"Authorization": "Bearer scraper-key-0123456789"}
+        scraper = {"Authorization": f"Bearer {SCRAPER}"}
         assert server.get("/metrics", headers=scraper).status_code == 200  # the metrics key reads metrics only
         assert server.post("/v1/predict", json=row, headers=scraper).status_code == 401
         assert server.get("/healthz").status_code == 200 and server.get("/readyz").status_code == 200
@@ -263,13 +249,6 @@ def digit_images(n: int = 4) -> list[bytes]:
     return [png(np.clip(load_digits().images[i] * 16, 0, 255).astype(np.uint8)) for i in range(n)]
 
 
-@pytest.fixture(scope="module")
-def digits_exported(digits) -> Path:
-    if not (digits.path / "model.onnx").exists():
-        sw2.export(digits)
-    return digits.path
-
-
 def test_images_base64_and_uploads_on_both_backends(digits_exported):
     images = digit_images()
     b64 = {"images": [base64.b64encode(i).decode() for i in images]}
@@ -319,14 +298,6 @@ def test_texts_predict_and_empty_text_is_refused(tmp_path):
         for payload in ({"texts": [""]}, {"texts": ["   "]}, {"texts": [3]}):
             bad = server.post("/v1/predict", json=payload)
             assert bad.status_code == 422 and "non-empty text" in bad.json()["error"]
-
-
-@pytest.fixture(scope="module")
-def language_model(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("lm")
-    (folder / "verse.txt").write_text(verse(800), encoding="utf-8")
-    spec = write_spec(folder, {**lm_spec("verse.txt", widths=[32], layers=1, heads=2), "train": {"epochs": 1}})
-    return sw2.train(spec, folder / "lm", verbose=False, check=False).path
 
 
 def test_generate_streams_server_sent_events(language_model):
@@ -381,7 +352,9 @@ def test_two_workers_answer_and_add_up_their_metrics(penguins):
             codes = list(
                 pool.map(lambda i: server.post("/v1/predict", json={"rows": [rows[i]]}).status_code, range(40))
             )
+            pids = set(pool.map(lambda i: server.get("/v1/model").json()["worker"], range(64)))
         assert codes == [200] * 40
+        assert len(pids) == 2 and server.proc.pid not in pids, pids  # both worker processes answer
         done = sum(s.value for s in server.metrics()["sw2_requests_total"]
                    if s.labels["endpoint"] == "/v1/predict" and s.labels["status"] == "200")  # fmt: skip
         assert done == 40
@@ -419,19 +392,30 @@ def test_the_web_page_in_chromium(digits_exported, tmp_path):
     assert names[0] == "0" and len(names) == 5 and not errors
 
 
-def test_bad_serve_flags_and_a_readable_key_file_are_exit_2(penguins, tmp_path, monkeypatch):
+def test_bad_serve_flags_weak_keys_and_a_readable_key_file_are_exit_2(penguins, tmp_path, monkeypatch):
     monkeypatch.delenv("SW2_API_KEY", raising=False)
     for args, words in [(("--workers", "0"), "--workers 0"), (("--port", "70000"), "--port 70000"),
-                        (("--max-wait-ms", "-1"), "--max-wait-ms")]:  # fmt: skip
+                        (("--max-wait-ms", "-1"), "--max-wait-ms"), (("--max-body-mb", "nan"), "--max-body-mb nan"),
+                        (("--max-body-mb", "inf"), "--max-body-mb inf"), (("--max-batch", "-3"), "--max-batch -3"),
+                        (("--timeout-s", "0"), "--timeout-s"), (("--max-wait-ms", "nan"), "--max-wait-ms"),
+                        (("--max-queue", "10"), "--max-queue 10")]:  # fmt: skip
         done = sw2_here("serve", str(penguins), *args)
         assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     loose = tmp_path / "key"
     loose.write_text("k" * 40)
     loose.chmod(0o644)
     done = sw2_here("serve", str(penguins), "--key-file", str(loose))
     assert done.returncode == 2 and "chmod 600" in done.stderr
-    short = tmp_path / "short"
-    short.write_text("abc")
-    short.chmod(0o600)
-    done = sw2_here("serve", str(penguins), "--key-file", str(short))
-    assert done.returncode == 2 and "at least 16 characters" in done.stderr
+    for name, key, words in [("short", "abc", "too short"), ("repeated", "0123456789abcdef" * 3, "repeats"),
+                             ("flat", "ab" * 20, "repeats")]:  # fmt: skip
+        (tmp_path / name).write_text(key)
+        (tmp_path / name).chmod(0o600)
+        done = sw2_here("serve", str(penguins), "--key-file", str(tmp_path / name))
+        assert done.returncode == 2 and words in done.stderr and "at least 32 random characters" in done.stderr
+    for env, words in [({"SW2_API_KEY": "REPLACE-WITH-A-RANDOM-KEY-OF-32-OR-MORE-CHARACTERS"}, "placeholder"),
+                       ({"SW2_API_KEY": "x" * 31}, "too short"),
+                       ({"SW2_API_KEY": KEY, "SW2_METRICS_KEY": "metrics"}, "$SW2_METRICS_KEY")]:  # fmt: skip
+        done = subprocess.run([sys.executable, "-m", "sw2.cli", "serve", str(penguins)], capture_output=True,
+                              text=True, env={**os.environ, **env}, timeout=120)  # fmt: skip
+        assert done.returncode == 2 and words in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr

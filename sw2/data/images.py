@@ -22,14 +22,19 @@ def decode(path: Path, size: tuple[int, int] | None = None, channels: int | None
     """One image file as C x H x W uint8; resized to `size` (H, W) and converted to `channels` if given."""
     try:
         with Image.open(path) as im:
-            if channels is None:
-                channels = 1 if im.mode in ("L", "1", "I;16", "I") else 3
-            im = im.convert("L" if channels == 1 else "RGB")
-            if size is not None and im.size != (size[1], size[0]):
-                im = im.resize((size[1], size[0]), Image.BILINEAR)
-            arr = np.asarray(im, dtype=np.uint8)
+            return to_array(im, size, channels)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise UserError(f"{path}: cannot decode image ({err}); remove or replace the file") from None
+
+
+def to_array(im: Image.Image, size: tuple[int, int] | None = None, channels: int | None = None) -> np.ndarray:
+    """An opened image as C x H x W uint8, resized and converted as `decode` says (PIL's errors propagate)."""
+    if channels is None:
+        channels = 1 if im.mode in ("L", "1", "I;16", "I") else 3
+    im = im.convert("L" if channels == 1 else "RGB")
+    if size is not None and im.size != (size[1], size[0]):
+        im = im.resize((size[1], size[0]), Image.BILINEAR)
+    arr = np.asarray(im, dtype=np.uint8)
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 

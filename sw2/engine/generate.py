@@ -7,10 +7,26 @@ and each new token runs through the model alone. Without it, every token re-read
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import torch
 from torch import nn
+
+MIN_TEMPERATURE = 0.01  # lower (but 0: greedy) divides the logits into overflow
+
+
+def options_error(tokens: int, temperature: float, top_k: int | None, seed: int) -> str | None:
+    """What is wrong with these sampling options, or None."""
+    if tokens < 1:
+        return "tokens: give at least 1"
+    if not math.isfinite(temperature) or (temperature != 0 and not temperature >= MIN_TEMPERATURE):
+        return f"temperature: give a finite number >= {MIN_TEMPERATURE} (or 0: greedy)"
+    if top_k is not None and top_k < 1:
+        return "top-k: give at least 1"
+    if not 0 <= seed < 2**64:
+        return "seed: give a whole number from 0 to 2**64 - 1"
+    return None
 
 
 def pick(logits: torch.Tensor, temperature: float, top_k: int | None, gen: torch.Generator) -> torch.Tensor:
@@ -34,11 +50,12 @@ def stream(
     seed: int = 0,
     cache: bool = True,
 ) -> Iterator[int]:
-    """The new token ids after `prompt`, one at a time as each is sampled (what a server streams)."""
+    """The new token ids after `prompt`, one at a time as each is sampled (what a server streams). The model
+    reads the prompt's last `block` tokens, its context: a longer prompt costs no more than that."""
     model.eval()
     device = next(model.parameters()).device
     gen = torch.Generator(device=device).manual_seed(seed)
-    ids = torch.tensor([prompt], dtype=torch.long, device=device)
+    ids = torch.tensor([prompt[-model.block :]], dtype=torch.long, device=device)
     state = None
     if cache:
         logits, state = model.step(ids, None)

@@ -5,7 +5,12 @@ The first waiting request opens a batch; requests that arrive within `max_wait_m
 max_batch_delay do). Unlike those, it waits only while other requests are on their way (being read and
 parsed: `arriving`): a lone client is not made to wait `max_wait_ms` for company that cannot come.
 The network runs in one worker thread, so the event loop keeps accepting requests
-while it computes, and the next batch fills meanwhile. A request larger than `max_batch` is a batch alone.
+while it computes, and the next batch fills meanwhile. A request larger than `max_batch` is cut into
+batches of `max_batch`: no network call ever takes more.
+
+Backpressure: at most `max_queue` examples wait; a request that would pass it is refused at once (`Full`:
+the server answers 503 with Retry-After) rather than queued behind work it could not wait for. A request
+whose client gave up (its deadline passed, it hung up) leaves cancelled futures, which no batch computes.
 """
 
 from __future__ import annotations
@@ -28,13 +33,18 @@ class _Waiting:
     done: asyncio.Future[torch.Tensor]
 
 
+class Full(Exception):
+    """The queue holds `max_queue` examples: come back later."""
+
+
 class Batcher:
     def __init__(
         self, run: Callable[[Inputs], torch.Tensor], max_batch: int, max_wait_ms: float,
-        on_batch: Callable[[int], None] = lambda n: None,
+        on_batch: Callable[[int], None] = lambda n: None, max_queue: int = 2048,
     ) -> None:  # fmt: skip
         self.run, self.max_batch, self.max_wait = run, max_batch, max_wait_ms / 1000
-        self.on_batch = on_batch
+        self.on_batch, self.max_queue = on_batch, max_queue
+        self.waiting = 0  # examples queued, not yet taken into a batch
         self.queue: asyncio.Queue[_Waiting] = asyncio.Queue()
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="sw2-model")
         self.task: asyncio.Task[None] | None = None
@@ -60,28 +70,59 @@ class Batcher:
         self.thread.shutdown(wait=True)
 
     async def __call__(self, inputs: Inputs) -> torch.Tensor:
-        """The network's outputs for `inputs` (one request's examples), computed in a shared batch."""
-        done: asyncio.Future[torch.Tensor] = asyncio.get_running_loop().create_future()
-        await self.queue.put(_Waiting(inputs, len(next(iter(inputs.values()))), done))
-        return await done
+        """The network's outputs for `inputs` (one request's examples), computed in shared batches of at most
+        `max_batch`; `Full` if the queue cannot take them. Cancelling the call withdraws what is not computed."""
+        n = len(next(iter(inputs.values())))
+        if self.waiting + n > self.max_queue:
+            raise Full
+        loop = asyncio.get_running_loop()
+        parts = []
+        for i in range(0, n, self.max_batch):
+            part = {k: v[i : i + self.max_batch] for k, v in inputs.items()}
+            parts.append(_Waiting(part, len(next(iter(part.values()))), loop.create_future()))
+        for w in parts:
+            self.queue.put_nowait(w)
+        self.waiting += n
+        try:
+            outputs = [await w.done for w in parts]
+        finally:
+            for w in parts:
+                w.done.cancel()  # no-op where done; else no batch computes it
+        return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+
+    async def _next(self) -> _Waiting:
+        """The next queued request part whose caller still waits."""
+        while True:
+            w = await self.queue.get()
+            self.waiting -= w.size
+            if not w.done.done():
+                return w
+
+    def _next_nowait(self) -> _Waiting:
+        while True:
+            w = self.queue.get_nowait()
+            self.waiting -= w.size
+            if not w.done.done():
+                return w
 
     async def _gather(self) -> list[_Waiting]:
-        batch = [await self.queue.get()]
+        batch = [await self._next()]
         size, loop = batch[0].size, asyncio.get_running_loop()
         deadline = loop.time() + self.max_wait
         while size < self.max_batch:
             try:
-                nxt = self.queue.get_nowait()
+                nxt = self._next_nowait()
             except asyncio.QueueEmpty:
                 left = deadline - loop.time()
                 if left <= 0 or self.arriving == 0:
                     break
                 try:
-                    nxt = await asyncio.wait_for(self.queue.get(), left)
+                    nxt = await asyncio.wait_for(self._next(), left)
                 except TimeoutError:
                     break
             if size + nxt.size > self.max_batch:
                 self.queue.put_nowait(nxt)  # it opens the next batch (the queue keeps no order: fine for a server)
+                self.waiting += nxt.size
                 break
             batch.append(nxt)
             size += nxt.size

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections import deque
 from typing import Any
 
@@ -57,6 +58,7 @@ class Monitor:
         self.window: dict[str, deque[float]] = {name: deque(maxlen=window) for name in ref.get("statistics", {})}
         self.predicted: deque[int] = deque(maxlen=window)
         self.since_update = 0
+        self.lock = threading.Lock()  # outputs are observed in the server's worker threads
 
     def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
         self.requests.labels(endpoint, str(status)).inc()
@@ -67,6 +69,10 @@ class Monitor:
 
     def observe_outputs(self, examples: Examples, outputs: torch.Tensor) -> None:
         """Count the predicted classes and update the drift gauges with these examples."""
+        with self.lock:
+            self._observe(examples, outputs)
+
+    def _observe(self, examples: Examples, outputs: torch.Tensor) -> None:
         classes = getattr(self.bundle.encoder, "classes", None)
         if classes is not None and outputs.ndim == 2 and outputs.shape[1] == len(classes):
             picked = outputs.argmax(1).tolist()
@@ -97,8 +103,9 @@ class Monitor:
 
     def exposition(self) -> tuple[bytes, str]:
         """The /metrics body and its content type: all workers' figures in multiprocess mode."""
-        if self.reference is not None and self.since_update:
-            self._update()
+        with self.lock:
+            if self.reference is not None and self.since_update:
+                self._update()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)

@@ -6,12 +6,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 from sw2 import log
 from sw2.bundle import Bundle
 from sw2.errors import UserError
 from sw2.serve import auth
 from sw2.serve.settings import ENV, Settings
+
+BACKSTOP = 64  # connections past --max-concurrency that uvicorn still takes (probes, scrapes, the 503s of the app)
 
 
 def serve(settings: Settings) -> None:
@@ -22,9 +25,12 @@ def serve(settings: Settings) -> None:
         raise UserError("sw2 serve needs FastAPI and uvicorn: pip install 'sw2[serve]'") from None
     settings.check()
     Bundle(settings.bundle, backend=settings.backend)  # a bad bundle or backend is a one-line error here
+    if settings.log_requests and not Path(settings.log_requests).resolve().parent.is_dir():
+        raise UserError(f"--log-requests {settings.log_requests}: its folder does not exist; create it first")
+    auth.metrics_key()  # a weak $SW2_METRICS_KEY stops the start as a weak API key does
     if settings.auth:
-        _, source = auth.resolve(settings.key_file)
-        log.info(f"sw2 serve: API key from {source}; send it as Authorization: Bearer KEY")
+        key, source = auth.resolve(settings.key_file)
+        log.info(f"sw2 serve: API key from {source} ({len(key)} characters); send it as Authorization: Bearer KEY")
     else:
         log.warning("sw2 serve: --no-auth: anyone who can reach the port can use the model")
     os.environ[ENV] = settings.to_env()
@@ -37,7 +43,7 @@ def serve(settings: Settings) -> None:
         uvicorn.run(
             "sw2.serve.app:from_environment", factory=True, host=settings.host, port=settings.port,
             workers=settings.workers, timeout_graceful_shutdown=settings.graceful_s, log_level="warning",
-            access_log=False,
+            access_log=False, limit_concurrency=settings.max_concurrency + BACKSTOP, timeout_keep_alive=5,
         )  # fmt: skip
     finally:
         if metrics_dir:

@@ -24,7 +24,7 @@ from sw2.data.corpus import (
     windows,
 )
 from sw2.data.dataset import TensorSet
-from sw2.engine.generate import stream
+from sw2.engine.generate import options_error, stream
 from sw2.errors import UserError
 from sw2.evaluation.language import language_metrics, unigram
 from sw2.spec import LatencyTest, MetricTest
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from sw2.engine.loop import FitResult
     from sw2.spec import Spec
 
+MAX_TOKEN_CHARS = 16  # a prompt is cut to its last block x this many characters before byte-level BPE encodes it
 SAMPLE = {"tokens": 500, "temperature": 0.8, "top_k": None, "seed": 0}  # the sample written into the bundle
 
 
@@ -220,9 +221,12 @@ def _new_tokens(
     cache: bool = True,
 ) -> Iterator[int]:
     """The sampled token ids after `prompt`, the options checked first (one-line errors)."""
-    if tokens < 1 or temperature < 0 or (top_k is not None and top_k < 1):
-        raise UserError("generate: tokens and top-k must be at least 1 and the temperature at least 0")
-    ids = bundle.encoder.encode(prompt, "prompt")
+    wrong = options_error(tokens, temperature, top_k, seed)
+    if wrong:
+        raise UserError(f"generate: {wrong}")
+    block = bundle.model.block  # the model reads its context, the last `block` tokens: only those are encoded
+    kept = prompt[-block * MAX_TOKEN_CHARS :] if bundle.encoder.kind == "bpe" else prompt[-block:]
+    ids = bundle.encoder.encode(kept, "prompt")[-block:]
     if not ids:
         raise UserError("prompt: empty; give at least one character (e.g. a newline)")
     return stream(bundle.model, ids, tokens, temperature, top_k, seed, cache)

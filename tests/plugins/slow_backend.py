@@ -1,0 +1,35 @@
+"""A backend plug-in for the server's tests: the bundle's eager network, made slow on purpose.
+
+`--backend slow` (with SW2_PLUGINS=slow_backend): every network call first waits $SW2_SLOW_S seconds, and
+the first call (the server's warm-up) also waits until the file $SW2_SLOW_GATE exists, if that is set.
+So a test can hold /readyz at 503, fill the queue, or pass a deadline, deterministically.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sw2.plugins import BACKENDS
+from sw2.runtime import Runner
+from sw2.runtime.torch_eager import torch_runner
+
+
+@BACKENDS.register("slow")
+def slow_runner(bundle: Any) -> Runner:
+    run, calls = torch_runner(bundle), [0]
+    gate = os.environ.get("SW2_SLOW_GATE")
+
+    def slow(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        if calls[0] == 0 and gate:
+            while not Path(gate).exists():
+                time.sleep(0.05)
+        calls[0] += 1
+        time.sleep(float(os.environ.get("SW2_SLOW_S", "0")))
+        return run(inputs)
+
+    return slow
