@@ -105,11 +105,11 @@ def test_image_bombs_meet_the_pixel_budget_while_healthz_answers(digits, tmp_pat
     assert logged[-1]["request"]["images"][0]["bytes"] == len(canvas) and "sha256" in logged[-1]["request"]["images"][0]
 
 
-def slow_server(bundle: Path, *args: str, seconds: float, gate: Path | None = None) -> Server:
-    """A server whose network call waits `seconds` (tests/plugins/slow_backend.py)."""
-    env = {"SW2_PLUGINS": "slow_backend", "PYTHONPATH": f"{PLUGINS}:{ROOT}", "SW2_SLOW_S": str(seconds)}
-    if gate is not None:
-        env["SW2_SLOW_GATE"] = str(gate)
+def slow_server(bundle: Path, *args: str, seconds: float, folder: Path) -> Server:
+    """A server whose network call waits `seconds` (tests/plugins/slow_backend.py), first for `folder`/warmed
+    to exist, and fails while `folder`/fail exists."""
+    env = {"SW2_PLUGINS": "slow_backend", "PYTHONPATH": f"{PLUGINS}:{ROOT}", "SW2_SLOW_S": str(seconds),
+           "SW2_SLOW_GATE": str(folder / "warmed"), "SW2_SLOW_FAIL": str(folder / "fail")}  # fmt: skip
     return Server(bundle, "--backend", "slow", *args, env=env, wait="/healthz")
 
 
@@ -127,15 +127,14 @@ def status_of(s: socket.socket) -> int:
 
 
 def test_a_slow_model_full_queue_deadline_slow_bodies_and_hang_ups(penguins, tmp_path):
-    gate = tmp_path / "warmed"
     args = ("--max-batch", "1", "--max-rows", "4", "--max-queue", "4", "--timeout-s", "3", "--max-concurrency", "6",
             "--max-body-mb", "1", "--max-inflight-mb", "2")  # fmt: skip
     rows = penguin_rows()
-    with slow_server(penguins, *args, seconds=1.0, gate=gate) as server:
+    with slow_server(penguins, *args, seconds=1.0, folder=tmp_path) as server:
         for _ in range(3):  # warm-up holds at the gate: alive, not ready
             assert server.get("/healthz").status_code == 200 and server.get("/readyz").status_code == 503
             time.sleep(0.2)
-        gate.touch()
+        (tmp_path / "warmed").touch()
         deadline = time.time() + 30
         while server.get("/readyz").status_code != 200:
             assert time.time() < deadline, "not ready 30 s after the warm-up could run"
@@ -166,6 +165,10 @@ def test_a_slow_model_full_queue_deadline_slow_bodies_and_hang_ups(penguins, tmp
         statuses = {s.labels["status"]: s.value for s in server.metrics()["sw2_requests_total"]
                     if s.labels["endpoint"] == "/v1/predict"}  # fmt: skip
         assert statuses.get("499") == 1 and statuses.get("408") == 5 and "500" not in statuses, statuses
+        (tmp_path / "fail").touch()  # a bug: a 500 without details, its traceback in the server's log
+        bug = server.post("/v1/predict", json={"rows": rows[:1]})
+        assert bug.status_code == 500 and "failed on purpose" not in bug.text and "log" in bug.json()["error"]
+    assert "Traceback" in server.output and "RuntimeError: the slow backend failed on purpose" in server.output
 
 
 @pytest.fixture(scope="module")

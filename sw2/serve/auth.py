@@ -22,7 +22,10 @@ from sw2.errors import UserError
 ENV_KEY, ENV_METRICS_KEY = "SW2_API_KEY", "SW2_METRICS_KEY"
 MIN_LENGTH = 32
 MIN_BITS = 80  # the characters' empirical entropy, added up: 32 random hex digits have ~115 (> 90 in 10^5 draws)
-PLACEHOLDERS = ("REPLACE-WITH-A-RANDOM-KEY-OF-32-OR-MORE-CHARACTERS",)  # deploy/secret.yaml's
+PLACEHOLDERS = (
+    "REPLACE-WITH-A-RANDOM-KEY-OF-32-OR-MORE-CHARACTERS",
+    "REPLACE-WITH-A-RANDOM-METRICS-KEY-OF-32-OR-MORE-CHARACTERS",
+)  # deploy/secret.yaml
 
 
 def strong(key: str, where: str) -> str:

@@ -31,6 +31,7 @@ class _Waiting:
     inputs: Inputs
     size: int
     done: asyncio.Future[torch.Tensor]
+    queued: bool = True  # counted in `waiting`: not yet taken into a batch nor withdrawn
 
 
 class Full(Exception):
@@ -88,21 +89,27 @@ class Batcher:
         finally:
             for w in parts:
                 w.done.cancel()  # no-op where done; else no batch computes it
+                self._dequeued(w)
         return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+
+    def _dequeued(self, w: _Waiting) -> None:
+        if w.queued:
+            w.queued = False
+            self.waiting -= w.size
 
     async def _next(self) -> _Waiting:
         """The next queued request part whose caller still waits."""
         while True:
             w = await self.queue.get()
-            self.waiting -= w.size
             if not w.done.done():
+                self._dequeued(w)
                 return w
 
     def _next_nowait(self) -> _Waiting:
         while True:
             w = self.queue.get_nowait()
-            self.waiting -= w.size
             if not w.done.done():
+                self._dequeued(w)
                 return w
 
     async def _gather(self) -> list[_Waiting]:
@@ -122,7 +129,7 @@ class Batcher:
                     break
             if size + nxt.size > self.max_batch:
                 self.queue.put_nowait(nxt)  # it opens the next batch (the queue keeps no order: fine for a server)
-                self.waiting += nxt.size
+                nxt.queued, self.waiting = True, self.waiting + nxt.size
                 break
             batch.append(nxt)
             size += nxt.size

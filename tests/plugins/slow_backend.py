@@ -1,8 +1,9 @@
 """A backend plug-in for the server's tests: the bundle's eager network, made slow on purpose.
 
 `--backend slow` (with SW2_PLUGINS=slow_backend): every network call first waits $SW2_SLOW_S seconds, and
-the first call (the server's warm-up) also waits until the file $SW2_SLOW_GATE exists, if that is set.
-So a test can hold /readyz at 503, fill the queue, or pass a deadline, deterministically.
+the first call (the server's warm-up) also waits until the file $SW2_SLOW_GATE exists, if that is set;
+a call fails (a bug in a backend) while the file $SW2_SLOW_FAIL exists. So a test can hold /readyz at 503,
+fill the queue, pass a deadline, or cause a 500, deterministically.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ from sw2.runtime.torch_eager import torch_runner
 @BACKENDS.register("slow")
 def slow_runner(bundle: Any) -> Runner:
     run, calls = torch_runner(bundle), [0]
-    gate = os.environ.get("SW2_SLOW_GATE")
+    gate, fail = os.environ.get("SW2_SLOW_GATE"), os.environ.get("SW2_SLOW_FAIL")
 
     def slow(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         if calls[0] == 0 and gate:
             while not Path(gate).exists():
                 time.sleep(0.05)
         calls[0] += 1
+        if fail and Path(fail).exists():
+            raise RuntimeError("the slow backend failed on purpose")
         time.sleep(float(os.environ.get("SW2_SLOW_S", "0")))
         return run(inputs)
 
