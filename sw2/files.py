@@ -3,7 +3,8 @@ user's cache folder.
 
 The new content goes to a fresh temporary file beside the target (created exclusively: a planted link
 of a guessable name cannot redirect it) and is renamed over the target; `os.replace` replaces a link
-at the target itself, never the file it points to.
+at the target itself, never the file it points to. The file gets the mode any tool's new file gets (0o666
+less the umask): the temporary file is created 0600, which suits secrets, and sw2 writes none through here.
 """
 
 from __future__ import annotations
@@ -18,11 +19,28 @@ def write_file(path: Path, data: str | bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            if hasattr(os, "fchmod"):  # POSIX modes (Windows: the folder's ACLs apply)
+                os.fchmod(f.fileno(), 0o666 & ~umask())
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def umask() -> int:
+    """The process's umask: read from /proc/self/status where Linux gives it, since setting it to read it
+    back (elsewhere) briefly changes it for every thread."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def cache_dir() -> Path:

@@ -478,7 +478,7 @@ class ServeSpec(Strict):
 
     log_columns: list[str] = Field(
         default_factory=list,
-        description="columns a request log may hold as sent (\"prompt\" for a language model's prompt); every "
+        description='columns a request log may hold as sent ("prompt" for a language model\'s prompt); every '
         "other value is masked",
     )
     mask: list[str] = Field(

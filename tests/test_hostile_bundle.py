@@ -1,5 +1,6 @@
 """What a spec or a bundle from someone else can make sw2 do: no code runs from a model test's `where:`,
-no file outside the bundle is read on its say-so, and its spec does not choose where sw2 writes."""
+no file outside the bundle is read on its say-so (its spec's paths, its ONNX graph's external data), its spec
+does not choose where sw2 writes, and its model.json does not choose the code transformers runs."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import importlib
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -283,3 +285,165 @@ def test_out_older_bundle_holding_a_user_file_is_refused(table_bundle):
 def test_where_nesting_and_lists_are_bounded(expression, message):
     with pytest.raises(ValueError, match=message):
         where.parse(expression)
+
+
+SECRET = b"sk-test-0123456789abcdef"  # a fake key in the user's working folder
+
+
+def external(name: str, dtype: str = "FLOAT") -> Any:
+    """A tensor of 2 values (floats or bytes) that ONNX Runtime would read from secret.txt in the working folder."""
+    import onnx
+
+    t = onnx.TensorProto(name=name, data_type=getattr(onnx.TensorProto, dtype), dims=[2])
+    t.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", "secret.txt"), ("offset", "0"), ("length", "8" if dtype == "FLOAT" else "2")):
+        t.external_data.add(key=key, value=value)
+    return t
+
+
+def hostile_graphs() -> dict[str, Any]:
+    """Graphs of a table model's input (`num`, 2 columns) to 2 outputs, each adding the first bytes of
+    secret.txt through an external tensor: an initializer (bytes, cast: ONNX Runtime's optimiser would stop at
+    a float one), and a Constant node inside an If branch. Without the check, both load and leak."""
+    from onnx import TensorProto, helper
+
+    def model(nodes: list[Any], initializers: list[Any] = ()) -> Any:
+        num = helper.make_tensor_value_info("num", TensorProto.FLOAT, ["batch", 2])
+        out = helper.make_tensor_value_info("outputs", TensorProto.FLOAT, ["batch", 2])
+        graph = helper.make_graph(nodes, "g", [num], [out], list(initializers))
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
+
+    def branch(name: str, value: Any) -> Any:
+        out = helper.make_tensor_value_info(name, TensorProto.FLOAT, [2])
+        return helper.make_graph([helper.make_node("Constant", [], [name], value=value)], name, [], [out])
+
+    zeros = helper.make_tensor("z", TensorProto.FLOAT, [2], [0.0, 0.0])
+    hidden = [
+        helper.make_node("Constant", [], ["cond"], value=helper.make_tensor("c", TensorProto.BOOL, [], [True])),
+        helper.make_node("If", ["cond"], ["w"], then_branch=branch("t", external("c")), else_branch=branch("e", zeros)),
+        helper.make_node("Add", ["num", "w"], ["outputs"]),
+    ]
+    return {
+        "initializer": model(
+            [
+                helper.make_node("Cast", ["w"], ["f"], to=TensorProto.FLOAT),
+                helper.make_node("Add", ["num", "f"], ["outputs"]),
+            ],
+            [external("w", "UINT8")],
+        ),
+        "if-constant": model(hidden),
+    }
+
+
+@pytest.mark.parametrize("place", ["initializer", "if-constant"])
+def test_onnx_graph_naming_external_data_is_refused(table_bundle, tmp_path, monkeypatch, place):
+    """ONNX Runtime reads a tensor's external data relative to the working folder, even from a graph given as
+    bytes: a bundle's graph could hand a file of the user's back as outputs. Refused before any session."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    graph = hostile_graphs()[place]
+    bundle = tampered(table_bundle, f"ext-{place}", lambda raw: None)
+    (bundle / "model.onnx").write_bytes(graph.SerializeToString())
+    (tmp_path / "secret.txt").write_bytes(SECRET)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(sw2.UserError, match="keeps its data in another file") as err:
+        sw2.load(bundle, backend="onnx")
+    message = str(err.value)
+    assert "\n" not in message and "secret.txt" in message and SECRET.decode() not in message
+    res = run_sw2("predict", str(bundle), str(table_bundle / "rows.csv"), "--backend", "onnx", cwd=tmp_path)
+    assert res.returncode == 2 and "ONNX external data" in res.stderr and res.stderr.count("\n") == 1, res.stderr
+    assert SECRET.decode() not in res.stdout + res.stderr
+
+
+PLACES = ("initializer", "sparse_initializer", "constant_t", "constant_sparse", "attribute_tensors", "loop_body")
+
+
+def everywhere() -> dict[str, Any]:
+    """Models holding an external tensor, each in another place a ModelProto can hold one."""
+    from onnx import AttributeProto, TensorProto, helper
+
+    def constant(**value: Any) -> Any:
+        return helper.make_node("Constant", [], ["x"], **(value or {"value": external("x")}))
+
+    def sparse() -> Any:
+        return helper.make_sparse_tensor(external("v"), helper.make_tensor("i", TensorProto.INT64, [2], [0, 1]), [4])
+
+    def graph(nodes: list[Any] = (), **fields: Any) -> Any:
+        g = helper.make_graph(list(nodes), "g", [], [])
+        for name, values in fields.items():
+            getattr(g, name).extend(values)
+        return g
+
+    custom = helper.make_node("Custom", [], ["x"], domain="x")
+    custom.attribute.add(name="tensors", type=AttributeProto.TENSORS).tensors.extend([external("t")])
+    places = [
+        graph(initializer=[external("w")]),
+        graph(sparse_initializer=[sparse()]),
+        graph([constant()]),
+        graph([constant(sparse_value=sparse())]),
+        graph([custom]),
+        graph([helper.make_node("Loop", ["n", "c"], ["o"], body=graph([constant()]))]),
+    ]
+    models = {name: helper.make_model(g) for name, g in zip(PLACES, places, strict=True)}
+    function = helper.make_function("f", "fn", [], ["x"], [constant()], [])
+    models["function"] = helper.make_model(graph(), functions=[function])
+    models["training_info"] = helper.make_model(graph())
+    models["training_info"].training_info.add().initialization.CopyFrom(graph(initializer=[external("w")]))
+    return models
+
+
+@pytest.mark.parametrize("place", [*PLACES, "function", "training_info"])
+def test_external_data_is_found_wherever_the_graph_holds_it(place):
+    pytest.importorskip("onnx")
+    from sw2.runtime.self_contained import check_graph
+
+    with pytest.raises(sw2.UserError, match=r"^m\.onnx: tensor '\w' \(external data at 'secret\.txt'\) keeps its data"):
+        check_graph(everywhere()[place].SerializeToString(), "m.onnx")
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+
+    def varint(n: int) -> bytes:
+        out = b""
+        while n >= 0x80:
+            out, n = out + bytes([n & 0x7F | 0x80]), n >> 7
+        return out + bytes([n])
+
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def test_a_graph_that_does_not_parse_is_a_one_line_error():
+    pytest.importorskip("onnx")
+    from sw2.runtime.self_contained import check_graph
+
+    inner = b""
+    for _ in range(300):  # graph > node > attribute g > graph ...: deeper than protobuf parses
+        inner = _field(1, _field(5, _field(6, inner)))
+    for graph in (b"not a graph", _field(7, inner)):
+        with pytest.raises(sw2.UserError, match=r"^m\.onnx: not an ONNX graph \(.*\); export the bundle again$") as err:
+            check_graph(graph, "m.onnx")
+        assert "\n" not in str(err.value)
+
+
+def test_model_json_does_not_choose_the_code_transformers_runs():
+    """A minilm bundle's model.json `config` builds its BERT: only the architecture reaches transformers, never a
+    key that chooses code (attn_implementation: a kernel fetched from the Hugging Face Hub)."""
+    pytest.importorskip("transformers")
+    from sw2.models import build
+
+    tiny = dict(vocab_size=40, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)
+    for key in ("attn_implementation", "_attn_implementation"):
+        model = build("minilm", {"vocab": 40, "n_out": 2, "config": {**tiny, key: "kernels-community/flash-attn"}})
+        assert model.encoder.config._attn_implementation in ("eager", "sdpa")
+        assert model.encoder.config.hidden_size == 8
+
+
+def test_a_graph_setting_onnx_runtime_session_options_is_refused():
+    onnx = pytest.importorskip("onnx")
+    from sw2.runtime.self_contained import check_graph
+
+    model = onnx.helper.make_model(onnx.helper.make_graph([], "g", [], []))
+    onnx.helper.set_model_props(model, {"ort_config": '{"session_options": {"enable_profiling": 1}}'})
+    with pytest.raises(sw2.UserError, match=r"^m\.onnx: its metadata sets ONNX Runtime's session options"):
+        check_graph(model.SerializeToString(), "m.onnx")

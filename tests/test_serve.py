@@ -33,6 +33,8 @@ from tests.conftest import sw2_here, write_spec  # noqa: E402
 
 KEY = "sw2-test-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 SCRAPER = "scraper-0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

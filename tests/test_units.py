@@ -1,8 +1,10 @@
-"""Small pieces: schedules, splits, augmentation, metrics, IDX reading, the malloc tuning."""
+"""Small pieces: schedules, splits, augmentation, metrics, IDX reading, the malloc tuning, written files' modes."""
 
 from __future__ import annotations
 
 import gzip
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from sw2.engine.optim import lr_factor
 from sw2.engine.prune import EasyPruner
 from sw2.errors import UserError
 from sw2.evaluation.metrics import classification
+from sw2.files import umask, write_file
 from sw2.spec import AugmentSpec, TrainSpec
 
 
@@ -281,3 +284,23 @@ def test_every_registered_model_keeps_the_model_contract():
     from sw2.models import MODELS, Model
 
     assert MODELS.names() and all(issubclass(MODELS.get(name), Model) for name in MODELS.names())
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_written_files_get_the_mode_the_umask_gives(tmp_path, monkeypatch):
+    """Predictions, reports and JSON sw2 writes are as readable as any tool's output (not mkstemp's 0600)."""
+    import sw2.files
+
+    before = os.umask(0o022)
+    try:
+        write_file(tmp_path / "predictions.csv", "id,prediction\n")
+        assert stat.S_IMODE((tmp_path / "predictions.csv").stat().st_mode) == 0o644
+        os.umask(0o027)
+        write_file(tmp_path / "predictions.csv", "id,prediction\n")  # a replaced file as well
+        assert stat.S_IMODE((tmp_path / "predictions.csv").stat().st_mode) == 0o640
+        assert umask() == 0o027 and os.umask(0o027) == 0o027, "read without changing it"
+        monkeypatch.setattr(sw2.files, "open", lambda *a: open("/no/such/file"), raising=False)  # no /proc
+        assert umask() == 0o027 and os.umask(0o027) == 0o027
+    finally:
+        os.umask(before)
+    assert [p.name for p in tmp_path.iterdir()] == ["predictions.csv"]

@@ -27,6 +27,13 @@ from sw2.plugins import MODELS
 from sw2.spec import ModelOptions
 
 CACHE_ROWS = 100_000  # frozen encodings kept in memory: 384 floats each, about 150 MB in all
+# the BERT config keys that shape the network: only these of model.json's `config` reach transformers, whose
+# other keys choose code (attn_implementation: a kernel fetched from the Hub) that a bundle must not choose
+ARCHITECTURE = (
+    "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
+    "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
+    "initializer_range", "layer_norm_eps", "pad_token_id",
+)  # fmt: skip
 
 
 class LoRALinear(nn.Module):
@@ -46,11 +53,12 @@ class LoRALinear(nn.Module):
 
 
 def _bert(config: dict[str, Any]) -> nn.Module:
+    """A randomly initialised BERT of `config`'s architecture (its ARCHITECTURE keys; the rest is ignored)."""
     try:
         from transformers import BertConfig, BertModel
     except ImportError:
         raise UserError("model: minilm needs transformers: pip install 'sw2[text]'") from None
-    return BertModel(BertConfig(**config), add_pooling_layer=False)
+    return BertModel(BertConfig(**{k: v for k, v in config.items() if k in ARCHITECTURE}), add_pooling_layer=False)
 
 
 class MiniLMOptions(ModelOptions):

@@ -3,7 +3,9 @@
 The encoder's tensors go in by name, as they go into the PyTorch module; text inputs are trimmed to the
 batch's longest sequence first (eager PyTorch does the same inside the model), or padded to the graph's
 length where it was exported with a fixed one. The spec's test-time augmentation is applied around the graph.
-The graph is read as bytes, so ONNX Runtime never opens other files a hostile bundle's graph might name.
+ONNX Runtime, even given the graph as bytes, reads the files a graph's tensors name as external data
+(relative to the working folder): a graph that names any is refused before a session is made
+(sw2.runtime.self_contained), so a bundle's graph cannot read the user's files.
 """
 
 from __future__ import annotations
@@ -17,19 +19,22 @@ from sw2.engine.predict import VIEWS, shortest_first, unsorted, with_tta
 from sw2.errors import UserError
 from sw2.plugins import BACKENDS
 from sw2.runtime import Runner
+from sw2.runtime.self_contained import check_graph
 
 SEQUENCE_INPUTS = ("text", "tokens")
 DTYPES = {"tensor(uint8)": torch.uint8, "tensor(float)": torch.float32, "tensor(int64)": torch.int64}
 CHUNK = 256  # examples per session call (sorted text: batches of like lengths)
 
 
-def session_runner(graph: bytes, tta: str = "none", threads: int | None = None) -> Runner:
-    """A Runner over the ONNX graph `graph` (its bytes) on the CPU, with `threads` intra-op threads (default:
-    torch's, so both backends get the same share of the machine)."""
+def session_runner(graph: bytes, tta: str = "none", threads: int | None = None, source: str = "model.onnx") -> Runner:
+    """A Runner over the ONNX graph `graph` (its bytes, read from `source`) on the CPU, with `threads` intra-op
+    threads (default: torch's, so both backends get the same share of the machine). A graph that names external
+    data is refused first."""
     try:
         import onnxruntime as ort
     except ImportError:
         raise UserError("the onnx backend needs ONNX Runtime: pip install 'sw2[onnx]'") from None
+    check_graph(graph, source)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.inter_op_num_threads = 1
@@ -38,7 +43,7 @@ def session_runner(graph: bytes, tta: str = "none", threads: int | None = None) 
         session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
     except Exception as err:  # not ONNX, or an operator this ONNX Runtime lacks
         why = str(err).splitlines()[0][:200]
-        raise UserError(f"model.onnx: ONNX Runtime cannot load it ({why}); export the bundle again") from None
+        raise UserError(f"{source}: ONNX Runtime cannot load it ({why}); export the bundle again") from None
     shapes = {i.name: i.shape for i in session.get_inputs()}
     dtypes = {i.name: DTYPES.get(i.type) for i in session.get_inputs()}
 
@@ -87,4 +92,4 @@ def onnx_runner(bundle: Any) -> Runner:
     graph = bundle.path / "model.onnx"
     if not graph.is_file():
         raise UserError(f"{bundle.path}: has no model.onnx; run `sw2 export {bundle.path}` first, or use backend torch")
-    return session_runner(graph.read_bytes(), tta=bundle.spec.augment.tta)
+    return session_runner(graph.read_bytes(), tta=bundle.spec.augment.tta, source=str(graph))

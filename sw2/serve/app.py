@@ -95,8 +95,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title=f"sw2 serve: {bundle.spec.name}", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(BodyLimit, limit=limit, budget=int(settings.max_inflight_mb * 2**20))
-    app.add_middleware(Guard, key=key, metrics_key=auth.metrics_key(), monitor=monitor, timeout_s=settings.timeout_s,
-                       max_concurrency=settings.max_concurrency)  # fmt: skip  (outermost)
+    app.add_middleware(
+        Guard,
+        key=key,
+        metrics_key=auth.metrics_key(),
+        monitor=monitor,
+        timeout_s=settings.timeout_s,
+        max_concurrency=settings.max_concurrency,
+    )  # fmt: skip  (outermost)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
