@@ -148,6 +148,7 @@ def load(port: int, connections: int, seconds: float, body: str, mixed: bool, fo
         "connections": connections, "requests": r["requests"], "throughput": round(r["requests"] / r["seconds"], 1),
         "p50_ms": round(r["p50_ms"], 2), "p99_ms": round(r["p99_ms"], 2), "ok": ok, "4xx": four,
         "errors": other + r["errors"], "mixed": mixed,
+        "other": {k: v for k, v in statuses.items() if k != 200 and not 400 <= k < 500}, "socket": r["errors"],
     }  # fmt: skip
 
 
@@ -155,7 +156,7 @@ def main() -> None:
     print(machine(), flush=True)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", help="an MNIST bundle (default: train examples/mnist.yaml into runs/bench-serve)")
-    ap.add_argument("--seconds", type=float, default=15, help="seconds of load per cell")
+    ap.add_argument("--seconds", type=int, default=15, help="seconds of load per cell")
     ap.add_argument("--connections", type=int, nargs="+", default=[1, 8, 32, 64])
     ap.add_argument("--servers", nargs="+", default=["naive", "onnx", "torch"], choices=["naive", "onnx", "torch"])
     ap.add_argument("--quick", action="store_true", help="2 s a cell: checks that the script runs, no figures")

@@ -69,17 +69,27 @@ class Guard:
             await busy(f"{self.active} requests in progress")(scope, receive, send)
             return self.monitor.observe_request(endpoint, 503, time.perf_counter() - t0)
         self.active += counted
-        status = await self._answer(scope, receive, send, path)
-        self.active -= counted
+        state: dict[str, Any] = {"started": False, "status": 500, "late": False, "counted": counted}
+        try:
+            status = await self._answer(scope, receive, send, path, state)
+        finally:
+            self._release(state)
         self.monitor.observe_request(endpoint, status, time.perf_counter() - t0)
 
-    async def _answer(self, scope: Scope, receive: Receive, send: Send, path: str) -> int:
+    def _release(self, state: dict[str, Any]) -> None:
+        """The request leaves the count once its answer is sent (a keep-alive client's next request may come
+        before the coroutine ends)."""
+        self.active -= state["counted"]
+        state["counted"] = False
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send, path: str, state: dict[str, Any]) -> int:
         """Run the app within the deadline; the status answered (499: the client hung up)."""
-        state: dict[str, Any] = {"started": False, "status": 500, "late": False}
 
         async def watched(message: Message) -> None:
             if message["type"] == "http.response.start":
                 state["started"], state["status"] = True, message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                self._release(state)
             await send(message)
 
         task = asyncio.current_task()
