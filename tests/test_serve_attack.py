@@ -3,7 +3,7 @@ budget while /healthz keeps answering; a slow model filling the queue (503 + Ret
 deadline (504), slow and half-sent bodies (408), a client hanging up (499), too many requests or bodies at
 once (503); /readyz held at 503 through warm-up; malformed values of every kind a 4xx with a short message;
 generation's options and prompt; every client its own answer under batching, --max-batch never exceeded; the
-request log's rules; and a seeded fuzz run of a few thousand requests: no 5xx, no hang."""
+request log's rules; bad flags and weak keys; and a seeded fuzz run of a few thousand requests: no 5xx, no hang."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import os
 import random
 import socket
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -30,7 +32,7 @@ from PIL import Image  # noqa: E402
 
 import sw2  # noqa: E402
 from sw2.serve.request_log import RequestLog  # noqa: E402
-from tests.conftest import ROOT  # noqa: E402
+from tests.conftest import ROOT, sw2_here  # noqa: E402
 from tests.test_serve import KEY, Server, penguin_rows, png  # noqa: E402
 
 PLUGINS = Path(__file__).parent / "plugins"
@@ -313,6 +315,35 @@ def test_fuzz_a_few_thousand_hostile_requests_no_5xx_no_hang(guarded):
     codes = {code for code, _ in results}
     assert 200 in codes and len(codes) >= 5, codes
     assert guarded.get("/healthz").status_code == 200 and guarded.proc.poll() is None
+
+
+def test_bad_serve_flags_weak_keys_and_a_readable_key_file_are_exit_2(penguins, tmp_path, monkeypatch):
+    monkeypatch.delenv("SW2_API_KEY", raising=False)
+    for args, words in [(("--workers", "0"), "--workers 0"), (("--port", "70000"), "--port 70000"),
+                        (("--max-wait-ms", "-1"), "--max-wait-ms"), (("--max-body-mb", "nan"), "--max-body-mb nan"),
+                        (("--max-body-mb", "inf"), "--max-body-mb inf"), (("--max-batch", "-3"), "--max-batch -3"),
+                        (("--timeout-s", "0"), "--timeout-s"), (("--max-wait-ms", "nan"), "--max-wait-ms"),
+                        (("--max-queue", "10"), "--max-queue 10")]:  # fmt: skip
+        done = sw2_here("serve", str(penguins), *args)
+        assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    loose = tmp_path / "key"
+    loose.write_text("k" * 40)
+    loose.chmod(0o644)
+    done = sw2_here("serve", str(penguins), "--key-file", str(loose))
+    assert done.returncode == 2 and "chmod 600" in done.stderr
+    for name, key, words in [("short", "abc", "too short"), ("repeated", "0123456789abcdef" * 3, "repeats"),
+                             ("flat", "ab" * 20, "repeats")]:  # fmt: skip
+        (tmp_path / name).write_text(key)
+        (tmp_path / name).chmod(0o600)
+        done = sw2_here("serve", str(penguins), "--key-file", str(tmp_path / name))
+        assert done.returncode == 2 and words in done.stderr and "at least 32 random characters" in done.stderr
+    for env, words in [({"SW2_API_KEY": "REPLACE-WITH-A-RANDOM-KEY-OF-32-OR-MORE-CHARACTERS"}, "placeholder"),
+                       ({"SW2_API_KEY": "x" * 31}, "too short"),
+                       ({"SW2_API_KEY": KEY, "SW2_METRICS_KEY": "metrics"}, "$SW2_METRICS_KEY")]:  # fmt: skip
+        done = subprocess.run([sys.executable, "-m", "sw2.cli", "serve", str(penguins)], capture_output=True,
+                              text=True, env={**os.environ, **env}, timeout=120)  # fmt: skip
+        assert done.returncode == 2 and words in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
 def test_the_request_log_masks_by_default_caps_values_and_rotates(tmp_path):

@@ -97,20 +97,23 @@ class Batcher:
             w.queued = False
             self.waiting -= w.size
 
+    def _live(self, w: _Waiting) -> bool:
+        """Whether the caller of a part just taken off the queue still waits (then it leaves the count)."""
+        if w.done.done():
+            return False
+        self._dequeued(w)
+        return True
+
     async def _next(self) -> _Waiting:
         """The next queued request part whose caller still waits."""
-        while True:
-            w = await self.queue.get()
-            if not w.done.done():
-                self._dequeued(w)
-                return w
+        while not self._live(w := await self.queue.get()):
+            pass
+        return w
 
     def _next_nowait(self) -> _Waiting:
-        while True:
-            w = self.queue.get_nowait()
-            if not w.done.done():
-                self._dequeued(w)
-                return w
+        while not self._live(w := self.queue.get_nowait()):
+            pass
+        return w
 
     async def _gather(self) -> list[_Waiting]:
         batch = [await self._next()]

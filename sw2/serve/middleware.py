@@ -14,7 +14,6 @@ bodies too); and at most `budget` bytes of bodies held by all requests together,
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import Any
@@ -137,9 +136,9 @@ class BodyLimit:
         length = dict(scope.get("headers") or []).get(b"content-length", b"").decode() or None
         if length is not None and length.isdigit():
             if int(length) > self.limit:
-                return await _refuse(413, self.limit, send)
+                return await self._refuse(413, scope, receive, send)
             if self.held + int(length) > self.budget:
-                return await _refuse(503, self.limit, send)
+                return await self._refuse(503, scope, receive, send)
         if length == "0" or scope["method"] in ("GET", "HEAD"):
             scope["sw2.body_done"] = True
         seen, started = 0, False
@@ -168,25 +167,19 @@ class BodyLimit:
             await self.app(scope, counted, watched)
         except _Refused as refused:
             if not started:
-                await _refuse(refused.status, self.limit, send)
+                await self._refuse(refused.status, scope, receive, send)
         finally:
             self.held -= seen
+
+    async def _refuse(self, status: int, scope: Scope, receive: Receive, send: Send) -> None:
+        if status == 413:
+            message = (f"request body over {self.limit / 2**20:g} MB; send less (or start the server with a larger "
+                       "--max-body-mb)")  # fmt: skip
+            await error(413, message)(scope, receive, send)
+        else:
+            await busy("request bodies in memory: --max-inflight-mb")(scope, receive, send)
 
 
 class _Refused(Exception):
     def __init__(self, status: int) -> None:
         self.status = status
-
-
-async def _refuse(status: int, limit: int, send: Send) -> None:
-    if status == 413:
-        message = (f"request body over {limit / 1024 / 1024:g} MB; send less (or start the server with a larger "
-                   "--max-body-mb)")  # fmt: skip
-        headers = [(b"content-type", b"application/json")]
-    else:
-        message = "the server is busy (request bodies in memory: --max-inflight-mb); retry after 1 s"
-        headers = [(b"content-type", b"application/json"), (b"retry-after", RETRY_AFTER.encode())]
-    body = json.dumps({"error": message}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [*headers, (b"content-length", str(len(body)).encode())]})  # fmt: skip
-    await send({"type": "http.response.body", "body": body})
