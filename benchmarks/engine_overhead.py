@@ -73,14 +73,9 @@ def sw2_loop(x: torch.Tensor, y: torch.Tensor, mean: float, std: float) -> float
         }
     )
     empty = TensorSet({"image": x[:0]}, y[:0], ids=x[:0, 0, 0, 0].numpy())
-    result = fit(
-        make_model(0, mean, std),
-        TASKS.get("classify"),
-        TensorSet({"image": x}, y, ids=y.numpy()),
-        empty,
-        spec,
-        verbose=False,
-    )
+    train = TensorSet({"image": x}, y, ids=y.numpy())
+    model = ("convnet", {}, make_model(0, mean, std))
+    result = fit(TASKS.get("classify").trainable(spec, None, train=train, val=empty, model=model), spec, verbose=False)
     return result.examples_per_second
 
 

@@ -33,6 +33,7 @@ import sw2
 from benchmarks.common import ROOT, machine, markdown_table
 from sw2.data.dataset import prepare
 from sw2.spec import parse_spec
+from sw2.tasks import TASKS
 
 
 def _sklearn(name: str) -> pd.DataFrame:
@@ -92,7 +93,8 @@ DATASETS = {  # name: (loader, task)
 
 def _frames(spec: dict[str, Any]) -> dict[str, tuple[pd.DataFrame, np.ndarray]]:
     """The train / val / test rows that sw2 uses for this spec: (inputs, target) each."""
-    data = prepare(parse_spec(spec), ROOT)
+    parsed = parse_spec(spec)
+    data = prepare(parsed, ROOT, TASKS.get(parsed.task))
     return {k: (ex.frame, np.asarray(ex.target)) for k, ex in
             (("train", data.raw_train), ("val", data.scored_val), ("test", data.raw_test))}  # fmt: skip
 

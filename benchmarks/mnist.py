@@ -97,7 +97,7 @@ def main() -> None:
 
     quick = {"epochs": args.quick_epochs}
     spec0 = parse_spec(example_spec(0, **quick))
-    data = prepare(spec0, ROOT)
+    data = prepare(spec0, ROOT, TASKS.get(spec0.task))
     quick_aug = {"translate": 0}
     rows = []
     for seed in args.seeds:

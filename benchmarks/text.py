@@ -25,6 +25,7 @@ import sw2
 from benchmarks.common import ROOT, machine, markdown_table
 from sw2.data import prepare
 from sw2.spec import parse_spec
+from sw2.tasks import TASKS
 
 BPE = {"text": {"tokenizer": "bpe", "vocab_size": 8000, "max_tokens": 96}}  # the neural nets' settings
 ADAMW = {"optimizer": "adamw", "weight_decay": 0.01}
@@ -52,7 +53,8 @@ def tfidf_baseline() -> dict:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    data = prepare(parse_spec(example()), ROOT)
+    spec = parse_spec(example())
+    data = prepare(spec, ROOT, TASKS.get(spec.task))
     texts = {k: ex.frame["text"].fillna("").tolist() for k, ex in (("train", data.raw_train), ("val", data.scored_val),
                                                                    ("test", data.raw_test))}  # fmt: skip
     labels = {k: np.asarray(ex.target, dtype=str) for k, ex in (("train", data.raw_train), ("val", data.scored_val),

@@ -11,15 +11,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from sw2 import log
 from sw2.bundle import Bundle, write_atomic
+from sw2.engine.callbacks import Callback
 from sw2.errors import UserError
-from sw2.evaluation import plots, reference
-from sw2.evaluation.model_tests import Outcome, Subject, junit_xml, run_tests
+from sw2.evaluation import plots
+from sw2.evaluation.model_tests import Outcome, Subject, run_tests
 from sw2.files import within
-from sw2.models import candidates
+from sw2.finish import finish, model_tests, report_held_out
 from sw2.outputs import DOCTOR_FILES, DOCTOR_WRITES, bundle_out, doctor_out, guard_out
 from sw2.preflight import Verdict, preflight, resolve_lr, run_preflight
 from sw2.preflight.label_errors import LabelIssues, captions, label_issues
@@ -55,12 +54,15 @@ def train(
     check: bool = True,
     force: bool = False,
     attach: dict[str, Path] | None = None,
+    callbacks: list[Callback] | None = None,
 ) -> Bundle:
     """Train from a spec and write the bundle (default runs/<name>); returns the loaded bundle.
 
     One pipeline for every task: prepare → pre-flight → initialise → fit → score → bundle → report. The
     pre-flight checks run first (`check=False` skips them); a FAIL stops training unless `force`. `attach`
     copies files into the bundle under the names given (what `sw2 tune` adds: the search's leaderboard, plots).
+    `callbacks` (sw2.engine.Callback, as Keras' and Lightning's) run in the bundle's training run after the
+    spec's own.
     """
     spec, base = resolve_spec(spec, root)
     out = bundle_out(spec, out)
@@ -68,11 +70,11 @@ def train(
     task = TASKS.get(spec.task)
     t0 = time.perf_counter()
     data = task.prepare(spec, base)
-    options = candidates(spec.model, data.encoder, task, data.train.target)
+    options = task.candidates(spec, data)
     if spec.train.distill or spec.train.snapshots:  # a run of the first candidate only
         options = options[:1]
     specs = [spec.for_model(o) for o in options]  # each with its recipe where auto left fields unset
-    if specs[0].text != spec.text and data.encoder.text_columns:  # the picked model reads text its own way
+    if specs[0].text != spec.text and getattr(data.encoder, "text_columns", None):  # the model reads text its way
         data = task.prepare(specs[0], base)
     prep_seconds = time.perf_counter() - t0
     key = run_key(specs[0], data.fingerprint)
@@ -81,8 +83,10 @@ def train(
     teacher = load_teacher(spec, base, data) if spec.train.distill else None
     specs[0], found = resolve_lr(specs[0], data, task)
     verdicts, check_seconds = run_preflight(specs[0], data, task, found, force) if check else ([], 0.0)
-    best, tried = fit_candidates(specs, data, task, out, key, resume=resume, verbose=verbose, teacher=teacher)
-    spec, name, kwargs, result = best.spec, best.name, best.kwargs, best.result
+    best, tried = fit_candidates(
+        specs, data, task, out, key, resume=resume, verbose=verbose, teacher=teacher, callbacks=callbacks
+    )
+    spec, name, result = best.spec, best.name, best.result
     scored = task.score_run(result.model, data, spec, result)
     metrics: dict[str, Any] = {"task": spec.task, **scored.metrics}
     metrics["training"] = {**training_summary(result, prep_seconds), **scored.training}
@@ -93,28 +97,17 @@ def train(
         metrics["preflight"] = _preflight_record(task, metrics, verdicts, check_seconds)
     if found is not None:
         metrics["lr_finder"] = {"lrs": found.lrs, "losses": found.losses, "suggestion": found.suggestion}
-    outcomes = run_tests(Subject(result.model, data.encoder, spec, data.raw_test, base)) if spec.tests else []
-    if outcomes:
-        metrics["tests"] = [o.to_json() for o in outcomes]
+    outcomes = model_tests(result.model, data, spec, base, metrics)
 
     def fill(folder: Path) -> None:
-        task.write_files(folder, data, metrics)
-        for file, text in scored.files.items():
-            (folder / file).write_text(text, encoding="utf-8")
-        if outcomes:
-            (folder / "tests.xml").write_text(junit_xml(outcomes, spec.name))
         if check:
             task.what_the_net_sees(spec, data, folder)
         if found is not None:
             plots.lr_sweep(found.lrs, found.losses, found.suggestion, folder / "lr_finder.png")
-        reference.write(folder, data, scored.outputs, spec.serve)  # what `sw2 serve` measures drift against
-        for name, source in (attach or {}).items():
-            (folder / name).write_bytes(source.read_bytes())
-        if "test" in metrics or "val" in metrics:  # last: the report reads the files above
-            report_at_training(Bundle(folder), data, scored.outputs)
+        finish(folder, task, data, spec, metrics, scored, outcomes, attach)
 
     stamp = fingerprint(data.fingerprint, name)
-    path = write_bundle(out, result, name, kwargs, data.encoder, spec, metrics, stamp, task.metric, fill)
+    path = write_bundle(out, result, best.arch, data.encoder, spec, metrics, stamp, task.metric, fill)
     log.info(f"sw2: bundle written to {path}")
     return Bundle(path)
 
@@ -126,25 +119,6 @@ def _preflight_record(task: Task, metrics: dict[str, Any], verdicts: list[Verdic
     for v in after:
         log.info(v.line())
     return {"seconds": round(seconds, 3), "verdicts": [v.to_json() for v in verdicts + after]}
-
-
-def report_at_training(bundle: Bundle, data: Any, outputs: dict[str, torch.Tensor]) -> None:
-    """report.html on the test split (or on val when the spec has none). A failure here must not cost
-    the trained model, so it is reported and the bundle is written without the report."""
-    try:
-        _report_held_out(bundle, data.raw_test if len(data.test) else data.test, data.scored_val, outputs)
-    except Exception as err:  # any failure: keep the model, say why
-        log.warning(f"report.html not written ({type(err).__name__}: {err}); retry with sw2 report BUNDLE --debug")
-
-
-def _report_held_out(
-    bundle: Bundle, test: Any, val: Any, outputs: dict[str, torch.Tensor] | None = None, **options: Any
-) -> Path:
-    """report.html scored on the test split, or on the val split where there is no test split."""
-    outputs = outputs or {}
-    if len(test):
-        return write_report(bundle, test, outputs.get("test"), val=val, val_outputs=outputs.get("val"), **options)
-    return write_report(bundle, val, outputs.get("val"), scored_on="validation split (no test split)", **options)
 
 
 def check(spec: str | Path | Spec | dict[str, Any], root: str | Path | None = None) -> list[Verdict]:
@@ -320,7 +294,7 @@ def report(
     held = b.task.held_out(b, spec, root)
     changed = held.fingerprint != b.fingerprint.get("data_sha256", held.fingerprint)
     note = "The training data changed since this model was trained (its fingerprint differs)." if changed else ""
-    return _report_held_out(b, held.test, held.val, note=note, path=Path(out) if out else None)
+    return report_held_out(b, held.test, held.val, note=note, path=Path(out) if out else None)
 
 
 def _trusted_spec(b: Bundle, spec_file: str | Path | None, reads_data: bool) -> tuple[Spec, Path]:

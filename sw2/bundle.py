@@ -75,18 +75,17 @@ def write_atomic(out: Path, fill: Callable[[Path], None], **replaceable: Any) ->
 def save(
     folder: Path,
     model: torch.nn.Module,
-    model_name: str,
-    model_kwargs: dict[str, Any],
+    arch: dict[str, Any],
     encoder: Encoder | Corpus,
     spec: Spec,
     metrics: dict[str, Any],
     history: list[dict[str, Any]],
     fingerprint: dict[str, Any],
 ) -> None:
-    """Write the bundle's files into `folder` (already a temporary folder)."""
+    """Write the bundle's files into `folder` (already a temporary folder); `arch` is model.json (`architecture`)."""
     save_model(model, str(folder / "model.safetensors"), force_contiguous=True)  # tied weights stored once
     dump = {
-        "model.json": {"name": model_name, "kwargs": model_kwargs},
+        "model.json": arch,
         "preprocess.json": encoder.to_json(),
         "metrics.json": metrics,
         "fingerprint.json": fingerprint,
@@ -95,6 +94,22 @@ def save(
         (folder / name).write_text(json.dumps(obj, indent=2, default=str))
     (folder / "spec.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
     (folder / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in history))
+
+
+def architecture(built: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """model.json for a trainable's networks (`Trainable.built`): the registered model's name and kwargs, or
+    for several networks each one's under its name (their weights share model.safetensors, prefixed by it)."""
+    if len(built) == 1:
+        name, kwargs = next(iter(built.values()))
+        return {"name": name, "kwargs": kwargs}
+    return {"modules": {key: {"name": name, "kwargs": kwargs} for key, (name, kwargs) in built.items()}}
+
+
+def rebuild(arch: dict[str, Any]) -> torch.nn.Module:
+    """The untrained network(s) model.json describes."""
+    if "modules" in arch:
+        return torch.nn.ModuleDict({key: build(m["name"], m["kwargs"]) for key, m in arch["modules"].items()})
+    return build(arch["name"], arch["kwargs"])
 
 
 class Bundle:
@@ -115,7 +130,7 @@ class Bundle:
         self.spec.data = self.spec.data.model_copy(update={"cache_dir": None})
         self.task = TASKS.get(self.spec.task)
         self.encoder = self._part("preprocess.json", self.task.load_encoder)
-        self.model = self._part("model.json", lambda arch: build(arch["name"], arch["kwargs"]))
+        self.model = self._part("model.json", rebuild)
         self._load_weights()
         self.model.eval()
         self.metrics = self._record("metrics.json")
@@ -177,12 +192,16 @@ class Bundle:
         """A classifier's classes (None for a model without classes)."""
         return getattr(self.encoder, "classes", None)
 
+    @property
+    def networks(self) -> list[str]:
+        """The names of the networks a bundle of several holds (model.json "modules"); [] for one network."""
+        return list(self.model.keys()) if type(self.model) is torch.nn.ModuleDict else []  # as `rebuild` makes it
+
     # ---- turning user input into examples ----------------------------------------------------
     def examples(self, data: Any) -> Examples:
         """Examples from a DataFrame, a list of dicts, a CSV/Parquet path, image paths, a folder or an array."""
+        self.task.check_use(self, "predict")
         enc = self.encoder
-        if not isinstance(enc, Encoder):
-            raise UserError(f"{self.path} is a {self.task.name} model: it takes no examples (see sw2 --help)")
         if isinstance(data, Examples):
             return data
         if isinstance(data, pd.DataFrame):

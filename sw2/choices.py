@@ -9,6 +9,8 @@
 
 Both read the registry at validation and at schema time, never at import: a plug-in registered after
 the spec classes were built (a test's, a package's) is valid at once, and `import sw2.spec` stays light.
+They read only what a plug-in declares (`Registry.about`: a model's options, a task's metrics), so
+validating a spec imports no plug-in's module.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ class TaskMetrics:
         self.tasks = tasks
 
     def names(self) -> list[str]:
-        return sorted({m for name in self.tasks.names() for m in self.tasks.get(name).metrics})
+        return sorted({m for name in self.tasks.names() for m in self.tasks.about(name).metrics})
 
     def __contains__(self, name: object) -> bool:
         return name in self.names()
@@ -64,15 +66,15 @@ class TaskMetrics:
 
 @dataclass(frozen=True)
 class Options:
-    """A registered plug-in's `options` (a subclass of the annotated base class, whose `name` field says
-    which plug-in) validate the section; `special` names map to their own classes."""
+    """A registered plug-in's options (`registry.about(name)`: a subclass of the annotated base class, whose
+    `name` field says which plug-in) validate the section; `special` names map to their own classes."""
 
     registry: Registry[Any]
     special: dict[str, type[BaseModel]] = field(default_factory=dict)
 
     def options_of(self, name: str) -> type[BaseModel]:
         """The options class of plug-in `name` (which must be registered or special)."""
-        return self.special[name] if name in self.special else self.registry.get(name).options
+        return self.special[name] if name in self.special else self.registry.about(name)
 
     def name_of(self, cls: type[BaseModel]) -> str | None:
         """The name `cls` is registered under (the first, if several), or None."""

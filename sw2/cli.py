@@ -9,13 +9,16 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from sw2.errors import UserError
 from sw2.files import write_file
+
+if TYPE_CHECKING:
+    from sw2.tasks import Task
 
 console = Console()
 
@@ -42,7 +45,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             args.spec, args.out, resume=args.resume, verbose=not args.quiet, check=not args.no_check, force=args.force
         )
     scored = "test" if bundle.metrics.get("test") else "val"
-    show_metrics(bundle.metrics.get(scored, {}), scored, bundle.spec.metrics or bundle.task.metrics)
+    show_metrics(bundle.metrics.get(scored, {}), scored, bundle.spec.metrics or bundle.task.metrics, bundle.task)
     return 0
 
 
@@ -70,7 +73,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     metrics = evaluate(bundle, args.data)
     saved = "test" if bundle.metrics.get("test") else "val"
     title = "evaluation" if args.data else f"{saved} (saved at training)"
-    show_metrics(metrics, title, bundle.spec.metrics or bundle.task.metrics)
+    show_metrics(metrics, title, bundle.spec.metrics or bundle.task.metrics, bundle.task)
     if json_out is not None:
         write_file(json_out, json.dumps(metrics, indent=2, default=str))
     return 0
@@ -124,7 +127,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     table = Table(title=f"pre-flight: {args.spec}")
     for col in ("check", "verdict", "what was seen / what to do"):
         table.add_column(col)
-    colour = {"PASS": "green", "WARN": "yellow", "FAIL": "red"}
+    colour = {"PASS": "green", "WARN": "yellow", "FAIL": "red", "SKIP": "dim"}
     for v in verdicts:
         table.add_row(v.check, f"[{colour[v.status]}]{v.status}[/]", v.message)
     console.print(table)
@@ -183,7 +186,7 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
 
     bundle = ensemble(args.bundles, args.out, spec_from=args.spec)
     scored = "test" if bundle.metrics.get("test") else "val"
-    show_metrics(bundle.metrics.get(scored, {}), scored, bundle.spec.metrics or bundle.task.metrics)
+    show_metrics(bundle.metrics.get(scored, {}), scored, bundle.spec.metrics or bundle.task.metrics, bundle.task)
     members = bundle.metrics["training"]["members"].get(scored, [])
     console.print(
         f"members' {bundle.task.metric} on {scored}: {', '.join(f'{m:.4f}' for m in members if m is not None)}"
@@ -228,7 +231,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         table.add_row(*(f"{v:.3g}" if isinstance(v, float) else str(v) for v in (row.get(c, "") for c in cols)))
     console.print(table)
     scored = "test" if done.bundle.metrics.get("test") else "val"
-    show_metrics(done.bundle.metrics.get(scored, {}), scored, done.bundle.spec.metrics or done.bundle.task.metrics)
+    b = done.bundle
+    show_metrics(b.metrics.get(scored, {}), scored, b.spec.metrics or b.task.metrics, b.task)
     console.print(f"best spec: {done.out / 'best.yaml'}; bundle: {done.bundle.path}")
     return 0
 
@@ -317,13 +321,12 @@ def cmd_spec(args: argparse.Namespace) -> int:
     return 0
 
 
-def show_metrics(m: dict[str, Any], title: str, names: Sequence[str]) -> None:
-    """The metrics `names` (the spec's choice, else all the task reports) beside the baseline's; per class
-    and the confusion matrix where the task gives them."""
+def show_metrics(m: dict[str, Any], title: str, names: Sequence[str], task: Task) -> None:
+    """The metrics `names` (the spec's choice, else all the task reports) beside the baseline's, titled with
+    what `task` scored; per class and the confusion matrix where the task gives them."""
     if not m:
         return
-    size = f"{m['tokens_scored']:,} tokens" if "tokens_scored" in m else f"{m.get('n', '?')} examples"
-    table = Table(title=f"{title} ({size})")
+    table = Table(title=f"{title} ({task.sample_size(m)})")
     table.add_column("metric")
     table.add_column("model", justify="right")
     base = m.get("baseline")

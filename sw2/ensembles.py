@@ -12,8 +12,7 @@ from typing import Any
 from sw2 import log
 from sw2.bundle import Bundle, save, write_atomic
 from sw2.errors import UserError
-from sw2.evaluation import reference
-from sw2.evaluation.model_tests import Subject, junit_xml, run_tests
+from sw2.finish import finish, model_tests
 from sw2.models.ensemble import Ensemble
 from sw2.outputs import check_replaceable
 from sw2.runs import fingerprint
@@ -56,8 +55,6 @@ def from_snapshots(
 def combine(bundles: list[Bundle], out: Path, spec: Spec, root: Path, attach: dict[str, Path] | None = None) -> Path:
     """Write the ensemble of `bundles` to `out`, scored on `spec`'s data (read from `root`); `attach` copies
     files into it under the names given (a preset's search)."""
-    from sw2.api import report_at_training  # the pipeline's report step
-
     check_replaceable(out)
     members = members_of(bundles)
     first = bundles[0]
@@ -79,30 +76,12 @@ def combine(bundles: list[Bundle], out: Path, spec: Spec, root: Path, attach: di
         "members": {s: [b.metrics.get(s, {}).get(task.metric) for b in bundles] for s in scored.metrics},
     }
     kwargs = {"members": members, "average": task.blend}
-    outcomes = run_tests(Subject(model, first.encoder, spec, data.raw_test, root)) if spec.tests else []
-    if outcomes:
-        metrics["tests"] = [o.to_json() for o in outcomes]
+    outcomes = model_tests(model, data, spec, root, metrics)
 
     def fill(folder: Path) -> None:
-        save(
-            folder,
-            model,
-            "ensemble",
-            kwargs,
-            first.encoder,
-            spec,
-            metrics,
-            [],
-            fingerprint(data.fingerprint, "ensemble"),
-        )
-        task.write_files(folder, data, metrics)
-        reference.write(folder, data, scored.outputs, spec.serve)
-        if outcomes:
-            (folder / "tests.xml").write_text(junit_xml(outcomes, spec.name))
-        for name, source in (attach or {}).items():
-            (folder / name).write_bytes(source.read_bytes())
-        if "test" in metrics or "val" in metrics:
-            report_at_training(Bundle(folder), data, scored.outputs)
+        arch = {"name": "ensemble", "kwargs": kwargs}
+        save(folder, model, arch, first.encoder, spec, metrics, [], fingerprint(data.fingerprint, "ensemble"))
+        finish(folder, task, data, spec, metrics, scored, outcomes, attach)
 
     path = write_atomic(out, fill)
     shown = {s: round(metrics[s][task.metric], 4) for s in ("val", "test") if s in metrics}

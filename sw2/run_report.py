@@ -37,7 +37,7 @@ body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0
 h1{margin-bottom:0}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .6em}
 th{background:#f3f3f3}td.num{text-align:right}img{max-width:100%}pre{background:#f6f6f6;padding:1em;overflow:auto}
-.PASS{color:#17803d;font-weight:bold}.WARN{color:#b7791f;font-weight:bold}.FAIL{color:#c53030;font-weight:bold}
+.PASS{color:#17803d;font-weight:bold}.WARN{color:#b7791f;font-weight:bold}.FAIL{color:#c53030;font-weight:bold}.SKIP{color:#718096}
 .muted{color:#666}nav a{margin-right:.8em}
 """
 

@@ -12,19 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from sw2 import __version__
 from sw2.bundle import save, write_atomic
-from sw2.data.dataset import TensorSet
 from sw2.engine import FitResult, fit
 from sw2.engine.callbacks import Callback
 from sw2.engine.hardware import cpu_model
-from sw2.engine.step import TrainStep
+from sw2.engine.trainable import Trainable
 from sw2.evaluation import plots
 from sw2.outputs import checkpoint_dir
 from sw2.spec import Spec, dump_spec
-from sw2.tasks import Task
 
 
 def run_key(spec: Spec, data_print: str) -> str:
@@ -33,17 +30,13 @@ def run_key(spec: Spec, data_print: str) -> str:
 
 
 def train_model(
-    model: nn.Module,
-    task: Task,
-    train: TensorSet,
-    val: TensorSet,
+    trainable: Trainable,
     spec: Spec,
     out: Path,
     key: str,
     *,
     resume: bool,
     verbose: bool,
-    step: TrainStep | None = None,
     callbacks: list[Callback] | None = None,
 ) -> FitResult:
     """The engine's loop, checkpointing beside the bundle-to-be (`--resume` continues from there)."""
@@ -51,17 +44,13 @@ def train_model(
     if not resume:
         shutil.rmtree(ckpt, ignore_errors=True)
     return fit(
-        model,
-        task,
-        train,
-        val,
+        trainable,
         spec,
         checkpoint_dir=ckpt,
         resume=resume,
         run_key=key,
         log_dir=ckpt / "tensorboard",
         verbose=verbose,
-        step=step,
         callbacks=callbacks,
     )
 
@@ -98,8 +87,7 @@ def fingerprint(data_print: str, model_name: str) -> dict[str, Any]:
 def write_bundle(
     out: Path,
     result: FitResult,
-    name: str,
-    kwargs: dict[str, Any],
+    arch: dict[str, Any],
     encoder: Any,
     spec: Spec,
     metrics: dict[str, Any],
@@ -107,12 +95,12 @@ def write_bundle(
     metric: str,
     extra: Callable[[Path], None],
 ) -> Path:
-    """The bundle's common files, then `extra(folder)` for the task's own, all atomically; the
-    checkpoint folder goes once the bundle is in place."""
+    """The bundle's common files (`arch`: model.json, `sw2.bundle.architecture`), then `extra(folder)` for the
+    task's own, all atomically; the checkpoint folder goes once the bundle is in place."""
     ckpt = checkpoint_dir(out)
 
     def fill(folder: Path) -> None:
-        save(folder, result.model, name, kwargs, encoder, spec, metrics, result.history, fingerprint)
+        save(folder, result.model, arch, encoder, spec, metrics, result.history, fingerprint)
         plots.curves(result.history, metric, folder / "curves.png")
         if (ckpt / "tensorboard").exists():
             shutil.copytree(ckpt / "tensorboard", folder / "tensorboard")

@@ -4,10 +4,11 @@ A spec says what data to learn from, which task, and the constraints of training
 rejects unknown keys (with a "did you mean"), wrong types and impossible values with a one-line
 message naming the field.
 
-The choices that plug-ins make (model.name, data.source, train.optimizer, train.schedule) are read
-from their registries in `sw2.plugins` (see `sw2.choices`), and each model declares its own options
-(a `ModelOptions` subclass in its file). This module imports neither torch nor a plug-in: validating a
-spec imports the built-in plug-ins the first time their names are needed.
+The choices that plug-ins make (model.name, data.source, train.optimizer, train.schedule, task) are
+read from their registries in `sw2.plugins` (see `sw2.choices`), each model declares its own options (a
+`ModelOptions` subclass: a built-in model's in `sw2.model_options`) and each task its metrics and checks
+(a built-in task's in `sw2.task_rules`). Neither importing this module nor validating a spec imports torch
+or a plug-in's implementation: the registries read what the built-ins declare.
 """
 
 from __future__ import annotations
@@ -140,9 +141,9 @@ class TextSpec(Strict):
 
 class ModelOptions(Strict):
     """The `model:` section: `name` picks a registered model (sw2.plugins.MODELS), and the rest are that
-    model's own options, declared by the model's options class (a subclass of this one, in the model's file,
-    named by its `options`), with their defaults. The class variables say what the spec must know of a model
-    without building it."""
+    model's own options, declared by the model's options class (a subclass of this one, named by its
+    `options`; a built-in model's in sw2.model_options), with their defaults. The class variables say what
+    the spec must know of a model without building it."""
 
     name: Annotated[str, OneOf(MODELS, "auto")] = Field(
         "auto",
@@ -170,8 +171,8 @@ class ModelOptions(Strict):
 
 
 def model_options(name: str) -> type[ModelOptions]:
-    """The options class of registered model `name`."""
-    return MODELS.get(name).options
+    """The options class of registered model `name` (its module is not imported)."""
+    return MODELS.about(name)
 
 
 def _every_model_option() -> list[str]:
@@ -669,7 +670,7 @@ class Spec(Strict):
     def _task_accepts(self) -> Spec:
         """The task plug-in refuses what it cannot do with the spec's other choices (ValueError naming the
         field): e.g. generate_text reads one text file with a lossless tokenizer and a decoder model."""
-        TASKS.get(self.task).check_spec(self)
+        TASKS.about(self.task).check_spec(self)
         return self
 
     @field_validator("tune", mode="before")

@@ -19,18 +19,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from sw2 import log
 from sw2.bundle import Bundle
 from sw2.data.dataset import Prepared, TensorSet, encode
 from sw2.data.examples import Examples
 from sw2.engine.augment import augmented
-from sw2.engine.distill import Cached, DistillStep, Live, Teacher
+from sw2.engine.distill import Cached, Live, Teacher, Teaching
 from sw2.errors import UserError
 from sw2.files import cache_dir, write_file
 from sw2.spec import Spec
-from sw2.tasks import Task
 
 FIELD = "train.distill.teacher"
 
@@ -202,11 +200,9 @@ def _keep(path: Path, outputs: torch.Tensor) -> None:
         log.info(f"sw2: could not keep the teacher's outputs in {path.parent} ({err.strerror}); continuing")
 
 
-def distill_step(
-    spec: Spec, bundle: Bundle | None, data: Prepared, task: Task, model: nn.Module
-) -> tuple[DistillStep | None, TensorSet]:
-    """The training step of a run with `train.distill` and its teacher `bundle` (None without), and the
-    training set it trains on (with `copies`, the perturbed copies join it)."""
+def teaching_for(spec: Spec, bundle: Bundle | None, data: Prepared) -> tuple[Teaching | None, TensorSet]:
+    """The teacher of a run with `train.distill` (its `bundle`; None without), and the training set the run
+    trains on (with `copies`, the perturbed copies join it)."""
     d = spec.train.distill
     if d is None or bundle is None:
         return None, data.train
@@ -220,4 +216,4 @@ def distill_step(
         teacher, how = Cached(teacher_outputs(bundle, raw)), f"once per training example ({len(train):,} with copies)"
     name = bundle.fingerprint.get("model", "model")
     log.info(f"sw2: distilling from {bundle.path} ({name}), its outputs computed {how}")
-    return DistillStep(model, task, spec.train, teacher, d.temperature, d.alpha), train
+    return Teaching(teacher, d.temperature, d.alpha), train

@@ -20,7 +20,7 @@ from sw2.bundle import Bundle
 from sw2.data.dataset import TensorSet
 from sw2.data.examples import Examples
 from sw2.engine import fit
-from sw2.engine.distill import Cached, DistillStep
+from sw2.engine.distill import Cached, Teaching
 from sw2.spec import parse_spec
 from sw2.tasks import TASKS
 from sw2.teacher import Contexts, perturbed
@@ -84,8 +84,10 @@ def test_alpha_one_follows_the_teacher_not_the_labels() -> None:
     )
     task, model = TASKS.get("classify"), Linear()
     data = TensorSet({"x": x}, labels, None)
-    step = DistillStep(model, task, spec.train, Cached(teacher_out), temperature=2.0, alpha=1.0)
-    fit(model, task, data, TensorSet({"x": x[:0]}, labels[:0], None), spec, verbose=False, step=step)
+    teaching = Teaching(Cached(teacher_out), temperature=2.0, alpha=1.0)
+    empty = TensorSet({"x": x[:0]}, labels[:0], None)
+    trainable = task.trainable(spec, None, train=data, val=empty, model=("linear", {}, model), teaching=teaching)
+    fit(trainable, spec, verbose=False)
     with torch.no_grad():
         predicted = model({"x": x}).argmax(1)
     assert (predicted == teacher_out.argmax(1)).float().mean() > 0.95

@@ -16,6 +16,7 @@ from sw2.data import Prepared, prepare
 from sw2.preflight.data_checks import class_balance, columns, duplicates, labels_only_in_test
 from sw2.preflight.verdict import Verdict
 from sw2.spec import parse_spec
+from sw2.tasks import TASKS
 
 SIZE = 32  # CIFAR-sized images
 
@@ -41,7 +42,8 @@ def save_images(folder: Path, images: np.ndarray, prefix: str) -> None:
 
 
 def prepared(spec: dict, root: Path) -> Prepared:
-    return prepare(parse_spec({"train": {"epochs": 1}, **spec}), root)
+    parsed = parse_spec({"train": {"epochs": 1}, **spec})
+    return prepare(parsed, root, TASKS.get(parsed.task))
 
 
 def by_check(verdicts: list[Verdict]) -> dict[str, Verdict]:

@@ -98,7 +98,7 @@ def test_zeroed_inputs_are_constant_and_carry_no_signal(tmp_path):
     from sw2.tasks import TASKS
 
     spec = parse_spec(wine_csv(tmp_path), "spec")
-    data = prepare(spec, tmp_path)
+    data = prepare(spec, tmp_path, TASKS.get(spec.task))
     data.train = zeroed(data.train)
     got = overfit_one_batch(spec, data, TASKS.get("classify"))
     assert got.status == "FAIL" and "have the same input but different targets" in got.message, got

@@ -37,7 +37,7 @@ def prepared(spec: dict, folder):
     from sw2.tasks import TASKS
 
     spec, base = resolve_spec(one_thread(spec), folder)
-    return spec, prepare(spec, base), TASKS.get(spec.task)
+    return spec, prepare(spec, base, TASKS.get(spec.task)), TASKS.get(spec.task)
 
 
 def long_statements(folder, rows: int = 800, snippets: tuple[int, int] = (20, 40), seed: int = 0) -> str:

@@ -4,6 +4,8 @@ transfer, text augmentation, mixed text + table inputs, and the bad inputs."""
 from __future__ import annotations
 
 import importlib.util
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,12 +18,12 @@ from sw2.data.encode import Encoder
 from sw2.data.examples import Examples
 from sw2.data.text import load_tokenizer
 from sw2.engine.augment import augment_text
-from sw2.models import initialised
 from sw2.models.base import Model
 from sw2.models.text import char_grams, trimmed
 from sw2.models.text_cnn import TextCNN
 from sw2.spec import AugmentSpec, TextSpec, parse_spec
 from sw2.tasks import TASKS
+from sw2.tasks.base import Task
 from tests.conftest import sw2_here, write_spec
 
 FILLER = "the a movie film plot actor scene story script it was and of to in this".split()
@@ -55,22 +57,34 @@ def test_tokenizer_round_trip_through_json():
     frame = reviews(200)
     ex = Examples(target=frame["label"].to_numpy(), frame=frame[["review"]])
     for kind in ("bpe", "wordpiece", "word"):
-        enc = Encoder.fit(ex, "classify", "auto", "label", TextSpec(tokenizer=kind, vocab_size=150, max_tokens=16))
+        enc = Encoder.fit(ex, codec(ex), "auto", "label", TextSpec(tokenizer=kind, vocab_size=150, max_tokens=16))
         assert enc.text_columns == ["review"]
-        again = Encoder.from_json(enc.to_json())
+        again = TASKS.get("classify").load_encoder(enc.to_json())
         ids = enc.inputs(ex)["text"]
         assert ids.shape == (200, 16) and (ids[:, 0] == 2).all()  # [CLS] first
         assert torch.equal(ids, again.inputs(ex)["text"])
 
 
+def codec(ex: Examples) -> Any:
+    """The classifier's encoding of the examples' labels."""
+    return TASKS.get("classify").target_codec(ex.target, "label")
+
+
+def initialised(spec: Any, enc: Encoder, train: TensorSet) -> tuple[str, dict[str, Any], Any]:
+    """The classifier's model of `spec`, as the task builds it for training on `train`: (name, kwargs, model)."""
+    task: Task = TASKS.get("classify")
+    t = task.trainable(spec, SimpleNamespace(encoder=enc, train=train, val=train.take(np.arange(0))))
+    return (*t.built["model"], t.model)
+
+
 def test_bag_weights_words_by_idf_and_ignores_special_tokens():
     frame = reviews(300)
     ex = Examples(target=frame["label"].to_numpy(), frame=frame[["review"]])
-    enc = Encoder.fit(ex, "classify", "auto", "label", TextSpec(tokenizer="word", vocab_size=500, max_tokens=16))
+    enc = Encoder.fit(ex, codec(ex), "auto", "label", TextSpec(tokenizer="word", vocab_size=500, max_tokens=16))
     ids = enc.inputs(ex)["text"]
     spec = parse_spec({"data": {"path": "x.csv"}, "model": {"name": "bag"}})
     train = TensorSet({"text": ids}, enc.target(ex.target), ex.ids)
-    _, kwargs, model = initialised(spec, enc, train, TASKS.get("classify"))
+    _, kwargs, model = initialised(spec, enc, train)
     assert kwargs["dim"] == 0 and set(kwargs["specials"]) == {0, 1, 2, 3, 4}
     assert (model.idf[:5] == 0).all()  # [PAD], [UNK], [CLS], [SEP], [MASK] weigh nothing
     tok = load_tokenizer(enc.tokenizer)
@@ -80,7 +94,7 @@ def test_bag_weights_words_by_idf_and_ignores_special_tokens():
         out = model({"text": ids[:4]})
     assert torch.allclose(out, model.head.bias.expand(4, -1))
     spec = parse_spec({"data": {"path": "x.csv"}, "model": {"name": "bag", "ngrams": 2}})
-    pairs = initialised(spec, enc, train, TASKS.get("classify"))[2].blocks(ids)[0][:, ids.shape[1] :]
+    pairs = initialised(spec, enc, train)[2].blocks(ids)[0][:, ids.shape[1] :]
     assert (pairs[:, 0] == 0).all()  # no pair with [CLS]
     assert ((pairs > 0).sum(1) == (ids > 4).sum(1) - 1).all()  # one pair per two neighbouring words
 
@@ -88,11 +102,11 @@ def test_bag_weights_words_by_idf_and_ignores_special_tokens():
 def test_bag_reads_each_words_character_ngrams_as_a_block_of_its_own(monkeypatch):
     frame = reviews(300)
     ex = Examples(target=frame["label"].to_numpy(), frame=frame[["review"]])
-    enc = Encoder.fit(ex, "classify", "auto", "label", TextSpec(tokenizer="word", vocab_size=500, max_tokens=16))
+    enc = Encoder.fit(ex, codec(ex), "auto", "label", TextSpec(tokenizer="word", vocab_size=500, max_tokens=16))
     ids = enc.inputs(ex)["text"]
     train = TensorSet({"text": ids}, enc.target(ex.target), ex.ids)
     spec = parse_spec({"data": {"path": "x.csv"}, "model": {"name": "bag", "chars": [2, 3]}})
-    _, kwargs, model = initialised(spec, enc, train, TASKS.get("classify"))
+    _, kwargs, model = initialised(spec, enc, train)
     great = load_tokenizer(enc.tokenizer).token_to_id("great")
     assert char_grams("great", 2, 3) == [" g", "gr", "re", "ea", "at", "t ", " gr", "gre", "rea", "eat", "at "]
     assert kwargs["char_slots"] == max(len(char_grams(w, 2, 3)) for w in FILLER + ["wonderful"])
@@ -260,7 +274,9 @@ def test_discriminative_lrs_and_gradual_unfreezing(tmp_path):
 
     data = TensorSet({"num": torch.randn(8, 4)}, torch.randint(0, 2, (8,)), np.arange(8).astype(str))
     before = [layer.weight.detach().clone() for layer in model.layers]
-    fit(model, TASKS.get("classify"), data, data.take(np.arange(0)), spec, verbose=False)  # 2 steps
+    empty = data.take(np.arange(0))
+    trainable = TASKS.get("classify").trainable(spec, None, train=data, val=empty, model=("stacked", {}, model))
+    fit(trainable, spec, verbose=False)  # 2 steps
     changed = [not torch.equal(b, layer.weight) for b, layer in zip(before, model.layers)]
     assert changed == [False, True, True]  # the bottom group had not been unfrozen yet
 

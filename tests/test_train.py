@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 import sw2
 from sw2.data import prepare
 from sw2.spec import load_spec
+from sw2.tasks import TASKS
 from tests.conftest import ROOT
 
 BUNDLE_FILES = {
@@ -75,7 +76,7 @@ def test_diabetes_regression_beats_linear_regression(tmp_path):
 
     spec, root = load_spec(ROOT / "examples" / "diabetes.yaml")
     bundle = sw2.train(spec, tmp_path / "b", verbose=False, root=root)
-    data = prepare(spec, root)
+    data = prepare(spec, root, TASKS.get(spec.task))
     x = torch.cat([data.train.inputs["num"], data.val.inputs["num"]]).numpy()
     y = torch.cat([data.train.target, data.val.target]).numpy()
     pred = LinearRegression().fit(x, y).predict(data.test.inputs["num"].numpy())

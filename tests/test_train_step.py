@@ -1,4 +1,4 @@
-"""A training step of another kind through `fit`: a GAN (a generator and a discriminator, two optimizers, no
+"""A trainable of another kind through `fit`: a GAN (a generator and a discriminator, two optimizers, no
 target, no validation data) learns a 1-D Gaussian, and resumes bit-exactly after SIGKILL: a subprocess
 trains and kills itself once a checkpoint is written (one subprocess: each costs seconds of imports), and the
 test's process resumes that run and compares it with an uninterrupted one.
@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from sw2.data.dataset import TensorSet
-from sw2.engine import fit
+from sw2.engine import Trainable, fit
+from sw2.engine.batches import Shuffled
 from sw2.engine.callbacks import Callback
 from sw2.engine.context import Context
 from sw2.engine.step import TrainStep
@@ -46,9 +47,6 @@ class GANStep(TrainStep):
         self.g, self.d = generator, discriminator
         self.opt_g = torch.optim.Adam(generator.parameters(), lr, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(discriminator.parameters(), lr, betas=(0.5, 0.999))
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {"generator": self.g, "discriminator": self.d}
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.opt_g.state_dict(), "discriminator": self.opt_d.state_dict()}
@@ -130,20 +128,10 @@ def train(
     spec = parse_spec(
         {"data": {"path": "x.csv"}, "train": {**train_spec, "deterministic": True, "threads": 1, "precision": "fp32"}}
     )
-    empty = data.take(np.arange(0))  # a GAN has no validation data
-    modules = nn.ModuleDict(step.modules())
-    fit(
-        modules,
-        None,
-        data,
-        empty,
-        spec,
-        checkpoint_dir=folder,
-        resume=resume,
-        verbose=False,
-        step=step,
-        callbacks=callbacks,
+    trainable = Trainable(  # no validation data: nothing to evaluate
+        modules={"generator": g, "discriminator": d}, step=step, batches=Shuffled(data, spec.augment, 0, 64)
     )
+    fit(trainable, spec, checkpoint_dir=folder, resume=resume, verbose=False, callbacks=callbacks)
     return g, d, means
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -17,7 +17,9 @@ from sw2.data.sources import load, read_table, resolve
 from sw2.data.split import split_indices
 from sw2.errors import UserError
 from sw2.spec import Spec
-from sw2.tasks import TASKS, Task
+
+if TYPE_CHECKING:
+    from sw2.tasks import Task
 
 MIN_PER_CLASS = 2  # training rows per class that a split must leave
 
@@ -74,9 +76,9 @@ def encode(encoder: Encoder, ex: Examples) -> TensorSet:
     return TensorSet(encoder.inputs(ex), encoder.target(ex.target), ex.ids)
 
 
-def drop_unseen(ts: TensorSet, ex: Examples) -> tuple[TensorSet, Examples, int]:
-    """Drop examples whose class the encoder never saw in training (they cannot be scored)."""
-    keep = (ts.target >= 0).numpy() if ts.target.dtype == torch.long else np.ones(len(ts), bool)
+def drop_unseen(ts: TensorSet, ex: Examples, task: Task) -> tuple[TensorSet, Examples, int]:
+    """Drop the examples `task` cannot score (e.g. of a class unseen in training), and count them."""
+    keep = task.scorable(ts.target).numpy()
     idx = np.flatnonzero(keep)
     return (
         ts.take(idx),
@@ -112,10 +114,9 @@ def _enough_to_train(train: Examples, before: Examples, spec: Spec, own_test: bo
         )
 
 
-def prepare(spec: Spec, root: Path, task: Task | None = None) -> Prepared:
-    """The spec's data for a supervised task (default: the spec's): loaded, cleaned, split (stratified where
-    the task says) and encoded by an encoder fitted on the training split."""
-    task = task or TASKS.get(spec.task)
+def prepare(spec: Spec, root: Path, task: Task) -> Prepared:
+    """The spec's data for `task` (one that learns a target column): loaded, cleaned, split (stratified where
+    the task says) and encoded by an encoder fitted on the training split, with the task's target codec."""
     loaded = load(spec.data, root, spec.target)
     train, test, report = clean(loaded.train, loaded.test)
     if not len(train):
@@ -149,9 +150,10 @@ def prepare(spec: Spec, root: Path, task: Task | None = None) -> Prepared:
         train = train.take(kept[0])
     data_print = fingerprint(train)
 
-    encoder = Encoder.fit(train, spec.task, spec.inputs, spec.target, spec.text, spec.model.whole_text)
-    val_set, scored_val, unseen_val = drop_unseen(encode(encoder, val), val)
-    test_set, test, unseen_test = drop_unseen(encode(encoder, test), test)
+    codec = task.target_codec(train.target, spec.target)
+    encoder = Encoder.fit(train, codec, spec.inputs, spec.target, spec.text, spec.model.whole_text)
+    val_set, scored_val, unseen_val = drop_unseen(encode(encoder, val), val, task)
+    test_set, test, unseen_test = drop_unseen(encode(encoder, test), test, task)
     report.update(
         train=len(train),
         val=len(val_set),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -13,7 +13,6 @@ from sw2.data import text as text_tokens
 from sw2.data.examples import Examples
 from sw2.errors import UserError
 from sw2.spec import TextSpec
-from sw2.tasks import TASKS, Task
 
 UNKNOWN = "<unk>"
 
@@ -63,11 +62,7 @@ def _parse_numeric(col: pd.Series, name: str, strict: bool) -> pd.Series | None:
 class Encoder:
     """Turns Examples into model tensors; `fit` learns everything from train, `to_json` saves it."""
 
-    task: str
-    classes: list[Any] | None = None
-    class_counts: list[int] | None = None  # in the training split, for the majority-class baseline
-    target_mean: float = 0.0
-    target_std: float = 1.0
+    target_codec: Any  # the task's encoding of the target (sw2.tasks.target.TargetCodec): `encode`, `n_outputs`
     numeric: list[dict[str, Any]] = field(default_factory=list)  # name, median, mean, std
     categories: list[dict[str, Any]] = field(default_factory=list)  # name, vocab
     image_shape: list[int] | None = None  # C, H, W
@@ -82,16 +77,16 @@ class Encoder:
     def fit(
         cls,
         ex: Examples,
-        task: str,
+        target_codec: Any,
         inputs: str | dict[str, str],
         target: str,
         text: TextSpec | None = None,
         whole_text: bool = False,
     ) -> Encoder:
-        """Everything learnt from the training examples `ex`; `whole_text`: the model reads every token, so
-        texts are cut only where the spec's text.max_tokens says (default: at the longest training text)."""
-        enc = cls(task=task)
-        enc._fit_target(ex.target, target)
+        """Everything learnt from the training examples `ex` beside `target_codec` (what the task learnt of
+        their target); `whole_text`: the model reads every token, so texts are cut only where the spec's
+        text.max_tokens says (default: at the longest training text)."""
+        enc = cls(target_codec=target_codec)
         if ex.images is not None:
             imgs = torch.from_numpy(ex.images[:10000]).float()
             enc.image_shape = list(ex.images.shape[1:])
@@ -150,19 +145,22 @@ class Encoder:
             rest = rest + " [SEP] " + c
         return cols[0].tolist(), rest.tolist()
 
+    # the target's fields, as the task's codec holds them (None / 0 / 1 where it has none)
     @property
-    def plugin(self) -> Task:
-        """The task plug-in that owns the target's encoding (looked up by the task's name)."""
-        return TASKS.get(self.task)
+    def classes(self) -> list[Any] | None:
+        return getattr(self.target_codec, "classes", None)
 
-    def _fit_target(self, y: np.ndarray, target: str) -> None:
-        values = pd.Series(y)
-        if values.nunique() < 2:
-            raise UserError(
-                f"target '{target}' has a single value ({plain(values.iloc[0])!r}) in the training data; "
-                f"the model needs at least two different values to learn from"
-            )
-        self.plugin.fit_target(self, y, target)
+    @property
+    def class_counts(self) -> list[int] | None:
+        return getattr(self.target_codec, "class_counts", None)
+
+    @property
+    def target_mean(self) -> float:
+        return getattr(self.target_codec, "target_mean", 0.0)
+
+    @property
+    def target_std(self) -> float:
+        return getattr(self.target_codec, "target_std", 1.0)
 
     # ---- transforming ------------------------------------------------------------------------
     @property
@@ -174,7 +172,7 @@ class Encoder:
 
     @property
     def n_outputs(self) -> int:
-        return self.plugin.n_outputs(self)
+        return self.target_codec.n_outputs
 
     def inputs(self, ex: Examples) -> dict[str, torch.Tensor]:
         if self.image_shape is not None:
@@ -216,12 +214,14 @@ class Encoder:
 
     def target(self, y: np.ndarray) -> torch.Tensor:
         """The encoded target, as the task encodes it (e.g. class index, -1 for a class unseen in train)."""
-        return self.plugin.encode_target(self, y)
+        return self.target_codec.encode(y)
 
     # ---- persistence -------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        state = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "target_codec"}
+        return {"target": self.target_codec.to_json(), **state}
 
     @classmethod
-    def from_json(cls, state: dict[str, Any]) -> Encoder:
-        return cls(**state)
+    def from_json(cls, state: dict[str, Any], target_codec: Any) -> Encoder:
+        """The encoder saved by `to_json` (without its "target", which the task reads into `target_codec`)."""
+        return cls(target_codec=target_codec, **{k: v for k, v in state.items() if k != "target"})

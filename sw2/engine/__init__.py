@@ -1,10 +1,24 @@
-"""Engine: the one training loop (loop.py), the step it delegates each batch to (step.py), the callbacks that
-make up everything optional (callbacks/), and what they need."""
+"""Engine: the one training loop (loop.py) over a trainable thing (trainable.py: the networks, the step each
+batch goes through (step.py), the stream of batches and how a checkpoint is judged), the callbacks that make
+up everything optional (callbacks/), and what they need."""
 
 from sw2.engine.callbacks import Callback
 from sw2.engine.context import Context
-from sw2.engine.loop import FitResult, fit, validate
+from sw2.engine.loop import fit, validate
 from sw2.engine.predict import predict
+from sw2.engine.result import FitResult
 from sw2.engine.step import SupervisedStep, TrainStep
+from sw2.engine.trainable import Stream, Trainable
 
-__all__ = ["Callback", "Context", "FitResult", "SupervisedStep", "TrainStep", "fit", "predict", "validate"]
+__all__ = [
+    "Callback",
+    "Context",
+    "FitResult",
+    "Stream",
+    "SupervisedStep",
+    "TrainStep",
+    "Trainable",
+    "fit",
+    "predict",
+    "validate",
+]

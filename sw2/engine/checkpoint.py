@@ -13,7 +13,8 @@ from sw2.errors import UserError
 from sw2.outputs import CHECKPOINT
 
 NAME = CHECKPOINT
-KEYS = ("run_key", "modules", "step", "callbacks", "generator", "torch_rng", "state")  # what every checkpoint holds
+# what every checkpoint holds
+KEYS = ("run_key", "modules", "step", "batches", "callbacks", "generator", "torch_rng", "state")
 
 
 def save(folder: Path, state: dict[str, Any]) -> None:

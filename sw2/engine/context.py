@@ -28,6 +28,9 @@ class Context:
     step: int = 0  # batches done
     progress: float = 0.0  # share of training done: of the steps, or of the time budget if that runs out first
     history: list[dict[str, Any]] = field(default_factory=list)  # a row per epoch done
+    # the examples an epoch trains on, in order, from a permutation: what callbacks make of it (`epoch_order`);
+    # set by fit, read by streams that permute examples
+    reorder: Callable[[torch.Tensor], torch.Tensor] = lambda order: order
     # set by callbacks
     # (per-example losses, their indices in the training set) -> the batch loss, where a callback weighs
     # examples (easy-example pruning); None: the batch mean

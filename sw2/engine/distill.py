@@ -9,13 +9,18 @@ the batch the student sees (augmented inputs: each view gets its own teacher out
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from sw2.engine.context import Context
 from sw2.engine.step import SupervisedStep
 from sw2.spec import TrainSpec
-from sw2.tasks import Task
+
+if TYPE_CHECKING:
+    from sw2.tasks import Task
 
 
 class Teacher:
@@ -57,6 +62,15 @@ class Live(Teacher):
         return self
 
 
+@dataclass
+class Teaching:
+    """A run's teacher and how much the student listens to it (what `DistillStep` needs besides the model)."""
+
+    teacher: Teacher
+    temperature: float
+    alpha: float
+
+
 class DistillStep(SupervisedStep):
     """`SupervisedStep` whose per-example loss mixes the labels' loss with the teacher's."""
 
@@ -66,10 +80,8 @@ class DistillStep(SupervisedStep):
         super().__init__(model, task, train)
         self.teacher, self.temperature, self.alpha = teacher, temperature, alpha
 
-    def to(self, device: torch.device) -> DistillStep:
-        super().to(device)
+    def to(self, device: torch.device) -> None:
         self.teacher.to(device)
-        return self
 
     def loss(
         self, batch: dict[str, torch.Tensor], target: torch.Tensor, idx: torch.Tensor, ctx: Context

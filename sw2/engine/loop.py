@@ -1,62 +1,49 @@
 """The training loop: one for every task. Read this file to know what training does.
 
-`fit` owns the loop: the device, the data order, the time budget, validation, checkpoints and exact resume,
-the thread count, the seed and the progress bar. What one batch does to the weights is the step's
-(sw2/engine/step.py: `SupervisedStep` by default: the lr schedule, autocast, the task's loss, gradient
-accumulation and clipping, the optimizer update; a GAN passes its own `TrainStep`). Everything optional is a
-callback (sw2/engine/callbacks/, one file each, built from the spec by `callbacks_for`): the model's progress
-hook, gradual unfreezing, easy-example pruning, lookahead and early stopping. Step and callbacks see where
-training stands through one `Context` (sw2/engine/context.py).
+`fit` trains a `Trainable` (sw2/engine/trainable.py), which a task builds from the spec and its data: the
+named networks, the step (what one batch does to the weights: sw2/engine/step.py), the stream of batches an
+epoch yields and how a checkpoint is judged (`evaluate`). `fit` owns the rest: the device, the time budget,
+the schedule's progress, the thread count, the precision, checkpoints and exact resume, and the callbacks
+(sw2/engine/callbacks/, one file each: the spec's from `callbacks_for`, the progress bar, then the caller's).
+Step, stream and callbacks see where training stands through one `Context` (sw2/engine/context.py).
 
-An epoch, top to bottom: a permutation drawn from a seeded generator (callbacks may leave examples out:
-`prune_easy`), then per batch: gather and augment it, `on_batch_begin`, the step, `on_batch_end`; then
-validation (one view, no test-time augmentation, fp32 whatever the training precision), `on_epoch_end`, and a
-checkpoint (the step's modules and state, each callback's state, the random states, the history) so that
-`resume` continues where the run stopped: bit-exact with `deterministic` (or pinned threads) and no time
-budget. With a time budget the lr schedule follows the clock: a resumed run keeps the time already spent (the
-budget is not restarted), the data order and every state, but its lr at each later step follows its own
-clock, so it matches an uninterrupted run only up to that. A step and callbacks that never read
-`ctx.progress` (a GAN's step with its own constant lr) resume bit-exactly under a budget too.
+An epoch, top to bottom: `on_epoch_begin`; per batch the stream yields, `on_batch_begin`, the step,
+`on_batch_end`; then `evaluate` (the supervised one: one view, no test-time augmentation, fp32 whatever the
+training precision), `on_epoch_end`, and a checkpoint (the modules, the step's and the stream's state, each
+callback's state, the random states, the history) so that `resume` continues where the run stopped:
+bit-exact with `deterministic` (or pinned threads) and no time budget. With a time budget the lr schedule
+follows the clock: a resumed run keeps the time already spent (the budget is not restarted), the data order
+and every state, but its lr at each later step follows its own clock, so it matches an uninterrupted run only
+up to that. A step and callbacks that never read `ctx.progress` (a GAN's step with its own constant lr)
+resume bit-exactly under a budget too.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from sw2.data.dataset import TensorSet
 from sw2.engine import checkpoint, hardware, precision
-from sw2.engine.batches import Batches
 from sw2.engine.callbacks import Callback, by_name, callbacks_for
+from sw2.engine.callbacks.progress import ProgressBar
 from sw2.engine.context import Context
 from sw2.engine.direct import fit_direct
 from sw2.engine.length import plan
 from sw2.engine.optim import lr_factor
 from sw2.engine.predict import predict
-from sw2.engine.progress import Reporter
-from sw2.engine.step import SupervisedStep, TrainStep
+from sw2.engine.result import FitResult
+from sw2.engine.trainable import Trainable, nothing_held_out
 from sw2.errors import UserError
 from sw2.spec import Spec
-from sw2.tasks import Task
 
-
-@dataclass
-class FitResult:
-    model: nn.Module
-    history: list[dict[str, Any]]
-    stopped: str  # completed | early_stopping | time_budget
-    train_seconds: float
-    examples_per_second: float
-    best_epoch: int | None = None
-    epochs_done: float = 0.0  # steps / full-data steps per epoch: fractional where a time budget stops
-    # mid-epoch; with prune_easy the epochs are shorter, and more are begun than done
-    extra: dict[str, Any] = field(default_factory=dict)
+if TYPE_CHECKING:
+    from sw2.tasks import Task
 
 
 def validate(
@@ -79,10 +66,7 @@ def validate(
 
 
 def fit(
-    model: nn.Module,
-    task: Task | None,
-    train: TensorSet,
-    val: TensorSet,
+    trainable: Trainable,
     spec: Spec,
     *,
     checkpoint_dir: Path | None = None,
@@ -90,24 +74,21 @@ def fit(
     run_key: str = "",
     log_dir: Path | None = None,
     verbose: bool = True,
-    step: TrainStep | None = None,
     callbacks: list[Callback] | None = None,
 ) -> FitResult:
-    """Train `model` on `train` as `spec.train` says, validating on `val` after each epoch. The process's
-    thread count, random state and determinism settings are as they were when it returns.
-
-    `step` replaces the default `SupervisedStep(model, task, spec.train)`; `model` is then what the run
-    returns and the spec's callbacks act on (the step's module, or a container of its modules), and `task`
-    may be None where `val` is empty. `callbacks` run after the spec's."""
-    if getattr(model, "direct", False) and task is not None and step is None:  # trees, a solved linear model
-        return fit_direct(model, task, train, val, spec)
+    """Train `trainable` as `spec.train` says, judging it with its `evaluate` after each epoch. The process's
+    thread count, random state and determinism settings are as they were when it returns. `callbacks` run
+    after the spec's and the progress bar."""
+    if trainable.direct is not None:  # trees, a solved linear model
+        return fit_direct(trainable, spec)
     threads_before = torch.get_num_threads()
     device = hardware.device_for(spec.train)
     gpus = [device.index or 0] if device.type == "cuda" else []
     try:
         with hardware.determinism(spec.train, device), torch.random.fork_rng(devices=gpus):
-            run = _Run(model, task, val, spec, device, checkpoint_dir, run_key)
-            return run.fit(train, resume, log_dir, verbose, step, callbacks or [])
+            run = _Run(trainable, spec, device, checkpoint_dir, run_key)
+            shown = [ProgressBar(trainable.metric, log_dir, verbose)] if verbose or log_dir is not None else []
+            return run.fit(resume, shown + (callbacks or []))
     except RuntimeError as err:
         if spec.train.deterministic and "deterministic" in str(err):  # an op with no deterministic version
             first = str(err).strip().splitlines()[0]
@@ -121,75 +102,64 @@ class _Run:
     """One run of `fit`: what its epochs share."""
 
     def __init__(
-        self,
-        model: nn.Module,
-        task: Task | None,
-        val: TensorSet,
-        spec: Spec,
-        device: torch.device,
-        checkpoint_dir: Path | None,
-        run_key: str,
+        self, trainable: Trainable, spec: Spec, device: torch.device, checkpoint_dir: Path | None, run_key: str
     ) -> None:
-        if task is None and len(val):
-            raise ValueError("fit: validation data needs a task to score it")
-        self.model, self.task, self.val, self.spec, self.device = model, task, val, spec, device
+        self.t, self.spec, self.device = trainable, spec, device
+        self.model, self.step, self.batches = trainable.model, trainable.step, trainable.batches
         self.checkpoint_dir, self.run_key = checkpoint_dir, run_key
         self.elapsed = 0.0  # seconds of training and validation, across resumes, at the last epoch's end
 
-    def fit(
-        self,
-        train: TensorSet,
-        resume: bool,
-        log_dir: Path | None,
-        verbose: bool,
-        step: TrainStep | None,
-        callbacks: list[Callback],
-    ) -> FitResult:
-        cfg = self.spec.train
+    def fit(self, resume: bool, callbacks: list[Callback]) -> FitResult:
+        cfg, stream = self.spec.train, self.batches
         hardware.tune_malloc()
         # None: threads pinned by train.threads or deterministic, or not a CPU
         self.tuner = hardware.thread_tuner(cfg, self.device)
         torch.manual_seed(cfg.seed)
         generator = torch.Generator().manual_seed(cfg.seed)
-        self.model.to(self.device)
-        if step is None:
-            if self.task is None:
-                raise ValueError("fit: the default step (SupervisedStep) needs a task")
-            step = SupervisedStep(self.model, self.task, cfg)
-        self.step = step.to(self.device)
+        for module in self.t.modules.values():
+            module.to(self.device)
+        stream.to(self.device)
+        self.step.to(self.device)
         self.callbacks = callbacks_for(cfg, self.model) + callbacks
-        self.batches = Batches(train, self.spec.augment, cfg.seed, self.device)
-        n, bs = len(train), min(cfg.batch_size, len(train))
-        shape = precision.shape_key(self.model, train.inputs, bs)
+        n, bs = stream.examples, stream.batch_size
+        shape = precision.shape_key(self.model, stream.shapes(), bs)
         choice = precision.choose(cfg, self.device, shape)  # training steps only: validation is fp32
         length = plan(cfg, n)
-        steps_per_epoch = max(1, n // bs)  # the last partial batch is dropped (a fresh permutation each epoch)
+        steps_per_epoch = stream.steps_per_epoch
         total = max(1, math.ceil(length.epochs * steps_per_epoch))
         total += (-total) % cfg.accumulate  # end on a whole optimizer step
         ctx = self.ctx = Context(self.device, choice.dtype, cfg.accumulate, bs, n, total, generator)
+        ctx.reorder = self._reorder
         for cb in self.callbacks:
             cb.on_train_begin(ctx)
         if resume and self.checkpoint_dir is not None:
             self._restore(self.checkpoint_dir)
         self.budget, self.start = length.time_budget, time.perf_counter() - self.elapsed
-        self.reporter = Reporter(total, bs, log_dir, verbose)
         while ctx.step < total and ctx.stop is None:
             self._end_epoch(*self._epoch())
-        self.reporter.close(ctx.step)
         for cb in self.callbacks:
             cb.on_train_end(ctx)
         tuner = self.tuner
         threads = tuner.record() if tuner is not None else {"threads": torch.get_num_threads(), "pinned": True}
+        for module in self.t.modules.values():
+            module.cpu()
         return FitResult(
             extra={"threads": threads, "precision": choice.to_json(), "shape": shape, "length": length.to_json()},
-            model=self.model.cpu(),
+            model=self.model,
             history=ctx.history,
             stopped=ctx.stop or "completed",
             train_seconds=self.elapsed,
             examples_per_second=ctx.step * bs / max(self.elapsed, 1e-9),
             best_epoch=ctx.best_epoch,
             epochs_done=ctx.step / steps_per_epoch,
+            modules=self.t.modules,
         )
+
+    def _reorder(self, order: torch.Tensor) -> torch.Tensor:
+        """An epoch's permutation as the callbacks leave it (`epoch_order`: easy-example pruning)."""
+        for cb in self.callbacks:
+            order = cb.epoch_order(order, self.ctx)
+        return order
 
     def _progress(self) -> float:
         """The share of training done: of the steps, or of the time budget if that runs out first."""
@@ -198,26 +168,17 @@ class _Run:
 
     def _epoch(self) -> tuple[torch.Tensor, int]:
         """One epoch's batches: the sum of their losses, and their number."""
-        ctx, bs = self.ctx, self.ctx.batch_size
+        ctx = self.ctx
         ctx.epoch += 1
-        self.model.train()
-        self.step.train()
+        for module in self.t.modules.values():
+            module.train()
         ctx.progress = self._progress()
         for cb in self.callbacks:
             cb.on_epoch_begin(ctx)
-        order = torch.randperm(ctx.examples, generator=ctx.generator)
-        for cb in self.callbacks:
-            order = cb.epoch_order(order, ctx)
-        order = order.to(self.device)
-        steps = min(len(order) // bs, ctx.total_steps - ctx.step)  # a pruned epoch keeps whole batches
-        if steps == 0:  # nothing would ever advance: a callback kept fewer examples than one batch
-            raise UserError(f"training: an epoch kept {len(order)} examples, fewer than a batch of {bs}")
         loss_sum, seen = torch.zeros((), device=self.device), 0
-        for i in range(steps):
+        for batch, target, idx in self.batches.epoch(ctx):
             if self.tuner is not None:
                 self.tuner.step()
-            idx = order[i * bs : (i + 1) * bs]
-            batch, target = self.batches.take(idx, ctx.epoch, ctx.generator)
             ctx.progress = self._progress()
             for cb in self.callbacks:
                 cb.on_batch_begin(ctx)
@@ -227,15 +188,17 @@ class _Run:
                 cb.on_batch_end(ctx, loss)
             loss_sum += loss
             seen += 1
-            if i % 8 == 0:  # reading the loss syncs a GPU, so not every step
-                self.reporter.step(ctx.step, ctx.epoch, loss_sum.item() / seen)
+            if ctx.step >= ctx.total_steps:
+                break
             if self.budget and time.perf_counter() - self.start > self.budget:
                 ctx.stop = "time_budget"
                 break
+        if seen == 0:  # nothing would ever advance: e.g. a callback kept fewer examples than one batch
+            raise UserError(f"training: an epoch yielded no batch of {ctx.batch_size}: fewer examples than a batch")
         return loss_sum, seen
 
     def _end_epoch(self, loss_sum: torch.Tensor, seen: int) -> None:
-        """The epoch's history row, validation, `on_epoch_end` and the checkpoint."""
+        """The epoch's history row, evaluation, `on_epoch_end` and the checkpoint."""
         ctx, cfg = self.ctx, self.spec.train
         self.elapsed = time.perf_counter() - self.start
         row: dict[str, Any] = {
@@ -246,12 +209,10 @@ class _Run:
             "time": round(self.elapsed, 3),
             "threads": torch.get_num_threads(),
         }
-        if self.tuner is not None and (len(self.val) or self.checkpoint_dir is not None):
-            self.tuner.pause()  # validation and the checkpoint are not steps
-        if self.task is not None and len(self.val):  # one view: TTA is for the final scores
-            row["val_loss"], row["val_metric"] = validate(self.model, self.task, self.val, device=self.device)
+        if self.tuner is not None and (self.t.evaluate is not nothing_held_out or self.checkpoint_dir is not None):
+            self.tuner.pause()  # evaluation and the checkpoint are not steps
+        row.update(self.t.evaluate(self.device))
         ctx.history.append(row)
-        self.reporter.epoch(row, self.task.metric if self.task is not None else "")
         for cb in self.callbacks:
             cb.on_epoch_end(ctx, row)
         if self.checkpoint_dir is not None:
@@ -264,8 +225,9 @@ class _Run:
             folder,
             {
                 "run_key": self.run_key,
-                "modules": {name: m.state_dict() for name, m in self.step.modules().items()},
+                "modules": {name: m.state_dict() for name, m in self.t.modules.items()},
                 "step": self.step.state_dict(),
+                "batches": self.batches.state_dict(),
                 "callbacks": {name: cb.state_dict() for name, cb in by_name(self.callbacks).items()},
                 "generator": ctx.generator.get_state(),
                 "torch_rng": torch.get_rng_state(),
@@ -292,15 +254,17 @@ class _Run:
             ) from None
 
     def _load(self, saved: dict[str, Any]) -> None:
-        ctx, modules = self.ctx, self.step.modules()
+        ctx, modules = self.ctx, self.t.modules
         assert ctx.generator is not None
         if saved["modules"].keys() != modules.keys():
             raise KeyError("modules")
         for name, module in modules.items():
             module.load_state_dict(saved["modules"][name])
         self.step.load_state_dict(saved["step"])
+        self.batches.load_state_dict(saved["batches"])
         for name, cb in by_name(self.callbacks).items():  # a callback this run lacks leaves its state unread
-            cb.load_state_dict(saved["callbacks"][name])
+            if name in saved["callbacks"] or cb.state_dict():  # a stateless one (the progress bar) may be new
+                cb.load_state_dict(saved["callbacks"][name])
         ctx.generator.set_state(saved["generator"])
         torch.set_rng_state(saved["torch_rng"])
         if self.device.type == "cuda" and saved["cuda_rng"] is not None:

@@ -1,14 +1,15 @@
 """A training step: what one batch does to the weights. `fit` says when and how often, a step says what.
 
-`TrainStep` is the contract: the step owns its modules and optimizers, and tells `fit` which modules to move
-to the device, put in train mode and checkpoint (`modules`), and what else a checkpoint must hold to resume
-exactly (`state_dict`: its optimizers). `SupervisedStep` is the one every sw2 task trains with; a new kind of
-training (a GAN: two networks, two optimizers, no target) subclasses `TrainStep` and passes it to `fit`.
+`TrainStep` is the contract: the step owns its optimizers, trains on one batch of the trainable's stream and
+tells `fit` what else a checkpoint must hold to resume exactly (`state_dict`: its optimizers). The modules it
+trains are the trainable's (sw2/engine/trainable.py), which `fit` moves, switches to train mode and
+checkpoints. `SupervisedStep` is the step of every task that learns a target from examples; a new kind of
+training (a GAN: two networks, two optimizers, no target) subclasses `TrainStep` in its task's trainable.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -17,14 +18,14 @@ from sw2.data.dataset import TensorSet
 from sw2.engine.context import Context
 from sw2.engine.optim import lr_factor, make_optimizer
 from sw2.spec import TrainSpec
-from sw2.tasks import Task
+
+if TYPE_CHECKING:
+    from sw2.tasks import Task
 
 
 class TrainStep:
-    def modules(self) -> dict[str, nn.Module]:
-        """The modules this step trains, by name: `fit` moves them to the device, sets train mode and
-        checkpoints their weights."""
-        raise NotImplementedError
+    def to(self, device: torch.device) -> None:
+        """Move what the step holds besides the trainable's modules (a teacher) to `device`, before training."""
 
     def state_dict(self) -> dict[str, Any]:
         """What else an exact resume needs (optimizer states); tensors, numbers, strings and containers only."""
@@ -36,8 +37,8 @@ class TrainStep:
     def __call__(
         self, batch: dict[str, torch.Tensor], target: torch.Tensor, idx: torch.Tensor, ctx: Context
     ) -> torch.Tensor:
-        """Train on one batch (inputs by name, its targets, its examples' indices in the training set, all on
-        `ctx.device`); return its loss, detached, for the progress bar and the history."""
+        """Train on one batch (inputs by name, its targets (empty where a stream has none), its examples'
+        indices, all on `ctx.device`); return its loss, detached, for the progress bar and the history."""
         raise NotImplementedError
 
     def train_on(self, data: TensorSet, idx: torch.Tensor, ctx: Context) -> torch.Tensor:
@@ -45,15 +46,6 @@ class TrainStep:
         for a tool that drives a step by hand (the pre-flight's short trainings)."""
         batch = {k: v[idx].to(ctx.device) for k, v in data.inputs.items()}
         return self(batch, data.target[idx].to(ctx.device), idx.to(ctx.device), ctx)
-
-    def to(self, device: torch.device) -> TrainStep:
-        for module in self.modules().values():
-            module.to(device)
-        return self
-
-    def train(self) -> None:
-        for module in self.modules().values():
-            module.train()
 
 
 class SupervisedStep(TrainStep):
@@ -65,9 +57,6 @@ class SupervisedStep(TrainStep):
     def __init__(self, model: nn.Module, task: Task, train: TrainSpec) -> None:
         self.model, self.task, self.train_spec = model, task, train
         self.optimizer = make_optimizer(model, train)
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {"model": self.model}
 
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict()}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -11,7 +11,9 @@ from torch import nn
 from sw2.data.corpus import unigram_counts
 from sw2.data.dataset import TensorSet
 from sw2.engine import validate
-from sw2.tasks import Task
+
+if TYPE_CHECKING:
+    from sw2.tasks import Task
 
 
 def unigram(train: TensorSet, vocab: int) -> torch.Tensor:

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,9 +24,12 @@ from sw2.data.examples import Examples
 from sw2.data.sources import load_other
 from sw2.engine.predict import predict
 from sw2.errors import UserError
+from sw2.plugins import TASKS
 from sw2.registry import Registry
 from sw2.spec import ExamplesTest, InvarianceTest, LatencyTest, MetricTest, Spec
-from sw2.tasks import TASKS, Task
+
+if TYPE_CHECKING:
+    from sw2.tasks import Task
 
 
 @dataclass

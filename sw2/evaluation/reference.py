@@ -79,8 +79,6 @@ def build(encoder: Encoder, train: Examples, val_outputs: torch.Tensor | None, s
 
 
 def write(folder: Path, data: Any, outputs: dict[str, torch.Tensor], serve: Any) -> None:
-    """BUNDLE/reference.json for a model of examples (a language model has none)."""
-    if not isinstance(data.encoder, Encoder):
-        return
+    """BUNDLE/reference.json: the training examples' statistics (for a task that `predicts` examples)."""
     record = build(data.encoder, data.raw_train, outputs.get("val"), serve)
     (folder / "reference.json").write_text(json.dumps(record, indent=2))

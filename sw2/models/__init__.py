@@ -1,8 +1,9 @@
 """Models by registry. A model takes the encoder's dict of tensors and returns one row of outputs each.
 
 A model is one file in this package: a `Model` subclass registered with `@MODELS.register("name")`, its
-spec options (a `sw2.spec.ModelOptions` subclass in the same file, named by the class's `options`) and
-`configure`. `sw2.plugins.MODELS` imports every module here when a model name is first needed.
+spec options (a `sw2.spec.ModelOptions` subclass, named by the class's `options`) and `configure`. A
+built-in model's options live in `sw2.model_options`, which declares the model with them, so that the spec
+validates them without importing torch; `sw2.plugins.MODELS` imports the model's module when it is built.
 
 Every model is rebuilt from (name, kwargs) saved as JSON in the bundle, so loading never unpickles.
 """
@@ -10,7 +11,7 @@ Every model is rebuilt from (name, kwargs) saved as JSON in the bundle, so loadi
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -20,7 +21,9 @@ from sw2.data.encode import Encoder
 from sw2.models.base import Model
 from sw2.plugins import MODELS
 from sw2.spec import AutoModel, ModelOptions, Spec, model_options
-from sw2.tasks import Task
+
+if TYPE_CHECKING:
+    from sw2.tasks import Task
 
 
 def choose(model: ModelOptions, encoder: Encoder | Corpus, n_train: int) -> tuple[str, dict[str, Any]]:

@@ -17,18 +17,17 @@ batches stay uint8 in memory and a bundle needs no separate image preprocessing.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
 from sw2.data.encode import Encoder
 from sw2.errors import UserError
+from sw2.model_options import ConvNetOptions
 from sw2.models.base import ChannelGroup, Model
 from sw2.plugins import MODELS
-from sw2.spec import ModelOptions
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
 
@@ -97,34 +96,6 @@ class Whiten(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(F.conv2d(x, self.filters) + self.shift.view(1, -1, 1, 1))
-
-
-class ConvNetOptions(ModelOptions):
-    """convnet: a fast conv-BN net for images (airbench-like), the default for images."""
-
-    widths: list[int] | None = Field(
-        None, description="channels per stage (default: 16 or 32 doubling per stage, 1-4 stages by image size)"
-    )
-    depth: int | None = Field(None, ge=1, le=8, description="conv layers per stage (default 1)")
-    activation: Literal["gelu", "relu"] = "gelu"
-    logit_scale: float = Field(
-        1.0, gt=0, description="multiplies the logits before the head's bias (airbench uses 1/9)"
-    )
-    whiten: int = Field(
-        0,
-        ge=0,
-        multiple_of=2,
-        description="channels of a frozen 2x2 patch-whitening stem fitted on train (0 = none; at most 8 per input "
-        "channel)",
-    )
-    whiten_shift_until: float = Field(
-        0.3,
-        ge=0,
-        le=1,
-        description="with whiten: the share of training during which the stem's shift learns (0 = never, 1 = "
-        "throughout; under time_budget a share of the time); frozen after, so backward passes skip the stem "
-        "(airbench: 3 epochs of 10)",
-    )
 
 
 @MODELS.register("convnet")

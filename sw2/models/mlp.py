@@ -5,18 +5,17 @@ itself, plus an embedding per category column, through dense layers."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field
 from torch import nn
 
 from sw2.data.encode import Encoder
 from sw2.errors import UserError
+from sw2.model_options import MLPOptions
 from sw2.models.base import ChannelGroup, Model
 from sw2.models.convnet import ACTIVATIONS
 from sw2.plugins import MODELS
-from sw2.spec import ModelOptions
 
 
 def table_inputs(name: str, encoder: Encoder) -> dict[str, Any]:
@@ -34,19 +33,6 @@ def table_inputs(name: str, encoder: Encoder) -> dict[str, Any]:
         "vocab_sizes": [len(c["vocab"]) for c in encoder.categories],
         "n_out": encoder.n_outputs,
     }
-
-
-class MLPOptions(ModelOptions):
-    """mlp: standardised numbers and embedded categories through dense layers, the default for tables."""
-
-    widths: list[int] | None = Field(None, description="units per layer (default: two of 128, or 256 from 20,000 rows)")
-    embed_dim: int | None = Field(None, ge=1, description="embedding size for category columns (default 8)")
-    activation: Literal["gelu", "relu"] = "gelu"
-    numeric: Literal["periodic", "plain"] = Field(
-        "plain",
-        description="periodic: each numeric column embedded by sin/cos of trained frequencies (PLR); "
-        "plain: the standardised value as it is",
-    )
 
 
 class Periodic(nn.Module):

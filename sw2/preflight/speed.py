@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from sw2.engine import FitResult, fit, hardware, precision, threads
-from sw2.models import initialised
 from sw2.preflight.recipe import Data, short_spec, subset
 from sw2.preflight.verdict import Verdict
 from sw2.spec import Spec
@@ -30,8 +29,8 @@ def _steps(spec: Spec, p: Data, task: Task, steps: int, **train: Any) -> FitResu
     bs = min(spec.train.batch_size, len(p.train))
     data = subset(p.train, min(len(p.train), steps * bs), spec.train.seed)
     short = short_spec(spec, epochs=steps / max(1, len(data) // bs), **train)
-    _, _, model = initialised(short, p.encoder, p.train, task)
-    return fit(model, task, data, data.take(np.arange(0)), short, verbose=False)
+    trainable = task.trainable(short, p, train=data, val=data.take(np.arange(0)), init_on=p.train)
+    return fit(trainable, short, verbose=False)
 
 
 def _threads(spec: Spec, p: Data, task: Task) -> tuple[int, str, str]:

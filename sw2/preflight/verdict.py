@@ -1,11 +1,11 @@
-"""A pre-flight verdict: PASS, WARN or FAIL with one line saying what was seen and what to do."""
+"""A pre-flight verdict: PASS, WARN, FAIL (or SKIP, with why) with one line saying what was seen and what to do."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-Status = Literal["PASS", "WARN", "FAIL"]
+Status = Literal["PASS", "WARN", "FAIL", "SKIP"]  # SKIP: the check does not apply to this trainable
 
 
 @dataclass

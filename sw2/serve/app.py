@@ -66,7 +66,8 @@ def create_app(settings: Settings) -> FastAPI:
     batcher = Batcher(bundle.run, settings.max_batch, settings.max_wait_ms, monitor.observe_batch, settings.max_queue)
     workers = ThreadPoolExecutor(2, thread_name_prefix="sw2-parse")  # requests' CPU work, off the event loop
     state = {"ready": False}
-    is_lm = not isinstance(bundle.encoder, Encoder)
+    task = bundle.task
+    task.check_use(bundle, "serve")
     limit = int(settings.max_body_mb * 2**20)
     MultiPartParser.spool_max_size = limit + 1  # uploads stay in memory (bounded by the body limits), never /tmp
 
@@ -76,10 +77,10 @@ def create_app(settings: Settings) -> FastAPI:
     async def warm_up() -> None:
         """One call through the network before /readyz says ready (first calls allocate and pick kernels)."""
         try:
-            if is_lm:
-                await asyncio.to_thread(lambda: "".join(bundle.task.stream(bundle, "\n", tokens=2)))
-            else:
+            if task.predicts:
                 await batcher(dummy_inputs(bundle.encoder))
+            else:
+                await asyncio.to_thread(lambda: "".join(task.stream(bundle, "\n", tokens=2)))
             state["ready"] = True
         except Exception:
             logger.exception("sw2 serve: the warm-up call failed; /readyz stays 503")
@@ -148,7 +149,7 @@ def create_app(settings: Settings) -> FastAPI:
             "name": bundle.spec.name,
             "task": bundle.task.name,
             "backend": settings.backend,
-            "inputs": {"kind": "text generation"} if is_lm else payloads.describe(bundle.encoder),
+            "inputs": payloads.describe(bundle.encoder) if task.predicts else {"kind": "text generation"},
             "classes": [json_label(c) for c in bundle.classes] if bundle.classes else None,
             "metrics": bundle.metrics.get("test") or bundle.metrics.get("val") or {},
             "fingerprint": bundle.fingerprint,
@@ -186,8 +187,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/v1/predict")
     async def predict(request: Request, top: int = 3) -> Response:
-        if is_lm:
-            raise BadRequest(400, 'this is a language model: POST /v1/generate {"prompt": ...}')
+        if not task.predicts:
+            raise BadRequest(400, 'this model takes no examples: it writes text, POST /v1/generate {"prompt": ...}')
         if not 1 <= top <= 1000:
             raise BadRequest(422, f"top: {top}; give 1 to 1000")
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -205,14 +206,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/v1/generate")
     async def generate(request: Request) -> Response:
-        if not is_lm:
-            raise BadRequest(400, "this model predicts examples: POST /v1/predict")
+        if not task.generates:
+            raise BadRequest(400, "this model writes no text: it predicts examples, POST /v1/predict")
         if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
             raise BadRequest(415, 'send application/json: {"prompt": "...", "tokens": 200, "stream": false}')
         options = await in_thread(payloads.generate_options, await request.body(), settings.max_prompt_chars)
         stream, prompt = options.pop("stream"), options.pop("prompt")
         deadline = request.scope.get("sw2.deadline")
-        pieces = bundle.task.stream(bundle, prompt, **options)
+        pieces = task.stream(bundle, prompt, **options)
         await in_thread(requests_log.log, "/v1/generate", {"prompt": prompt}, {"tokens": options["tokens"]})
         if not stream:
             return JSONResponse({"text": await asyncio.to_thread(lambda: "".join(_until(pieces, deadline)))})

@@ -51,7 +51,7 @@ class Monitor:
         self.drift = Gauge("sw2_drift_psi", "PSI of served inputs against training", ["input"], registry=r, **mode)
         threshold = Gauge("sw2_drift_threshold", "PSI alert threshold of this bundle", registry=r, **mode)
         self.window_size = Gauge("sw2_drift_window_examples", "Served examples drift is over", registry=r, **mode)
-        self.reference = _reference(bundle)
+        self.reference = _reference(bundle) if bundle.task.predicts else None  # drift of the examples it is sent
         ref = self.reference or {}
         threshold.set(ref.get("drift_threshold", bundle.spec.serve.drift_threshold))
         window = int(ref.get("drift_window", bundle.spec.serve.drift_window))

@@ -24,7 +24,8 @@ def serve(settings: Settings) -> None:
     except ImportError:
         raise UserError("sw2 serve needs FastAPI and uvicorn: pip install 'sw2[serve]'") from None
     settings.check()
-    Bundle(settings.bundle, backend=settings.backend)  # a bad bundle or backend is a one-line error here
+    bundle = Bundle(settings.bundle, backend=settings.backend)  # a bad bundle or backend is a one-line error here
+    bundle.task.check_use(bundle, "serve")  # as is one its task does not serve
     if settings.log_requests and not Path(settings.log_requests).resolve().parent.is_dir():
         raise UserError(f"--log-requests {settings.log_requests}: its folder does not exist; create it first")
     auth.metrics_key()  # a weak $SW2_METRICS_KEY stops the start as a weak API key does

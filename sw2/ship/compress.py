@@ -27,7 +27,6 @@ from safetensors.torch import save_model
 from sw2 import log
 from sw2.bundle import Bundle, write_atomic
 from sw2.data.dataset import TensorSet, drop_unseen, encode
-from sw2.data.encode import Encoder
 from sw2.data.examples import Examples
 from sw2.errors import UserError
 from sw2.evaluation.model_tests import Outcome, Subject, junit_xml, run_tests
@@ -112,8 +111,7 @@ def compress(bundle: Bundle, spec: Spec, root: Path, out: Path, options: Options
     data: train for calibration and fine-tuning, val for choices, test for the table and the model tests."""
     options.check()
     check_out(bundle, out)
-    if not isinstance(bundle.encoder, Encoder):
-        raise UserError(f"{bundle.path}: sw2 compress takes a model of examples; this is a {bundle.task.name} model")
+    bundle.task.check_use(bundle, "compress")
     splits = _splits(bundle, spec, root)
     result = Compressed(out, splits.scored_on, [], [], [], [], {})
 
@@ -147,8 +145,8 @@ def _splits(b: Bundle, spec: Spec, root: Path) -> Splits:
     data = b.task.prepare(spec, root)
     if data.fingerprint != b.fingerprint.get("data_sha256", data.fingerprint):
         log.warning("the data changed since this model was trained (its fingerprint differs)")
-    train, val = (drop_unseen(encode(b.encoder, ex), ex)[0] for ex in (data.raw_train, data.scored_val))
-    test, tested, _ = drop_unseen(encode(b.encoder, data.raw_test), data.raw_test)
+    train, val = (drop_unseen(encode(b.encoder, ex), ex, b.task)[0] for ex in (data.raw_train, data.scored_val))
+    test, tested, _ = drop_unseen(encode(b.encoder, data.raw_test), data.raw_test, b.task)
     if len(test):
         return Splits(train, val, test, tested, "test split")
     if not len(val):
@@ -178,7 +176,8 @@ def _variants(b: Bundle, s: Splits, o: Options, out: Path, tmp: Path) -> list[Va
     if o.prune:
         pruned_kwargs, model = prune_channels.prune(b.model, arch["name"], arch["kwargs"], o.prune, calibration)
         teacher = b.model if o.distill else None
-        model = prune_channels.fine_tune(model, b.task, s.train, s.val, b.spec, o.fine_tune, teacher, o.distill)
+        built = (arch["name"], pruned_kwargs)
+        model = prune_channels.fine_tune(model, built, b.task, s, b.spec, o.fine_tune, teacher, o.distill)
         folder = _bundle_files(b, out / "pruned", model.eval(), pruned_kwargs, example)
         how = {"prune": o.prune, "widths": pruned_kwargs["widths"], "fine_tune": o.fine_tune, "distill": o.distill}
         n, weights = _params(model), (folder / "model.safetensors").stat().st_size

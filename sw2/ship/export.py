@@ -36,7 +36,6 @@ import torch
 from torch import nn
 
 from sw2 import log
-from sw2.data.encode import Encoder
 from sw2.errors import UserError
 from sw2.spec import Spec
 
@@ -164,11 +163,9 @@ def examples_for_parity(
     bundle: Any, spec: Spec, root: Path, n: int = PARITY_EXAMPLES
 ) -> tuple[dict[str, torch.Tensor], str]:
     """Up to `n` real examples' input tensors, encoded as the bundle encodes them: the test split, then val,
-    then (a model of examples) train; and which splits they came from."""
+    then train where the task's held-out data holds it; and which splits they came from."""
     task, held = bundle.task, bundle.task.held_out(bundle, spec, root)
-    parts = [("test", held.test), ("val", held.val)]
-    if isinstance(bundle.encoder, Encoder) and sum(len(p) for _, p in parts) < n:
-        parts.append(("train", task.prepare(spec, root).raw_train))
+    parts = [("test", held.test), ("val", held.val)] + ([("train", held.train)] if held.train is not None else [])
     subject = SimpleNamespace(encoder=bundle.encoder, model=bundle.model)  # what inputs_of reads
     tensors, used = [], []
     for name, part in parts:
@@ -186,6 +183,7 @@ def export(
 ) -> dict[str, Any]:
     """Export `bundle`'s network to BUNDLE/model.onnx (and a copy at `out`), checked for parity on real
     examples of `spec`'s data (paths from `root`); the record is written to BUNDLE/export.json and returned."""
+    bundle.task.check_use(bundle, "export")
     if examples < 2:
         raise UserError(f"--examples: {examples}; give at least 2 examples to check the graph on")
     if out is not None and out.resolve().is_relative_to(bundle.path.resolve()):

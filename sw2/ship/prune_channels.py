@@ -20,9 +20,8 @@ import torch
 from torch import nn
 
 from sw2 import log
-from sw2.data.dataset import TensorSet
 from sw2.engine import fit
-from sw2.engine.distill import DistillStep, Live
+from sw2.engine.distill import Live, Teaching
 from sw2.engine.length import plan
 from sw2.engine.predict import predict
 from sw2.errors import UserError
@@ -116,23 +115,23 @@ def prune(
 
 def fine_tune(
     model: Model,
+    built: tuple[str, dict[str, Any]],
     task: Task,
-    train: TensorSet,
-    val: TensorSet,
+    data: Any,
     spec: Spec,
     share: float,
     teacher: nn.Module | None = None,
     alpha: float = 0.5,
 ) -> Model:
-    """Train the pruned `model` briefly with the spec's own recipe (optimizer, schedule, augmentation, lr):
-    `share` of its epochs (at least one) and of its time budget; with a `teacher` (the unpruned model), `alpha`
-    of each example's loss is the distance to the teacher's outputs on the same augmented batch."""
-    length = plan(spec.train, len(train))
+    """Train the pruned `model` (registered as `built`: name, kwargs) briefly on `data.train`, judged on
+    `data.val`, with the spec's own recipe (optimizer, schedule, augmentation, lr): `share` of its epochs (at
+    least one) and of its time budget; with a `teacher` (the unpruned model), `alpha` of each example's loss
+    is the distance to the teacher's outputs on the same augmented batch."""
+    length = plan(spec.train, len(data.train))
     epochs = float(max(1, math.ceil(length.epochs * share)))
     budget = length.time_budget * share if length.time_budget else None
     short = spec.model_copy(update={"train": spec.train.model_copy(update={"epochs": epochs, "time_budget": budget})})
     log.info(f"sw2: fine-tuning the pruned model: {epochs:g} epochs" + (f", at most {budget:.0f} s" if budget else ""))
-    step = None
-    if teacher is not None:
-        step = DistillStep(model, task, short.train, Live(copy.deepcopy(teacher)), DISTILL_TEMPERATURE, alpha)
-    return fit(model, task, train, val, short, verbose=False, step=step).model
+    teaching = None if teacher is None else Teaching(Live(copy.deepcopy(teacher)), DISTILL_TEMPERATURE, alpha)
+    trainable = task.trainable(short, data, model=(*built, model), teaching=teaching)
+    return fit(trainable, short, verbose=False).model

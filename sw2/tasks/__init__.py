@@ -4,7 +4,8 @@ sections, model-test metrics, pre-flight checks). The run pipeline (`sw2.api.tra
 module ask the task; none asks which task it is.
 
 The registry lives in `sw2.plugins` (light: the spec validates `task:` against it), so any layer may look
-a task up by name, as it looks up a model; the modules of this package are imported on the first lookup.
+a task up by name, as it looks up a model; a task's module is imported on its first lookup. The spec reads
+a built-in task's metrics and checks from `sw2.task_rules`, which declares it, without importing torch.
 A new task is one file that subclasses `Task` (or `Supervised`) and registers an instance,
 `TASKS.register("name")(MyTask("name", "metric"))`; import it before use, or name its module in
 $SW2_PLUGINS for the CLI (see sw2.registry).

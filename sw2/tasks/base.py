@@ -8,6 +8,7 @@ report, checks), which the task implements by calling the layers below it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -16,11 +17,12 @@ import numpy as np
 import torch
 
 from sw2.errors import UserError
-from sw2.registry import did_you_mean
+from sw2.task_rules import check_task
 
 if TYPE_CHECKING:
     from sw2.bundle import Bundle
-    from sw2.engine.loop import FitResult
+    from sw2.engine.result import FitResult
+    from sw2.engine.trainable import Trainable
     from sw2.preflight.verdict import Verdict
     from sw2.spec import Spec
 
@@ -46,6 +48,7 @@ class HeldOut:
     val: Any
     tested: Any
     fingerprint: str
+    train: Any = None  # the training examples, where the task has some to give (export checks its graph on them too)
 
 
 @dataclass(frozen=True)
@@ -59,20 +62,31 @@ class Task:
     # how raw outputs of several models of this task combine (ensembles) and teach (distillation, `distill_losses`):
     # "probabilities" (their softmax averaged) or "values" (averaged); None: they do not
     blend: ClassVar[str | None] = None
+    # what its bundles are used for (each checked by `check_use`):
+    predicts: ClassVar[bool] = True  # its models take examples (rows, images, texts): Bundle.examples, sw2 predict,
+    # a server's /v1/predict and the drift reference it watches (reference.json)
+    generates: ClassVar[bool] = False  # its models write text after a prompt: `generate`, `stream`, /v1/generate
+    exports: ClassVar[bool] = True  # sw2 export writes its network as an ONNX graph
+    compresses: ClassVar[bool] = True  # sw2 compress quantises and prunes it, scored on examples
 
     # ---- the target (supervised tasks) -----------------------------------------------------------
-    def fit_target(self, encoder: Any, values: np.ndarray, target: str) -> None:
-        """Learn the target's encoding from the training values into `encoder` (its target fields)."""
+    def fit_target(self, codec: Any, values: np.ndarray, target: str) -> None:
+        """Learn the target's encoding from the training values into `codec` (sw2.tasks.target.TargetCodec:
+        classes and their counts, or the mean and spread of a number)."""
 
-    def encode_target(self, encoder: Any, values: np.ndarray) -> torch.Tensor:
+    def encode_target(self, codec: Any, values: np.ndarray) -> torch.Tensor:
         raise NotImplementedError
 
-    def n_outputs(self, encoder: Any) -> int:
+    def n_outputs(self, codec: Any) -> int:
         return 1
 
     def target_groups(self, values: np.ndarray) -> int:
         """How many groups a split must leave training rows of (the classes; 1 without classes)."""
         return 1
+
+    def scorable(self, target: torch.Tensor) -> torch.Tensor:
+        """Per example of encoded targets: can it be scored? (held-out examples that cannot are dropped)"""
+        return torch.ones(len(target), dtype=torch.bool)
 
     # ---- training: what the engine calls ---------------------------------------------------------
     def loss(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
@@ -100,18 +114,29 @@ class Task:
     # ---- the run ---------------------------------------------------------------------------------
     def check_spec(self, spec: Spec) -> None:
         """Refuse (ValueError, naming the field) what this task cannot do with the spec's choices; an
-        override calls this first."""
-        if spec.train.distill is not None and self.blend is None:
-            raise ValueError(f"train.distill: task {self.name} cannot learn from a teacher; remove train.distill")
-        if spec.train.snapshots and self.blend is None:
-            raise ValueError(f"train.snapshots: a {self.name} model's outputs cannot be averaged; remove it")
-        named = [("metrics", m) for m in spec.metrics]
-        named += [(f"tests.{i}.metric", t.metric) for i, t in enumerate(spec.tests) if t.kind == "metric"]
-        for field_, m in named:
-            if m not in self.metrics:
-                raise ValueError(
-                    f"{field_}: '{m}' is not a metric of task {self.name}; {did_you_mean(m, self.metrics)}"
-                )
+        override calls this first. The checks live in sw2.task_rules, where the spec reads a built-in
+        task's without importing it."""
+        check_task(self, spec)
+
+    def trainable(self, spec: Spec, data: Any, **options: Any) -> Trainable:
+        """What `fit` trains for this task: the networks, the step, the stream of batches and how a checkpoint
+        is judged (sw2.engine.trainable). The default learns a target from examples (sw2.tasks.learn:
+        `options` are its `train`, `val`, `init_on`, `model` and `teaching`); a task that trains otherwise
+        (two networks, rollouts, unlabelled data) overrides it."""
+        from sw2.tasks.learn import from_examples
+
+        return from_examples(self, spec, data, **options)
+
+    def candidates(self, spec: Spec, data: Any) -> list[Any]:
+        """The model options to train and pick from on val (sw2.models.candidates: `model: auto` on a table
+        tries several)."""
+        from sw2.models import candidates
+
+        return candidates(spec.model, data.encoder, self, data.train.target)
+
+    def preflight(self, spec: Spec, data: Any) -> list[Any]:
+        """The task's own pre-flight checks (sw2.preflight.checks.Check) beside the built-in ones."""
+        return []
 
     def prepare(self, spec: Spec, root: Path) -> Any:
         """The data, cleaned, split and encoded: `train`, `val`, `test` TensorSets, `encoder`, `report`,
@@ -135,6 +160,10 @@ class Task:
         without model tests refuses them all)."""
         if tests:
             raise UserError(f"tests: task {self.name} has no model tests; remove tests: from the spec")
+
+    def check_test_metric(self, test: Any, encoder: Any) -> None:
+        """Refuse (UserError) a metric test this task's model cannot run; its metric's name was checked with
+        the spec (Task.check_spec)."""
 
     def scores_of(self, subject: Any, examples: Any) -> dict[str, Any]:
         """The metrics of a model test's subject (sw2.evaluation.model_tests.Subject) on `examples`."""
@@ -186,7 +215,36 @@ class Task:
         """(anchor, title, section(run) -> html) of this task's part of report.html."""
         return []
 
+    def sample_size(self, metrics: dict[str, Any]) -> str:
+        """How many were scored for `metrics` (as `evaluate` gives them), for a table's title."""
+        return f"{metrics.get('n', '?')} examples"
+
     # ---- using a bundle --------------------------------------------------------------------------
+    def check_use(self, bundle: Bundle, use: str) -> None:
+        """Refuse `use` of `bundle` ("predict", "serve", "export" or "compress") with a one-line UserError naming
+        what to do, where it cannot take it. The default follows `predicts`, `generates`, `exports` and
+        `compresses`, and refuses a bundle of several networks (model.json "modules") to all of them but a
+        text generator's server: they run one network. A task whose bundles can overrides it."""
+        guide = "see its task's commands (sw2 --help)"
+        refusals = {
+            "predict": (self.predicts, "it takes no examples; " + ("use sw2 generate" if self.generates else guide)),
+            "serve": (self.predicts or self.generates, "sw2 serve answers examples or prompts: it takes neither; "
+                      "use it from Python (sw2.load)"),  # fmt: skip
+            "export": (self.exports, "sw2 export cannot write it as a graph; use the bundle itself (sw2.load)"),
+            "compress": (self.compresses, "sw2 compress takes a model of examples; "
+                         + ("sw2 export gives its ONNX graph" if self.exports else "use the bundle as it is")),
+        }  # fmt: skip
+        able, refusal = refusals[use]
+        if not able:
+            raise UserError(f"{bundle.path} is a {self.name} model: {refusal}")
+        networks = bundle.networks
+        if len(networks) > 1 and (use != "serve" or self.predicts):
+            what = {"predict": "a prediction", "serve": "sw2 serve's /v1/predict"}.get(use, f"sw2 {use}")
+            raise UserError(
+                f"{bundle.path}: this {self.name} bundle holds {len(networks)} networks ({', '.join(networks)}) and "
+                f"{what} runs one; {guide}"
+            )
+
     def predict(self, bundle: Bundle, data: Any) -> np.ndarray:
         raise UserError(f"{bundle.path}: a {self.name} model does not predict; see its task's commands")
 
@@ -203,6 +261,10 @@ class Task:
 
     def generate(self, bundle: Bundle, prompt: str, **options: Any) -> str:
         raise UserError(f"{bundle.path} is a {self.name} model; generate needs task: generate_text")
+
+    def stream(self, bundle: Bundle, prompt: str = "\n", **options: Any) -> Iterator[str]:
+        """The text of `generate` (the same options), piece by piece as it is written (a server's stream)."""
+        raise UserError(f"a {self.name} model does not stream text; see its task's commands (sw2 --help)")
 
     def report_scores(self, run: Any) -> dict[str, Any]:
         """Fill `run` (sw2.run_report.Run) with the outputs its sections read and return the scores of the

@@ -17,37 +17,43 @@ from sw2.data.dataset import Prepared
 from sw2.data.encode import Encoder, plain
 from sw2.evaluation import plots
 from sw2.evaluation.metrics import classification
+from sw2.task_rules import CLASSIFY
 from sw2.tasks import TASKS
 from sw2.tasks import classify_report as r
 from sw2.tasks.supervised import Supervised
+from sw2.tasks.target import TargetCodec
 
 if TYPE_CHECKING:
     from sw2.bundle import Bundle
 
 
 class Classify(Supervised):
-    blend = "probabilities"
+    blend = CLASSIFY.blend
     discrete = True
     leak_score = "accuracy"
-    metrics = ("accuracy", "macro_f1", "log_loss", "precision", "recall", "f1")
+    metrics = CLASSIFY.metrics  # declared in sw2.task_rules, where the spec reads them
 
     # ---- the target ------------------------------------------------------------------------------
-    def fit_target(self, encoder: Encoder, values: np.ndarray, target: str) -> None:
+    def fit_target(self, codec: TargetCodec, values: np.ndarray, target: str) -> None:
         series = pd.Series(values)
-        encoder.classes = [plain(v) for v in sorted(series.unique(), key=lambda v: (str(type(v)), v))]
+        codec.classes = [plain(v) for v in sorted(series.unique(), key=lambda v: (str(type(v)), v))]
         counts = series.value_counts()
-        encoder.class_counts = [int(counts[c]) for c in encoder.classes]
+        codec.class_counts = [int(counts[c]) for c in codec.classes]
 
-    def encode_target(self, encoder: Encoder, values: np.ndarray) -> torch.Tensor:
+    def encode_target(self, codec: TargetCodec, values: np.ndarray) -> torch.Tensor:
         """The class index of each value, -1 for a class unseen in training."""
-        index = {v: i for i, v in enumerate(encoder.classes or [])}
+        index = {v: i for i, v in enumerate(codec.classes or [])}
         return torch.tensor([index.get(plain(v), -1) for v in values], dtype=torch.long)
 
-    def n_outputs(self, encoder: Encoder) -> int:
-        return len(encoder.classes or [])
+    def n_outputs(self, codec: TargetCodec) -> int:
+        return len(codec.classes or [])
 
     def target_groups(self, values: np.ndarray) -> int:
         return len(np.unique(np.asarray(values).astype(str)))
+
+    def scorable(self, target: torch.Tensor) -> torch.Tensor:
+        """A class seen in training (an unseen one is encoded -1)."""
+        return target >= 0
 
     # ---- training --------------------------------------------------------------------------------
     def example_losses(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:

@@ -28,13 +28,14 @@ from sw2.engine.generate import options_error, stream
 from sw2.errors import UserError
 from sw2.evaluation.language import language_metrics, unigram
 from sw2.spec import LatencyTest, MetricTest
+from sw2.task_rules import GENERATE_TEXT, check_generate_text
 from sw2.tasks import TASKS
 from sw2.tasks import generate_text_report as r
 from sw2.tasks.base import HeldOut, Scored, Task
 
 if TYPE_CHECKING:
     from sw2.bundle import Bundle
-    from sw2.engine.loop import FitResult
+    from sw2.engine.result import FitResult
     from sw2.spec import Spec
 
 MAX_TOKEN_CHARS = 16  # a prompt is cut to its last block x this many characters before byte-level BPE encodes it
@@ -44,7 +45,9 @@ SAMPLE = {"tokens": 500, "temperature": 0.8, "top_k": None, "seed": 0}  # the sa
 class GenerateText(Task):
     """Next-token prediction: outputs B x T x V, targets B x T."""
 
-    metrics = ("nats_per_char", "bits_per_char", "nats_per_token", "perplexity", "accuracy")
+    metrics = GENERATE_TEXT.metrics  # declared in sw2.task_rules, where the spec reads them
+    predicts, generates = False, True  # text after a prompt, never examples: sw2 generate, a server's /v1/generate
+    compresses = False  # sw2 export gives its graph; compressing scores examples, which it takes none of
 
     # ---- training --------------------------------------------------------------------------------
     def example_losses(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
@@ -73,14 +76,7 @@ class GenerateText(Task):
     def check_spec(self, spec: Spec) -> None:
         """A language model reads one text file, with a lossless tokenizer and a decoder model."""
         super().check_spec(spec)
-        if spec.model.name != "auto" and not spec.model.language_model:
-            raise ValueError(f"model: task generate_text takes a language model (gpt, charrnn), not {spec.model.name}")
-        if spec.text.tokenizer not in ("char", "bpe"):
-            raise ValueError("text.tokenizer: task generate_text takes char or bpe (byte-level)")
-        if spec.text.tokenizer == "bpe" and spec.text.vocab_size <= 256:
-            raise ValueError("text.vocab_size: byte-level bpe starts from the 256 bytes; give more (e.g. 1024)")
-        if spec.data.source not in ("auto", "text") or not spec.data.path:
-            raise ValueError("data: task generate_text reads a text file; give data.path (e.g. input.txt)")
+        check_generate_text(spec)
 
     def prepare(self, spec: Spec, root: Path) -> Prepared:
         return prepare_corpus(spec, root)
@@ -178,6 +174,9 @@ class GenerateText(Task):
 
     def report_sections(self) -> list[tuple[str, str, Any]]:
         return [("samples", "Samples", r.samples), ("tokens", "Per-token loss", r.token_losses)]
+
+    def sample_size(self, metrics: dict[str, Any]) -> str:
+        return f"{metrics['tokens_scored']:,} tokens" if "tokens_scored" in metrics else super().sample_size(metrics)
 
     # ---- using a bundle --------------------------------------------------------------------------
     def predict(self, bundle: Bundle, data: Any, *_: Any) -> Any:

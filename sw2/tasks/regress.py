@@ -14,21 +14,23 @@ from sw2.data.dataset import Prepared
 from sw2.data.encode import Encoder
 from sw2.errors import UserError
 from sw2.evaluation.metrics import regression
+from sw2.task_rules import REGRESS
 from sw2.tasks import TASKS
 from sw2.tasks import regress_report as r
 from sw2.tasks.supervised import Supervised
+from sw2.tasks.target import TargetCodec
 
 if TYPE_CHECKING:
     from sw2.bundle import Bundle
 
 
 class Regress(Supervised):
-    blend = "values"
-    metrics = ("mae", "rmse", "r2")
+    blend = REGRESS.blend
+    metrics = REGRESS.metrics  # declared in sw2.task_rules, where the spec reads them
     leak_score = "r2"
 
     # ---- the target ------------------------------------------------------------------------------
-    def fit_target(self, encoder: Encoder, values: np.ndarray, target: str) -> None:
+    def fit_target(self, codec: TargetCodec, values: np.ndarray, target: str) -> None:
         series = pd.Series(values)
         nums = pd.to_numeric(series, errors="coerce")
         finite = np.isfinite(nums.to_numpy(float))
@@ -37,12 +39,12 @@ class Regress(Supervised):
                 f"target '{target}': value {series[~finite].iloc[0]!r} is not a finite number; task regress "
                 f"needs a numeric target (or use task: classify)"
             )
-        encoder.target_mean, encoder.target_std = float(nums.mean()), float(nums.std(ddof=0)) or 1.0
+        codec.target_mean, codec.target_std = float(nums.mean()), float(nums.std(ddof=0)) or 1.0
 
-    def encode_target(self, encoder: Encoder, values: np.ndarray) -> torch.Tensor:
+    def encode_target(self, codec: TargetCodec, values: np.ndarray) -> torch.Tensor:
         """The standardised value."""
         vals = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(np.float32)
-        return torch.from_numpy((vals - encoder.target_mean) / encoder.target_std)
+        return torch.from_numpy((vals - codec.target_mean) / codec.target_std)
 
     def decode(self, encoder: Encoder, out: torch.Tensor) -> torch.Tensor:
         """Standardised values back in the target's units."""

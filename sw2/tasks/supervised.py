@@ -7,10 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
+import pandas as pd
 import torch
 
 from sw2.data.dataset import Prepared, drop_unseen, encode, prepare
-from sw2.data.encode import Encoder
+from sw2.data.encode import Encoder, plain
 from sw2.data.examples import Examples
 from sw2.data.sources import load_other
 from sw2.engine.predict import predict
@@ -18,11 +20,13 @@ from sw2.errors import UserError
 from sw2.evaluation.model_tests import validate
 from sw2.preflight.data_checks import data_verdicts
 from sw2.preflight.seen import what_the_net_sees
+from sw2.task_rules import check_supervised
 from sw2.tasks.base import HeldOut, Scored, Task
+from sw2.tasks.target import TargetCodec
 
 if TYPE_CHECKING:
     from sw2.bundle import Bundle
-    from sw2.engine.loop import FitResult
+    from sw2.engine.result import FitResult
     from sw2.preflight.verdict import Verdict
     from sw2.spec import Spec
 
@@ -37,18 +41,35 @@ class Supervised(Task):
     def check_spec(self, spec: Spec) -> None:
         """A language model's choices (a text file, a decoder model, the char tokenizer) are refused."""
         super().check_spec(spec)
-        if spec.data.source == "text":
-            raise ValueError("data.source: text is for task: generate_text (a language model)")
-        if spec.model.language_model:
-            raise ValueError(f"model: {spec.model.name} is a language model; use it with task: generate_text")
-        if spec.text.tokenizer == "char":
-            raise ValueError("text.tokenizer: char is for task: generate_text; use bpe, wordpiece or word")
+        check_supervised(spec)
 
     def prepare(self, spec: Spec, root: Path) -> Prepared:
         return prepare(spec, root, self)
 
+    def target_codec(self, values: np.ndarray, target: str) -> TargetCodec:
+        """The target's encoding learnt from the training split's `values` (the task's `fit_target`); a
+        target of one value is refused: there is nothing to learn."""
+        series = pd.Series(values)
+        if series.nunique() < 2:
+            raise UserError(
+                f"target '{target}' has a single value ({plain(series.iloc[0])!r}) in the training data; "
+                f"the model needs at least two different values to learn from"
+            )
+        codec = TargetCodec(self)
+        self.fit_target(codec, values, target)
+        return codec
+
     def load_encoder(self, state: dict[str, Any]) -> Encoder:
-        return Encoder.from_json(state)
+        """preprocess.json: the input encoder and, under "target", the task's target codec (a bundle written
+        before the codec moved keeps its target fields beside the input fields, with the task's name)."""
+        state = dict(state)
+        if "target" in state:
+            target = state.pop("target")
+        else:
+            state.pop("task", None)
+            names = ("classes", "class_counts", "target_mean", "target_std")
+            target = {k: state.pop(k) for k in names if k in state}
+        return Encoder.from_json(state, TargetCodec.from_json(self, target))
 
     def data_verdicts(self, data: Prepared) -> list[Verdict]:
         return data_verdicts(data, by_class=self.discrete, leak=self.leak_score)
@@ -69,16 +90,16 @@ class Supervised(Task):
 
     def held_out(self, bundle: Bundle, spec: Spec, root: Path) -> HeldOut:
         p = self.prepare(spec, root)
-        return HeldOut(p.raw_test, p.scored_val, p.raw_test, p.fingerprint)
+        return HeldOut(p.raw_test, p.scored_val, p.raw_test, p.fingerprint, train=p.raw_train)
 
     def examples_from(self, bundle: Bundle, path: Path) -> Examples:
         """The examples of `path` whose label the model saw (the others cannot be scored)."""
         examples = load_other(bundle.spec.data, path, bundle.spec.target)
-        return drop_unseen(encode(bundle.encoder, examples), examples)[1]
+        return drop_unseen(encode(bundle.encoder, examples), examples, self)[1]
 
     def evaluate_file(self, bundle: Bundle, path: Path) -> dict[str, Any]:
         examples = load_other(bundle.spec.data, path, bundle.spec.target)
-        tensors, _, dropped = drop_unseen(encode(bundle.encoder, examples), examples)
+        tensors, _, dropped = drop_unseen(encode(bundle.encoder, examples), examples, self)
         outputs = predict(bundle.model, tensors.inputs, tta=bundle.spec.augment.tta)
         return {**self.evaluate(outputs, tensors.target, bundle.encoder), "dropped_unseen_labels": dropped}
 

@@ -56,7 +56,7 @@ def cross_validate(spec: Spec, datasets: Datasets, task: Task, folds: int = FOLD
     for held in np.array_split(order, folds):
         rest = np.setdiff1d(order, held)
         train, val = pool.take(rest), pool.take(np.sort(held))
-        _, out = fit_and_predict(spec, data.encoder, train, val, task)
+        _, out = fit_and_predict(spec, data, train, val, task)
         scores.append(float(task.score(out, val.target)))
     return scores
 

@@ -23,7 +23,6 @@ from sw2.engine import FitResult, fit
 from sw2.engine.callbacks import Callback
 from sw2.engine.context import Context
 from sw2.engine.predict import predict
-from sw2.models import initialised
 from sw2.spec import Spec
 from sw2.tasks import Task
 
@@ -79,12 +78,13 @@ class Pruning(Callback):
 
 
 def fit_and_predict(
-    spec: Spec, encoder: Encoder, train: TensorSet, val: TensorSet, task: Task, callbacks: list[Callback] | None = None
+    spec: Spec, data: Any, train: TensorSet, val: TensorSet, task: Task, callbacks: list[Callback] | None = None
 ) -> tuple[FitResult, torch.Tensor | None]:
-    """`spec`'s model trained on `train` and its outputs on `val` (with the spec's test-time augmentation);
-    None where a callback stopped it as pruned. What a trial and the leaders' cross-validation train."""
-    _, _, model = initialised(spec, encoder, train, task)
-    result = fit(model, task, train, val, spec, verbose=False, callbacks=callbacks)
+    """`spec`'s model (the task's trainable on `data`'s encoder) trained on `train` and its outputs on `val`
+    (with the spec's test-time augmentation); None where a callback stopped it as pruned. What a trial and the
+    leaders' cross-validation train."""
+    trainable = task.trainable(spec, data, train=train, val=val)
+    result = fit(trainable, spec, verbose=False, callbacks=callbacks)
     if result.stopped == "pruned":
         return result, None
     with torch.no_grad():
@@ -95,7 +95,7 @@ def run_trial(trial: optuna.Trial, spec: Spec, data: Searchable, task: Task) -> 
     """Train `spec` (the search point applied) on `data`; the val metric of the trained model (with the spec's
     test-time augmentation), or `optuna.TrialPruned` where the pruner stopped it."""
     t0 = time.perf_counter()
-    result, out = fit_and_predict(spec, data.encoder, data.train, data.val, task, [Pruning(trial)])
+    result, out = fit_and_predict(spec, data, data.train, data.val, task, [Pruning(trial)])
     trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
     trial.set_user_attr("epochs", round(result.epochs_done, 2))
     trial.set_user_attr("worker", os.getpid())

