@@ -51,6 +51,16 @@ class HeldOut:
     train: Any = None  # the training examples, where the task has some to give (export checks its graph on them too)
 
 
+@dataclass
+class TinyExample:
+    """A small, fast run of a task on data it wrote into a folder: what the task conformance suite
+    (tests/test_conformance.py) trains, reloads, resumes after SIGKILL, exports, serves and attacks."""
+
+    spec: dict[str, Any]  # a spec whose paths are relative to the folder
+    request: tuple[str, dict[str, Any]] | None = None  # (path, JSON body) a server of the bundle answers 200
+    predict: str | None = None  # a data file in the folder that `sw2 predict` reads (None: it does not predict)
+
+
 @dataclass(frozen=True)
 class Task:
     name: str
@@ -137,6 +147,12 @@ class Task:
     def preflight(self, spec: Spec, data: Any) -> list[Any]:
         """The task's own pre-flight checks (sw2.preflight.checks.Check) beside the built-in ones."""
         return []
+
+    def tiny_example(self, folder: Path) -> TinyExample:
+        """Write a tiny data set of this task into `folder` and return a spec that trains on it in seconds,
+        deterministically (`deterministic`, one thread, fp32, no time budget): every registered task gives
+        one, so that the conformance suite holds it to the contract."""
+        raise NotImplementedError(f"task {self.name} gives no tiny_example; add one (see sw2.tasks.base.TinyExample)")
 
     def prepare(self, spec: Spec, root: Path) -> Any:
         """The data, cleaned, split and encoded: `train`, `val`, `test` TensorSets, `encoder`, `report`,

@@ -31,7 +31,7 @@ from sw2.spec import LatencyTest, MetricTest
 from sw2.task_rules import GENERATE_TEXT, check_generate_text
 from sw2.tasks import TASKS
 from sw2.tasks import generate_text_report as r
-from sw2.tasks.base import HeldOut, Scored, Task
+from sw2.tasks.base import HeldOut, Scored, Task, TinyExample
 
 if TYPE_CHECKING:
     from sw2.bundle import Bundle
@@ -77,6 +77,18 @@ class GenerateText(Task):
         """A language model reads one text file, with a lossless tokenizer and a decoder model."""
         super().check_spec(spec)
         check_generate_text(spec)
+
+    def tiny_example(self, folder: Path) -> TinyExample:
+        """A few kB of counting rhymes, a one-layer character GPT of 2 epochs, a bits-per-character test."""
+        words = "one two three four five six seven eight nine ten".split()
+        lines = [" ".join(words[(i + j) % 10] for j in range(5)) + "," for i in range(300)]
+        (folder / "tiny.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        train = {"epochs": 2, "batch_size": 32, "lr": 0.003, "deterministic": True, "threads": 1, "precision": "fp32"}
+        spec = {"name": "tiny-generate_text", "task": "generate_text", "text": {"tokenizer": "char", "max_tokens": 32},
+                "data": {"path": "tiny.txt", "split": {"val": 0.1, "test": 0.1}}, "train": train,
+                "model": {"name": "gpt", "widths": [32], "layers": 1, "heads": 2},
+                "tests": [{"kind": "metric", "metric": "bits_per_char", "max": 8.0}]}  # fmt: skip
+        return TinyExample(spec, ("/v1/generate", {"prompt": "one two", "tokens": 8}))
 
     def prepare(self, spec: Spec, root: Path) -> Prepared:
         return prepare_corpus(spec, root)

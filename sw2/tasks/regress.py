@@ -50,6 +50,9 @@ class Regress(Supervised):
         """Standardised values back in the target's units."""
         return out * encoder.target_std + encoder.target_mean
 
+    def tiny_target(self, x: np.ndarray) -> np.ndarray:
+        return 2 * x[:, 0] - x[:, 1]
+
     # ---- training --------------------------------------------------------------------------------
     def example_losses(self, out: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
         return F.mse_loss(out.float().squeeze(1), y, reduction="none")

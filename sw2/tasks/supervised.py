@@ -21,7 +21,7 @@ from sw2.evaluation.model_tests import validate
 from sw2.preflight.data_checks import data_verdicts
 from sw2.preflight.seen import what_the_net_sees
 from sw2.task_rules import check_supervised
-from sw2.tasks.base import HeldOut, Scored, Task
+from sw2.tasks.base import HeldOut, Scored, Task, TinyExample
 from sw2.tasks.target import TargetCodec
 
 if TYPE_CHECKING:
@@ -42,6 +42,25 @@ class Supervised(Task):
         """A language model's choices (a text file, a decoder model, the char tokenizer) are refused."""
         super().check_spec(spec)
         check_supervised(spec)
+
+    def tiny_example(self, folder: Path) -> TinyExample:
+        """240 rows of three numbers whose first two decide the target (`tiny_target`), an mlp of 8 epochs, and
+        a metric test at a bound any learner clears."""
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(240, 3))
+        frame = pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "x3": x[:, 2], "y": self.tiny_target(x)})
+        frame.to_csv(folder / "tiny.csv", index=False)
+        frame.drop(columns="y").head(5).to_csv(folder / "new.csv", index=False)
+        train = {"epochs": 8, "batch_size": 32, "lr": 0.01, "deterministic": True, "threads": 1, "precision": "fp32"}
+        spec = {"name": f"tiny-{self.name}", "task": self.name, "target": "y", "model": {"name": "mlp"},
+                "data": {"path": "tiny.csv", "split": {"val": 0.2, "test": 0.2}}, "train": train,
+                "tests": [{"kind": "metric", "metric": self.metric, "min": 0.0}]}  # fmt: skip
+        rows = frame.drop(columns="y").head(3).to_dict(orient="records")
+        return TinyExample(spec, ("/v1/predict", {"rows": rows}), "new.csv")
+
+    def tiny_target(self, x: np.ndarray) -> np.ndarray:
+        """The tiny example's target from its numbers: a class by the sign of x1 + x2."""
+        return np.where(x[:, 0] + x[:, 1] > 0, "yes", "no")
 
     def prepare(self, spec: Spec, root: Path) -> Prepared:
         return prepare(spec, root, self)

@@ -79,6 +79,15 @@ class MultiLabel(Supervised):
         on = (bundle.outputs(data) > 0).numpy()
         return np.array([";".join(c for c, k in zip(bundle.encoder.classes, row) if k) for row in on], dtype=object)
 
+    def answers(self, encoder: Any, outputs: torch.Tensor, top: int) -> list[dict[str, Any]]:
+        """What `sw2 serve` answers per example: the labels it carries and every label's probability."""
+        probs = outputs.float().sigmoid().tolist()
+        return [
+            {"labels": [c for c, q in zip(encoder.classes, row) if q > 0.5],
+             "probabilities": {str(c): round(q, 6) for c, q in zip(encoder.classes, row)}}  # fmt: skip
+            for row in probs
+        ]
+
     def prediction_rows(self, bundle: Any, data: Any, top: int) -> list[dict[str, Any]]:
         examples = bundle.examples(data)
         probs = bundle.outputs(examples).sigmoid()
