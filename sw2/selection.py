@@ -14,9 +14,9 @@ from typing import Any
 from sw2 import log
 from sw2.bundle import architecture
 from sw2.data.dataset import Prepared
+from sw2.engine import FitResult, fit, validate
 from sw2.engine.callbacks import Callback
 from sw2.engine.callbacks.snapshots import Snapshots
-from sw2.engine.loop import FitResult, fit, validate
 from sw2.ensembles import from_snapshots
 from sw2.outputs import checkpoint_dir
 from sw2.runs import train_model

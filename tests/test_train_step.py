@@ -171,3 +171,40 @@ def test_a_checkpoint_of_other_modules_does_not_resume(tmp_path):
     train(tmp_path)
     with pytest.raises(UserError, match="the checkpoint does not fit this run"):
         train(tmp_path, resume=True, width=8)
+
+
+class Recorder(Callback):
+    """What a caller's callback sees of a run."""
+
+    def __init__(self) -> None:
+        self.epochs: list[int] = []
+        self.rows: list[dict[str, Any]] = []
+        self.ended = False
+
+    def on_epoch_begin(self, ctx: Context) -> None:
+        self.epochs.append(ctx.epoch)
+
+    def on_epoch_end(self, ctx: Context, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+
+    def on_train_end(self, ctx: Context) -> None:
+        self.ended = True
+
+
+def test_train_runs_the_callers_callbacks_after_the_specs(tmp_path):
+    """`sw2.train(spec, callbacks=[...])`, as Keras' `fit(callbacks=...)`: each epoch seen, with its validation."""
+    import sw2
+    from sw2.tasks import TASKS
+    from tests.conftest import write_spec
+
+    example = TASKS.get("classify").tiny_example(tmp_path)
+    seen = Recorder()
+    bundle = sw2.train(write_spec(tmp_path, example.spec), tmp_path / "b", check=False, callbacks=[seen])
+    assert seen.epochs == list(range(1, 9)) and seen.ended
+    assert [r["val_metric"] for r in seen.rows] == [r["val_metric"] for r in _history(bundle.path)]
+
+
+def _history(path: Path) -> list[dict[str, Any]]:
+    import json
+
+    return [json.loads(line) for line in (path / "history.jsonl").read_text().splitlines()]

@@ -4,11 +4,12 @@ up everything optional (callbacks/), and what they need."""
 
 from sw2.engine.callbacks import Callback
 from sw2.engine.context import Context
-from sw2.engine.loop import fit, validate
+from sw2.engine.loop import fit
 from sw2.engine.predict import predict
 from sw2.engine.result import FitResult
 from sw2.engine.step import SupervisedStep, TrainStep
 from sw2.engine.trainable import Stream, Trainable
+from sw2.engine.validate import validate
 
 __all__ = [
     "Callback",

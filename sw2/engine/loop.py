@@ -23,12 +23,10 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
-from torch import nn
 
-from sw2.data.dataset import TensorSet
 from sw2.engine import checkpoint, hardware, precision
 from sw2.engine.callbacks import Callback, by_name, callbacks_for
 from sw2.engine.callbacks.progress import ProgressBar
@@ -36,33 +34,10 @@ from sw2.engine.context import Context
 from sw2.engine.direct import fit_direct
 from sw2.engine.length import plan
 from sw2.engine.optim import lr_factor
-from sw2.engine.predict import predict
 from sw2.engine.result import FitResult
 from sw2.engine.trainable import Trainable, nothing_held_out
 from sw2.errors import UserError
 from sw2.spec import Spec
-
-if TYPE_CHECKING:
-    from sw2.tasks import Task
-
-
-def validate(
-    model: nn.Module,
-    task: Task,
-    val: TensorSet,
-    device: torch.device | None = None,
-    autocast: torch.dtype | None = None,
-) -> tuple[float, float]:
-    """(loss, metric) on `val`, a chunk of `task.chunk` examples at a time (language models' outputs are
-    too large to hold for the whole split)."""
-    step = task.chunk or max(1, len(val))
-    loss = metric = 0.0
-    for i in range(0, len(val), step):
-        inputs = {k: v[i : i + step] for k, v in val.inputs.items()}
-        out, y = predict(model, inputs, device=device, autocast=autocast), val.target[i : i + step]
-        loss += task.loss(out, y).item() * len(y) / len(val)
-        metric += task.score(out, y) * len(y) / len(val)
-    return loss, metric
 
 
 def fit(

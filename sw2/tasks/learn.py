@@ -13,9 +13,9 @@ from torch import nn
 from sw2.data.dataset import TensorSet
 from sw2.engine.batches import Shuffled
 from sw2.engine.distill import DistillStep, Teaching
-from sw2.engine.loop import validate
 from sw2.engine.step import SupervisedStep
 from sw2.engine.trainable import HELD_OUT, ONE_MODEL, SUPERVISED, Supervision, Trainable, nothing_held_out
+from sw2.engine.validate import validate
 from sw2.models import initialised
 from sw2.spec import Spec
 
