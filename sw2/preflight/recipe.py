@@ -219,7 +219,7 @@ def inputs_matter(spec: Spec, p: Data, task: Task, steps: tuple[int, int] = (30,
     yet does no better than zeroed inputs on held-out ones, and a linear probe (`linear_probe`) finds no signal
     either (shuffled labels); else a WARN. Without a validation split, training rows are held out for this
     check only."""
-    pool, held, where = _held_out(spec, p, steps[-1])
+    pool, held, where = _held_out(spec, p, task, steps[-1])
     if not len(held):
         return Verdict("input-independent baseline", "WARN", "too few training rows to hold any out for it")
     blind = _short_run(spec, p, task, steps[0], zeroed, pool, held)
@@ -247,14 +247,15 @@ def inputs_matter(spec: Spec, p: Data, task: Task, steps: tuple[int, int] = (30,
     return _no_gain(msg, real, blind, pool, held)
 
 
-def _held_out(spec: Spec, p: Data, steps: int) -> tuple[TensorSet, TensorSet, str]:
+def _held_out(spec: Spec, p: Data, task: Task, steps: int) -> tuple[TensorSet, TensorSet, str]:
     """(training rows, held-out rows, what the loss is on): the val split, or without one, training rows held
-    out for this check only (a language model's windows overlap: the text's end is held out, its start trains)."""
+    out for this check only (where the task's examples are overlapping windows of one sequence, a language
+    model's, the end is held out and the start trains)."""
     pool = p.train
     if len(p.val):
         return pool, p.val, "val loss"
     n_held = min(scaled(pool, 512), len(pool) // 5)
-    if scaled(pool, 128) < 128:
+    if task.windows:
         order = np.roll(np.arange(len(pool)), n_held)
     else:
         order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(spec.train.seed)).numpy()
@@ -324,8 +325,7 @@ def _short_run(
 
 
 def inputs_matter_verdict(spec: Spec, p: Data, task: Task) -> Verdict:
-    sequences = scaled(p.train, 128) < 128  # a target per token: a longer second try costs too much
-    return inputs_matter(spec, p, task, (30, 60) if sequences else (30, 150))
+    return inputs_matter(spec, p, task, (30, 60) if task.windows else (30, 150))  # windows: a longer try costs more
 
 
 def beats_baseline(task: Task, scores: dict[str, Any]) -> Verdict:
