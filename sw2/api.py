@@ -228,6 +228,7 @@ def export(
     if format != "onnx":
         raise UserError(f"--format: '{format}' is not supported; use --format onnx")
     b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
+    b.task.check_use(b, "export")  # before its spec is read: a bundle that cannot be exported says so first
     spec, root = _trusted_spec(b, spec_from, reads_data=True)
     return run(b, spec, root, Path(out) if out else None, examples)
 
@@ -253,6 +254,7 @@ def compress(
     from sw2.ship.compress import compress as run
 
     b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
+    b.task.check_use(b, "compress")
     options = Options(quantize, prune, fine_tune, distill, calls=calls, force=force)
     options.check()
     target = Path(out) if out else Path("runs") / f"{b.spec.name}-compressed"

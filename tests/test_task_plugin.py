@@ -68,3 +68,29 @@ def test_a_plugin_module_that_does_not_import_is_a_one_line_error(tmp_path, monk
     r = run_cli("spec", str(spec))
     assert r.returncode == 2 and "$SW2_PLUGINS: cannot import 'no_such_plugin_module'" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_a_bundle_of_several_networks_is_refused_where_one_network_is_run(tmp_path, fast_train):
+    """model.json with "modules" (a task that trains two networks): predict, serve, export and compress run one
+    network on examples, so each refuses it in one line (exit 2) unless its task says otherwise."""
+    from safetensors.torch import load_file, save_file
+
+    from tests.conftest import sw2_here
+
+    spec = {"name": "two", "data": {"source": "package", "name": "iris"}, "target": "species",
+            "model": {"name": "mlp"}, "train": fast_train}  # fmt: skip
+    path = write_spec(tmp_path, spec)
+    bundle = sw2.train(path, tmp_path / "bundle", verbose=False, check=False).path
+    one = json.loads((bundle / "model.json").read_text())
+    (bundle / "model.json").write_text(json.dumps({"modules": {"generator": one, "critic": one}}))
+    weights = load_file(bundle / "model.safetensors")
+    both = {f"{net}.{k}": v.clone() for net in ("generator", "critic") for k, v in weights.items()}
+    save_file(both, bundle / "model.safetensors")
+    assert sw2.load(bundle).networks == ["generator", "critic"]
+    rows = tmp_path / "rows.csv"
+    rows.write_text("sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n")
+    compress = ("compress", str(bundle), "--quantize", "int8", "--out", str(tmp_path / "small"))
+    for args in (("predict", str(bundle), str(rows)), ("export", str(bundle)), compress, ("serve", str(bundle))):
+        r = sw2_here(*args)
+        assert r.returncode == 2 and "holds 2 networks (generator, critic)" in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1

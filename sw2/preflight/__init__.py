@@ -22,7 +22,8 @@ def resolve_lr(spec: Spec, data: Data, task: Task) -> tuple[Spec, LRSweep | None
     """The spec with `lr: auto` replaced by the lr finder's suggestion (and the sweep), else unchanged."""
     if spec.train.lr != "auto":
         return spec, None
-    if not task.trainable(spec, data).has(SUPERVISED):
+    swept = spec.model_copy(update={"train": spec.train.model_copy(update={"lr": 1e-3})})  # any number builds it
+    if not task.trainable(swept, data).has(SUPERVISED):
         raise UserError(f"train.lr: auto sweeps a supervised loss, which task {task.name} lacks; give a number")
     found = sweep(spec, data, task)
     return spec.model_copy(update={"train": spec.train.model_copy(update={"lr": found.suggestion})}), found

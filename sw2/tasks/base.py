@@ -67,6 +67,7 @@ class Task:
     metric: str  # the validation metric; higher is better
     chunk: int | None = None  # validate this many examples at a time (None: all at once); loss and metric
     # must then be means over examples, so that the chunks' mean is the whole's
+    windows: ClassVar[bool] = False  # its examples are overlapping windows of one sequence, a target per token
     discrete: ClassVar[bool] = False  # one class label per example: splits are stratified, checks count per class
     metrics: ClassVar[tuple[str, ...]] = ()  # what `metrics:` and metric tests may name (computed by `evaluate`)
     # how raw outputs of several models of this task combine (ensembles) and teach (distillation, `distill_losses`):

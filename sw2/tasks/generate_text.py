@@ -45,6 +45,7 @@ SAMPLE = {"tokens": 500, "temperature": 0.8, "top_k": None, "seed": 0}  # the sa
 class GenerateText(Task):
     """Next-token prediction: outputs B x T x V, targets B x T."""
 
+    windows = True  # overlapping windows of the text
     metrics = GENERATE_TEXT.metrics  # declared in sw2.task_rules, where the spec reads them
     predicts, generates = False, True  # text after a prompt, never examples: sw2 generate, a server's /v1/generate
     compresses = False  # sw2 export gives its graph; compressing scores examples, which it takes none of
