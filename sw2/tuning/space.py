@@ -14,6 +14,7 @@ import optuna
 
 from sw2.data.dataset import Prepared
 from sw2.models import choose
+from sw2.plugins import TASKS
 from sw2.spec import Choice, Distribution, FloatRange, IntRange, LogRange, Spec, model_options, parse_spec, set_path
 
 BATCH_SIZES = (32, 64, 128, 256)
@@ -37,7 +38,8 @@ def default_space(spec: Spec, data: Prepared) -> dict[str, Distribution]:
         space["train.batch_size"] = Choice(choice=sizes)
     if t.epochs is not None and t.epochs >= 2:
         space["train.epochs"] = IntRange(int=(max(1, round(t.epochs / 2)), round(t.epochs * 2)))
-    if spec.task == "classify":
+    labels = TASKS.get(spec.task).discrete  # one class label per example
+    if labels:
         space["train.label_smoothing"] = FloatRange(range=(0.0, 0.2))
     widths = kwargs.get("widths")
     if widths and "widths" in model_options(name).model_fields:
@@ -45,7 +47,7 @@ def default_space(spec: Spec, data: Prepared) -> dict[str, Distribution]:
     if name == "bag":
         space["model.ngrams"] = Choice(choice=[1, 2])
         space["model.chars"] = Choice(choice=[None, [2, 5]])
-        if spec.task == "classify":
+        if labels:
             space["model.weighting"] = Choice(choice=["idf", "nb"])
     if name == "mlp":
         space["model.numeric"] = Choice(choice=["plain", "periodic"])
