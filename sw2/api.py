@@ -202,9 +202,12 @@ def verify(
     """Check a bundle's model tests on its test split, or on `data`. `tests_from` (a spec file of yours) gives
     the tests, and the data whose test split they run on, instead of the bundle's own spec."""
     b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
+    no_tests = f"{b.path}: the spec has no tests; add a tests: list to the spec (or give --spec FILE)"
+    if tests_from is None and not b.spec.tests:  # said before its data is looked for
+        raise UserError(no_tests)
     spec, root = _trusted_spec(b, tests_from, reads_data=data is None)
     if not spec.tests:
-        raise UserError(f"{b.path}: the spec has no tests; add a tests: list to the spec (or give --spec FILE)")
+        raise UserError(no_tests)
     tested = b.spec.model_copy(update={"tests": spec.tests})
     examples = b.task.held_out(b, spec, root).tested if data is None else b.task.examples_from(b, Path(data))
     return run_tests(Subject(b.model, b.encoder, tested, examples, root))

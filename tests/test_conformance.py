@@ -34,7 +34,8 @@ from tests.conftest import sw2 as run_cli
 from tests.test_serve import Server
 
 PLUGINS = Path(__file__).parent / "plugins"
-PLUGIN_MODULES = ["multilabel"]  # task plug-ins of tests/plugins, imported as $SW2_PLUGINS would
+# the task plug-ins of tests/plugins, imported as $SW2_PLUGINS would
+PLUGIN_MODULES = ["multilabel", "digits_autoencoder", "bandit"]
 ENV = {"SW2_PLUGINS": ",".join(PLUGIN_MODULES), "PYTHONPATH": f"{PLUGINS}{os.pathsep}{ROOT}"}
 
 

@@ -203,11 +203,11 @@ class Task:
 
     def held_out(self, bundle: Bundle, spec: Spec, root: Path) -> HeldOut:
         """The held-out splits of `spec`'s data, for `sw2 report` and `sw2 test` on a trained bundle."""
-        raise NotImplementedError
+        raise UserError(f"{bundle.path}: a {self.name} bundle has no held-out split sw2 reads back; see its commands")
 
     def examples_from(self, bundle: Bundle, path: Path) -> Any:
         """The examples of another data file that `bundle` can be scored on (model tests, reports)."""
-        raise NotImplementedError
+        raise UserError(f"{path}: a {self.name} model is not scored on other data files; see its commands")
 
     def score_run(self, model: torch.nn.Module, data: Any, spec: Spec, result: FitResult) -> Scored:
         """The trained model's metrics on the val and test splits (and whatever else metrics.json holds)."""
@@ -226,7 +226,7 @@ class Task:
 
     def evaluate_file(self, bundle: Bundle, path: Path) -> dict[str, Any]:
         """A bundle's metrics on another data file."""
-        raise NotImplementedError
+        raise UserError(f"{path}: a {self.name} model is not scored on other data files; see its commands")
 
     def report_sections(self) -> list[tuple[str, str, Any]]:
         """(anchor, title, section(run) -> html) of this task's part of report.html."""
@@ -286,4 +286,4 @@ class Task:
     def report_scores(self, run: Any) -> dict[str, Any]:
         """Fill `run` (sw2.run_report.Run) with the outputs its sections read and return the scores of the
         examples it reports on."""
-        raise NotImplementedError
+        raise UserError(f"report.html: task {self.name} has no report of its own scores")

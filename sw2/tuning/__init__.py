@@ -27,6 +27,7 @@ from sw2 import log
 from sw2.api import resolve_spec
 from sw2.api import train as train_bundle
 from sw2.bundle import Bundle
+from sw2.engine.trainable import SUPERVISED
 from sw2.errors import UserError
 from sw2.outputs import guard_out
 from sw2.spec import Spec, dump_spec
@@ -94,6 +95,9 @@ def tune(
         (target / f"{JOURNAL}.lock").unlink(missing_ok=True)
     task = TASKS.get(spec.task)
     data = task.prepare(spec, base)
+    probe = spec.model_copy(update={"train": spec.train.model_copy(update={"lr": 1e-3})})  # any lr builds it
+    if not task.trainable(probe, data).has(SUPERVISED):  # a trial is scored by a model's outputs on val examples
+        raise UserError(f"sw2 tune: searches tasks that learn a target from examples; task {task.name} does not")
     if not len(data.val):
         raise UserError(
             "data.split.val: sw2 tune scores each trial on the val split and this spec has none; set data.split.val "

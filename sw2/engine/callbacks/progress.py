@@ -61,7 +61,7 @@ class ProgressBar(Callback):
     def on_epoch_end(self, ctx: Context, row: dict[str, Any]) -> None:
         metric = self.metric or "metric"
         shown = f"val {metric} {row['val_metric']:.4f}" if row.get("val_metric") is not None else ""
-        self.bar.update(self.task, epoch=str(row["epoch"]), metric=shown)
+        self.bar.update(self.task, completed=ctx.step, epoch=str(row["epoch"]), loss=row["train_loss"], metric=shown)
         if self.verbose:
             line = f"epoch {row['epoch']:>3}  train loss {row['train_loss']:.4f}"
             if row.get("val_loss") is not None:
