@@ -6,11 +6,9 @@ import csv
 import gzip
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +120,27 @@ def test_mnist_subset_from_shared_data(tmp_path):
     assert json.loads((tmp_path / "b" / "metrics.json").read_text())["test"]["accuracy"] >= 0.96
 
 
+# `sw2 train ARGS...` in a process that SIGKILLs itself as the checkpoint of epoch KILL_AT + 1 is about to be
+# written: it has trained past its last checkpoint (epoch KILL_AT's), as a run killed at a random moment would
+# have, at the same point every time (a parent polling the checkpoint and racing to kill lands anywhere).
+KILLED_TRAIN = """
+import os, signal, sys
+from sw2.cli import main
+from sw2.engine import checkpoint
+
+save, kill_at = checkpoint.save, int(sys.argv[1])
+
+def save_or_die(folder, state):
+    if state["state"]["epoch"] == kill_at + 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    save(folder, state)
+
+checkpoint.save = save_or_die
+sys.exit(main(sys.argv[2:]))
+"""
+KILL_AT = 3
+
+
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     spec = {
         "data": {"source": "package", "name": "digits"},
@@ -136,28 +155,15 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     quiet = sw2("train", "spec.yaml", "--quiet", "--no-check", "--out", "full", cwd=tmp_path)
     assert quiet.returncode == 0 and "bundle written" not in quiet.stdout and "sw2:" not in quiet.stdout
 
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sw2.cli", "train", "spec.yaml", "--quiet", "--no-check", "--out", "cut"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    ckpt = tmp_path / "cut.checkpoint" / "checkpoint.pt"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if ckpt.exists():
-            state = torch.load(ckpt, weights_only=True)["state"]
-            if state["epoch"] >= 3:
-                break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    (tmp_path / "killed_train.py").write_text(KILLED_TRAIN)
+    args = ["train", "spec.yaml", "--quiet", "--no-check", "--out", "cut"]
+    cmd = [sys.executable, "killed_train.py", str(KILL_AT), *args]
+    killed = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not (tmp_path / "cut").exists(), "killed run must not leave a bundle"
-    epoch_at_kill = torch.load(ckpt, weights_only=True)["state"]["epoch"]
-    assert 3 <= epoch_at_kill < 8
+    ckpt = tmp_path / "cut.checkpoint" / "checkpoint.pt"
+    state = torch.load(ckpt, weights_only=True)["state"]
+    assert state["epoch"] == KILL_AT and len(state["history"]) == KILL_AT, "the last checkpoint written is kept"
 
     res = sw2("train", "spec.yaml", "--quiet", "--no-check", "--out", "cut", "--resume", cwd=tmp_path)
     assert res.returncode == 0, res.stderr

@@ -22,16 +22,22 @@ PASSING = [
     {"metric": "accuracy", "min": 0.94},  # measured 0.967
     {"metric": "recall", "label": "8", "min": 0.85},  # 0.943 (35 eights)
     {"metric": "log_loss", "max": 0.2},  # 0.093
-    {"kind": "latency", "max_p95_ms": 100},  # measured p95 0.9 ms (41-160 ms when 2 threads share busy cores)
+    # the latency check's mechanism, not this machine's speed (p95 0.9 ms here, 41-160 ms on busy cores): a bound
+    # no machine misses passes, one none meets (SLOW_ENOUGH) fails; figures: python -m benchmarks.compress
+    {"kind": "latency", "max_p95_ms": 60_000},
     {"kind": "invariance", "transform": "noise", "noise": 0.02, "min_share": 0.9},
+]
+SLOW_ENOUGH = {"kind": "latency", "max_p95_ms": 1e-6}  # a nanosecond: no forward pass is that fast
+FAILING = [
+    {"kind": "invariance", "transform": "flip", "min_share": 0.99},  # digits are not mirror-symmetric
+    SLOW_ENOUGH,
 ]
 
 
 @pytest.fixture(scope="module")
 def digits_bundle(tmp_path_factory):
     folder = tmp_path_factory.mktemp("mt")
-    failing = {"kind": "invariance", "transform": "flip", "min_share": 0.99}  # digits are not mirror-symmetric
-    write_spec(folder, {**DIGITS, "tests": [*PASSING, failing]})
+    write_spec(folder, {**DIGITS, "tests": [*PASSING, *FAILING]})
     res = run_sw2("train", "spec.yaml", "--quiet", "--out", "b", cwd=folder)
     assert res.returncode == 0, res.stderr
     return folder
@@ -40,17 +46,20 @@ def digits_bundle(tmp_path_factory):
 def test_training_records_test_outcomes_and_junit(digits_bundle):
     metrics = json.loads((digits_bundle / "b" / "metrics.json").read_text())
     verdicts = [t["passed"] for t in metrics["tests"]]
-    assert verdicts == [True] * len(PASSING) + [False]
+    assert verdicts == [True] * len(PASSING) + [False] * len(FAILING)
+    latency = [t for t in metrics["tests"] if t["name"] == "latency p95 (ms)"]
+    assert [(t["passed"], t["bound"]) for t in latency] == [(True, "<= 60000"), (False, "<= 1e-06")], latency
+    assert all(0 < t["value"] < 60_000 for t in latency) and "single-example predictions" in latency[1]["detail"]
     suite = ET.parse(digits_bundle / "b" / "tests.xml").getroot()
-    assert suite.get("tests") == "6" and suite.get("failures") == "1"
-    assert suite.findall("testcase")[-1].find("failure") is not None
+    assert suite.get("tests") == "7" and suite.get("failures") == "2"
+    assert [c.find("failure") is not None for c in suite.findall("testcase")][-2:] == [True, True]
 
 
 def test_sw2_test_fails_ci_on_a_failing_expectation(digits_bundle):
     res = run_sw2("test", "b", "--junit", "out.xml", cwd=digits_bundle)
     assert res.returncode == 1, res.stderr
-    assert "5 passed, 1 failed" in res.stdout and "invariance to flip" in res.stdout
-    assert ET.parse(digits_bundle / "out.xml").getroot().get("failures") == "1"
+    assert "5 passed, 2 failed" in res.stdout and "invariance to flip" in res.stdout and "latency" in res.stdout
+    assert ET.parse(digits_bundle / "out.xml").getroot().get("failures") == "2"
 
 
 def test_sw2_test_passes_with_tests_from_another_spec(digits_bundle):
@@ -59,7 +68,7 @@ def test_sw2_test_passes_with_tests_from_another_spec(digits_bundle):
     assert res.returncode == 0, res.stdout + res.stderr
     assert "5 passed, 0 failed" in res.stdout
     assert ET.parse(digits_bundle / "tests.xml").getroot().get("failures") == "0"
-    assert ET.parse(digits_bundle / "b" / "tests.xml").getroot().get("failures") == "1", "bundle's own left alone"
+    assert ET.parse(digits_bundle / "b" / "tests.xml").getroot().get("failures") == "2", "bundle's own left alone"
 
 
 def test_bad_test_specs_exit_2(digits_bundle):

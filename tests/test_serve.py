@@ -1,7 +1,7 @@
 """sw2 serve: real uvicorn servers on 127.0.0.1, started and stopped here. Auth, every bad request a 4xx,
-the body limit, micro-batching, /metrics (parsed with prometheus-client) with drift after skewed inputs,
-masked request logs, images / texts / rows / generation with server-sent events, the onnx backend, two
-workers, graceful shutdown and the web page in headless Chromium."""
+the body limit, /metrics (parsed with prometheus-client) with drift after skewed inputs, masked request
+logs, images / texts / rows / generation with server-sent events, the onnx backend, two workers and the web
+page in headless Chromium. Micro-batching and graceful shutdown, with the network held: test_serve_held.py."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -199,18 +198,12 @@ def test_body_limit_answers_413_with_and_without_content_length(penguins):
         assert server.post("/v1/predict", json=small).status_code == 200
 
 
-def test_concurrent_requests_share_batches(table):
-    rows = penguin_rows()
-    with ThreadPoolExecutor(32) as pool:
-        codes = list(pool.map(lambda i: table.post("/v1/predict", json={"rows": [rows[i]]}).status_code, range(128)))
-    assert codes == [200] * 128
-    m = table.metrics()
-    count = next(s.value for s in m["sw2_batch_size_count"])
-    total = next(s.value for s in m["sw2_batch_size_sum"])
-    ones = next(s.value for s in m["sw2_batch_size_bucket"] if s.labels["le"] == "1.0")
-    assert total / count > 1.2 and ones < count, (total, count, ones)  # some network calls served several requests
-    done = {s.labels["status"]: s.value for s in m["sw2_requests_total"] if s.labels["endpoint"] == "/v1/predict"}
-    assert done["200"] >= 128
+def wait_until(condition: Callable[[], bool], what: str, limit: float = 120) -> None:
+    """Poll `condition` until it holds; `limit` seconds only guard against a hang (no outcome depends on it)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not after {limit:.0f} s"
+        time.sleep(0.02)
 
 
 def test_drift_gauges_rise_after_skewed_inputs_and_logs_are_masked(penguins, tmp_path):
@@ -329,24 +322,6 @@ def test_generate_streams_server_sent_events(language_model):
         assert server.post("/v1/predict", json={"rows": [{}]}).status_code == 400
 
 
-def test_shutdown_lets_in_flight_requests_finish(language_model):
-    server = Server(language_model).__enter__()
-    result: dict = {}
-
-    def long_request() -> None:
-        result["answer"] = server.post("/v1/generate", json={"prompt": "ROMEO:", "tokens": 1500, "seed": 1})
-
-    worker = threading.Thread(target=long_request)
-    worker.start()
-    time.sleep(0.5)  # the request is in flight
-    server.proc.send_signal(signal.SIGTERM)
-    worker.join(60)
-    assert server.proc.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has shut down
-    assert result["answer"].status_code == 200 and len(result["answer"].json()["text"]) > 500
-    server.stop()
-    assert "Traceback" not in server.output
-
-
 def test_two_workers_answer_and_add_up_their_metrics(penguins):
     with Server(penguins, "--workers", "2") as server:
         rows = penguin_rows()
@@ -354,9 +329,12 @@ def test_two_workers_answer_and_add_up_their_metrics(penguins):
             codes = list(
                 pool.map(lambda i: server.post("/v1/predict", json={"rows": [rows[i]]}).status_code, range(40))
             )
-            pids = set(pool.map(lambda i: server.get("/v1/model").json()["worker"], range(64)))
         assert codes == [200] * 40
-        assert len(pids) == 2 and server.proc.pid not in pids, pids  # both worker processes answer
+        # both worker processes answer: which one takes a connection is the kernel's choice (and a worker still
+        # starting takes none), so ask until both have, rather than count answers from a fixed number of asks
+        pids: set[int] = set()
+        wait_until(lambda: pids.add(server.get("/v1/model").json()["worker"]) or len(pids) >= 2, "a second worker")
+        assert len(pids) == 2 and server.proc.pid not in pids, pids
         done = sum(s.value for s in server.metrics()["sw2_requests_total"]
                    if s.labels["endpoint"] == "/v1/predict" and s.labels["status"] == "200")  # fmt: skip
         assert done == 40

@@ -31,6 +31,7 @@ pytest.importorskip("fastapi")
 from PIL import Image  # noqa: E402
 
 import sw2  # noqa: E402
+from sw2.serve import payloads  # noqa: E402
 from sw2.serve.request_log import RequestLog  # noqa: E402
 from tests.conftest import ROOT, sw2_here  # noqa: E402
 from tests.test_serve import KEY, Server, penguin_rows, png  # noqa: E402
@@ -79,14 +80,17 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def test_image_bombs_meet_the_pixel_budget_while_healthz_answers(digits, tmp_path):
+def test_image_bombs_meet_the_pixel_budget_while_healthz_answers(digits, tmp_path, monkeypatch):
     log = tmp_path / "requests.jsonl"
     canvas = png(np.zeros((2000, 2000), np.uint8))  # 4 M pixels in a few kB: the attack's large canvas
+    decoded, to_array = [], payloads.to_array  # the request's budget refuses it before the rest are decoded
+    monkeypatch.setattr(payloads, "to_array", lambda im, *a: decoded.append(im.size) or to_array(im, *a))
+    with pytest.raises(payloads.BadRequest, match="pixels in one request"):
+        payloads.images(digits.encoder, [canvas] * 1000)
+    assert decoded == [(2000, 2000)] * 4, len(decoded)  # the 4 within the budget of 16.7 M pixels, of 1,000
     with Server(digits.path, "--log-requests", str(log)) as server, Probe(server) as probe:
-        t0 = time.perf_counter()
         bomb = server.post("/v1/predict", json={"images": [b64(canvas)] * 1000})  # 1,000 of them: ~5 MB of JSON
         assert bomb.status_code == 413 and "pixels in one request" in bomb.json()["error"], bomb.text
-        assert time.perf_counter() - t0 < 10
         big = png(np.zeros((2100, 2100), np.uint8))  # over one image's cap for an 8 x 8 model
         one = server.post("/v1/predict", json={"images": [b64(big)]})
         assert one.status_code == 413 and "8 x 8" in one.json()["error"]
@@ -208,9 +212,10 @@ def test_malformed_values_are_4xx_with_short_messages_and_never_a_null_probabili
 
 def test_generation_cuts_the_prompt_and_refuses_bad_options(language_model):
     bundle = sw2.load(language_model)
-    t0 = time.perf_counter()
+    encode, encoded = bundle.encoder.encode, []  # a 4 MB prompt: only its context is read (encoded), never all
+    bundle.encoder.encode = lambda text, *args: encoded.append(len(text)) or encode(text, *args)  # type: ignore
     assert bundle.generate("ROMEO:\n" * 600_000, tokens=5, seed=1) == bundle.generate("ROMEO:\n" * 100, 5, seed=1)
-    assert time.perf_counter() - t0 < 20  # a 4 MB prompt: only its context is read
+    assert encoded and max(encoded) <= 16 * bundle.model.block, encoded  # 16 characters a token at the most
     with Server(language_model, "--max-prompt-chars", "5000") as server:
         for body, status, words in [
             ('{"prompt": "a", "temperature": 1e-300}', 422, "temperature"),
@@ -225,9 +230,8 @@ def test_generation_cuts_the_prompt_and_refuses_bad_options(language_model):
         ]:
             answer = server.post("/v1/generate", content=body.encode(), headers={"Content-Type": "application/json"})
             assert answer.status_code == status and words in answer.json()["error"], (body[:80], answer.text[:300])
-        t0 = time.perf_counter()
         ok = server.post("/v1/generate", json={"prompt": "ROMEO:\n" * 700, "tokens": 5, "temperature": 0})
-        assert ok.status_code == 200 and len(ok.json()["text"]) == 5 and time.perf_counter() - t0 < 10
+        assert ok.status_code == 200 and len(ok.json()["text"]) == 5
 
 
 def test_every_client_gets_its_own_answer_and_max_batch_is_never_exceeded(guarded, penguins):

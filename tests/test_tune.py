@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -133,50 +132,35 @@ def test_an_existing_search_is_continued_only_with_resume(tmp_path: Path) -> Non
     assert res.returncode == 2 and "another spec" in res.stderr
 
 
-def _start(spec: Path, out: Path, *flags: str) -> subprocess.Popen:
-    """`sw2 tune` in a process of its own, with Ctrl-C's default action (a suite started in the background
-    would pass on SIGINT ignored, and Python would then raise no KeyboardInterrupt)."""
-    return subprocess.Popen(
+def _cut(spec: Path, out: Path, *flags: str, sig: str, after: int) -> subprocess.CompletedProcess[str]:
+    """`sw2 tune` in a process of its own that sends itself SIG`sig` as a trial begins once `after` trials
+    have finished (tests/plugins/tune_interrupt.py): cut at the same trial on any machine. Ctrl-C's default
+    action is restored first (a suite started in the background would pass on SIGINT ignored, and Python would
+    then raise no KeyboardInterrupt)."""
+    env = {**os.environ, "SW2_PLUGINS": "tune_interrupt", "PYTHONPATH": f"{PLUGINS}:{ROOT}",
+           "SW2_TUNE_SIGNAL": sig, "SW2_TUNE_AFTER": str(after)}  # fmt: skip
+    return subprocess.run(
         [sys.executable, "-m", "sw2.cli", "tune", str(spec), "--out", str(out), "--quiet", *flags],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=spec.parent,
+        capture_output=True, text=True, cwd=spec.parent, env=env, timeout=600,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
-
-
-def _wait_for_trials(out: Path, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        if (out / "study.journal").exists():
-            try:
-                if len(finished(study_of(out))) >= n:
-                    return
-            except KeyError:  # the study is not created yet
-                pass
-        time.sleep(0.3)
-    raise AssertionError(f"fewer than {n} trials finished in {timeout} s")
 
 
 def test_interrupted_search_resumes_without_repeating_finished_trials(tmp_path: Path) -> None:
     """Ctrl-C, then --resume, then SIGKILL, then --resume: every finished trial is kept as it was, and each
     trial cut short runs again with its point."""
-    slow = {**WINE, "tune": {**WINE["tune"], "train.epochs": {"int": [200, 250]}}}  # a trial is under way to cut
-    spec = write_spec(tmp_path, slow)
+    spec = write_spec(tmp_path, WINE)
     out = tmp_path / "out"
     flags = ["--trials", "4", "--pruner", "none"]
-    proc = _start(spec, out, *flags)
-    _wait_for_trials(out, 1, proc)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "--resume" in err, err
+    res = _cut(spec, out, *flags, sig="INT", after=1)  # Ctrl-C as trial 1 begins
+    assert res.returncode == 130 and "--resume" in res.stderr, res.stderr
     first = {t.number: (t.params, t.value) for t in finished(study_of(out))}
+    assert list(first) == [0], first
 
-    proc = _start(spec, out, *flags, "--resume")
-    _wait_for_trials(out, len(first) + 1, proc)
-    proc.kill()
-    proc.communicate(timeout=60)
+    res = _cut(spec, out, *flags, "--resume", sig="KILL", after=2)  # trial 1 again (as 2), then killed in 3
+    assert res.returncode == -signal.SIGKILL, res.stderr
     second = {t.number: (t.params, t.value) for t in finished(study_of(out))}
-    assert all(second[n] == first[n] for n in first)
+    assert list(second) == [0, 2] and all(second[n] == first[n] for n in first), second
 
     res = subprocess.run(
         [sys.executable, "-m", "sw2.cli", "tune", str(spec), "--out", str(out), "--quiet", *flags, "--resume"],
