@@ -14,6 +14,7 @@ from sklearn.datasets import load_iris
 import sw2
 import sw2.api
 import sw2.bundle
+import sw2.finish
 from sw2.evaluation import plots
 
 SPEC = {"name": "iris", "data": {"source": "package", "name": "iris"}, "model": {"name": "mlp"},
@@ -55,7 +56,7 @@ def test_a_failing_report_keeps_the_model_with_a_warning(tmp_path, monkeypatch, 
     def broken(*args, **kwargs):
         raise RuntimeError("the plotting backend exploded")
 
-    monkeypatch.setattr(sw2.api, "write_report", broken)
+    monkeypatch.setattr(sw2.finish, "write_report", broken)
     bundle = sw2.train(SPEC, tmp_path / "b", verbose=True, check=False)
     out = capsys.readouterr().out
     assert "warning: report.html not written (RuntimeError: the plotting backend exploded)" in out, out

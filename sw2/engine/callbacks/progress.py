@@ -21,11 +21,18 @@ class ProgressBar(Callback):
         self.metric, self.log_dir, self.verbose = metric, log_dir, verbose
         self.writer: Any = None
 
-    def on_train_begin(self, ctx: Context) -> None:
-        if self.log_dir is not None:
+    def scalar(self, name: str, value: float, step: int) -> None:
+        """A TensorBoard scalar; the event file is made at the first (not before a resumed run's checkpoint is
+        found readable)."""
+        if self.log_dir is None:
+            return
+        if self.writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(self.log_dir))
+        self.writer.add_scalar(name, value, step)
+
+    def on_train_begin(self, ctx: Context) -> None:
         self.bar = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}"),
             BarColumn(),
@@ -55,8 +62,7 @@ class ProgressBar(Callback):
         self._last, self._last_step = now, ctx.step
         mean = self.loss_sum.item() / self.seen
         self.bar.update(self.task, completed=ctx.step, epoch=str(ctx.epoch), loss=mean, ips=ips)
-        if self.writer is not None:
-            self.writer.add_scalar("train/loss_step", mean, ctx.step)
+        self.scalar("train/loss_step", mean, ctx.step)
 
     def on_epoch_end(self, ctx: Context, row: dict[str, Any]) -> None:
         metric = self.metric or "metric"
@@ -69,10 +75,9 @@ class ProgressBar(Callback):
             if row.get("val_metric") is not None:
                 line += f"  val {metric} {row['val_metric']:.4f}"
             self.bar.console.print(line + f"  lr {row['lr']:.3g}  {row['time']:.1f}s")
-        if self.writer is not None:
-            for k, v in row.items():
-                if isinstance(v, int | float) and k not in ("epoch", "step"):
-                    self.writer.add_scalar(k, v, row["step"])
+        for k, v in row.items():
+            if isinstance(v, int | float) and k not in ("epoch", "step"):
+                self.scalar(k, v, row["step"])
 
     def on_train_end(self, ctx: Context) -> None:
         self.bar.update(self.task, completed=ctx.step)
