@@ -94,7 +94,7 @@ def one_line(text: str) -> bool:
 def test_trains_reloads_predicts_evaluates_reports_and_tests(trained):
     bundle, folder, example = trained
     files = {p.name for p in bundle.path.iterdir()}
-    assert {"model.safetensors", "model.json", "preprocess.json", "metrics.json", "spec.yaml"} <= files
+    assert {"model.safetensors", "model.json", "preprocess.json", "metrics.json", "spec.yaml", "tensorboard"} <= files
     verdicts = bundle.metrics["preflight"]["verdicts"]
     assert verdicts and all(v["status"] in ("PASS", "WARN", "SKIP") for v in verdicts), verdicts
     assert all(v["message"] for v in verdicts if v["status"] == "SKIP")  # a skipped check says why
