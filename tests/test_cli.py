@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from tests.conftest import make_image_folder, need_dataset, sw2, table_cells, write_spec
+from tests.conftest import make_image_folder, need_dataset, sw2, sw2_here, table_cells, write_spec
 
 
 def test_train_eval_predict_images(tmp_path):
@@ -152,7 +152,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
         "augment": {"translate": 1},
     }
     write_spec(tmp_path, spec)
-    quiet = sw2("train", "spec.yaml", "--quiet", "--no-check", "--out", "full", cwd=tmp_path)
+    quiet = sw2_here("train", "spec.yaml", "--quiet", "--no-check", "--out", "full", cwd=tmp_path)  # in-process
     assert quiet.returncode == 0 and "bundle written" not in quiet.stdout and "sw2:" not in quiet.stdout
 
     (tmp_path / "killed_train.py").write_text(KILLED_TRAIN)
@@ -165,7 +165,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     state = torch.load(ckpt, weights_only=True)["state"]
     assert state["epoch"] == KILL_AT and len(state["history"]) == KILL_AT, "the last checkpoint written is kept"
 
-    res = sw2("train", "spec.yaml", "--quiet", "--no-check", "--out", "cut", "--resume", cwd=tmp_path)
+    res = sw2_here("train", "spec.yaml", "--quiet", "--no-check", "--out", "cut", "--resume", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     a, b = (
         load_file(str(tmp_path / "full" / "model.safetensors")),

@@ -16,6 +16,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,6 @@ from safetensors.torch import load_file
 
 import sw2
 from sw2.bundle import Bundle
-from sw2.engine.callbacks import Callback
-from sw2.engine.context import Context
 from sw2.errors import UserError
 from sw2.outputs import checkpoint_dir
 from sw2.tasks import TASKS
@@ -47,40 +47,74 @@ def registered() -> list[str]:
     return sorted(TASKS.names())
 
 
-class KillAfter(Callback):
-    """SIGKILL this process as epoch `after` + 1 begins: epoch `after`'s checkpoint is on disk."""
+KILLED = """
+import os, signal, sys
 
-    def __init__(self, after: int) -> None:
-        self.after = after
+import sw2
+from sw2.engine.callbacks import Callback
 
-    def on_epoch_begin(self, ctx: Context) -> None:
-        if ctx.epoch == self.after + 1:
+
+class KillAfter(Callback):  # SIGKILL as epoch 2 begins: epoch 1's checkpoint is on disk
+    def on_epoch_begin(self, ctx):
+        if ctx.epoch == 2:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-KILLED = """
-import sys
-import sw2
-from tests.test_conformance import KillAfter
-sw2.train(sys.argv[1], sys.argv[2], check=False, callbacks=[KillAfter(1)])
+sw2.train(sys.argv[1], sys.argv[2], check=False, callbacks=[KillAfter()])
 """
 
 
-@pytest.fixture(scope="module", params=registered())
-def trained(request, tmp_path_factory, monkeypatch_module) -> tuple[Bundle, Path, Any]:
-    """(the bundle of the task's tiny example, trained with its pre-flight; its folder; the example)."""
-    for key, value in ENV.items():
-        monkeypatch_module.setenv(key, value)
-    folder = tmp_path_factory.mktemp(request.param)
-    example = TASKS.get(request.param).tiny_example(folder)
-    spec = write_spec(folder, example.spec)
-    return sw2.train(spec, folder / "bundle", verbose=False), folder, example
+NAMES = registered()
+
+
+@dataclass
+class Run:
+    """A task's tiny example: its bundle (trained with its pre-flight), folder and example, and the processes
+    started for it: a run that kills itself after epoch 1's checkpoint, and a server of the bundle."""
+
+    bundle: Bundle
+    folder: Path
+    example: Any
+    killed: subprocess.Popen | None = None
+    server: Server | None = None
 
 
 @pytest.fixture(scope="module")
 def monkeypatch_module():
     with pytest.MonkeyPatch.context() as mp:
         yield mp
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, monkeypatch_module) -> Iterator[dict[str, Run]]:
+    """Every task's run; the killed runs and the servers, each a process of its own, start together."""
+    for key, value in ENV.items():
+        monkeypatch_module.setenv(key, value)
+    out = {}
+    for name in NAMES:
+        folder = tmp_path_factory.mktemp(name)
+        example = TASKS.get(name).tiny_example(folder)
+        out[name] = Run(sw2.train(write_spec(folder, example.spec), folder / "bundle", verbose=False), folder, example)
+    script = tmp_path_factory.mktemp("scripts") / "killed.py"
+    script.write_text(KILLED)
+    try:
+        for run in out.values():
+            log = (run.folder / "killed.log").open("w")
+            command = [sys.executable, str(script), str(run.folder / "spec.yaml"), str(run.folder / "resumed")]
+            run.killed = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=log)
+            run.server = Server(run.bundle.path, env=ENV) if run.example.request else None
+        yield out
+    finally:
+        for run in out.values():
+            if run.server is not None:
+                run.server.stop()
+            if run.killed is not None and run.killed.poll() is None:
+                run.killed.kill()
+
+
+@pytest.fixture(params=NAMES)
+def trained(request, runs) -> Run:
+    return runs[request.param]
 
 
 def history(bundle: Path) -> list[dict[str, Any]]:
@@ -92,7 +126,7 @@ def one_line(text: str) -> bool:
 
 
 def test_trains_reloads_predicts_evaluates_reports_and_tests(trained):
-    bundle, folder, example = trained
+    bundle, folder, example = trained.bundle, trained.folder, trained.example
     files = {p.name for p in bundle.path.iterdir()}
     assert {"model.safetensors", "model.json", "preprocess.json", "metrics.json", "spec.yaml", "tensorboard"} <= files
     verdicts = bundle.metrics["preflight"]["verdicts"]
@@ -118,17 +152,14 @@ def test_trains_reloads_predicts_evaluates_reports_and_tests(trained):
             sw2.verify(again)
 
 
-def test_resumes_after_sigkill_to_bit_identical_weights(trained, tmp_path):
-    bundle, folder, _ = trained
-    script = tmp_path / "killed.py"
-    script.write_text(KILLED)
-    out = tmp_path / "resumed"
-    env = {**os.environ, **ENV}
-    killed = subprocess.run([sys.executable, str(script), str(folder / "spec.yaml"), str(out)], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+def test_resumes_after_sigkill_to_bit_identical_weights(trained):
+    bundle, folder, out = trained.bundle, trained.folder, trained.folder / "resumed"
+    assert trained.killed is not None
+    code = trained.killed.wait(timeout=300)
+    assert code == -signal.SIGKILL, (folder / "killed.log").read_text()[-2000:]
     assert checkpoint_dir(out).exists() and not out.exists()  # killed after a checkpoint, before the bundle
-    sw2.train(folder / "spec.yaml", out, resume=True, check=False)
+    r = sw2_here("train", str(folder / "spec.yaml"), "--out", str(out), "--resume", "--no-check", "--quiet")
+    assert r.returncode == 0, r.stderr
     same = ("epoch", "step", "train_loss", "val_loss", "val_metric")
     rows = [[{k: r.get(k) for k in same} for r in history(b)] for b in (bundle.path, out)]
     assert rows[0] == rows[1], rows  # epoch 1 from the checkpoint, then the same path
@@ -137,7 +168,7 @@ def test_resumes_after_sigkill_to_bit_identical_weights(trained, tmp_path):
 
 
 def test_exports_to_onnx_or_refuses_in_one_line(trained):
-    bundle, folder, _ = trained
+    bundle, folder = trained.bundle, trained.folder
     try:
         record = sw2.export(bundle.path, spec_from=folder / "spec.yaml")
     except UserError as refused:
@@ -147,13 +178,13 @@ def test_exports_to_onnx_or_refuses_in_one_line(trained):
 
 
 def test_serves_or_refuses_in_one_line(trained):
-    bundle, _, example = trained
-    if example.request is None:
+    bundle, example = trained.bundle, trained.example
+    if trained.server is None:
         r = run_cli("serve", str(bundle.path), "--port", "0", timeout=120)
         assert r.returncode == 2 and one_line(r.stderr), r.stderr
         return
     path, body = example.request
-    with Server(bundle.path, env=ENV) as server:
+    with trained.server as server:  # started with the others by `runs`; ready once entered
         answer = server.post(path, json=body)
         assert answer.status_code == 200, answer.text
         garbled = server.post(path, content=b'{"rows": [', headers={"content-type": "application/json"})
@@ -161,7 +192,7 @@ def test_serves_or_refuses_in_one_line(trained):
 
 
 def test_hostile_input_is_a_one_line_error_with_exit_2(trained, tmp_path):
-    bundle, folder, example = trained
+    bundle, example = trained.bundle, trained.example
     junk = tmp_path / "junk.csv"
     junk.write_bytes(b"\x00\xff\xfe garbage \x00" * 64)
     use = (
