@@ -8,6 +8,7 @@ a checkpoint folder holding other files may not.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from sw2.errors import UserError
@@ -38,6 +39,7 @@ BUNDLE_FILES = REQUIRED + (  # and may have these: all that sw2 writes into a bu
 DOCTOR_FILES = ("doctor.json", "label_errors.csv")  # what `sw2 doctor` writes: its findings folder
 DOCTOR_WRITES = DOCTOR_FILES + ("label_errors.png",)
 CHECKPOINT = "checkpoint.pt"
+MANIFEST = "files.json"  # what sw2 wrote into an output folder, recorded there
 REPLACE_FIX = "give --out a new or empty folder, or an older sw2 output to replace"
 
 
@@ -61,9 +63,20 @@ def check_replaceable(
     if names and not all(m in names for m in marks):
         shown = next((n for n in names if n not in marks), names[0])
         raise UserError(f"{out}: holds files that are not {what} (e.g. {shown}); {REPLACE_FIX}")
-    yours = [n for n in names if n not in writes and not _leftover(n)]
+    wrote = set(writes) | {MANIFEST} | _manifest(path)
+    yours = [n for n in names if n not in wrote and not _leftover(n)]
     if yours:
         raise UserError(f"{out}: is {what}, but also holds {yours[0]}, which sw2 did not write; {REPLACE_FIX}")
+
+
+def _manifest(folder: Path) -> set[str]:
+    """The names sw2 wrote into `folder` as it recorded them there (`write_atomic`): a plug-in task's own files
+    count as sw2's too; an unreadable record counts for nothing."""
+    try:
+        names = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["wrote"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+    return {n for n in names if isinstance(n, str) and "/" not in n} if isinstance(names, list) else set()
 
 
 def _leftover(name: str) -> bool:

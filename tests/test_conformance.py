@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -165,6 +166,17 @@ def test_resumes_after_sigkill_to_bit_identical_weights(trained):
     assert rows[0] == rows[1], rows  # epoch 1 from the checkpoint, then the same path
     a, b = load_file(bundle.path / "model.safetensors"), load_file(out / "model.safetensors")
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a), "resumed weights differ"
+
+
+def test_trains_again_into_its_own_bundle(trained, tmp_path):
+    """`--out` of an earlier bundle of the task is replaced: every file in it is one sw2 wrote (the task's own
+    too, recorded in files.json)."""
+    again = shutil.copytree(trained.bundle.path, tmp_path / "bundle")
+    r = sw2_here("train", str(trained.folder / "spec.yaml"), "--out", str(again), "--no-check", "--quiet")
+    assert r.returncode == 0, r.stderr
+    (again / "mine.txt").write_text("a user's file")
+    r = sw2_here("train", str(trained.folder / "spec.yaml"), "--out", str(again), "--no-check", "--quiet")
+    assert r.returncode == 2 and "mine.txt" in r.stderr and (again / "mine.txt").exists(), r.stderr
 
 
 def test_exports_to_onnx_or_refuses_in_one_line(trained):
