@@ -52,6 +52,27 @@ class HeldOut:
 
 
 @dataclass
+class Prepared:
+    """What the pipeline reads of a task's prepared data (`Task.prepare`), for a task of its own to subclass:
+    the encoder saved as preprocess.json (`to_json`), the held-out splits, the data's summary (`report`, with
+    its "source") and fingerprint. The report and the model tests score `raw_test` (and `scored_val`)."""
+
+    encoder: Any
+    val: Any
+    test: Any
+    report: dict[str, Any]
+    fingerprint: str
+
+    @property
+    def raw_test(self) -> Any:
+        return self.test
+
+    @property
+    def scored_val(self) -> Any:
+        return self.val
+
+
+@dataclass
 class TinyExample:
     """A small, fast run of a task on data it wrote into a folder: what the task conformance suite
     (tests/test_conformance.py) trains, reloads, resumes after SIGKILL, exports, serves and attacks."""

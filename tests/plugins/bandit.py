@@ -43,7 +43,7 @@ from sw2.plugins import MODELS
 from sw2.preflight import Check, Verdict
 from sw2.spec import AutoModel, ModelOptions, Spec
 from sw2.tasks import TASKS, Task
-from sw2.tasks.base import HeldOut, Scored, TinyExample
+from sw2.tasks.base import HeldOut, Prepared, Scored, TinyExample
 
 CONTEXT, ARMS = 8, 4  # the environment's shape
 NOISE = 0.1  # the reward noise's standard deviation
@@ -98,23 +98,11 @@ def _contexts(setup: Setup, which: int) -> TensorSet:
 
 
 @dataclass
-class Environment:
-    """The prepared "data": the environment, and fixed held-out contexts to judge the greedy policy on."""
+class Environment(Prepared):
+    """The prepared "data": the environment (`encoder`), and fixed held-out contexts to judge the greedy policy
+    on (`val`, `test`)."""
 
-    encoder: Setup
-    rounds: int
-    val: TensorSet
-    test: TensorSet
-    report: dict[str, Any]
-    fingerprint: str
-
-    @property
-    def raw_test(self) -> TensorSet:  # what the report scores
-        return self.test
-
-    @property
-    def scored_val(self) -> TensorSet:
-        return self.val
+    rounds: int  # played per epoch
 
 
 def judge(policy: nn.Module, x: torch.Tensor, w: torch.Tensor, device: torch.device | None = None) -> dict[str, Any]:
@@ -243,7 +231,7 @@ class Bandit(Task):
         digest = hashlib.sha256(setup.weights().numpy().tobytes() + str(rounds).encode()).hexdigest()
         report = {"source": f"contextual bandit ({CONTEXT} features, {ARMS} arms, seed {setup.seed})",
                   "rounds_per_epoch": rounds, "val": HELD, "test": HELD}  # fmt: skip
-        return Environment(setup, rounds, _contexts(setup, 1), _contexts(setup, 2), report, digest)
+        return Environment(setup, _contexts(setup, 1), _contexts(setup, 2), report, digest, rounds=rounds)
 
     def load_encoder(self, state: dict[str, Any]) -> Setup:
         return Setup(**state)

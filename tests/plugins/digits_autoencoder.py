@@ -44,7 +44,7 @@ from sw2.plugins import MODELS
 from sw2.preflight import Check, Verdict
 from sw2.spec import AutoModel, ModelOptions, Spec
 from sw2.tasks import TASKS, Task
-from sw2.tasks.base import HeldOut, Scored, TinyExample
+from sw2.tasks.base import HeldOut, Prepared, Scored, TinyExample
 
 HALVES = ("digits_encoder", "digits_decoder")
 
@@ -109,23 +109,10 @@ class Pixels:
 
 
 @dataclass
-class Images:
+class Images(Prepared):
     """The prepared data: the splits (inputs "pixels" scaled to 0..1; no target: an empty column per row)."""
 
-    encoder: Pixels
     train: TensorSet
-    val: TensorSet
-    test: TensorSet
-    report: dict[str, Any]
-    fingerprint: str
-
-    @property
-    def raw_test(self) -> TensorSet:  # what the report scores
-        return self.test
-
-    @property
-    def scored_val(self) -> TensorSet:
-        return self.val
 
 
 def _pixels(path: Path, target: str) -> tuple[pd.DataFrame, torch.Tensor]:
@@ -249,7 +236,7 @@ class Reconstruct(Task):
         digest = hashlib.sha256(x[torch.from_numpy(np.sort(train))].numpy().tobytes()).hexdigest()
         report = {"source": f"{spec.data.path} ({x.shape[1]} pixel columns)", "train": len(train), "val": len(val),
                   "test": len(test)}  # fmt: skip
-        return Images(encoder, _split(x, train), _split(x, val), _split(x, test), report, digest)
+        return Images(encoder, _split(x, val), _split(x, test), report, digest, train=_split(x, train))
 
     def load_encoder(self, state: dict[str, Any]) -> Pixels:
         return Pixels(**state)

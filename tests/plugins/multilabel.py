@@ -83,8 +83,10 @@ class MultiLabel(Supervised):
         """What `sw2 serve` answers per example: the labels it carries and every label's probability."""
         probs = outputs.float().sigmoid().tolist()
         return [
-            {"labels": [c for c, q in zip(encoder.classes, row) if q > 0.5],
-             "probabilities": {str(c): round(q, 6) for c, q in zip(encoder.classes, row)}}  # fmt: skip
+            {
+                "labels": [c for c, q in zip(encoder.classes, row) if q > 0.5],
+                "probabilities": {str(c): round(q, 6) for c, q in zip(encoder.classes, row)},
+            }  # fmt: skip
             for row in probs
         ]
 
