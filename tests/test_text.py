@@ -70,7 +70,7 @@ def codec(ex: Examples) -> Any:
     return TASKS.get("classify").target_codec(ex.target, "label")
 
 
-def initialised(spec: Any, enc: Encoder, train: TensorSet) -> tuple[str, dict[str, Any], Any]:
+def built_model(spec: Any, enc: Encoder, train: TensorSet) -> tuple[str, dict[str, Any], Any]:
     """The classifier's model of `spec`, as the task builds it for training on `train`: (name, kwargs, model)."""
     task: Task = TASKS.get("classify")
     t = task.trainable(spec, SimpleNamespace(encoder=enc, train=train, val=train.take(np.arange(0))))
@@ -84,7 +84,7 @@ def test_bag_weights_words_by_idf_and_ignores_special_tokens():
     ids = enc.inputs(ex)["text"]
     spec = parse_spec({"data": {"path": "x.csv"}, "model": {"name": "bag"}})
     train = TensorSet({"text": ids}, enc.target(ex.target), ex.ids)
-    _, kwargs, model = initialised(spec, enc, train)
+    _, kwargs, model = built_model(spec, enc, train)
     assert kwargs["dim"] == 0 and set(kwargs["specials"]) == {0, 1, 2, 3, 4}
     assert (model.idf[:5] == 0).all()  # [PAD], [UNK], [CLS], [SEP], [MASK] weigh nothing
     tok = load_tokenizer(enc.tokenizer)
@@ -94,7 +94,7 @@ def test_bag_weights_words_by_idf_and_ignores_special_tokens():
         out = model({"text": ids[:4]})
     assert torch.allclose(out, model.head.bias.expand(4, -1))
     spec = parse_spec({"data": {"path": "x.csv"}, "model": {"name": "bag", "ngrams": 2}})
-    pairs = initialised(spec, enc, train)[2].blocks(ids)[0][:, ids.shape[1] :]
+    pairs = built_model(spec, enc, train)[2].blocks(ids)[0][:, ids.shape[1] :]
     assert (pairs[:, 0] == 0).all()  # no pair with [CLS]
     assert ((pairs > 0).sum(1) == (ids > 4).sum(1) - 1).all()  # one pair per two neighbouring words
 
@@ -106,7 +106,7 @@ def test_bag_reads_each_words_character_ngrams_as_a_block_of_its_own(monkeypatch
     ids = enc.inputs(ex)["text"]
     train = TensorSet({"text": ids}, enc.target(ex.target), ex.ids)
     spec = parse_spec({"data": {"path": "x.csv"}, "model": {"name": "bag", "chars": [2, 3]}})
-    _, kwargs, model = initialised(spec, enc, train)
+    _, kwargs, model = built_model(spec, enc, train)
     great = load_tokenizer(enc.tokenizer).token_to_id("great")
     assert char_grams("great", 2, 3) == [" g", "gr", "re", "ea", "at", "t ", " gr", "gre", "rea", "eat", "at "]
     assert kwargs["char_slots"] == max(len(char_grams(w, 2, 3)) for w in FILLER + ["wonderful"])
