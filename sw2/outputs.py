@@ -8,8 +8,10 @@ a checkpoint folder holding other files may not.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 from sw2.errors import UserError
 from sw2.spec import Spec
@@ -24,6 +26,7 @@ BUNDLE_FILES = REQUIRED + (  # and may have these: all that sw2 writes into a bu
     "tensorboard",
     "what_the_net_sees.png",
     "what_the_net_sees.csv",
+    "what_the_net_sees.txt",
     "report.html",
     "tests.xml",
     "lr_finder.png",
@@ -63,20 +66,42 @@ def check_replaceable(
     if names and not all(m in names for m in marks):
         shown = next((n for n in names if n not in marks), names[0])
         raise UserError(f"{out}: holds files that are not {what} (e.g. {shown}); {REPLACE_FIX}")
-    wrote = set(writes) | {MANIFEST} | _manifest(path)
-    yours = [n for n in names if n not in wrote and not _leftover(n)]
+    unknown = [n for n in names if n not in writes and n != MANIFEST and not _leftover(n)]
+    yours = [n for n in unknown if n not in _manifest(path, unknown)]
     if yours:
         raise UserError(f"{out}: is {what}, but also holds {yours[0]}, which sw2 did not write; {REPLACE_FIX}")
 
 
-def _manifest(folder: Path) -> set[str]:
-    """The names sw2 wrote into `folder` as it recorded them there (`write_atomic`): a plug-in task's own files
-    count as sw2's too; an unreadable record counts for nothing."""
+def manifest(folder: Path) -> dict[str, Any]:
+    """files.json for the output folder `folder` just written: each file's size and sha256 (`write_atomic`)."""
+    return {"wrote": {p.name: _print(p) for p in sorted(folder.iterdir()) if p.is_file() and not p.is_symlink()}}
+
+
+def _print(path: Path) -> list[Any]:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return [path.stat().st_size, digest.hexdigest()]
+
+
+def _manifest(folder: Path, names: list[str]) -> set[str]:
+    """Which of `names` in `folder` sw2 wrote, as its files.json records them: a task's own files count as
+    sw2's while their size and sha256 are those recorded (a crafted record cannot claim a user's later file);
+    an unreadable record counts for nothing."""
     try:
-        names = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["wrote"]
-    except (OSError, ValueError, KeyError, TypeError):
+        wrote = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["wrote"]
+        recorded = {n: list(v) for n, v in wrote.items() if isinstance(n, str) and "/" not in n}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return set()
-    return {n for n in names if isinstance(n, str) and "/" not in n} if isinstance(names, list) else set()
+    found = set()
+    for name in names:
+        path = folder / name
+        if name in recorded and path.is_file() and not path.is_symlink():
+            size = path.stat().st_size
+            if recorded[name][:1] == [size] and _print(path) == recorded[name]:
+                found.add(name)
+    return found
 
 
 def _leftover(name: str) -> bool:

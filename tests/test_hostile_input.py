@@ -11,6 +11,7 @@ import os
 import pickle
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +155,17 @@ def test_out_bundle_holding_the_data_is_refused(tmp_path):
     table(old / "tensorboard" / "d.csv")
     spec_for(tmp_path, "old/tensorboard/d.csv")
     refused(tmp_path, "train", "spec.yaml", "--out", "old", "--quiet", needles=("old", "data.path", "this run reads"))
+
+
+def test_out_bundle_whose_record_claims_a_users_file_is_refused(tmp_path):
+    """files.json lists what sw2 wrote with each file's size and sha256: a crafted record naming a file the user
+    put there later (or the same name with other bytes) does not make it sw2's."""
+    old = fake_bundle(tmp_path / "old")
+    (old / "thesis.docx").write_text("a user's work")
+    (old / "files.json").write_text(json.dumps({"wrote": {"thesis.docx": [13, "0" * 64], "notes.txt": [0, ""]}}))
+    table(tmp_path / "d.csv")
+    spec_for(tmp_path)
+    refused(tmp_path, "train", "spec.yaml", "--out", "old", "--quiet", needles=("old", "thesis.docx"))
 
 
 def test_out_checkpoint_folder_with_user_files_is_refused(tmp_path):
@@ -324,6 +336,10 @@ def test_resume_checkpoint_is_garbage(project):
     (project / "b.checkpoint" / "checkpoint.pt").write_bytes(os.urandom(1000))
     args = ("train", "spec.yaml", "--out", "b", "--resume", "--quiet", "--no-check")
     refused(project, *args, needles=("checkpoint.pt", "not a readable sw2 checkpoint", "without --resume"))
+    threads = threading.active_count()
+    verbose = ("train", "spec.yaml", "--out", "b", "--resume", "--no-check")  # the progress bar never starts
+    refused(project, *verbose, needles=("checkpoint.pt", "not a readable sw2 checkpoint"))
+    assert threading.active_count() == threads
 
 
 # ---- command-line outputs ------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from sw2.outputs import CHECKPOINT
 
 NAME = CHECKPOINT
 # what every checkpoint holds
-KEYS = ("run_key", "modules", "step", "batches", "callbacks", "generator", "torch_rng", "state")
+KEYS = ("run_key", "modules", "step", "callbacks", "generator", "torch_rng", "state")  # and "batches" (a stream's)
 
 
 def save(folder: Path, state: dict[str, Any]) -> None:

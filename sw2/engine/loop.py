@@ -236,7 +236,7 @@ class _Run:
         for name, module in modules.items():
             module.load_state_dict(saved["modules"][name])
         self.step.load_state_dict(saved["step"])
-        self.batches.load_state_dict(saved["batches"])
+        self.batches.load_state_dict(saved.get("batches", {}))  # a checkpoint of an earlier sw2 has no stream state
         for name, cb in by_name(self.callbacks).items():  # a callback this run lacks leaves its state unread
             if name in saved["callbacks"] or cb.state_dict():  # a stateless one (the progress bar) may be new
                 cb.load_state_dict(saved["callbacks"][name])

@@ -33,6 +33,11 @@ class ProgressBar(Callback):
         self.writer.add_scalar(name, value, step)
 
     def on_train_begin(self, ctx: Context) -> None:
+        self.bar: Progress | None = None  # shown from the first epoch on: a refused --resume shows nothing
+
+    def _show(self, ctx: Context) -> Progress:
+        if self.bar is not None:
+            return self.bar
         self.bar = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}"),
             BarColumn(),
@@ -46,8 +51,10 @@ class ProgressBar(Callback):
         self.task = self.bar.add_task("train", total=ctx.total_steps, epoch="1", loss=float("nan"), metric="", ips=0.0)
         self._last, self._last_step = time.perf_counter(), ctx.step
         self.bar.start()
+        return self.bar
 
     def on_epoch_begin(self, ctx: Context) -> None:
+        self._show(ctx)
         self.loss_sum, self.seen = torch.zeros(()), 0
 
     def on_batch_end(self, ctx: Context, loss: torch.Tensor) -> None:
@@ -61,26 +68,28 @@ class ProgressBar(Callback):
         ips = (ctx.step - self._last_step) * ctx.batch_size / (now - self._last)
         self._last, self._last_step = now, ctx.step
         mean = self.loss_sum.item() / self.seen
-        self.bar.update(self.task, completed=ctx.step, epoch=str(ctx.epoch), loss=mean, ips=ips)
+        self._show(ctx).update(self.task, completed=ctx.step, epoch=str(ctx.epoch), loss=mean, ips=ips)
         self.scalar("train/loss_step", mean, ctx.step)
 
     def on_epoch_end(self, ctx: Context, row: dict[str, Any]) -> None:
         metric = self.metric or "metric"
         shown = f"val {metric} {row['val_metric']:.4f}" if row.get("val_metric") is not None else ""
-        self.bar.update(self.task, completed=ctx.step, epoch=str(row["epoch"]), loss=row["train_loss"], metric=shown)
+        bar = self._show(ctx)
+        bar.update(self.task, completed=ctx.step, epoch=str(row["epoch"]), loss=row["train_loss"], metric=shown)
         if self.verbose:
             line = f"epoch {row['epoch']:>3}  train loss {row['train_loss']:.4f}"
             if row.get("val_loss") is not None:
                 line += f"  val loss {row['val_loss']:.4f}"
             if row.get("val_metric") is not None:
                 line += f"  val {metric} {row['val_metric']:.4f}"
-            self.bar.console.print(line + f"  lr {row['lr']:.3g}  {row['time']:.1f}s")
+            bar.console.print(line + f"  lr {row['lr']:.3g}  {row['time']:.1f}s")
         for k, v in row.items():
             if isinstance(v, int | float) and k not in ("epoch", "step"):
                 self.scalar(k, v, row["step"])
 
     def on_train_end(self, ctx: Context) -> None:
-        self.bar.update(self.task, completed=ctx.step)
-        self.bar.stop()
+        if self.bar is not None:
+            self.bar.update(self.task, completed=ctx.step)
+            self.bar.stop()
         if self.writer is not None:
             self.writer.close()
