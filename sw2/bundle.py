@@ -36,7 +36,7 @@ from sw2.data.sources import read_table
 from sw2.errors import UserError
 from sw2.files import within
 from sw2.models import build
-from sw2.outputs import MANIFEST, REQUIRED, check_replaceable, manifest
+from sw2.outputs import BUNDLE_FILES, MANIFEST, REQUIRED, check_replaceable, manifest
 from sw2.plugins import BACKENDS
 from sw2.spec import Spec, parse_spec
 from sw2.tasks import TASKS
@@ -54,7 +54,8 @@ def write_atomic(out: Path, fill: Callable[[Path], None], **replaceable: Any) ->
     tmp.mkdir()
     try:
         fill(tmp)
-        (tmp / MANIFEST).write_text(json.dumps(manifest(tmp)), encoding="utf-8")  # what a later --out may replace
+        known = replaceable.get("writes", BUNDLE_FILES)
+        (tmp / MANIFEST).write_text(json.dumps(manifest(tmp, known)), encoding="utf-8")  # a later --out may replace
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

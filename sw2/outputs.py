@@ -67,14 +67,17 @@ def check_replaceable(
         shown = next((n for n in names if n not in marks), names[0])
         raise UserError(f"{out}: holds files that are not {what} (e.g. {shown}); {REPLACE_FIX}")
     unknown = [n for n in names if n not in writes and n != MANIFEST and not _leftover(n)]
-    yours = [n for n in unknown if n not in _manifest(path, unknown)]
+    ours = _manifest(path, unknown) if unknown else set()
+    yours = [n for n in unknown if n not in ours]
     if yours:
         raise UserError(f"{out}: is {what}, but also holds {yours[0]}, which sw2 did not write; {REPLACE_FIX}")
 
 
-def manifest(folder: Path) -> dict[str, Any]:
-    """files.json for the output folder `folder` just written: each file's size and sha256 (`write_atomic`)."""
-    return {"wrote": {p.name: _print(p) for p in sorted(folder.iterdir()) if p.is_file() and not p.is_symlink()}}
+def manifest(folder: Path, writes: tuple[str, ...] = BUNDLE_FILES) -> dict[str, Any]:
+    """files.json for the output folder `folder` just written (`write_atomic`): the size and sha256 of each file
+    whose name is not among the `writes` that sw2 always counts as its own (a task's own files)."""
+    files = [p for p in sorted(folder.iterdir()) if p.name not in writes and p.is_file() and not p.is_symlink()]
+    return {"wrote": {p.name: _print(p) for p in files}}
 
 
 def _print(path: Path) -> list[Any]:
@@ -90,6 +93,8 @@ def _manifest(folder: Path, names: list[str]) -> set[str]:
     sw2's while their size and sha256 are those recorded (a crafted record cannot claim a user's later file);
     an unreadable record counts for nothing."""
     try:
+        if (folder / MANIFEST).stat().st_size > 1 << 20:  # sw2 writes a name, a size and a hash per file
+            return set()
         wrote = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["wrote"]
         recorded = {n: list(v) for n, v in wrote.items() if isinstance(n, str) and "/" not in n}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -97,9 +102,8 @@ def _manifest(folder: Path, names: list[str]) -> set[str]:
     found = set()
     for name in names:
         path = folder / name
-        if name in recorded and path.is_file() and not path.is_symlink():
-            size = path.stat().st_size
-            if recorded[name][:1] == [size] and _print(path) == recorded[name]:
+        if name in recorded and path.is_file() and not path.is_symlink():  # the size first: hashing costs
+            if recorded[name][:1] == [path.stat().st_size] and _print(path) == recorded[name]:
                 found.add(name)
     return found
 

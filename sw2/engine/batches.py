@@ -16,7 +16,7 @@ from sw2.spec import AugmentSpec
 
 class Shuffled(Stream):
     def __init__(self, train: TensorSet, aug: AugmentSpec, seed: int, batch_size: int) -> None:
-        self.train, self.aug, self.seed = train, aug, seed
+        self.train, self.aug = train, aug
         self.examples, self.batch_size = len(train), max(1, min(batch_size, len(train)))
         self.device = torch.device("cpu")
         self.inputs, self.target = train.inputs, train.target

@@ -40,5 +40,4 @@ def fit_direct(trainable: Trainable, spec: Spec) -> FitResult:
             "length": {"epochs": None, "time_budget": spec.train.time_budget, "how": how},
             "direct": chose,
         },
-        modules=trainable.modules,
     )

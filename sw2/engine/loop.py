@@ -127,7 +127,6 @@ class _Run:
             examples_per_second=ctx.step * bs / max(self.elapsed, 1e-9),
             best_epoch=ctx.best_epoch,
             epochs_done=ctx.step / steps_per_epoch,
-            modules=self.t.modules,
         )
 
     def _reorder(self, order: torch.Tensor) -> torch.Tensor:

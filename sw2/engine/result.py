@@ -19,4 +19,3 @@ class FitResult:
     epochs_done: float = 0.0  # steps / full-data steps per epoch: fractional where a time budget stops
     # mid-epoch; with prune_easy the epochs are shorter, and more are begun than done
     extra: dict[str, Any] = field(default_factory=dict)
-    modules: dict[str, nn.Module] = field(default_factory=dict)  # the trained networks, by name

@@ -34,10 +34,9 @@ if TYPE_CHECKING:
 
 Batch = tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]  # (inputs by name, target, indices)
 
-# capabilities a trainable may offer (`Trainable.offers`), what tools check before relying on them
-SUPERVISED = "supervised"  # a task loss on examples with targets: `task`, `train`, `val` and a SupervisedStep
-ONE_MODEL = "one_model"  # a single network from inputs to outputs (`model`): pruning, export, distillation
-HELD_OUT = "held_out"  # validation data that `evaluate` scores
+# a capability a trainable may offer (`Trainable.offers`; a task may name its own for its own checks):
+# one network trained by a SupervisedStep on a task loss of examples with targets (`supervision`)
+SUPERVISED = "supervised"
 
 
 class Stream:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sw2 import log
-from sw2.engine.trainable import ONE_MODEL, SUPERVISED
+from sw2.engine.trainable import SUPERVISED
 from sw2.errors import UserError
 from sw2.preflight.gradients import gradient_health
 from sw2.preflight.lr_finder import LRSweep, sweep
@@ -22,9 +22,6 @@ def resolve_lr(spec: Spec, data: Data, task: Task) -> tuple[Spec, LRSweep | None
     """The spec with `lr: auto` replaced by the lr finder's suggestion (and the sweep), else unchanged."""
     if spec.train.lr != "auto":
         return spec, None
-    swept = spec.model_copy(update={"train": spec.train.model_copy(update={"lr": 1e-3})})  # any number builds it
-    if not task.trainable(swept, data).has(SUPERVISED):
-        raise UserError(f"train.lr: auto sweeps a supervised loss, which task {task.name} lacks; give a number")
     found = sweep(spec, data, task)
     return spec.model_copy(update={"train": spec.train.model_copy(update={"lr": found.suggestion})}), found
 
@@ -62,13 +59,13 @@ def preflight(spec: Spec, data: Data, task: Task, found: LRSweep | None = None) 
     elif found is not None:
         span = f"{len(found.lrs)}-step sweep from {found.lrs[0]:.0e} to {found.lrs[-1]:.0e}"
         lr = [Verdict("learning rate", "PASS", f"lr: auto -> {found.suggestion:.3g} (valley of a {span})")]
-    supervised, one_model = frozenset({SUPERVISED}), frozenset({SUPERVISED, ONE_MODEL})
+    supervised = frozenset({SUPERVISED})
     checks = [  # speed first: the checks after it train with the threads it chose
         Check("speed", supervised, lambda: [speed(spec, data, task)]),
         Check("data", frozenset(), lambda: task.data_verdicts(data)),
         Check("learning rate", frozenset(), lambda: lr),
-        Check("loss at init", one_model, lambda: [loss_at_init(spec, data, task, probe.model)]),
-        Check("overfit one batch", one_model, lambda: [overfit_one_batch(spec, data, task)]),
+        Check("loss at init", supervised, lambda: [loss_at_init(spec, data, task, probe.model)]),
+        Check("overfit one batch", supervised, lambda: [overfit_one_batch(spec, data, task)]),
         Check("input-independent baseline", supervised, lambda: [inputs_matter_verdict(spec, data, task)]),
         Check("gradient health", frozenset(), lambda: gradient_health(spec, data, task, examples)),
         *task.preflight(spec, data),

@@ -3,7 +3,9 @@ layer, and the share of dead ReLU units (never positive on a batch)."""
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -12,6 +14,7 @@ from torch.utils.hooks import RemovableHandle
 
 from sw2.engine.context import Context
 from sw2.engine.hardware import device_for
+from sw2.engine.trainable import Batch
 from sw2.preflight.recipe import Data, scaled, subset
 from sw2.preflight.verdict import Verdict
 from sw2.spec import Spec
@@ -66,16 +69,17 @@ def _train(spec: Spec, p: Data, task: Task, steps: int, examples: bool) -> _Seen
     handles = _watch(model, layers, seen)
     gen = torch.Generator().manual_seed(spec.train.seed)
     ctx = Context(device, batch_size=stream.batch_size, examples=stream.examples, total_steps=steps, generator=gen)
+
+    def batches() -> Iterator[Batch]:
+        for ctx.epoch in range(1, steps + 1):  # at most `steps` epochs: a stream of empty epochs ends too
+            yield from stream.epoch(ctx)
+
     try:
-        while ctx.step < steps:
-            ctx.epoch += 1
-            for batch, target, idx in stream.epoch(ctx):
-                seen.loss = trainable.step(batch, target, idx, ctx).item()
-                ctx.step += 1
-                for vs in seen.norms.values():
-                    vs += [0.0] * (ctx.step - len(vs))
-                if ctx.step >= steps:
-                    break
+        for batch, target, idx in itertools.islice(batches(), steps):
+            seen.loss = trainable.step(batch, target, idx, ctx).item()
+            ctx.step += 1
+            for vs in seen.norms.values():
+                vs += [0.0] * (ctx.step - len(vs))
     finally:
         for h in handles:
             h.remove()

@@ -16,6 +16,8 @@ from sw2.data.dataset import Prepared
 from sw2.engine.context import Context
 from sw2.engine.hardware import device_for
 from sw2.engine.step import SupervisedStep
+from sw2.engine.trainable import SUPERVISED
+from sw2.errors import UserError
 from sw2.preflight.recipe import subset
 from sw2.spec import Spec
 from sw2.tasks import Task
@@ -59,7 +61,10 @@ def sweep(spec: Spec, p: Prepared, task: Task, steps: int = 100, lo: float = 1e-
     """`steps` steps of the training step on the spec's device (fp32), the lr rising from `lo` to `hi`; stops
     where the smoothed loss is no longer finite or four times its lowest."""
     cfg = spec.train.model_copy(update={"lr": lo})
-    model = task.trainable(spec.model_copy(update={"train": cfg}), p).model
+    trainable = task.trainable(spec.model_copy(update={"train": cfg}), p)
+    if not trainable.has(SUPERVISED):
+        raise UserError(f"train.lr: auto sweeps a supervised loss, which task {task.name} lacks; give a number")
+    model = trainable.model
     device = device_for(cfg)
     step = SweepStep(model, task, cfg)
     model.to(device).train()

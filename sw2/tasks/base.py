@@ -167,7 +167,7 @@ class Task:
         return candidates(spec.model, data.encoder, self, data.train.target)
 
     def preflight(self, spec: Spec, data: Any) -> list[Any]:
-        """The task's own pre-flight checks (sw2.preflight.checks.Check) beside the built-in ones."""
+        """The task's own pre-flight checks (sw2.preflight.Check) beside the built-in ones."""
         return []
 
     def tiny_example(self, folder: Path) -> TinyExample:

@@ -14,7 +14,7 @@ from sw2.data.dataset import TensorSet
 from sw2.engine.batches import Shuffled
 from sw2.engine.distill import DistillStep, Teaching
 from sw2.engine.step import SupervisedStep
-from sw2.engine.trainable import HELD_OUT, ONE_MODEL, SUPERVISED, Supervision, Trainable, nothing_held_out
+from sw2.engine.trainable import SUPERVISED, Supervision, Trainable, nothing_held_out
 from sw2.engine.validate import validate
 from sw2.models import initialised
 from sw2.spec import Spec
@@ -64,7 +64,7 @@ def from_examples(
         batches=Shuffled(train, spec.augment, spec.train.seed, spec.train.batch_size),
         evaluate=evaluate,
         metric=task.metric,
-        offers=frozenset({SUPERVISED, ONE_MODEL} | ({HELD_OUT} if len(val) else set())),
+        offers=frozenset({SUPERVISED}),
         built={"model": (name, kwargs)},
         direct=direct,
         supervision=Supervision(task, train, val),

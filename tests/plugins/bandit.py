@@ -36,7 +36,7 @@ from sw2.data.dataset import TensorSet
 from sw2.engine.context import Context
 from sw2.engine.optim import lr_factor, make_optimizer
 from sw2.engine.step import TrainStep
-from sw2.engine.trainable import HELD_OUT, Batch, Stream, Trainable
+from sw2.engine.trainable import Batch, Stream, Trainable
 from sw2.errors import UserError
 from sw2.models.base import Model
 from sw2.plugins import MODELS
@@ -280,7 +280,6 @@ class Bandit(Task):
             batches=stream,
             evaluate=evaluate,
             metric="mean_reward",
-            offers=frozenset({HELD_OUT}),
             built={"policy": ("bandit_policy", kwargs)},
         )
 

@@ -37,7 +37,7 @@ from sw2.engine.batches import Shuffled
 from sw2.engine.context import Context
 from sw2.engine.optim import lr_factor, make_optimizer
 from sw2.engine.step import TrainStep
-from sw2.engine.trainable import HELD_OUT, Trainable
+from sw2.engine.trainable import Trainable
 from sw2.errors import UserError
 from sw2.models.base import Model
 from sw2.plugins import MODELS
@@ -286,7 +286,6 @@ class Reconstruct(Task):
             batches=Shuffled(data.train, spec.augment, spec.train.seed, spec.train.batch_size),
             evaluate=evaluate,
             metric="neg_mse",
-            offers=frozenset({HELD_OUT}),
             built=built,
         )
 

@@ -55,10 +55,10 @@ class ProgressBar(Callback):
 
     def on_epoch_begin(self, ctx: Context) -> None:
         self._show(ctx)
-        self.loss_sum, self.seen = torch.zeros(()), 0
+        self.loss_sum, self.seen = torch.zeros((), device=ctx.device), 0
 
     def on_batch_end(self, ctx: Context, loss: torch.Tensor) -> None:
-        self.loss_sum = self.loss_sum.to(loss.device) + loss
+        self.loss_sum += loss
         self.seen += 1
         if self.seen % 8 != 1:  # reading the loss syncs a GPU, so not every step
             return
