@@ -11,13 +11,17 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sw2 import log
+from sw2 import log, prediction_table, provenance
 from sw2.bundle import Bundle, write_atomic
+from sw2.data.columns import ColumnKind, column_kinds, infer_task, with_task
+from sw2.data.columns import resolve as resolve_columns
+from sw2.data.sources import read_table
 from sw2.engine.callbacks import Callback
+from sw2.engine.callbacks.tracking import MLflowTracking
 from sw2.errors import UserError
-from sw2.evaluation import plots
+from sw2.evaluation import cross_validation, plots
 from sw2.evaluation.model_tests import Outcome, Subject, run_tests
-from sw2.files import within
+from sw2.files import within, write_file
 from sw2.finish import finish, model_tests, report_held_out
 from sw2.outputs import DOCTOR_FILES, DOCTOR_WRITES, bundle_out, doctor_out, guard_out
 from sw2.preflight import Verdict, preflight, resolve_lr, run_preflight
@@ -28,19 +32,35 @@ from sw2.runs import fingerprint, run_key, training_summary, write_bundle
 from sw2.selection import fit_candidates
 from sw2.spec import Spec, load_spec, parse_spec
 from sw2.tasks import TASKS, Task
+from sw2.tasks.base import HeldOut
 from sw2.teacher import load_teacher
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from sw2.ship.compress import Compressed  # imports onnxruntime (the onnx extra): only when called
 
 
 def resolve_spec(spec: str | Path | Spec | dict[str, Any], root: str | Path | None = None) -> tuple[Spec, Path]:
-    """A Spec and the folder its relative paths start from."""
+    """A Spec and the folder its relative paths start from, with what the spec leaves to the data decided (task:
+    auto, a table's target: sw2.data.columns.resolve)."""
     if isinstance(spec, str | Path):
         parsed, folder = load_spec(spec)
-        return parsed, Path(root) if root else folder
-    parsed = spec if isinstance(spec, Spec) else parse_spec(spec)
-    return parsed, Path(root) if root else Path.cwd()
+        base = Path(root) if root else folder
+    else:
+        parsed = spec if isinstance(spec, Spec) else parse_spec(spec)
+        base = Path(root) if root else Path.cwd()
+    return resolve_columns(parsed, base), base
+
+
+def columns(data: str | Path, target: str | None = None) -> tuple[str | None, list[ColumnKind]]:
+    """What `sw2 spec --columns` prints: the task inferred from `target` (None without one) and the kind of
+    every other column of the table at `data` (CSV, TSV, JSON Lines or Parquet), judged as training would."""
+    frame = read_table(Path(data))
+    if target is not None and target not in frame.columns:
+        raise UserError(f"{data}: no column '{target}'; --target is one of {', '.join(map(str, frame.columns[:20]))}")
+    task = infer_task(frame[target]) if target is not None else None
+    return (f"{task[0]} ({task[1]})" if task else None), column_kinds(frame, "auto", target or "")
 
 
 @log.speaks
@@ -55,6 +75,7 @@ def train(
     force: bool = False,
     attach: dict[str, Path] | None = None,
     callbacks: list[Callback] | None = None,
+    cv: int | None = None,
 ) -> Bundle:
     """Train from a spec and write the bundle (default runs/<name>); returns the loaded bundle.
 
@@ -62,14 +83,18 @@ def train(
     pre-flight checks run first (`check=False` skips them); a FAIL stops training unless `force`. `attach`
     copies files into the bundle under the names given (what `sw2 tune` adds: the search's leaderboard, plots).
     `callbacks` (sw2.engine.Callback, as Keras' and Lightning's) run in the bundle's training run after the
-    spec's own.
+    spec's own. `cv`: also cross-validate the chosen model on `cv` folds of train + val (folds as the spec's split
+    says: sw2.evaluation.cross_validation), after the final model is trained; the mean ± std of each metric go to
+    metrics.json ("cross_validation") and every fold's to cv.json in the bundle.
     """
     spec, base = resolve_spec(spec, root)
     out = bundle_out(spec, out)
     guard_out(out, spec, base)  # before any work: --out must not destroy user files
+    tracker = MLflowTracking(spec) if spec.tracking.mlflow else None  # no MLflow, or its store refused: said here
     task = TASKS.get(spec.task)
     t0 = time.perf_counter()
     data = task.prepare(spec, base)
+    folds = cross_validation.plan(spec, data, task, cv) if cv is not None else None  # refused before training
     options = task.candidates(spec, data)
     if spec.train.distill or spec.train.snapshots:  # a run of the first candidate only
         options = options[:1]
@@ -84,9 +109,11 @@ def train(
     specs[0], found = resolve_lr(specs[0], data, task)
     verdicts, check_seconds = run_preflight(specs[0], data, task, found, force) if check else ([], 0.0)
     best, tried = fit_candidates(
-        specs, data, task, out, key, resume=resume, verbose=verbose, teacher=teacher, callbacks=callbacks
-    )
+        specs, data, task, out, key, resume=resume, verbose=verbose, teacher=teacher,
+        callbacks=[*(callbacks or []), *([tracker] if tracker else [])],
+    )  # fmt: skip
     spec, name, result = best.spec, best.name, best.result
+    cv_record = cross_validation.cross_validate(spec, data, task, folds) if folds is not None else None
     scored = task.score_run(result.model, data, spec, result)
     metrics: dict[str, Any] = {"task": spec.task, **scored.metrics}
     metrics["training"] = {**training_summary(result, prep_seconds), **scored.training}
@@ -95,6 +122,8 @@ def train(
         metrics["model_selection"] = {"chosen": name, "candidates": [f.row() for f in tried]}
     if check:
         metrics["preflight"] = _preflight_record(task, metrics, verdicts, check_seconds)
+    if cv_record is not None:
+        metrics["cross_validation"] = {k: cv_record[k] for k in ("k", "folds_by", "metrics")}
     if found is not None:
         metrics["lr_finder"] = {"lrs": found.lrs, "losses": found.losses, "suggestion": found.suggestion}
     outcomes = model_tests(result.model, data, spec, base, metrics)
@@ -104,11 +133,16 @@ def train(
             task.what_the_net_sees(spec, data, folder)
         if found is not None:
             plots.lr_sweep(found.lrs, found.losses, found.suggestion, folder / "lr_finder.png")
+        if cv_record is not None:
+            (folder / "cv.json").write_text(json.dumps(cv_record, indent=2))
         finish(folder, task, data, spec, metrics, scored, outcomes, attach)
+        provenance.write(folder, spec, base, data.raw_test)  # sw2 report / test then need no --spec
 
     stamp = fingerprint(data.fingerprint, name)
     path = write_bundle(out, result, best.arch, data.encoder, spec, metrics, stamp, task.metric, fill)
     log.info(f"sw2: bundle written to {path}")
+    if tracker is not None:
+        tracker.finish(spec, metrics, path)
     return Bundle(path)
 
 
@@ -117,7 +151,7 @@ def _preflight_record(task: Task, metrics: dict[str, Any], verdicts: list[Verdic
     scored = metrics.get("test") or metrics.get("val")
     after = [beats_baseline(task, scored)] if scored else []
     for v in after:
-        log.info(v.line())
+        log.event("preflight", v.line(), **v.to_json())
     return {"seconds": round(seconds, 3), "verdicts": [v.to_json() for v in verdicts + after]}
 
 
@@ -180,6 +214,16 @@ def generate(bundle: Bundle | str | Path, prompt: str = "\n", **options: Any) ->
     return b.generate(prompt, **options)
 
 
+def predictions(
+    bundle: Bundle | str | Path, data: Any, *, top: int = 3, keep: list[str] | None = None
+) -> pd.DataFrame:
+    """The rows `sw2 predict` writes for `data` (a CSV/Parquet path, a DataFrame, image paths...): the input
+    columns named in `keep` first, then id (a file's row number as a spreadsheet shows it, as sw2 doctor's), the
+    prediction and what else the task gives (sw2.prediction_table)."""
+    b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
+    return prediction_table.table(b, data, top, keep)
+
+
 def load(path: str | Path, backend: str = "torch") -> Bundle:
     """The bundle at `path`, its network run by `backend` (torch: eager PyTorch; onnx: its exported graph)."""
     return Bundle(path, backend=backend)
@@ -209,7 +253,7 @@ def verify(
     if not spec.tests:
         raise UserError(no_tests)
     tested = b.spec.model_copy(update={"tests": spec.tests})
-    examples = b.task.held_out(b, spec, root).tested if data is None else b.task.examples_from(b, Path(data))
+    examples = _held_out(b, spec, root, tests_from).tested if data is None else b.task.examples_from(b, Path(data))
     return run_tests(Subject(b.model, b.encoder, tested, examples, root))
 
 
@@ -296,19 +340,50 @@ def report(
         other = b.task.examples_from(b, Path(data))
         return write_report(b, other, scored_on=f"other data ({data})", path=path)
     spec, root = _trusted_spec(b, spec_from, reads_data=True)
-    held = b.task.held_out(b, spec, root)
+    held = _held_out(b, spec, root, spec_from)
     changed = held.fingerprint != b.fingerprint.get("data_sha256", held.fingerprint)
     note = "The training data changed since this model was trained (its fingerprint differs)." if changed else ""
     return report_held_out(b, held.test, held.val, note=note, path=Path(out) if out else None)
+
+
+def init(data: str | Path, target: str | None = None, out: str | Path = "spec.yaml", *, force: bool = False) -> Path:
+    """Write a starter spec for `data` (a table, an image or IDX folder) at `out`, each choice explained in it
+    (sw2.starter): the inferred task, the columns' kinds, the split, the commands to run next. An existing
+    file is replaced only with `force`, and never the data itself."""
+    from sw2.starter import starter_spec
+
+    out, data = Path(out), Path(data)
+    if out.is_dir():
+        raise UserError(f"--out {out}: is a folder; give the spec file to write, e.g. {out / 'spec.yaml'}")
+    if not out.resolve().parent.is_dir():
+        raise UserError(f"--out {out}: the folder {out.parent} does not exist; create it or give another path")
+    if out.resolve() == data.resolve() or data.resolve() in out.resolve().parents:
+        raise UserError(f"--out {out}: is the data or inside it; give another file to write the spec to")
+    if (out.exists() or out.is_symlink()) and not force:
+        raise UserError(f"--out {out}: already exists; give another path, or add --force to replace it")
+    write_file(out, starter_spec(data, out, target))
+    log.info(f"sw2: starter spec written to {out}; next: sw2 check {out}, then sw2 train {out}")
+    return out
+
+
+def _held_out(b: Bundle, spec: Spec, root: Path, spec_file: str | Path | None) -> HeldOut:
+    """The held-out splits of the `_trusted_spec`; read back from the bundle's record (no `spec_file`, paths
+    outside the bundle), its test split must be the one recorded at training."""
+    held = b.task.held_out(b, spec, root)
+    if spec_file is None and spec is not b.spec:  # `_trusted_spec` gave the recorded paths
+        provenance.check_rows(b.path, b.spec, held.test)
+    return held
 
 
 def _trusted_spec(b: Bundle, spec_file: str | Path | None, reads_data: bool) -> tuple[Spec, Path]:
     """The spec whose files may be read, with the folder its paths start from: the user's own spec file, or
     the bundle's spec if every file it names (its data when `reads_data`, its must-get-right examples) lies
     inside the bundle. A bundle can come from anyone: paths it names elsewhere (../../secrets.csv) are never
-    read on its say-so."""
+    read on its say-so — unless the bundle's record (sw2.provenance) shows that this user's sw2 read them for
+    training and they are unchanged: then the bundle's spec, with the recorded absolute paths."""
     if spec_file is not None:
         spec, root = load_spec(spec_file)
+        spec = with_task(spec, b.spec.task) if spec.task == "auto" else spec  # the bundle knows its task
         if spec.target != b.spec.target or spec.task != b.spec.task:
             raise UserError(
                 f"{spec_file}: task {spec.task} / target '{spec.target}' differ from the bundle's "
@@ -316,12 +391,12 @@ def _trusted_spec(b: Bundle, spec_file: str | Path | None, reads_data: bool) -> 
             )
         return spec, root
     inside = b.path.resolve()
-    for field, name in b.spec.named_paths():
-        if (not reads_data and field.startswith("data.")) or field.startswith("train."):  # train.: training only
-            continue
-        if not ((inside / name).exists() and within(inside / name, inside)):
-            raise UserError(
-                f"{b.path}: its spec's {field} ({name}) does not lie inside the bundle, and a bundle cannot make "
-                "sw2 read files outside itself; give your spec file with --spec, or the data with --data"
-            )
-    return b.spec, inside
+    outside = [
+        (field, name)
+        for field, name in b.spec.named_paths()
+        if not ((not reads_data and field.startswith("data.")) or field.startswith("train."))  # train.: training only
+        and not ((inside / name).exists() and within(inside / name, inside))
+    ]
+    if not outside:
+        return b.spec, inside
+    return provenance.with_paths(b.spec, provenance.recorded_paths(b.path, b.spec, outside)), inside

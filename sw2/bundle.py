@@ -5,6 +5,7 @@
     metrics.json        test/val metrics, baseline  history.jsonl   one line per epoch
     (a language model: preprocess.json holds its tokenizer, and samples.txt what it wrote)
     fingerprint.json    data hash, sizes, versions  curves.png, confusion.png, tensorboard/
+    provenance.json     where its data came from, signed by the user's sw2 (sw2.provenance)
     what_the_net_sees.png|csv, tests.xml (model tests), lr_finder.png (lr: auto)
     report.html         the run report, one self-contained page (sw2.run_report)
 
@@ -33,6 +34,7 @@ from sw2.data.encode import Encoder
 from sw2.data.examples import Examples
 from sw2.data.images import IMAGE_SUFFIXES, decode
 from sw2.data.sources import read_table
+from sw2.data.sources.tables import row_ids
 from sw2.errors import UserError
 from sw2.files import within
 from sw2.models import build
@@ -223,7 +225,10 @@ class Bundle:
         if enc.image_shape is None:
             if len(paths) != 1:
                 raise UserError("give one CSV or Parquet file of rows to predict")
-            return self.examples(read_table(paths[0]))
+            frame = read_table(paths[0], self.spec.data.sep, self.spec.data.encoding)
+            rows = self.examples(frame)
+            rows.ids = row_ids(frame)  # as the sources number rows: doctor's label_errors.csv and predict agree
+            return rows
         files = list(_image_files(paths))
         c, h, w = enc.image_shape
         images = np.stack([decode(f, (h, w), c) for f in files]) if files else np.zeros((0, c, h, w), np.uint8)

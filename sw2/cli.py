@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
 from rich.table import Table
 
+from sw2 import log
+from sw2.console import Output
 from sw2.errors import UserError
 from sw2.files import write_file
 
 if TYPE_CHECKING:
     from sw2.tasks import Task
 
-console = Console()
+console = Output()  # rich on a terminal, plain text in a pipe, JSON under --log-format json (sw2/console.py)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -31,8 +30,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     guard_out(bundle_out(spec, args.out), spec, root)
     seconds = duration(args.time) if args.time is not None else None
     if (args.preset or spec.preset) or seconds is not None:
-        if args.resume or args.force:
-            raise UserError("--preset / --time: not with --resume or --force; train the spec plainly for those")
+        if args.resume or args.force or args.cv is not None:
+            raise UserError("--preset / --time: not with --resume, --force or --cv; train the spec plainly for those")
         from sw2.presets import train_preset
 
         bundle = train_preset(
@@ -42,11 +41,29 @@ def cmd_train(args: argparse.Namespace) -> int:
         from sw2.api import train
 
         bundle = train(
-            args.spec, args.out, resume=args.resume, verbose=not args.quiet, check=not args.no_check, force=args.force
+            args.spec,
+            args.out,
+            resume=args.resume,
+            verbose=not args.quiet,
+            check=not args.no_check,
+            force=args.force,
+            cv=args.cv,
         )
     scored = "test" if bundle.metrics.get("test") else "val"
     show_metrics(bundle.metrics.get(scored, {}), scored, bundle.spec.metrics or bundle.task.metrics, bundle.task)
+    if "cross_validation" in bundle.metrics:
+        show_cv(bundle.metrics["cross_validation"])
     return 0
+
+
+def show_cv(cv: dict[str, Any]) -> None:
+    """The cross-validated metrics: mean ± std over the folds."""
+    table = Table(title=f"cross-validation: {cv['k']} folds of train + val ({cv['folds_by']}); every fold in cv.json")
+    for name in ("metric", "mean", "std"):
+        table.add_column(name, justify="left" if name == "metric" else "right")
+    for metric, s in cv["metrics"].items():
+        table.add_row(metric, f"{s['mean']:.4f}", f"{s['std']:.4f}")
+    console.print(table)
 
 
 def output_file(path: str, flag: str, inputs: Sequence[str], bundle: str) -> Path:
@@ -80,22 +97,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from sw2 import prediction_table
+
     output = output_file(args.output, "--output", args.inputs, args.bundle) if args.output else None
-    from sw2.api import load
+    if output is not None:
+        prediction_table.file_format(output)  # .csv, .parquet or no suffix: before any work
+    keep = [c.strip() for c in args.keep.split(",") if c.strip()] if args.keep else None
+    from sw2.api import load, predictions
 
     bundle = load(args.bundle, backend=args.backend)
     examples = bundle.examples(args.inputs if len(args.inputs) > 1 else args.inputs[0])
-    rows = bundle.prediction_rows(examples, args.top)
-    if output is not None or examples.frame is not None:
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=list(rows[0]) if rows else ["id", "prediction"])
-        writer.writeheader()
-        writer.writerows(rows)
-        if output is not None:
-            write_file(output, text.getvalue())
-        else:
-            sys.stdout.write(text.getvalue())
+    table = predictions(bundle, examples, top=args.top, keep=keep)
+    if output is not None:
+        prediction_table.write(table, output)
+    elif examples.frame is not None:
+        sys.stdout.write(table.to_csv(index=False))
     else:
+        rows = table.to_dict("records")
         for r in rows:
             alts = "  ".join(f"{r[k]} {r['p' + k[3:]]:.3f}" for k in r if k.startswith("top"))
             console.print(f"{r['id']}: [bold]{r['prediction']}[/] {r.get('probability', 0):.3f}  {alts}".rstrip())
@@ -124,13 +142,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     from sw2.api import check
 
     verdicts = check(args.spec)
+    for v in verdicts if console.json else []:
+        console.event("preflight", **v.to_json())
     table = Table(title=f"pre-flight: {args.spec}")
     for col in ("check", "verdict", "what was seen / what to do"):
         table.add_column(col)
     colour = {"PASS": "green", "WARN": "yellow", "FAIL": "red", "SKIP": "dim"}
     for v in verdicts:
         table.add_row(v.check, f"[{colour[v.status]}]{v.status}[/]", v.message)
-    console.print(table)
+    if not console.json:  # JSON: the verdicts' events above
+        console.print(table)
     return 1 if any(v.status == "FAIL" for v in verdicts) else 0
 
 
@@ -309,15 +330,34 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from sw2.api import init
+
+    out = init(args.data, args.target, args.out, force=args.force)
+    console.print(f"starter spec written to {out}; read its comments, then: sw2 check {out} and sw2 train {out}")
+    return 0
+
+
 def cmd_spec(args: argparse.Namespace) -> int:
     from sw2.spec import dump_spec, json_schema, load_spec
 
     if args.schema:
         print(json.dumps(json_schema(), indent=2))
+    elif args.reference:
+        from sw2.spec_reference import render
+
+        print(render(), end="")
+    elif args.columns:
+        from sw2.api import columns
+        from sw2.data.columns import kinds_table
+
+        task, kinds = columns(args.columns, args.target)
+        print(f"task: {task}" if task else "task: give --target COLUMN to see the task sw2 infers")
+        print("columns:\n" + "\n".join(kinds_table(kinds)))
     elif args.spec:
         print(dump_spec(load_spec(args.spec)[0]), end="")
     else:
-        raise UserError("sw2 spec: give a spec file to resolve, or --schema")
+        raise UserError("sw2 spec: give a spec file to resolve, or --schema, or --reference, or --columns DATA")
     return 0
 
 
@@ -325,6 +365,9 @@ def show_metrics(m: dict[str, Any], title: str, names: Sequence[str], task: Task
     """The metrics `names` (the spec's choice, else all the task reports) beside the baseline's, titled with
     what `task` scored; per class and the confusion matrix where the task gives them."""
     if not m:
+        return
+    if console.json:
+        console.event("metrics", scored=title, size=task.sample_size(m), metrics=m)
         return
     table = Table(title=f"{title} ({task.sample_size(m)})")
     table.add_column("metric")
@@ -355,26 +398,54 @@ def show_metrics(m: dict[str, Any], title: str, names: Sequence[str], task: Task
         console.print(cm)
 
 
+def version() -> str:
+    """The installed package's version (its metadata), else the source tree's."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("sw2")
+    except PackageNotFoundError:
+        from sw2 import __version__
+
+        return __version__
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line: one declaration per command and option, read top to bottom as `sw2 --help` prints
     them (long for that reason only: no logic)."""
     p = argparse.ArgumentParser(prog="sw2", description="Software 2.0: spec + data -> trained model bundle")
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}", help="print sw2's version")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = p.add_subparsers(dest="command", required=True)
+    formats = "text (default; plain lines when piped) or json: one JSON object per event on stdout"
+    p.add_argument("--log-format", choices=log.FORMATS, default="text", help=formats)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", help="sw2 COMMAND --help: its options")
+
+    i = sub.add_parser("init", help="write a starter spec for your data, each choice explained in a comment")
+    i.add_argument("data", help="a CSV, TSV, JSON Lines or Parquet file of rows, or an image or IDX folder")
+    i.add_argument("--target", help="the column to predict (a table; default: its 'label' column)")
+    i.add_argument("--out", default="spec.yaml", help="the spec file to write (default spec.yaml)")
+    i.add_argument("--force", action="store_true", help="replace --out if it exists")
+    i.set_defaults(func=cmd_init)
 
     t = sub.add_parser("train", help="train from a YAML spec and write a bundle")
-    t.add_argument("spec")
+    t.add_argument("spec", help="the YAML spec file (sw2 init DATA --target COL writes a starter)")
     t.add_argument("--out", help="bundle folder (default runs/<name>)")
     t.add_argument("--resume", action="store_true", help="continue from the last epoch checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--no-check", action="store_true", help="skip the pre-flight checks")
     t.add_argument("--force", action="store_true", help="train even if a pre-flight check FAILs")
-    t.add_argument("--preset", choices=["fast", "balanced", "best"], help="trade time for quality (see README)")
+    t.add_argument("--preset", choices=["fast", "balanced", "best"], help="trade time for quality (see docs/tune.md)")
     t.add_argument("--time", help="wall budget of the whole preset, e.g. 10m (fast: the training's time budget)")
+    t.add_argument(
+        "--cv", type=int, metavar="K",
+        help="also cross-validate on K folds of train + val (stratified; by group or time order as data.split "
+        "says), K more trainings: each metric's mean ± std printed and saved (metrics.json, BUNDLE/cv.json)",
+    )  # fmt: skip
     t.set_defaults(func=cmd_train)
 
     tu = sub.add_parser("tune", help="search a spec's hyper-parameters (Optuna) and train the best into a bundle")
-    tu.add_argument("spec")
+    tu.add_argument("spec", help="the YAML spec file, with a tune: section naming the fields to search")
     tu.add_argument("--trials", type=int, help=f"finished trials to reach (default {20} without --time)")
     tu.add_argument("--time", help="wall budget of the search, e.g. 20m, 90s, 1h (the best's training follows)")
     tu.add_argument("--workers", type=int, default=1, help="processes searching side by side")
@@ -391,27 +462,32 @@ def parser() -> argparse.ArgumentParser:
     tu.set_defaults(func=cmd_tune)
 
     en = sub.add_parser("ensemble", help="one bundle averaging several of one task and preprocessing")
-    en.add_argument("bundles", nargs="+")
+    en.add_argument("bundles", nargs="+", help="two or more bundle folders of one task, data and preprocessing")
     en.add_argument("--out", help="bundle folder (default runs/<first's name>-ensemble)")
     en.add_argument("--spec", help="the spec the members were trained from, where theirs names data outside them")
     en.set_defaults(func=cmd_ensemble)
 
     e = sub.add_parser("eval", help="metrics of a bundle, on new data if given")
-    e.add_argument("bundle")
+    e.add_argument("bundle", help="the bundle folder that sw2 train wrote")
     e.add_argument("--data", help="CSV/Parquet file, image folder or IDX folder")
     e.add_argument("--json", help="also write the metrics to this JSON file")
     e.set_defaults(func=cmd_eval)
 
     pr = sub.add_parser("predict", help="predictions for images, a folder, or a CSV of rows")
-    pr.add_argument("bundle")
-    pr.add_argument("inputs", nargs="+")
+    pr.add_argument("bundle", help="the bundle folder that sw2 train wrote")
+    pr.add_argument("inputs", nargs="+", help="a CSV or Parquet file of rows, or image files and folders")
     pr.add_argument("--top", type=int, default=3, help="classes to show per example")
-    pr.add_argument("--output", help="write CSV rows to this file")
+    pr.add_argument("--output", help="write the rows to this file: .csv (or no suffix) or .parquet")
+    pr.add_argument(
+        "--keep", metavar="COL[,COL2]",
+        help="input columns passed through to the output rows, first (e.g. an id column); each row's id is its "
+        "row number as a spreadsheet shows it (header = 1), as in sw2 doctor's label_errors.csv",
+    )  # fmt: skip
     pr.add_argument("--backend", default="torch", help="runtime: torch (eager PyTorch) or onnx (needs sw2 export)")
     pr.set_defaults(func=cmd_predict)
 
     g = sub.add_parser("generate", help="text that a language model (task: generate_text) writes after a prompt")
-    g.add_argument("bundle")
+    g.add_argument("bundle", help="a language model's bundle folder (task: generate_text)")
     g.add_argument("--prompt", default="\n", help="the text to continue (default: a newline)")
     g.add_argument("--tokens", type=int, default=200, help="how many tokens to write")
     g.add_argument("--temperature", type=float, default=1.0, help="0 = always the most likely token")
@@ -423,18 +499,18 @@ def parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_generate)
 
     c = sub.add_parser("check", help="the pre-flight checks of a spec (exit 1 if any FAILs)")
-    c.add_argument("spec")
+    c.add_argument("spec", help="the YAML spec file whose data and choices are checked")
     c.set_defaults(func=cmd_check)
 
     d = sub.add_parser("doctor", help="rank the training examples most likely mislabeled (k-fold + confident learning)")
-    d.add_argument("spec")
+    d.add_argument("spec", help="the YAML spec file of a classifier: its train + val data are examined")
     d.add_argument("--out", help="findings folder (default runs/<name>.doctor)")
     d.add_argument("--folds", type=int, help="k of the k-fold (default: the spec's doctor.folds)")
     d.add_argument("--epochs", type=float, help="epochs of each fold's model (default: the spec's)")
     d.set_defaults(func=cmd_doctor)
 
     ts = sub.add_parser("test", help="check the model tests of a bundle (exit 1 if any fails), write JUnit XML")
-    ts.add_argument("bundle")
+    ts.add_argument("bundle", help="the bundle folder that sw2 train wrote")
     ts.add_argument("--data", help="test on this data instead of the bundle's test split")
     ts.add_argument(
         "--spec", help="your spec file: its tests, and its data's test split, instead of the bundle's own spec"
@@ -443,7 +519,7 @@ def parser() -> argparse.ArgumentParser:
     ts.set_defaults(func=cmd_test)
 
     cp = sub.add_parser("compress", help="int8-quantised and/or pruned variants of a bundle, measured side by side")
-    cp.add_argument("bundle")
+    cp.add_argument("bundle", help="the bundle folder that sw2 train wrote")
     cp.add_argument("--quantize", choices=["int8"], help="int8 with ONNX Runtime (static for conv nets, else dynamic)")
     cp.add_argument("--prune", type=float, help="share of each hidden layer's channels to remove (e.g. 0.5)")
     cp.add_argument("--out", help="folder for the variants and the table (default runs/<name>-compressed)")
@@ -462,7 +538,7 @@ def parser() -> argparse.ArgumentParser:
     cp.set_defaults(func=cmd_compress)
 
     ex = sub.add_parser("export", help="the network as an ONNX graph (BUNDLE/model.onnx), checked against PyTorch")
-    ex.add_argument("bundle")
+    ex.add_argument("bundle", help="the bundle folder that sw2 train wrote")
     ex.add_argument("--format", default="onnx", choices=["onnx"])
     ex.add_argument("--out", help="also write the graph to this file (a new one, unless --force)")
     ex.add_argument("--force", action="store_true", help="replace the file --out names if it exists")
@@ -471,7 +547,7 @@ def parser() -> argparse.ArgumentParser:
     ex.set_defaults(func=cmd_export)
 
     sv = sub.add_parser("serve", help="serve a bundle over HTTP: auth, micro-batching, /metrics, a web page")
-    sv.add_argument("bundle")
+    sv.add_argument("bundle", help="the bundle folder that sw2 train wrote")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--workers", type=int, default=1, help="processes, each with its own copy of the model")
@@ -493,23 +569,34 @@ def parser() -> argparse.ArgumentParser:
     sv.set_defaults(func=cmd_serve)
 
     rp = sub.add_parser("report", help="(re)write a bundle's report.html, or a report on other data")
-    rp.add_argument("bundle")
+    rp.add_argument("bundle", help="the bundle folder that sw2 train wrote")
     rp.add_argument("--data", help="report on this data instead of the bundle's test split")
     rp.add_argument("--out", help="HTML file (default BUNDLE/report.html; <name>-report.html with --data)")
     rp.add_argument("--spec", help="your spec file: report on its data's test split instead of the bundle's spec")
     rp.set_defaults(func=cmd_report)
 
     s = sub.add_parser("spec", help="print the resolved spec, or the JSON schema with --schema")
-    s.add_argument("spec", nargs="?")
+    s.add_argument("spec", nargs="?", help="the YAML spec file to print with every default filled in")
     s.add_argument("--schema", action="store_true")
+    s.add_argument("--reference", action="store_true", help="print the spec reference (docs/spec.md) as Markdown")
+    s.add_argument(
+        "--columns", metavar="DATA",
+        help="print how sw2 reads each column of DATA (CSV, TSV, JSON Lines or Parquet): number, category, text, "
+        "date, id or ignored, and why; with --target, the task it infers. Nothing is trained",
+    )  # fmt: skip
+    s.add_argument("--target", help="with --columns: the column to predict")
     s.set_defaults(func=cmd_spec)
+    for command in sub.choices.values():  # --log-format also after the command (its default: the one before)
+        command.add_argument("--log-format", choices=log.FORMATS, default=argparse.SUPPRESS, help=formats)
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return args.func(args)
+        with log.formatted(args.log_format):
+            return args.func(args)
     except UserError as err:
         if args.debug:
             raise

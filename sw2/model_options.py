@@ -23,7 +23,7 @@ class MLPOptions(ModelOptions):
 
     widths: list[int] | None = Field(None, description="units per layer (default: two of 128, or 256 from 20,000 rows)")
     embed_dim: int | None = Field(None, ge=1, description="embedding size for category columns (default 8)")
-    activation: Literal["gelu", "relu"] = "gelu"
+    activation: Literal["gelu", "relu"] = Field("gelu", description="the nonlinearity between layers")
     numeric: Literal["periodic", "plain"] = Field(
         "plain",
         description="periodic: each numeric column embedded by sin/cos of trained frequencies (PLR); "
@@ -47,7 +47,7 @@ class ConvNetOptions(ModelOptions):
         None, description="channels per stage (default: 16 or 32 doubling per stage, 1-4 stages by image size)"
     )
     depth: int | None = Field(None, ge=1, le=8, description="conv layers per stage (default 1)")
-    activation: Literal["gelu", "relu"] = "gelu"
+    activation: Literal["gelu", "relu"] = Field("gelu", description="the nonlinearity after each conv")
     logit_scale: float = Field(
         1.0, gt=0, description="multiplies the logits before the head's bias (airbench uses 1/9)"
     )
@@ -116,7 +116,7 @@ class RNNOptions(ModelOptions):
 
     widths: list[int] | None = Field(None, description="[embedding, hidden] sizes (default [128, 128])")
     layers: int | None = Field(None, ge=1, le=24, description="stacked layers (default 1)")
-    cell: Literal["gru", "lstm"] = "gru"
+    cell: Literal["gru", "lstm"] = Field("gru", description="the recurrent cell")
 
 
 class TransformerOptions(ModelOptions):
@@ -170,7 +170,7 @@ class CharRNNOptions(ModelOptions):
     language_model = True
     widths: list[int] | None = Field(None, description="[width] of the embedding and the cells (default 512)")
     layers: int | None = Field(None, ge=1, le=24, description="stacked cells (default 2)")
-    cell: Literal["gru", "lstm"] = "gru"
+    cell: Literal["gru", "lstm"] = Field("gru", description="the recurrent cell")
 
 
 # ---- built from trained models ---------------------------------------------------------------------------

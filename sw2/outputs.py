@@ -21,6 +21,7 @@ BUNDLE_FILES = REQUIRED + (  # and may have these: all that sw2 writes into a bu
     "metrics.json",
     "history.jsonl",
     "fingerprint.json",
+    "provenance.json",  # where its data came from, signed (sw2.provenance)
     "curves.png",
     "confusion.png",
     "tensorboard",

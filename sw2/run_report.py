@@ -242,7 +242,9 @@ def _preflight(r: Run) -> str:
 def _data(r: Run) -> str:
     report = r.m.get("data", {})
     rows = [{"": k, "value": v if not isinstance(v, dict | list) else str(v)} for k, v in report.items()]
-    return r.from_training + table(rows)
+    rows = [row for row in rows if row[""] != "columns"]
+    kinds = "<h3>columns as read</h3>" + table(report["columns"]) if report.get("columns") else ""  # name, kind, reason
+    return r.from_training + table(rows) + kinds
 
 
 def _spec(r: Run) -> str:

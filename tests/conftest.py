@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,9 +91,11 @@ def sw2_here(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
 
 
 def table_cells(text: str, row: str) -> list[str]:
-    """The cells after the first of the first row of a printed table (sw2's rich tables) whose first is `row`."""
+    """The cells after the first of the first row of a printed table whose first is `row`: a rich table's on a
+    terminal, or the plain one (columns two or more spaces apart) that sw2 prints into a pipe."""
     for line in text.splitlines():
-        cells = [c.strip() for c in line.strip().strip("│┃").split("│")]
+        line = line.strip()
+        cells = [c.strip() for c in (line.strip("│┃").split("│") if "│" in line else re.split(r" {2,}", line))]
         if cells[0] == row:
             return cells[1:]
     raise AssertionError(f"no table row {row!r} in:\n{text}")

@@ -33,16 +33,16 @@ def _table(name: str) -> tuple[TensorSet, bool]:
 
 @pytest.mark.parametrize("name", ["diabetes", "breast_cancer", "wine"])  # regression, binary, three classes
 def test_gbm_is_scikit_learns_boosting_run_as_tensors(name):
-    from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
     data, discrete = _table(name)
     n_out = int(data.target.max()) + 1 if discrete else 1
     model = build("gbm", {"n_num": data.inputs["num"].shape[1], "vocab_sizes": [], "n_out": n_out})
     chose = model.fit_directly(data, discrete, seed=0)
     assert 1 <= chose["trees"] <= 2000 and chose["folds"] == 3
-    kind = GradientBoostingClassifier if discrete else GradientBoostingRegressor
-    ref = kind(n_estimators=chose["trees"], learning_rate=0.1, max_leaf_nodes=31, max_depth=None,
-               min_samples_leaf=20, random_state=0).fit(data.inputs["num"].numpy(), data.target.numpy())  # fmt: skip
+    kind = HistGradientBoostingClassifier if discrete else HistGradientBoostingRegressor
+    ref = kind(max_iter=chose["trees"], learning_rate=0.1, max_leaf_nodes=31, max_depth=None, min_samples_leaf=20,
+               early_stopping=False, random_state=0).fit(data.inputs["num"].numpy(), data.target.numpy())  # fmt: skip
     with torch.no_grad():
         out = model(data.inputs)
     x = data.inputs["num"].numpy()
@@ -55,6 +55,28 @@ def test_gbm_is_scikit_learns_boosting_run_as_tensors(name):
     again.load_state_dict(model.state_dict())
     with torch.no_grad():
         assert torch.equal(again(data.inputs), out)
+
+
+def test_gbm_of_an_earlier_bundle_loads_its_node_arrays():
+    """A bundle written when the trees were saved as node arrays (feature, threshold, children, leaf values, a
+    leaf its own child) loads into today's form and predicts the same: two trees, one output."""
+    nodes = {
+        "feature": torch.tensor([[1, 0, 0], [0, 0, 0]]),
+        "threshold": torch.tensor([[0.5, 0.0, 0.0], [-1.0, 0.0, 0.0]], dtype=torch.float64),
+        "left": torch.tensor([[1, 1, 2], [1, 1, 2]]),
+        "right": torch.tensor([[2, 1, 2], [2, 1, 2]]),
+        "value": torch.tensor([[0.0, -1.0, 1.0], [0.0, 10.0, 20.0]], dtype=torch.float64),
+        "column": torch.tensor([[0], [0]]),
+        "depth": torch.tensor([[1], [1]]),
+        "head.weight": torch.zeros(1, 0),
+        "head.bias": torch.tensor([0.25]),
+    }
+    model = build("gbm", {"n_num": 2, "vocab_sizes": [], "n_out": 1})
+    model.load_state_dict(nodes)
+    x = torch.tensor([[-2.0, 0.5], [0.0, 0.6], [-1.0, float(np.float32(0.5000001))]])
+    with torch.no_grad():
+        out = model({"num": x})[:, 0]
+    assert out.tolist() == [-1 + 10 + 0.25, 1 + 20 + 0.25, 1 + 10 + 0.25]  # x <= threshold goes left
 
 
 def test_linear_is_the_penalised_optimum():

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from sw2.api import resolve_spec
 from sw2.data import Prepared, prepare
 from sw2.preflight.data_checks import class_balance, columns, duplicates, labels_only_in_test
 from sw2.preflight.verdict import Verdict
@@ -42,7 +43,7 @@ def save_images(folder: Path, images: np.ndarray, prefix: str) -> None:
 
 
 def prepared(spec: dict, root: Path) -> Prepared:
-    parsed = parse_spec({"train": {"epochs": 1}, **spec})
+    parsed, _ = resolve_spec(parse_spec({"train": {"epochs": 1}, **spec}), root)  # task: auto decided by the data
     return prepare(parsed, root, TASKS.get(parsed.task))
 
 
@@ -172,7 +173,9 @@ def test_a_constant_column_warns(tmp_path):
 def test_a_row_id_of_label_sorted_rows_fails(tmp_path):
     frame = table().sort_values("label").reset_index(drop=True)
     frame.insert(0, "record_id", np.arange(1000, 1000 + len(frame)))
-    got = by_check(columns(table_data(tmp_path, frame), "accuracy"))["leaking column"]
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    kept = prepared({"data": {"path": "train.csv"}, "target": "label", "inputs": {"record_id": "number"}}, tmp_path)
+    got = by_check(columns(kept, "accuracy"))["leaking column"]  # an id is left out unless the spec keeps it
     assert got.status == "FAIL", got
     assert "'record_id' looks like a row ID and alone predicts the target" in got.message, got
     assert "drop it from inputs" in got.message

@@ -5,6 +5,7 @@ does not choose where sw2 writes, and its model.json does not choose the code tr
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -171,6 +172,51 @@ def test_the_data_a_bundle_carries_inside_itself_is_read(table_bundle):
     os.symlink(table_bundle / "rows.csv", bundle / "rows.csv")  # a link out of the bundle is outside it
     res = run_sw2("test", "carries", cwd=table_bundle)
     assert res.returncode == 2 and "holds a link to a file outside the bundle" in res.stderr
+
+
+def test_a_forged_or_borrowed_data_record_is_refused(table_bundle, monkeypatch):
+    """The bundle alone reads its data only where its provenance.json (sw2.provenance) is signed by this user's
+    sw2 for the spec's own paths: a record redirected to another file (signature kept, forged or missing), or a
+    genuine record under a spec naming another file, is refused, and nothing is read."""
+    from sw2 import provenance
+
+    secret = table_bundle.parent / "secret.csv"
+    secret.write_text("x1,x2,colour,y\n1,2,red,1\n")
+    genuine = tampered(table_bundle, "genuine", lambda raw: None)
+    provenance.write(genuine, sw2.load(genuine).spec, table_bundle, None)  # signed with this test's key
+
+    def redirected(name: str, mac: str | None) -> None:
+        bundle = tampered(table_bundle, name, lambda raw: None)
+        record = json.loads((genuine / "provenance.json").read_text())
+        record["files"]["data.path"].update(provenance._print(secret))  # its path, size and sha256: all but the mac
+        record.pop("mac")
+        if mac is not None:
+            record["mac"] = provenance._mac(os.urandom(32), record) if mac == "forged" else mac
+        (bundle / "provenance.json").write_text(json.dumps(record))
+
+    kept = json.loads((genuine / "provenance.json").read_text())["mac"]
+    redirected("kept", kept)
+    redirected("forged", "forged")
+    redirected("unsigned", None)
+    borrowed = tampered(table_bundle, "borrowed", lambda raw: raw["data"].update(path="../../secret.csv"))
+    shutil.copy(genuine / "provenance.json", borrowed)  # a genuine record, under a spec naming another file
+    why = {
+        "kept": "is not signed by your sw2's key",
+        "forged": "is not signed by your sw2's key",
+        "unsigned": "is not as sw2 writes it",
+        "borrowed": "does not record data.path as ../../secret.csv",
+    }
+    read = []
+    with monkeypatch.context() as patch:
+        patch.setattr(importlib.import_module("sw2.tasks.supervised"), "prepare", lambda *a, **k: read.append(a))
+        for name, reason in why.items():
+            for args in (["test", name], ["report", name]):
+                res = run_sw2(*args, cwd=table_bundle)
+                assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+                assert "a bundle cannot make sw2 read files outside itself" in res.stderr and reason in res.stderr
+    assert not read, "no data was prepared from a path the bundle named"
+    res = run_sw2("test", "genuine", cwd=table_bundle)  # the genuine record, under this test's key: read
+    assert res.returncode == 0 and "1 passed, 0 failed" in res.stdout, res.stdout + res.stderr
 
 
 def test_spec_of_another_task_or_target_is_refused(table_bundle):

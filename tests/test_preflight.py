@@ -28,6 +28,7 @@ def wine_csv(folder, *, shuffle_labels=False, zero_inputs=False, id_leak=False):
         "target": "label",
         "model": {"name": "mlp", "widths": [32, 32]},
         "train": {"epochs": 30, "batch_size": 16, "lr": 0.003},
+        **({"inputs": {"record_id": "number"}} if id_leak else {}),  # kept: an id is otherwise left out
     }
 
 
@@ -97,7 +98,7 @@ def test_zeroed_inputs_are_constant_and_carry_no_signal(tmp_path):
     from sw2.spec import parse_spec
     from sw2.tasks import TASKS
 
-    spec = parse_spec(wine_csv(tmp_path), "spec")
+    spec = parse_spec({**wine_csv(tmp_path), "task": "classify"}, "spec")
     data = prepare(spec, tmp_path, TASKS.get(spec.task))
     data.train = zeroed(data.train)
     got = overfit_one_batch(spec, data, TASKS.get("classify"))

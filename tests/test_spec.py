@@ -29,7 +29,7 @@ def test_defaults_fill_every_field():
         ({**BASE, "train": {"optimizer": "adamax"}}, "train.optimizer:"),
         ({**BASE, "task": "cluster"}, "task:"),
         ({**BASE, "metrics": ["accuracy", "auc"]}, "metrics.1: unknown metric 'auc'"),
-        ({**BASE, "metrics": ["accuracy", "r2"]}, "metrics: 'r2' is not a metric of task classify"),
+        ({**BASE, "task": "classify", "metrics": ["accuracy", "r2"]}, "metrics: 'r2' is not a metric of task classify"),
         ({"data": {"source": "package"}}, "data.name is required"),
         ({}, "'data' is required"),
     ],

@@ -27,7 +27,8 @@ import sw2.spec
 from sw2.errors import UserError
 for path in sorted(glob.glob("examples/*.yaml")):  # every model and task of the examples, their options checked
     sw2.spec.load_spec(path)
-for bad in ({{"model": {{"name": "convnett"}}}}, {{"metrics": ["mae"]}}, {{"model": {{"name": "gpt"}}}}):
+bads = ({{"model": {{"name": "convnett"}}}}, {{"task": "classify", "metrics": ["mae"]}}, {{"model": {{"name": "gpt"}}}})
+for bad in bads:
     try:
         sw2.spec.parse_spec({{"data": {{"source": "package", "name": "iris"}}, **bad}})
         sys.exit("refused nothing: " + repr(bad))

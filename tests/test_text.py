@@ -13,10 +13,11 @@ import pytest
 import torch
 
 import sw2
+from sw2.data.columns import column_kinds
 from sw2.data.dataset import TensorSet
 from sw2.data.encode import Encoder
 from sw2.data.examples import Examples
-from sw2.data.text import load_tokenizer
+from sw2.data.text import BYTES, load_tokenizer
 from sw2.engine.augment import augment_text
 from sw2.models.base import Model
 from sw2.models.text import char_grams, trimmed
@@ -27,6 +28,11 @@ from sw2.tasks.base import Task
 from tests.conftest import sw2_here, write_spec
 
 FILLER = "the a movie film plot actor scene story script it was and of to in this".split()
+
+
+def kinds(ex):
+    """Every column of `ex` judged as training judges it."""
+    return column_kinds(ex.frame, "auto", "label")
 
 
 def reviews(n: int, seed: int = 0) -> pd.DataFrame:
@@ -57,7 +63,7 @@ def test_tokenizer_round_trip_through_json():
     frame = reviews(200)
     ex = Examples(target=frame["label"].to_numpy(), frame=frame[["review"]])
     for kind in ("bpe", "wordpiece", "word"):
-        enc = Encoder.fit(ex, codec(ex), "auto", "label", TextSpec(tokenizer=kind, vocab_size=150, max_tokens=16))
+        enc = Encoder.fit(ex, codec(ex), kinds(ex), TextSpec(tokenizer=kind, vocab_size=150, max_tokens=16))
         assert enc.text_columns == ["review"]
         again = TASKS.get("classify").load_encoder(enc.to_json())
         ids = enc.inputs(ex)["text"]
@@ -80,13 +86,14 @@ def built_model(spec: Any, enc: Encoder, train: TensorSet) -> tuple[str, dict[st
 def test_bag_weights_words_by_idf_and_ignores_special_tokens():
     frame = reviews(300)
     ex = Examples(target=frame["label"].to_numpy(), frame=frame[["review"]])
-    enc = Encoder.fit(ex, codec(ex), "auto", "label", TextSpec(tokenizer="word", vocab_size=500, max_tokens=16))
+    enc = Encoder.fit(ex, codec(ex), kinds(ex), TextSpec(tokenizer="word", vocab_size=500, max_tokens=16))
     ids = enc.inputs(ex)["text"]
     spec = parse_spec({"data": {"path": "x.csv"}, "model": {"name": "bag"}})
     train = TensorSet({"text": ids}, enc.target(ex.target), ex.ids)
     _, kwargs, model = built_model(spec, enc, train)
-    assert kwargs["dim"] == 0 and set(kwargs["specials"]) == {0, 1, 2, 3, 4}
-    assert (model.idf[:5] == 0).all()  # [PAD], [UNK], [CLS], [SEP], [MASK] weigh nothing
+    words = 5 + len(BYTES)  # the first word's id: after the special tokens and the bytes an unknown word is read as
+    assert kwargs["dim"] == 0 and set(kwargs["specials"]) == set(range(words))
+    assert (model.idf[:words] == 0).all()  # [PAD], [UNK], [CLS], [SEP], [MASK] and the bytes weigh nothing
     tok = load_tokenizer(enc.tokenizer)
     the, great = model.idf[tok.token_to_id("the")], model.idf[tok.token_to_id("great")]
     assert 1 <= the < great  # a filler word in many rows weighs less than a rarer sentiment word
@@ -96,13 +103,13 @@ def test_bag_weights_words_by_idf_and_ignores_special_tokens():
     spec = parse_spec({"data": {"path": "x.csv"}, "model": {"name": "bag", "ngrams": 2}})
     pairs = built_model(spec, enc, train)[2].blocks(ids)[0][:, ids.shape[1] :]
     assert (pairs[:, 0] == 0).all()  # no pair with [CLS]
-    assert ((pairs > 0).sum(1) == (ids > 4).sum(1) - 1).all()  # one pair per two neighbouring words
+    assert ((pairs > 0).sum(1) == (ids >= words).sum(1) - 1).all()  # one pair per two neighbouring words
 
 
 def test_bag_reads_each_words_character_ngrams_as_a_block_of_its_own(monkeypatch):
     frame = reviews(300)
     ex = Examples(target=frame["label"].to_numpy(), frame=frame[["review"]])
-    enc = Encoder.fit(ex, codec(ex), "auto", "label", TextSpec(tokenizer="word", vocab_size=500, max_tokens=16))
+    enc = Encoder.fit(ex, codec(ex), kinds(ex), TextSpec(tokenizer="word", vocab_size=500, max_tokens=16))
     ids = enc.inputs(ex)["text"]
     train = TensorSet({"text": ids}, enc.target(ex.target), ex.ids)
     spec = parse_spec({"data": {"path": "x.csv"}, "model": {"name": "bag", "chars": [2, 3]}})

@@ -105,3 +105,23 @@ def test_an_earlier_choice_starts_without_a_probe_and_still_follows_the_load():
     tuner, total, used = run(load, 3000, first=2)
     assert used[:400].count(1) == 0, "no probe at the start"
     assert used[-1] == 1 and tuner.probes and tuner.probes[-1]["chosen"] == 1
+
+
+def test_work_outside_a_loop_runs_at_the_last_choice_and_restores_the_count():
+    """The pre-flight's own steps and direct fits run at what the last probe chose, not at all cores."""
+    import torch
+
+    from sw2.engine import threads
+
+    before, saved = torch.get_num_threads(), threads.last_choice()
+    try:
+        threads._last_choice[0] = 1
+        with threads.at_last_choice():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == before
+        threads.forget()  # nothing probed yet: the count is left as it is
+        with threads.at_last_choice():
+            assert torch.get_num_threads() == before
+    finally:
+        threads._last_choice[0] = saved
+        torch.set_num_threads(before)

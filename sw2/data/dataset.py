@@ -11,10 +11,11 @@ import numpy as np
 import torch
 
 from sw2.data.clean import clean, nonfinite
+from sw2.data.columns import column_kinds, wrong_task
 from sw2.data.encode import Encoder
 from sw2.data.examples import Examples
 from sw2.data.sources import load, read_table, resolve
-from sw2.data.split import split_indices
+from sw2.data.split import carve, not_inputs, sample
 from sw2.errors import UserError
 from sw2.spec import Spec
 
@@ -105,6 +106,9 @@ def _enough_to_train(train: Examples, before: Examples, spec: Spec, own_test: bo
     `own_test`: the data brings its test split, so only val was carved out."""
     classes = task.target_groups(before.target)
     if len(train) < MIN_PER_CLASS * classes:
+        advice = wrong_task(before.target, spec.target, task.name) if task.discrete else None
+        if advice:  # the task, not the split, is what to change
+            raise UserError(advice)
         split = spec.data.split
         carved = f"val {split.val:g}" if own_test else f"val {split.val:g} and test {split.test:g}"
         fields = "data.split.val" if own_test else "data.split.val / data.split.test"
@@ -134,24 +138,20 @@ def prepare(spec: Spec, root: Path, task: Task) -> Prepared:
     stratify = task.discrete
     split = spec.data.split
     before, own_test = train, test is not None
-    if test is None:
-        test_idx, val_idx, train_idx = split_indices(
-            train.target.astype(str), [split.test, split.val], split.seed, stratify=stratify
-        )
-        test, val = train.take(test_idx), train.take(val_idx)
-        train = train.take(train_idx)
+    if test is None:  # at random, in time order (split.by) or by groups (split.group): sw2.data.split
+        test, val, train = carve(train, split, [split.test, split.val], stratify)
         # split.test was carved after de-duplication, so no test row repeats a train row
     else:
-        val_idx, train_idx = split_indices(train.target.astype(str), [split.val], split.seed, stratify=stratify)
-        val, train = train.take(val_idx), train.take(train_idx)
+        val, train = carve(train, split, [split.val], stratify)
     _enough_to_train(train, before, spec, own_test, task)
-    if spec.data.limit is not None and spec.data.limit < len(train):  # a seeded (stratified) sample
-        kept = split_indices(train.target.astype(str), [spec.data.limit / len(train)], split.seed, stratify=stratify)
-        train = train.take(kept[0])
+    if spec.data.limit is not None and spec.data.limit < len(train):  # a seeded (stratified) sample, or the latest
+        train = sample(train, split, spec.data.limit, stratify)
     data_print = fingerprint(train)
 
     codec = task.target_codec(train.target, spec.target)
-    encoder = Encoder.fit(train, codec, spec.inputs, spec.target, spec.text, spec.model.whole_text)
+    inputs = not_inputs(train, split, spec.inputs)  # a group id is no input unless inputs: names it
+    kinds = column_kinds(inputs.frame, spec.inputs, spec.target) if inputs.frame is not None else []
+    encoder = Encoder.fit(inputs, codec, kinds, spec.text, spec.model.whole_text)
     val_set, scored_val, unseen_val = drop_unseen(encode(encoder, val), val, task)
     test_set, test, unseen_test = drop_unseen(encode(encoder, test), test, task)
     report.update(
@@ -160,6 +160,7 @@ def prepare(spec: Spec, root: Path, task: Task) -> Prepared:
         test=len(test_set),
         dropped_unseen_labels_val=unseen_val,
         dropped_unseen_labels_test=unseen_test,
+        columns=encoder.columns,  # each input column's kind and why (sw2.data.columns)
     )
     return Prepared(
         encoder, encode(encoder, train), val_set, test_set, test, report, data_print, train, val, scored_val

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
 
 from sw2.data import text as text_tokens
+from sw2.data.dates import DATE_PARTS, date_features, days_since_1970, parse_dates
 from sw2.data.examples import Examples
 from sw2.errors import UserError
 from sw2.spec import TextSpec
+
+if TYPE_CHECKING:
+    from sw2.data.columns import ColumnKind
 
 UNKNOWN = "<unk>"
 
@@ -23,12 +28,14 @@ def plain(v: Any) -> Any:
 
 
 def looks_like_text(col: pd.Series) -> bool:
-    """A column of free text rather than categories: mostly distinct values of several words each."""
+    """A column of free text rather than categories: mostly distinct values of several words each (in a script
+    written without spaces, such as Chinese, two characters count as a word of six letters)."""
     strs = col.dropna().astype(str)
     if len(strs) < 20 or pd.api.types.is_numeric_dtype(col):
         return False
-    words = strs.str.split().str.len().mean()
-    return strs.nunique() >= 0.5 * len(strs) and words >= 5 and strs.str.len().mean() >= 25
+    unspaced = strs.str.count(text_tokens.UNSPACED_CHARS)
+    words = (strs.str.split().str.len() + unspaced / 2).mean()
+    return strs.nunique() >= 0.5 * len(strs) and words >= 5 and (strs.str.len() + 2 * unspaced).mean() >= 25
 
 
 def _numeric(col: pd.Series, name: str, strict: bool) -> pd.Series | None:
@@ -58,12 +65,34 @@ def _parse_numeric(col: pd.Series, name: str, strict: bool) -> pd.Series | None:
     return None
 
 
+def _stats(values: pd.Series) -> dict[str, float]:
+    """What standardising a numeric feature needs: the median that fills a missing value, then mean and std."""
+    median = float(values.median()) if values.notna().any() else 0.0
+    filled = values.fillna(median)
+    return {"median": median, "mean": float(filled.mean()), "std": float(filled.std(ddof=0)) or 1.0}
+
+
+def _date_stats(col: pd.Series, name: str) -> list[dict[str, Any]]:
+    """The numeric features of a date column (sw2.data.dates.DATE_PARTS), each with the format that parsed the
+    column and the train's first date (the origin of elapsed days)."""
+    parsed, fmt = parse_dates(col)
+    if parsed.notna().sum() < 0.5 * col.notna().sum():
+        example = col.dropna().astype(str).iloc[0] if col.notna().any() else ""
+        raise UserError(
+            f"column '{name}': most values (e.g. {example!r}) are not dates; declare it as category or number under "
+            "inputs:, or fix the values"
+        )
+    origin = days_since_1970(parsed)
+    parts = date_features(parsed, origin)
+    return [{"name": name, "date": part, "format": fmt, "origin": origin, **_stats(parts[part])} for part in DATE_PARTS]
+
+
 @dataclass
 class Encoder:
     """Turns Examples into model tensors; `fit` learns everything from train, `to_json` saves it."""
 
     target_codec: Any  # the task's encoding of the target (sw2.tasks.target.TargetCodec): `encode`, `n_outputs`
-    numeric: list[dict[str, Any]] = field(default_factory=list)  # name, median, mean, std
+    numeric: list[dict[str, Any]] = field(default_factory=list)  # name, median, mean, std (+ a date's part)
     categories: list[dict[str, Any]] = field(default_factory=list)  # name, vocab
     image_shape: list[int] | None = None  # C, H, W
     image_mean: list[float] | None = None
@@ -71,6 +100,7 @@ class Encoder:
     text_columns: list[str] = field(default_factory=list)  # joined with [SEP] into one token sequence
     tokenizer: str | None = None  # the HF tokenizer's JSON
     max_tokens: int = 128
+    columns: list[dict[str, str]] = field(default_factory=list)  # every column's kind and why (sw2.data.columns)
 
     # ---- fitting -----------------------------------------------------------------------------
     @classmethod
@@ -78,13 +108,13 @@ class Encoder:
         cls,
         ex: Examples,
         target_codec: Any,
-        inputs: str | dict[str, str],
-        target: str,
+        columns: Sequence[ColumnKind],
         text: TextSpec | None = None,
         whole_text: bool = False,
     ) -> Encoder:
         """Everything learnt from the training examples `ex` beside `target_codec` (what the task learnt of
-        their target); `whole_text`: the model reads every token, so texts are cut only where the spec's
+        their target), reading each column as `columns` says (sw2.data.columns.column_kinds: ids and ignored
+        columns are left out); `whole_text`: the model reads every token, so texts are cut only where the spec's
         text.max_tokens says (default: at the longest training text)."""
         enc = cls(target_codec=target_codec)
         if ex.images is not None:
@@ -95,37 +125,31 @@ class Encoder:
             return enc
         assert ex.frame is not None
         frame = ex.frame
-        if isinstance(inputs, dict):
-            missing = [c for c in inputs if c not in frame.columns]
-            if missing:
-                raise UserError(
-                    f"inputs: column '{missing[0]}' is not in the data; columns are "
-                    f"{', '.join(map(str, frame.columns[:12]))}"
-                )
-            kinds = dict(inputs)
-        else:
-            kinds = {str(c): "auto" for c in frame.columns}
-        for name, kind in kinds.items():
+        enc.columns = [k.to_json() for k in columns]
+        for k in enc.columns:
+            name, kind = k["name"], k["kind"]
             col = frame[name]
-            if kind == "text" or (kind == "auto" and looks_like_text(col)):
-                enc.text_columns.append(name)
+            if kind in ("id", "ignored"):
                 continue
-            values = None if kind == "category" else _numeric(col, name, strict=kind == "number")
-            if values is not None:
-                median = float(values.median()) if values.notna().any() else 0.0
-                filled = values.fillna(median)
-                enc.numeric.append(
-                    {
-                        "name": name,
-                        "median": median,
-                        "mean": float(filled.mean()),
-                        "std": float(filled.std(ddof=0)) or 1.0,
-                    }
-                )
-            else:
-                vocab = sorted(col.fillna("missing").astype(str).unique())
-                enc.categories.append({"name": name, "vocab": [UNKNOWN, *vocab]})
+            if kind == "text":
+                enc.text_columns.append(name)
+            elif kind == "date":
+                enc.numeric += _date_stats(col, name)
+            else:  # a number (declared: every value must parse), or a category
+                declared = k["reason"].startswith("inputs:")
+                values = None if kind == "category" else _numeric(col, name, strict=declared)
+                if values is None:
+                    vocab = sorted(col.fillna("missing").astype(str).unique())
+                    enc.categories.append({"name": name, "vocab": [UNKNOWN, *vocab]})
+                else:
+                    enc.numeric.append({"name": name, **_stats(values)})
         if not enc.numeric and not enc.categories and not enc.text_columns:
+            out = [f"'{k['name']}' ({k['kind']})" for k in enc.columns]
+            if out:
+                raise UserError(
+                    f"inputs: every column is left out: {', '.join(out[:8])}; keep one by naming it under inputs: "
+                    "(e.g. {column: number})"
+                )
             raise UserError("inputs: no input columns besides the target; add feature columns to the data")
         if enc.text_columns:
             text = text or TextSpec()
@@ -193,9 +217,14 @@ class Encoder:
         if absent:
             raise UserError(f"column '{absent[0]}' is missing from the data; the model needs {', '.join(need)}")
         if self.numeric:
-            cols = []
+            cols, dates = [], {}
             for c in self.numeric:
-                v = _numeric(frame[c["name"]], c["name"], strict=True)
+                if "date" in c:  # one of a date column's features: the column parsed once
+                    if c["name"] not in dates:
+                        dates[c["name"]] = date_features(parse_dates(frame[c["name"]], c["format"])[0], c["origin"])
+                    v = dates[c["name"]][c["date"]]
+                else:
+                    v = _numeric(frame[c["name"]], c["name"], strict=True)
                 assert v is not None
                 cols.append(((v.fillna(c["median"]) - c["mean"]) / c["std"]).to_numpy(np.float32))
             out["num"] = torch.from_numpy(np.stack(cols, axis=1))

@@ -1,8 +1,24 @@
-"""Deterministic, stratified splits from a seed."""
+"""Deterministic splits from a seed: at random (stratified), in time order (`split.by`) or by whole groups
+(`split.group`); and the folds of cross-validation in the same three ways.
+
+Time order: rows are sorted by the column's date or number; the latest share is test, the share before it
+val, the earliest rows train. Rows of one date never straddle a boundary: a boundary that falls inside a run
+of equal dates moves past it (the run joins the earlier part), or before it where that would leave the later
+part empty. Groups: the groups are dealt in a seeded order into test, then val, then train, each taking
+groups while that brings it nearer its share of rows, so the shares hold approximately.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+
+from sw2 import log
+from sw2.data.examples import Examples
+from sw2.errors import UserError
+from sw2.spec import SplitSpec
+
+Folds = list[tuple[np.ndarray, np.ndarray]]  # (indices trained on, indices scored) per fold
 
 
 def split_indices(y: np.ndarray, fractions: list[float], seed: int, stratify: bool) -> list[np.ndarray]:
@@ -36,3 +52,147 @@ def fold_ids(y: np.ndarray, k: int, seed: int) -> np.ndarray:
         folds[members] = (np.arange(len(members)) + start) % k
         start += len(members)  # the next class starts where this one ended, so the folds stay level
     return folds
+
+
+# ---- the columns a split reads ----------------------------------------------------------------------
+def column(ex: Examples, name: str, field: str) -> pd.Series:
+    """The values of column `name` of `ex` (the field naming it in messages)."""
+    if ex.frame is None:
+        raise UserError(f"{field}: '{name}' names a column, and this data has none (images); remove {field}")
+    if name not in ex.frame.columns:
+        cols = ", ".join(map(str, ex.frame.columns[:20]))
+        raise UserError(f"{field}: no column '{name}' in the data (the target cannot split); columns are {cols}")
+    return ex.frame[name].reset_index(drop=True)
+
+
+def time_keys(values: pd.Series, name: str) -> np.ndarray:
+    """A sortable float per row from a column of dates or numbers; NaN where the row has none."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.astype(float).to_numpy()
+    if pd.api.types.is_datetime64_any_dtype(values):
+        parsed = values
+    else:
+        text = values.astype("string").str.strip()
+        numbers = pd.to_numeric(text, errors="coerce")
+        if numbers.notna().sum() == text.notna().sum():
+            return numbers.astype(float).to_numpy()
+        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+        bad = text.notna() & parsed.isna()
+        if bad.any():
+            first = int(np.flatnonzero(bad.to_numpy())[0])
+            raise UserError(
+                f"data.split.by: column '{name}' holds {int(bad.sum())} values that are neither dates nor numbers "
+                f"(e.g. {text.iloc[first]!r}); split by a date or number column, or fix those values"
+            )
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    stamps = parsed.astype("datetime64[ns]")
+    return np.where(stamps.isna(), np.nan, stamps.astype("int64").astype(float))
+
+
+# ---- parts ------------------------------------------------------------------------------------------
+def _tie_free(keys: np.ndarray, start: int, end: int) -> int:
+    """`start` moved out of a run of equal `keys` (sorted): past it, or before it where past it is `end`."""
+    if start <= 0 or start >= end or keys[start - 1] != keys[start]:
+        return start
+    after = int(np.searchsorted(keys, keys[start], side="right"))
+    return after if after < end else int(np.searchsorted(keys, keys[start], side="left"))
+
+
+def ordered_indices(keys: np.ndarray, fractions: list[float]) -> list[np.ndarray]:
+    """As split_indices, in time order: part 0 the latest fractions[0] of rows, part 1 the share before it, ...,
+    the rest the earliest; no run of equal keys straddles two parts."""
+    order = np.argsort(keys, kind="stable")
+    ranked = keys[order]
+    parts, end = [], len(keys)
+    for frac in fractions:
+        start = _tie_free(ranked, max(end - int(round(frac * len(keys))), 0), end) if frac > 0 else end
+        parts.append(np.sort(order[start:end]))
+        end = start
+    return [*parts, np.sort(order[:end])]
+
+
+def group_indices(groups: np.ndarray, fractions: list[float], seed: int) -> list[np.ndarray]:
+    """As split_indices, by whole groups dealt in a seeded order: each part takes groups while a group brings
+    it nearer its share of rows; the rest keeps what is left."""
+    codes, uniques = pd.factorize(pd.Series(groups), use_na_sentinel=False)
+    sizes = np.bincount(codes, minlength=len(uniques))
+    targets = [frac * len(codes) for frac in fractions]
+    taken, part = [0.0] * len(fractions), 0
+    owner = np.full(len(uniques), len(fractions))
+    for g in np.random.default_rng(seed).permutation(len(uniques)):
+        while part < len(fractions) and taken[part] + sizes[g] / 2 > targets[part]:
+            part += 1
+        if part < len(fractions):
+            owner[g], taken[part] = part, taken[part] + sizes[g]
+    return [np.flatnonzero(owner[codes] == p) for p in range(len(fractions) + 1)]
+
+
+def carve_indices(ex: Examples, split: SplitSpec, fractions: list[float], stratify: bool) -> list[np.ndarray]:
+    """Index arrays of `ex` for len(fractions) + 1 parts as `split` says: the fractions (the latest rows for
+    `by`; rows without a date count as the earliest), then the rest."""
+    if split.by is not None:
+        keys = time_keys(column(ex, split.by, "data.split.by"), split.by)
+        return ordered_indices(np.where(np.isnan(keys), -np.inf, keys), fractions)
+    if split.group is not None:
+        return group_indices(column(ex, split.group, "data.split.group").to_numpy(), fractions, split.seed)
+    return split_indices(ex.target.astype(str), fractions, split.seed, stratify=stratify)
+
+
+def carve(ex: Examples, split: SplitSpec, fractions: list[float], stratify: bool) -> list[Examples]:
+    """`ex` cut into len(fractions) + 1 parts as `split` says (carve_indices); with `by`, rows without a date
+    are left out first (logged)."""
+    if split.by is not None:
+        keys = time_keys(column(ex, split.by, "data.split.by"), split.by)
+        dated = np.flatnonzero(~np.isnan(keys))
+        if len(dated) < len(keys):
+            log.warning(f"data.split.by: {len(keys) - len(dated)} rows have no '{split.by}' value and are left out")
+            ex = ex.take(dated)
+    if split.group is not None and column(ex, split.group, "data.split.group").nunique(dropna=False) < 2:
+        raise UserError(f"data.split.group: column '{split.group}' holds one group; split by a column of groups")
+    return [ex.take(p) for p in carve_indices(ex, split, fractions, stratify)]
+
+
+def sample(ex: Examples, split: SplitSpec, n: int, stratify: bool) -> Examples:
+    """`n` of the examples (data.limit): the latest n in time order (`by`), else a seeded (stratified) draw."""
+    if split.by is not None:
+        keys = time_keys(column(ex, split.by, "data.split.by"), split.by)
+        return ex.take(np.sort(np.argsort(keys, kind="stable")[len(ex) - n :]))
+    kept = split_indices(ex.target.astype(str), [n / len(ex)], split.seed, stratify=stratify)
+    return ex.take(kept[0])
+
+
+def not_inputs(ex: Examples, split: SplitSpec, named: str | dict[str, str]) -> Examples:
+    """`ex` without the split's group column, which is not an input unless the spec's inputs (`named`) name it:
+    a model that learnt the groups of training would meet none of them in val or test."""
+    kept = isinstance(named, dict) and split.group in named
+    if split.group is None or ex.frame is None or split.group not in ex.frame.columns or kept:
+        return ex
+    return Examples(ex.target, ex.frame.drop(columns=[split.group]), ex.images, ex.ids)
+
+
+# ---- cross-validation folds --------------------------------------------------------------------------
+def folds(ex: Examples, split: SplitSpec, k: int, stratify: bool) -> Folds:
+    """k (trained on, scored) pairs of indices of `ex`, as `split` says: expanding windows in time order (fold
+    i trains on the first i + 1 of k + 1 runs of rows and scores the next), whole groups, or stratified folds."""
+    if split.by is not None:
+        chunks = carve_indices(ex, split, [1 / (k + 1)] * k, stratify)[::-1]  # earliest first
+        if any(len(c) == 0 for c in chunks):
+            raise UserError(f"--cv {k}: '{split.by}' has too few distinct values for {k} time-ordered folds")
+        return [(np.concatenate(chunks[: i + 1]), chunks[i + 1]) for i in range(k)]
+    if split.group is not None:
+        codes, uniques = pd.factorize(column(ex, split.group, "data.split.group"), use_na_sentinel=False)
+        if len(uniques) < k:
+            raise UserError(f"--cv {k}: '{split.group}' holds {len(uniques)} groups; give --cv {len(uniques)} or fewer")
+        sizes = np.bincount(codes)
+        load, owner = np.zeros(k), np.empty(len(uniques), np.int64)
+        shuffled = np.random.default_rng(split.seed).permutation(len(uniques))
+        for g in shuffled[np.argsort(-sizes[shuffled], kind="stable")]:  # largest first, to the lightest fold
+            owner[g] = int(np.argmin(load))
+            load[owner[g]] += sizes[g]
+        fold = owner[codes]
+    elif stratify:
+        fold = fold_ids(ex.target.astype(str), k, split.seed)
+    else:
+        fold = np.random.default_rng(split.seed).permutation(len(ex)) % k
+    return [(np.flatnonzero(fold != f), np.flatnonzero(fold == f)) for f in range(k)]

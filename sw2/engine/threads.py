@@ -13,7 +13,8 @@ from __future__ import annotations
 import statistics
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -29,6 +30,20 @@ def last_choice() -> int | None:
 def forget() -> None:
     """The next tuner probes from scratch (the pre-flight measures the machine as it is now)."""
     _last_choice[0] = None
+
+
+@contextmanager
+def at_last_choice() -> Iterator[None]:
+    """Work outside a training loop (the pre-flight's own steps, models that fit themselves, scoring) at the
+    count the last probe chose, the process's count restored after: run at all cores, a small model's steps took
+    2-20x the CPU time where another process held a core (OpenMP threads spin at every op's barrier)."""
+    before, chosen = torch.get_num_threads(), _last_choice[0]
+    if chosen is not None:
+        torch.set_num_threads(chosen)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def candidates(cores: int) -> list[int]:

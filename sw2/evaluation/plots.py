@@ -1,14 +1,37 @@
 """PNG plots for the bundle and its report: training curves, confusion matrix, lr sweep, image grids,
-reliability diagram, saliency maps. Each writes to a path or a binary buffer (for inline report images)."""
+reliability diagram, saliency maps. Each writes to a path or a binary buffer (for inline report images).
+
+Labels in any script: each plot draws with matplotlib's own font first and, for a character it lacks (Chinese
+class names, Japanese tokens), the CJK fonts installed here (matplotlib >= 3.6 falls back glyph by glyph).
+Where no installed font has a character, one warning says what to install instead of matplotlib's warning per
+missing glyph.
+"""
 
 from __future__ import annotations
 
+import functools
+import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 
+from sw2 import log
+
 Target = Path | BinaryIO
+F = TypeVar("F", bound=Callable[..., Any])
+# fonts that draw Chinese, Japanese and Korean (Linux, Windows, macOS), tried in this order after the default
+CJK_FONTS = (
+    "Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans CJK KR", "Source Han Sans SC", "WenQuanYi Zen Hei",
+    "WenQuanYi Micro Hei", "Droid Sans Fallback", "AR PL UMing CN", "Microsoft YaHei", "SimHei", "PingFang SC",
+    "Hiragino Sans GB", "Heiti SC", "Malgun Gothic", "Apple SD Gothic Neo",
+)  # fmt: skip
+INSTALL_FONT = (
+    "install a CJK font (Debian/Ubuntu: apt-get install fonts-noto-cjk; or any of Noto Sans CJK, WenQuanYi, "
+    "SimHei, Microsoft YaHei, PingFang), then delete matplotlib's font cache (~/.cache/matplotlib)"
+)
+_missing_told = False  # the missing-glyph warning is given once a process
 
 
 def _pyplot() -> Any:
@@ -22,12 +45,46 @@ def _pyplot() -> Any:
     return plt
 
 
+@functools.cache
+def _families() -> tuple[str, ...]:
+    """The font families a plot asks for: matplotlib's configured ones, then the CJK fonts installed here."""
+    from matplotlib import font_manager, rcParams
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return (*rcParams["font.family"], *(f for f in CJK_FONTS if f in installed))
+
+
+def _any_script(draw: F) -> F:
+    """`draw` with the CJK fonts as fallbacks, and one warning naming what to install for characters that no
+    installed font has (matplotlib's other warnings passed on as they came)."""
+
+    @functools.wraps(draw)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        global _missing_told
+        plt = _pyplot()
+        with plt.rc_context({"font.family": list(_families())}), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = draw(*args, **kwargs)
+        missing = [w for w in caught if "missing from font" in str(w.message)]
+        for w in caught:
+            if w not in missing:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if missing and not _missing_told:
+            _missing_told = True
+            log.warning(f"plots: no font here draws some characters of the labels ({missing[0].message}); "
+                        f"they show as boxes: {INSTALL_FONT}")  # fmt: skip
+        return result
+
+    return wrapped  # type: ignore[return-value]
+
+
 def _save(fig: Any, path: Target) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100, format="png")
     _pyplot().close(fig)
 
 
+@_any_script
 def curves(history: list[dict[str, Any]], metric: str, path: Target) -> None:
     epochs = [r["epoch"] for r in history]
     fig, (a, b) = _pyplot().subplots(1, 2, figsize=(10, 4))
@@ -41,6 +98,7 @@ def curves(history: list[dict[str, Any]], metric: str, path: Target) -> None:
     _save(fig, path)
 
 
+@_any_script
 def confusion(matrix: list[list[int]], classes: list[Any], path: Target) -> None:
     k = len(classes)
     size = min(4 + 0.45 * k, 20)
@@ -66,6 +124,7 @@ def confusion(matrix: list[list[int]], classes: list[Any], path: Target) -> None
     _save(fig, path)
 
 
+@_any_script
 def lr_sweep(lrs: list[float], losses: list[float], suggestion: float, path: Target) -> None:
     fig, ax = _pyplot().subplots(figsize=(6, 4))
     ax.plot(lrs, losses)
@@ -75,6 +134,7 @@ def lr_sweep(lrs: list[float], losses: list[float], suggestion: float, path: Tar
     _save(fig, path)
 
 
+@_any_script
 def image_grid(images: np.ndarray, labels: list[str], path: Target, title: str, cols: int = 8) -> None:
     """uint8 images N x C x H x W in a grid, each under its label: one mosaic drawn once (fast for many images)."""
     n, c, h, w = images.shape
@@ -101,6 +161,7 @@ def _shown(img: np.ndarray) -> np.ndarray:
     return img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)
 
 
+@_any_script
 def reliability(cal: dict[str, Any], path: Target) -> None:
     """Accuracy against confidence per bin (a calibrated model lies on the diagonal), with bin counts."""
     bins = len(cal["count"])
@@ -117,6 +178,7 @@ def reliability(cal: dict[str, Any], path: Target) -> None:
     _save(fig, path)
 
 
+@_any_script
 def saliency_grid(images: np.ndarray, maps: np.ndarray, labels: list[str], path: Target) -> None:
     """Each uint8 image above its saliency map (integrated gradients)."""
     n = len(images)
@@ -132,6 +194,7 @@ def saliency_grid(images: np.ndarray, maps: np.ndarray, labels: list[str], path:
     _save(fig, path)
 
 
+@_any_script
 def bars(names: list[str], values: list[float], path: Target, title: str) -> None:
     order = np.argsort(values)[-25:]
     fig, ax = _pyplot().subplots(figsize=(7, 0.3 * len(order) + 1.2))
@@ -140,6 +203,7 @@ def bars(names: list[str], values: list[float], path: Target, title: str) -> Non
     _save(fig, path)
 
 
+@_any_script
 def scatter(truth: np.ndarray, pred: np.ndarray, path: Target) -> None:
     """Predicted against true values (regression); the diagonal is a perfect model."""
     fig, ax = _pyplot().subplots(figsize=(5, 5))
@@ -150,6 +214,7 @@ def scatter(truth: np.ndarray, pred: np.ndarray, path: Target) -> None:
     _save(fig, path)
 
 
+@_any_script
 def line(y: list[float], path: Target, title: str, xlabel: str, ylabel: str) -> None:
     """One curve of `y` against its index."""
     plt = _pyplot()

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sw2 import log
+from sw2.engine import threads
 from sw2.engine.trainable import SUPERVISED
 from sw2.errors import UserError
 from sw2.preflight.gradients import gradient_health
@@ -70,7 +71,9 @@ def preflight(spec: Spec, data: Data, task: Task, found: LRSweep | None = None) 
         Check("gradient health", frozenset(), lambda: gradient_health(spec, data, task, examples)),
         *task.preflight(spec, data),
     ]
-    return [v for check in checks for v in check.verdicts(probe.offers, task.name)]
+    verdicts = checks[0].verdicts(probe.offers, task.name)
+    with threads.at_last_choice():  # the checks after it run their own steps too, not only `fit`
+        return verdicts + [v for check in checks[1:] for v in check.verdicts(probe.offers, task.name)]
 
 
 def run_preflight(
@@ -81,7 +84,7 @@ def run_preflight(
     verdicts = preflight(spec, data, task, found)
     seconds = time.perf_counter() - t0
     for v in verdicts:
-        log.info(v.line())
+        log.event("preflight", v.line(), **v.to_json())
     log.info(f"sw2: pre-flight took {seconds:.1f} s")
     failed = [v for v in verdicts if v.status == "FAIL"]
     if failed and not force:

@@ -249,14 +249,88 @@ def _id_like(col: pd.Series) -> bool:
     return not pd.api.types.is_numeric_dtype(values) or bool((values == values.round()).all())
 
 
+def _skill(score: float, y: np.ndarray, y_val: np.ndarray, classify: bool) -> float:
+    """A score as the share of the way from guessing (the majority class; R² is that already) to perfect."""
+    if not classify:
+        return score
+    values, counts = np.unique(y.astype(str), return_counts=True)
+    base = float((y_val.astype(str) == values[np.argmax(counts)]).mean())
+    return (score - base) / max(1 - base, 1e-12)
+
+
+def _features(p: Prepared, inputs: dict[str, torch.Tensor], left_out: str) -> np.ndarray:
+    """Rows x features for a linear fit: the encoded numbers and the one-hot categories (of up to 64 values)
+    of every input column but `left_out`."""
+    cols = [inputs["num"][:, i].numpy() for i, c in enumerate(p.encoder.numeric) if c["name"] != left_out]
+    for i, c in enumerate(p.encoder.categories):
+        if c["name"] != left_out and len(c["vocab"]) <= 64:
+            cols += list(inputs["cat"][:, i].numpy()[None, :] == np.arange(1, len(c["vocab"]))[:, None])
+    n = len(next(iter(inputs.values())))
+    return np.stack(cols, 1).astype(np.float64) if cols else np.zeros((n, 0))
+
+
+def _others_skill(p: Prepared, left_out: str, classify: bool) -> float | None:
+    """The skill (`_skill`) on val of a ridge fit on every input column but `left_out` (`_features`): what the
+    rest of the table knows of the target. None when nothing is left to fit."""
+    x, x_val = _features(p, p.train.inputs, left_out), _features(p, p.val.inputs, left_out)
+    if not x.shape[1] or not len(x_val):
+        return None
+    y, y_val = p.train.target.numpy(), p.val.target.numpy()
+    x, x_val = np.c_[np.ones(len(x)), x], np.c_[np.ones(len(x_val)), x_val]
+    targets = (y[:, None] == np.arange(int(y.max()) + 1)[None, :]).astype(np.float64) if classify else y[:, None]
+    w = np.linalg.solve(x.T @ x + 1e-3 * len(x) * np.eye(x.shape[1]), x.T @ targets)
+    pred = x_val @ w
+    if classify:
+        return _skill(float((pred.argmax(1) == y_val).mean()), y, y_val, True)
+    total = ((y_val - y_val.mean()) ** 2).sum()
+    return float(1 - ((y_val - pred[:, 0]) ** 2).sum() / max(total, 1e-12))
+
+
+def _threshold_of_target(col: pd.Series, y: np.ndarray, classify: bool) -> bool:
+    """Whether a column of few values is a function of the target cut at thresholds (each value goes with
+    its own interval of a numeric target, or its own classes): e.g. expensive = price > q. Needs two
+    values seen 5 times or more, among at least 30 rows."""
+    codes, keys = pd.factorize(col, use_na_sentinel=False)  # a missing value is a value of its own
+    counts = np.bincount(codes, minlength=len(keys))
+    if len(y) < 30 or len(keys) > 32 or len(keys) < 2 or (counts >= 5).sum() < 2:
+        return False
+    if classify:  # no class shared by two values, and fewer values than classes (else `_alone_score` sees it)
+        classes, labels = np.unique(y.astype(str), return_inverse=True)
+        pairs = np.unique(labels * len(keys) + codes)  # each (class, value) seen
+        return len(pairs) == len(classes) and len(keys) < len(classes)
+    y = y.astype(float)
+    lo, hi = np.full(len(keys), np.inf), np.full(len(keys), -np.inf)
+    np.minimum.at(lo, codes, y)
+    np.maximum.at(hi, codes, y)
+    order = np.argsort(lo)
+    return bool((hi[order][:-1] < lo[order][1:]).all())
+
+
+def id_columns(p: Prepared) -> Verdict:
+    """Columns that look like row ids (sw2.data.columns): left out of the inputs unless the spec keeps them."""
+    ids = [c for c in p.encoder.columns if c["kind"] == "id"]
+    if not ids:
+        return Verdict("id columns", "PASS", "no column looks like a row id")
+    named = ", ".join(f"'{c['name']}' ({c['reason']})" for c in ids)
+    keep = ", ".join(f"{c['name']}: {'number' if 'row number' in c['reason'] else 'category'}" for c in ids)
+    what, which = ("a row id", "it carries") if len(ids) == 1 else ("row ids", "one carries")
+    return Verdict(
+        "id columns",
+        "WARN",
+        f"left out of the inputs as {what}: {named}; if {which} meaning, keep it with inputs: {{{keep}}}",
+    )
+
+
 def columns(p: Prepared, leak: str | None) -> list[Verdict]:
-    """Constant, mostly missing and leaking columns. `leak` is how a column alone is scored against the
-    target: "accuracy" (one class label per row), "r2" (one number), None (no leak check)."""
+    """Constant, mostly missing, id-like and leaking columns. `leak` is how a column alone is scored against
+    the target: "accuracy" (one class label per row), "r2" (one number), None (no leak check). A column leaks
+    when it alone predicts the target almost perfectly (a row id doing so: FAIL), predicts it far better than
+    all the other columns together, or is the target cut at thresholds."""
     train, val = p.raw_train, p.raw_val
     if train.frame is None:
         return []
-    out: list[Verdict] = []
-    used = [c["name"] for c in p.encoder.numeric + p.encoder.categories]  # text columns: no lookup table
+    out: list[Verdict] = [id_columns(p)] if p.encoder.columns else []
+    used = list(dict.fromkeys(c["name"] for c in p.encoder.numeric + p.encoder.categories))  # text: no lookup table
     constant = [c for c in used + p.encoder.text_columns if train.frame[c].nunique(dropna=False) <= 1]
     out.append(
         Verdict("constant columns", "WARN", f"{', '.join(constant)} never change in train; drop them from inputs")
@@ -287,10 +361,33 @@ def columns(p: Prepared, leak: str | None) -> list[Verdict]:
         status = "WARN"
         msg = f"'{c}' alone predicts the target (val {metric} {best:.3f}); make sure it is not derived from "
         msg += "the label and is known at prediction time"
+    elif derived := _derived(p, scores, y, y_val, classify):
+        status, msg = "WARN", derived + "; make sure it is not derived from the label and is known at prediction time"
     else:
         status, msg = "PASS", f"no column alone predicts the target (best: {c}, val {metric} {best:.3f})"
     out.append(Verdict("leaking column", status, msg))
     return out
+
+
+def _derived(p: Prepared, scores: dict[str, float], y: np.ndarray, y_val: np.ndarray, classify: bool) -> str | None:
+    """Why a column looks derived from the target (cut at thresholds of it, or far better alone than every other
+    column together), else None."""
+    metric = "accuracy" if classify else "R²"
+    for c in scores:
+        if _threshold_of_target(p.raw_train.frame[c], y, classify):
+            what = "classes" if classify else "interval of the target"
+            return f"'{c}' is the target cut at thresholds: each of its values goes with its own {what}"
+    c, best = max(scores.items(), key=lambda kv: kv[1])
+    alone = _skill(best, y, y_val, classify)
+    if alone < 0.6 or not len(p.val):
+        return None
+    others = _others_skill(p, c, classify)
+    if others is not None and others < 0.25 * alone:
+        return (
+            f"'{c}' alone predicts the target far better than all the other columns together (val {metric} "
+            f"{best:.3f}; skill over guessing {alone:.2f}, the others' {others:.2f})"
+        )
+    return None
 
 
 def labels_only_in_test(p: Prepared) -> Verdict:

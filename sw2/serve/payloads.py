@@ -72,7 +72,7 @@ def describe(encoder: Encoder) -> dict[str, Any]:
     if encoder.image_shape is not None:
         c, h, w = encoder.image_shape
         return {"kind": "image", "channels": c, "height": h, "width": w, "send": "images (base64) or files"}
-    columns = {c["name"]: "number" for c in encoder.numeric}
+    columns = {c["name"]: "date" if "date" in c else "number" for c in encoder.numeric}  # a date: its text
     columns |= {c["name"]: "category" for c in encoder.categories}
     columns |= {name: "text" for name in encoder.text_columns}
     kind = "text" if encoder.text_columns and len(columns) == len(encoder.text_columns) else "table"

@@ -1,6 +1,8 @@
-"""What the user sees while training, as a callback: a rich progress bar, a line per epoch, and TensorBoard
-scalars (the running training loss and every number of each epoch's history row). `fit` adds it where the run
-is verbose or has a log folder; a caller may pass its own instead."""
+"""What the user sees while training, as a callback: a line per epoch (an "epoch" event of sw2.log: plain text,
+or the history row as JSON), a rich progress bar only where a person watches (a terminal, `log.interactive`, or
+a notebook; piped or redirected output gets whole lines, no live display), and TensorBoard scalars (the running
+training loss and every number of each epoch's history row). `fit` adds it where the run is verbose or has a
+log folder; a caller may pass its own instead."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from sw2 import log
 from sw2.engine.callbacks.base import Callback
 from sw2.engine.context import Context
 
@@ -38,14 +41,16 @@ class ProgressBar(Callback):
     def _show(self, ctx: Context) -> Progress:
         if self.bar is not None:
             return self.bar
+        console = Console()  # stdout, where the epoch lines go: rich shows them above the bar
+        watched = log.interactive() or (console.is_jupyter and not log.json_output())
         self.bar = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.4f}  {task.fields[metric]}  {task.fields[ips]:,.0f} ex/s"),
             TimeRemainingColumn(),
-            console=Console(stderr=True),
-            disable=not self.verbose,
+            console=console,
+            disable=not (self.verbose and watched),
             transient=False,
         )
         self.task = self.bar.add_task("train", total=ctx.total_steps, epoch="1", loss=float("nan"), metric="", ips=0.0)
@@ -82,7 +87,9 @@ class ProgressBar(Callback):
                 line += f"  val loss {row['val_loss']:.4f}"
             if row.get("val_metric") is not None:
                 line += f"  val {metric} {row['val_metric']:.4f}"
-            bar.console.print(line + f"  lr {row['lr']:.3g}  {row['time']:.1f}s")
+            line += f"  lr {row['lr']:.3g}  {row['time']:.1f}s"
+            fields = {k: v for k, v in row.items() if k != "time"}  # an event's "time" is when it happened
+            log.event("epoch", line, **fields, seconds=row["time"], metric=self.metric or None)
         for k, v in row.items():
             if isinstance(v, int | float) and k not in ("epoch", "step"):
                 self.scalar(k, v, row["step"])

@@ -1,0 +1,154 @@
+"""Column control: what sw2 reads each column as (sw2.data.columns), `inputs:` overriding it, dates as
+features, ids left out with a WARN, a column derived from the target warned of, the task inferred from the
+target, no silent target, and `sw2 spec --columns`."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sw2
+from sw2.api import resolve_spec
+from sw2.data import prepare
+from sw2.data.columns import column_kinds, resolve
+from sw2.errors import UserError
+from sw2.preflight.data_checks import columns
+from sw2.spec import parse_spec
+from sw2.tasks import TASKS
+from tests.conftest import sw2_here
+
+
+def houses(n: int = 300, seed: int = 0) -> pd.DataFrame:
+    """Houses sold on dates, with a row number, a hash-like key, a price that grows with size and season, and
+    `expensive`: the price cut at a threshold (a column derived from the target)."""
+    rng = np.random.default_rng(seed)
+    sold = pd.Timestamp("2019-01-01") + pd.to_timedelta(rng.integers(0, 3 * 365, n), unit="D")
+    frame = pd.DataFrame(
+        {
+            "row": np.arange(n),
+            "key": [f"{v:016x}" for v in rng.integers(0, 2**62, n)],
+            "sold": sold.strftime("%Y-%m-%d"),
+            "size": rng.normal(100, 20, n).round(1),
+            "town": rng.choice(["north", "south", "east"], n),
+        }
+    )
+    summer = np.cos(2 * np.pi * (sold.day_of_year - 180) / 365.25)
+    frame["price"] = (3 * frame["size"] + 60 * summer + rng.normal(0, 40, n)).round(2)
+    frame["expensive"] = np.where(frame["price"] > frame["price"].quantile(0.6), "yes", "no")
+    return frame
+
+
+def kinds_of(frame: pd.DataFrame, inputs="auto", target: str = "price") -> dict[str, str]:
+    return {k.name: k.kind for k in column_kinds(frame, inputs, target)}
+
+
+def prepared(frame: pd.DataFrame, folder, **spec):
+    frame.to_csv(folder / "h.csv", index=False)
+    parsed, _ = resolve_spec({"data": {"path": "h.csv"}, "train": {"epochs": 1}, **spec}, folder)
+    return prepare(parsed, folder, TASKS.get(parsed.task))
+
+
+def test_each_column_is_judged_and_inputs_override_only_the_columns_named():
+    frame = houses()
+    assert kinds_of(frame) == {"row": "id", "key": "id", "sold": "date", "size": "number", "town": "category",
+                               "expensive": "category"}  # fmt: skip
+    declared = {"row": "number", "key": "category", "sold": "ignore", "size": "category", "town": "text"}
+    assert kinds_of(frame, declared) == {"row": "number", "key": "category", "sold": "ignored", "size": "category",
+                                         "town": "text", "expensive": "category"}  # fmt: skip
+    got = {k.name: k.reason for k in column_kinds(frame, {"sold": "date"}, "price")}
+    assert got["sold"] == "inputs: date" and got["row"] == "unique per row and in order (a row number)"
+    assert got["key"].startswith("hash-like")
+    with pytest.raises(UserError, match="inputs: column 'height' is not in the data"):
+        column_kinds(frame, {"height": "number"}, "price")
+
+
+def test_a_bad_input_kind_names_the_column_and_the_kinds():
+    with pytest.raises(UserError) as err:
+        parse_spec({"data": {"path": "h.csv"}, "inputs": {"town": "categroy"}})
+    assert "inputs: column 'town': 'categroy' is not a kind of column (did you mean 'category'?)" in str(err.value)
+    assert "number, category, text, date, ignore" in str(err.value)
+
+
+def test_dates_become_features_and_predict_on_new_rows(tmp_path, caplog):
+    """task: auto on a price infers regress with its line; the date is read as year, month, weekday, day of year
+    (sin/cos) and elapsed days, kept in the bundle, and parsed the same way for new rows."""
+    frame = houses()
+    frame.drop(columns=["expensive"]).to_csv(tmp_path / "h.csv", index=False)
+    spec = {"data": {"path": "h.csv"}, "target": "price", "model": {"name": "mlp"}, "train": {"epochs": 2}}
+    with caplog.at_level(logging.INFO, logger="sw2"):
+        bundle = sw2.train(spec, tmp_path / "b", root=tmp_path, check=False)
+    assert "sw2: task: regress (inferred: target 'price' has 300 distinct numbers" in caplog.text
+    assert "  sold  date      dates (e.g. '" in caplog.text and "  row   id  " in caplog.text  # the columns' table
+    assert bundle.spec.task == "regress" and "r2" in bundle.metrics["test"]
+    parts = [c["date"] for c in bundle.encoder.numeric if c["name"] == "sold"]
+    assert parts == ["year", "month_sin", "month_cos", "weekday_sin", "weekday_cos", "yearday_sin", "yearday_cos",
+                     "days"]  # fmt: skip
+    assert {c["name"] for c in bundle.encoder.numeric} == {"sold", "size"}  # row and key left out
+    assert {c["name"]: c["kind"] for c in bundle.metrics["data"]["columns"]}["key"] == "id"
+    new = pd.DataFrame({"sold": ["2031-07-01", None, "not a date"], "size": [100.0, 120.0, 80.0], "town": "north"})
+    got = bundle.predict(new)  # no row or key column: they are not inputs
+    assert np.isfinite(got).all() and got.shape == (3,)
+    np.testing.assert_allclose(sw2.load(bundle.path).predict(new), got)
+
+
+def test_an_id_column_warns_and_is_left_out(tmp_path):
+    p = prepared(houses().drop(columns=["expensive"]), tmp_path, target="price")
+    got = {v.check: v for v in columns(p, "r2")}["id columns"]
+    assert got.status == "WARN" and "'row' (unique per row and in order (a row number))" in got.message, got
+    assert "'key' (hash-like" in got.message and "inputs: {row: number, key: category}" in got.message
+    assert [c["name"] for c in p.encoder.numeric + p.encoder.categories if c["name"] in ("row", "key")] == []
+    kept = prepared(houses().drop(columns=["expensive"]), tmp_path, target="price", inputs={"row": "number"})
+    assert "row" in [c["name"] for c in kept.encoder.numeric]
+
+
+def test_a_column_derived_from_the_target_warns(tmp_path):
+    p = prepared(houses(), tmp_path, target="price")
+    got = {v.check: v for v in columns(p, "r2")}["leaking column"]
+    assert got.status == "WARN" and "'expensive' is the target cut at thresholds" in got.message, got
+    rng = np.random.default_rng(1)
+    frame = houses().drop(columns=["expensive"]).assign(price=rng.normal(300, 60, 300))  # the rest tell nothing
+    frame["appraisal"] = frame["price"] + rng.normal(0, 15, len(frame))  # a noisy copy: far better than the rest
+    got = {v.check: v for v in columns(prepared(frame, tmp_path, target="price"), "r2")}["leaking column"]
+    assert got.status == "WARN" and "'appraisal' alone predicts the target far better" in got.message, got
+    honest = prepared(houses().drop(columns=["expensive"]), tmp_path, target="price")
+    assert {v.check: v for v in columns(honest, "r2")}["leaking column"].status == "PASS"
+
+
+def test_task_inferred_and_a_wrong_task_gets_advice_about_the_task(tmp_path, caplog):
+    houses().to_csv(tmp_path / "h.csv", index=False)
+    with caplog.at_level(logging.INFO, logger="sw2"):
+        spec = resolve(parse_spec({"data": {"path": "h.csv"}, "target": "expensive"}), tmp_path)
+    assert (
+        spec.task == "classify" and "task: classify (inferred: target 'expensive' has 2 distinct values" in caplog.text
+    )
+    spec = parse_spec({"data": {"path": "h.csv"}, "target": "price", "task": "classify"})
+    with pytest.raises(UserError, match="target 'price' has 300 distinct numbers: use task: regress"):
+        prepare(spec, tmp_path, TASKS.get("classify"))
+
+
+def test_no_target_names_the_columns_to_choose_from(tmp_path, caplog):
+    houses().to_csv(tmp_path / "h.csv", index=False)
+    with pytest.raises(UserError) as err:
+        resolve(parse_spec({"data": {"path": "h.csv"}}), tmp_path)
+    assert "the spec names no target: and the data has no 'label' column" in str(err.value)
+    assert "one of row, key, sold, size, town, price, expensive" in str(err.value)
+    houses().rename(columns={"expensive": "label"}).to_csv(tmp_path / "h.csv", index=False)
+    with caplog.at_level(logging.INFO, logger="sw2"):
+        spec = resolve(parse_spec({"data": {"path": "h.csv"}}), tmp_path)
+    assert spec.target == "label" and "target: 'label' (the spec names none" in caplog.text
+
+
+def test_spec_columns_prints_the_kinds_without_training(tmp_path):
+    houses().to_csv(tmp_path / "h.csv", index=False)
+    res = sw2_here("spec", "--columns", "h.csv", "--target", "price", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "task: regress (target 'price' has 300 distinct numbers)" in res.stdout
+    lines = res.stdout.splitlines()
+    assert "  row        id        unique per row and in order (a row number)" in lines, lines
+    assert "  sold       date      dates (e.g. '" in res.stdout and "price " not in res.stdout
+    assert not (tmp_path / "runs").exists()
+    res = sw2_here("spec", "--columns", "h.csv", "--target", "cost", cwd=tmp_path)
+    assert res.returncode == 2 and "no column 'cost'" in res.stderr
