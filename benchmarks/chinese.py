@@ -15,7 +15,8 @@ Nothing here is committed data: each set is fetched at run time with the registr
   李白, 杜甫, 白居易 wrote the poem (its lines only: no title, no author), 1,000 poems each (seed 0).
 - manpages_zh: Debian's manpages-zh (GFDL / GPL / BSD, per page): Simplified Chinese manual pages, mixed with
   English option names, commands and identifiers; which section a paragraph comes from (1 user commands,
-  3 library calls, 7 overviews, 8 administration), 750 paragraphs each of at least 20 characters with CJK.
+  3 library calls, 7 overviews, 8 administration), 750 paragraphs each of 20 to 1,000 characters with CJK
+  (longer ones are tables and code run together by the simple roff reader).
 - manpages_ja: Debian's manpages-ja (each page under its original's licence, DFSG free): Japanese manual
   pages, sections 1, 5 (file formats), 7, 8 the same way.
 
@@ -180,7 +181,9 @@ def _manpages(package: str, lang: str, sections: tuple[str, ...]) -> pd.DataFram
             except (UnicodeDecodeError, OSError):
                 continue
             rows += [
-                {"text": p, "y": f"man{section}"} for p in roff_paragraphs(source) if len(p) >= 20 and CJK.search(p)
+                {"text": p, "y": f"man{section}"}
+                for p in roff_paragraphs(source)
+                if 20 <= len(p) <= 1000 and CJK.search(p)
             ]
     return _draw(pd.DataFrame(rows).drop_duplicates("text"), 750)
 

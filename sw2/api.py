@@ -136,7 +136,7 @@ def train(
         if cv_record is not None:
             (folder / "cv.json").write_text(json.dumps(cv_record, indent=2))
         finish(folder, task, data, spec, metrics, scored, outcomes, attach)
-        provenance.write(folder, spec, base, data.raw_test)  # sw2 report / test then need no --spec
+        provenance.write(folder, spec, base, data.raw_test)  # after save's spec.yaml, preprocess.json: it binds them
 
     stamp = fingerprint(data.fingerprint, name)
     path = write_bundle(out, result, best.arch, data.encoder, spec, metrics, stamp, task.metric, fill)

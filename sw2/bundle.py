@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
+from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
@@ -34,13 +35,14 @@ from sw2.data.encode import Encoder
 from sw2.data.examples import Examples
 from sw2.data.images import IMAGE_SUFFIXES, decode
 from sw2.data.sources import read_table
+from sw2.data.sources.sniff import decodes, encoding_of, sample
 from sw2.data.sources.tables import row_ids
 from sw2.errors import UserError
 from sw2.files import within
 from sw2.models import build
 from sw2.outputs import BUNDLE_FILES, MANIFEST, REQUIRED, check_replaceable, manifest
 from sw2.plugins import BACKENDS
-from sw2.spec import Spec, parse_spec
+from sw2.spec import DataSpec, Spec, parse_spec
 from sw2.tasks import TASKS
 from sw2.yamlfile import load_yaml
 
@@ -202,8 +204,10 @@ class Bundle:
         return list(self.model.keys()) if type(self.model) is torch.nn.ModuleDict else []  # as `rebuild` makes it
 
     # ---- turning user input into examples ----------------------------------------------------
-    def examples(self, data: Any) -> Examples:
-        """Examples from a DataFrame, a list of dicts, a CSV/Parquet path, image paths, a folder or an array."""
+    def examples(self, data: Any, sep: str | None = None, encoding: str | None = None) -> Examples:
+        """Examples from a DataFrame, a list of dicts, a CSV/Parquet path, image paths, a folder or an array;
+        a file of rows read with `sep` / `encoding` where given (as data.sep / data.encoding), else as
+        `reading` finds."""
         self.task.check_use(self, "predict")
         enc = self.encoder
         if isinstance(data, Examples):
@@ -225,7 +229,13 @@ class Bundle:
         if enc.image_shape is None:
             if len(paths) != 1:
                 raise UserError("give one CSV or Parquet file of rows to predict")
-            frame = read_table(paths[0], self.spec.data.sep, self.spec.data.encoding)
+            sep, encoding = reading(paths[0], self.spec.data, sep, encoding)
+            try:
+                frame = read_table(paths[0], sep, encoding)
+            except UserError as err:  # its advice names data.encoding, which a file to predict does not read
+                if "data.encoding" not in str(err):
+                    raise
+                raise UserError(f"{err}; for a file to predict: sw2 predict --encoding ENC") from None
             rows = self.examples(frame)
             rows.ids = row_ids(frame)  # as the sources number rows: doctor's label_errors.csv and predict agree
             return rows
@@ -261,6 +271,38 @@ class Bundle:
         """Text a language model writes after `prompt`: `tokens` new tokens; options as the task's `generate`
         (temperature, top_k, seed, cache)."""
         return self.task.generate(self, prompt, tokens=tokens, **options)
+
+
+def reading(path: Path, data: DataSpec, sep: str | None, encoding: str | None) -> tuple[str | None, str | None]:
+    """How to read a new file of rows (sw2 predict): `sep` and `encoding` where given (checked as data.sep and
+    data.encoding are), else the training spec's `data.sep` / `data.encoding` where this file is written so
+    too, else (None) as the file's first megabyte shows. A spec's encoding is not taken for a file marked by
+    a byte-order mark, nor for UTF-8 with non-ASCII text (legacy encodings such as GB18030 decode such bytes
+    into other characters without an error), nor where it does not decode the file; the spec's delimiter not
+    for a file whose first line does not hold it."""
+    if sep is not None or encoding is not None:
+        try:
+            given = DataSpec(path=str(path), sep=sep, encoding=encoding)
+        except ValidationError as err:
+            problem = err.errors()[0]
+            raise UserError(f"--{problem['loc'][0]}: {problem['msg'].removeprefix('Value error, ')}") from None
+        sep, encoding = given.sep, given.encoding
+    parquet = path.suffix.lower() in (".parquet", ".pq", ".jsonl", ".json")
+    if parquet or not path.is_file() or (sep is not None and encoding is not None):
+        return sep or data.sep, encoding or data.encoding
+    try:
+        head = sample(path)
+    except OSError:
+        return sep or data.sep, encoding or data.encoding  # read_table says what is wrong
+    found = encoding_of(head)
+    if encoding is None and data.encoding is not None:
+        marked = found in ("utf-8-sig", "utf-16") or (found == "utf-8" and not head.isascii())
+        encoding = None if marked or decodes(head, data.encoding) is None else data.encoding
+    if sep is None and data.sep is not None:
+        text = decodes(head, encoding or found) if (encoding or found) else None
+        first = text.splitlines()[0] if text else ""
+        sep = data.sep if data.sep in first else None
+    return sep, encoding
 
 
 def _image_files(paths: Iterable[Path]) -> Iterable[Path]:

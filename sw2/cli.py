@@ -106,7 +106,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from sw2.api import load, predictions
 
     bundle = load(args.bundle, backend=args.backend)
-    examples = bundle.examples(args.inputs if len(args.inputs) > 1 else args.inputs[0])
+    examples = bundle.examples(args.inputs if len(args.inputs) > 1 else args.inputs[0], args.sep, args.encoding)
     table = predictions(bundle, examples, top=args.top, keep=keep)
     if output is not None:
         prediction_table.write(table, output)
@@ -339,25 +339,35 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
+    """One answer: as text (written as it is: no rich markup read into a schema or a column's name), or under
+    --log-format json as one JSON object ("schema", "reference", "columns", "spec")."""
     from sw2.spec import dump_spec, json_schema, load_spec
 
     if args.schema:
-        print(json.dumps(json_schema(), indent=2))
+        schema = json_schema()
+        kind, fields, text = "schema", {"schema": schema}, json.dumps(schema, indent=2) + "\n"
     elif args.reference:
         from sw2.spec_reference import render
 
-        print(render(), end="")
+        markdown = render()
+        kind, fields, text = "reference", {"markdown": markdown}, markdown
     elif args.columns:
         from sw2.api import columns
         from sw2.data.columns import kinds_table
 
         task, kinds = columns(args.columns, args.target)
-        print(f"task: {task}" if task else "task: give --target COLUMN to see the task sw2 infers")
-        print("columns:\n" + "\n".join(kinds_table(kinds)))
+        kind, fields = "columns", {"data": str(args.columns), "task": task, "columns": [k.to_json() for k in kinds]}
+        said = f"task: {task}" if task else "task: give --target COLUMN to see the task sw2 infers"
+        text = "\n".join([said, "columns:", *kinds_table(kinds)]) + "\n"
     elif args.spec:
-        print(dump_spec(load_spec(args.spec)[0]), end="")
+        text = dump_spec(load_spec(args.spec)[0])
+        kind, fields = "spec", {"spec": str(args.spec), "yaml": text}
     else:
         raise UserError("sw2 spec: give a spec file to resolve, or --schema, or --reference, or --columns DATA")
+    if console.json:
+        console.event(kind, **fields)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -484,6 +494,14 @@ def parser() -> argparse.ArgumentParser:
         "row number as a spreadsheet shows it (header = 1), as in sw2 doctor's label_errors.csv",
     )  # fmt: skip
     pr.add_argument("--backend", default="torch", help="runtime: torch (eager PyTorch) or onnx (needs sw2 export)")
+    pr.add_argument(
+        "--sep", help="the delimiter of the CSV, e.g. ';' or tab (default: the training spec's data.sep where the "
+        "file's first line holds it, else sniffed)",
+    )  # fmt: skip
+    pr.add_argument(
+        "--encoding", help="the text encoding of the CSV, e.g. utf-8, gb18030 (default: the training spec's "
+        "data.encoding where the file is written so, else sniffed)",
+    )  # fmt: skip
     pr.set_defaults(func=cmd_predict)
 
     g = sub.add_parser("generate", help="text that a language model (task: generate_text) writes after a prompt")

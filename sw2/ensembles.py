@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sw2 import log
+from sw2 import log, provenance
 from sw2.bundle import Bundle, save, write_atomic
 from sw2.errors import UserError
 from sw2.finish import finish, model_tests
@@ -82,6 +82,7 @@ def combine(bundles: list[Bundle], out: Path, spec: Spec, root: Path, attach: di
         arch = {"name": "ensemble", "kwargs": kwargs}
         save(folder, model, arch, first.encoder, spec, metrics, [], fingerprint(data.fingerprint, "ensemble"))
         finish(folder, task, data, spec, metrics, scored, outcomes, attach)
+        provenance.write(folder, spec, root, data.raw_test)  # its own record: `spec` may not be a member's
 
     path = write_atomic(out, fill)
     shown = {s: round(metrics[s][task.metric], 4) for s in ("val", "test") if s in metrics}

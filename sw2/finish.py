@@ -11,6 +11,7 @@ import torch
 
 from sw2 import log
 from sw2.bundle import Bundle
+from sw2.engine import threads
 from sw2.evaluation import reference
 from sw2.evaluation.model_tests import Outcome, Subject, junit_xml, run_tests
 from sw2.run_report import write_report
@@ -47,7 +48,8 @@ def finish(
     for name, source in (attach or {}).items():
         (folder / name).write_bytes(source.read_bytes())
     if "test" in metrics or "val" in metrics:  # last: the report reads the files above
-        report_at_training(Bundle(folder), data, scored.outputs)
+        with threads.at_last_choice():  # its forward passes (saliency, calibration) are not a training loop
+            report_at_training(Bundle(folder), data, scored.outputs)
 
 
 def report_at_training(bundle: Bundle, data: Any, outputs: dict[str, torch.Tensor]) -> None:

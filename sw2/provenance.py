@@ -4,9 +4,16 @@ and `sw2 test` work from the bundle alone — while a bundle from anyone else st
 provenance.json, written into the bundle at training:
 
     {"version": 1, "name": "rows", "task": "classify", "target": "y",
+     "bundle": {"spec.yaml": "c3…", "preprocess.json": "0d…"},
      "files": {"data.path": {"named": "rows.csv", "path": "/home/me/rows.csv", "size": 4821, "sha256": "9f…"}},
      "test_rows": {"n": 24, "sha256": "51…", "ids": ["3", "17", …]},
      "mac": "…"}
+
+`bundle`: the sha256 of the bundle's own spec.yaml and preprocess.json (written before the record), so a record
+is good in the bundle it was written for alone: moved into another bundle of the same name, task and target,
+it is refused. These two files say which data is read and how (the spec's paths and split, the encoder); the
+model's weights are not bound, so that `sw2 compress`'s variants (new weights, the same spec.yaml and
+preprocess.json) keep the record and an ensemble writes its own.
 
 `files`: each file the spec names outside training itself (data.path, data.test_path, data.exclude, an examples
 test's path), with the spec's own words for it (`named`), its resolved absolute path, its size and sha256 (a
@@ -18,7 +25,9 @@ The signature: `mac` is HMAC-SHA256 over the record's canonical JSON (sorted key
 32 random bytes that sw2 creates on first use at cache_dir()/provenance.key ($SW2_CACHE or ~/.cache/sw2;
 the file 0600, never replaced once there). Only this user's sw2 can sign, so a record from another machine,
 an edited one or an unsigned one fails, and the bundle's paths outside itself are refused as before. A
-genuine record lends its paths only to the spec that names them as it does (`named`, name, task, target).
+genuine record lends its paths only to the spec that names them as it does (`named`, name, task, target), in
+the bundle it was written for (`bundle`); a crafted one (a link, nested past Python's limits) fails as an edited
+one does, in one line.
 A key readable by others is not trusted; a cleared cache forgets the key, and older bundles then ask for
 --spec as a bundle from elsewhere does. What this proves is that the user's sw2 read these files for this
 spec — not who trained the weights. The record holds the user's absolute paths: sharing a bundle shares them.
@@ -45,6 +54,7 @@ RECORD = "provenance.json"
 LISTED_IDS = 10_000  # test row ids listed in the record up to this many (their digest always)
 REFUSED = "does not lie inside the bundle, and a bundle cannot make sw2 read files outside itself"
 ASK = "give your spec file with --spec, or the data with --data"
+BOUND = ("spec.yaml", "preprocess.json")  # the bundle's own files a record is bound to (`bundle`)
 
 
 def key_file() -> Path:
@@ -64,6 +74,7 @@ def write(folder: Path, spec: Spec, root: Path, test: Any) -> None:
     record: dict[str, Any] = {"version": 1, "name": spec.name, "task": spec.task, "target": spec.target}
     named = [(field, name) for field, name in spec.named_paths() if not field.startswith("train.")]
     try:
+        record["bundle"] = _bound(folder)
         record["files"] = {f: {"named": name, **_print(root / name)} for f, name in named if (root / name).exists()}
     except OSError as err:  # a file that vanished or cannot be read now: the bundle is still written
         log.warning(f"the bundle does not record its data ({err}); sw2 report and sw2 test will need --spec")
@@ -134,6 +145,8 @@ def check_rows(bundle: Path, spec: Spec, test: Any) -> None:
 def _authentic(bundle: Path, spec: Spec) -> tuple[dict[str, Any] | None, str]:
     """The bundle's record if this user's sw2 signed it for this spec, else None and why not."""
     file = bundle / RECORD
+    if file.is_symlink():  # sw2 reads a bundle's own files only, as Bundle refuses links out of it
+        return None, f"its {RECORD} is a link, not a file as sw2 writes it"
     if not file.is_file():
         return None, f"the bundle holds no {RECORD} (trained by an older sw2, or not by sw2)"
     try:
@@ -142,21 +155,29 @@ def _authentic(bundle: Path, spec: Spec) -> tuple[dict[str, Any] | None, str]:
         record = json.loads(file.read_text(encoding="utf-8"))
         mac = record.pop("mac")
         _check_shape(record)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):  # RecursionError: nesting
         return None, f"its {RECORD} is not as sw2 writes it"
     key, problem = _key(create=False)
     if key is None:
         return None, problem
-    if not (isinstance(mac, str) and hmac.compare_digest(mac, _mac(key, record))):
+    if not (isinstance(mac, str) and mac.isascii() and hmac.compare_digest(mac.encode(), _mac(key, record).encode())):
         return None, f"its {RECORD} is not signed by your sw2's key (written elsewhere, or edited)"
     if [record.get(k) for k in ("name", "task", "target")] != [spec.name, spec.task, spec.target]:
         return None, f"its {RECORD} was written for another spec (its name, task or target differ)"
+    try:
+        own = _bound(bundle)
+    except OSError as err:
+        return None, f"its {', '.join(BOUND)} cannot be read ({err})"
+    if record["bundle"] != own:
+        return None, f"its {RECORD} was written for another bundle (its {' or '.join(BOUND)} differ)"
     return record, ""
 
 
 def _check_shape(record: Any) -> None:
     """TypeError/KeyError unless `record` is shaped as `write` writes it."""
     files = record["files"]
+    if not isinstance(record["bundle"], dict):
+        raise TypeError("bundle")
     if not isinstance(files, dict) or not all(
         isinstance(e, dict) and isinstance(e["path"], str) and isinstance(e["named"], str) for e in files.values()
     ):
@@ -194,6 +215,19 @@ def _mac(key: bytes, record: dict[str, Any]) -> str:
     return hmac.new(key, canonical.encode("ascii"), hashlib.sha256).hexdigest()
 
 
+def _bound(folder: Path) -> dict[str, str]:
+    """The sha256 of each of the bundle's files a record is bound to (BOUND)."""
+    return {name: _sha256(folder / name) for name in BOUND}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _digest(ids: list[str]) -> str:
     return hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()
 
@@ -207,10 +241,7 @@ def _print(path: Path) -> dict[str, Any]:
         for name, size in found:
             digest.update(f"{name}\t{size}\n".encode())
         return {"path": str(path), "size": sum(s for _, s in found), "files": len(found), "sha256": digest.hexdigest()}
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return {"path": str(path), "size": path.stat().st_size, "sha256": digest.hexdigest()}
+    return {"path": str(path), "size": path.stat().st_size, "sha256": _sha256(path)}
 
 
 def _what_changed(then: dict[str, Any], now: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from sw2 import __version__
 from sw2.bundle import save, write_atomic
@@ -21,12 +22,26 @@ from sw2.engine.hardware import cpu_model
 from sw2.engine.trainable import Trainable
 from sw2.evaluation import plots
 from sw2.outputs import checkpoint_dir
-from sw2.spec import Spec, dump_spec
+from sw2.spec import Spec
+
+UNKEYED = ("tracking",)  # where a run is logged is no part of what it trains
+KEYED_WHEN_SET = (("data", "sep"), ("data", "encoding"), ("data", "split", "by"), ("data", "split", "group"))
 
 
 def run_key(spec: Spec, data_print: str) -> str:
-    """Which spec and data a checkpoint belongs to (taken before `lr: auto` is resolved)."""
-    return hashlib.sha256((dump_spec(spec) + data_print).encode()).hexdigest()
+    """Which spec and data a checkpoint belongs to (taken before `lr: auto` is resolved): the resolved spec
+    but its UNKEYED sections, and the fields of KEYED_WHEN_SET only where set, so that a checkpoint of an sw2
+    without them, or of another tracking URI, still resumes."""
+    raw = spec.model_dump(mode="json")
+    for section in UNKEYED:
+        raw.pop(section, None)
+    for *parents, last in KEYED_WHEN_SET:
+        part = raw
+        for p in parents:
+            part = part.get(p) or {}
+        if last in part and part[last] is None:
+            del part[last]
+    return hashlib.sha256((yaml.safe_dump(raw, sort_keys=False) + data_print).encode()).hexdigest()
 
 
 def train_model(

@@ -91,7 +91,7 @@ class SplitSpec(Strict):
 class DataSpec(Strict):
     source: Annotated[str, OneOf(SOURCES, "auto", "text")] = Field(
         "auto",
-        description="auto picks from the path (.csv, .tsv, .txt, .jsonl, .parquet, IDX folder, image folder, "
+        description="auto picks from the path (.csv, .tsv, .tab, .txt, .jsonl, .parquet, IDX folder, image folder, "
         ".tar.gz; a plain text file for task: generate_text); package = a data set shipped by a package "
         "(data.name); text = the text file of a language model (read by sw2.data.corpus); or a registered data source",
     )

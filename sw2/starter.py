@@ -21,7 +21,7 @@ import yaml
 
 from sw2 import __version__
 from sw2.data import idx
-from sw2.data.columns import LEFT_OUT, column_kinds, infer_task, kinds_table
+from sw2.data.columns import LEFT_OUT, column_kinds, infer_task, kinds_table, printable
 from sw2.data.images import IMAGE_SUFFIXES, is_archive
 from sw2.data.sources import read_table
 from sw2.errors import UserError
@@ -53,8 +53,13 @@ def starter_spec(data: Path, out: Path, target: str | None) -> str:
         body = _images(data, target)
     else:
         body = _table(data, target)
-    text = "\n".join(head + body + _next(out)).replace("THIS_FILE", str(out)) + "\n"
-    parse_spec(yaml.safe_load(text), str(out))  # what sw2 init writes always loads
+    lines = [line.replace("THIS_FILE", printable(out)) for line in head + body + _next(out)]
+    text = "\n".join(lines) + "\n"
+    written = yaml.safe_load(text)
+    fields = [line.split(":", 1)[0] for line in lines if line and line[0] not in "# "]
+    if not isinstance(written, dict) or list(written) != fields:  # a name in the data wrote a field of its own
+        raise UserError(f"{data}: its names would write fields of their own into the spec; rename its columns")
+    parse_spec(written, str(out))  # what sw2 init writes always loads
     return text
 
 
@@ -64,7 +69,7 @@ def _table(path: Path, target: str | None) -> list[str]:
     if target is None:
         if "label" not in columns:
             raise UserError(
-                f"{path}: give the column to predict with --target, one of: {', '.join(columns[:20])}"
+                f"{path}: give the column to predict with --target, one of: {', '.join(map(printable, columns[:20]))}"
                 + (" ..." if len(columns) > 20 else "")
             )
         target = "label"
@@ -96,7 +101,7 @@ def _table(path: Path, target: str | None) -> list[str]:
         f"--target {target}` prints them again; training judges its training rows; ids and ignored columns are "
         "left out of the model's inputs):"
     )
-    lines += ["#" + line.replace("\n", " ") for line in kinds_table(kinds)]
+    lines += ["#" + line for line in kinds_table(kinds)]  # printable: a name cannot end its comment
     lines += [f"# To override a column's kind, uncomment it (kinds: {' | '.join(INPUT_KINDS)}):", "# inputs:"]
     lines += [f"#   {_scalar(k.name)}: {'ignore' if k.kind in LEFT_OUT else k.kind}" for k in kinds[:30]]
     lines += _say(
@@ -175,27 +180,33 @@ def _images(path: Path, target: str | None) -> list[str]:
 def _next(out: Path) -> list[str]:
     return [
         "# Next:",
-        f"#   sw2 check {out}    the pre-flight checks: is the data learnable, the setup sound (seconds)",
-        f"#   sw2 train {out}    train, test and write the bundle with its report.html",
+        f"#   sw2 check {printable(out)}    the pre-flight checks: is the data learnable, the setup sound (seconds)",
+        f"#   sw2 train {printable(out)}    train, test and write the bundle with its report.html",
     ]
 
 
 def _say(text: str, indent: str = "") -> list[str]:
-    """`text` as comment lines of at most WIDTH characters."""
-    return [f"{indent}# {line}" for line in textwrap.wrap(text, WIDTH - len(indent) - 2, break_on_hyphens=False)]
+    """`text` as comment lines of at most WIDTH characters (printable: nothing of the data ends a comment)."""
+    wrapped = textwrap.wrap(printable(text), WIDTH - len(indent) - 2, break_on_hyphens=False)
+    return [f"{indent}# {line}" for line in wrapped]
 
 
 def _scalar(value: str) -> str:
-    """`value` as a YAML scalar: plain where it reads back as the same string, else double-quoted."""
+    """`value` as a YAML scalar: plain where it reads back as the same string, else double-quoted with every
+    character that does not print escaped (YAML breaks a line at \\x85 and \\u2028, which JSON leaves raw)."""
     if re.fullmatch(r"[A-Za-z0-9_./][A-Za-z0-9_./ -]*[A-Za-z0-9_./]|[A-Za-z0-9_]", value):
         try:
             if yaml.safe_load(value) == value:
                 return value
         except yaml.YAMLError:
             pass
-    return json.dumps(value, ensure_ascii=False)
+    quoted = json.dumps(value, ensure_ascii=False)
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
+                   for c in quoted)  # fmt: skip
 
 
 def _comment(value: object) -> str:
-    """`value` on one comment line."""
-    return " ".join(str(value).split()) if not isinstance(value, float) or not pd.isna(value) else "(missing)"
+    """`value` on one comment line, printable."""
+    if isinstance(value, float) and pd.isna(value):
+        return "(missing)"
+    return printable(" ".join(str(value).split()))

@@ -152,3 +152,85 @@ def test_spec_columns_prints_the_kinds_without_training(tmp_path):
     assert not (tmp_path / "runs").exists()
     res = sw2_here("spec", "--columns", "h.csv", "--target", "cost", cwd=tmp_path)
     assert res.returncode == 2 and "no column 'cost'" in res.stderr
+
+
+# ---- review mends (unit level, no training) ------------------------------------------------------------
+def test_numbers_with_thousands_separators_are_no_dates_and_no_ids():
+    """C4: "1,037.5" was judged a date (the year 2037) and unique rising "1.037,00" an id (dropped)."""
+    from sw2.data.columns import _may_be_dates
+
+    rising = pd.Series([f"{1000 + 37 * i:,}.5" for i in range(40)])  # 1,000.5 1,037.5 ...
+    european = rising.str.replace(",", "X").str.replace(".", ",").str.replace("X", ".")  # 1.000,5 1.037,5 ...
+    for values in (rising, european):
+        assert not _may_be_dates(values), values.iloc[1]
+        assert kinds_of(pd.DataFrame({"n": values, "price": 1.0})) == {"n": "category"}, values.iloc[1]
+    for dates in (["2020-01-02"], ["02.01.2020"], ["Jan 5, 2020"], ["2020-03"], ["5/1/20 10:00"]):
+        assert _may_be_dates(pd.Series(dates * 30)), dates
+
+
+def test_a_rising_measurement_is_a_number_and_a_row_count_an_id():
+    """C6: a sorted unique integer feature (years 1980..2019) was dropped as a row id."""
+    frame = pd.DataFrame({"year": np.arange(1980, 2020), "row": np.arange(1, 41), "order_id": np.arange(5000, 5040)})
+    subset = pd.DataFrame({"n": np.sort(np.random.default_rng(0).choice(1000, 700, replace=False))})  # a split's rows
+    assert kinds_of(frame.assign(price=1.0)) == {"year": "number", "row": "id", "order_id": "id"}
+    assert kinds_of(subset.assign(price=1.0)) == {"n": "id"}
+
+
+def test_parse_dates_refuses_now_impossible_years_and_long_values():
+    """C7: "now"/"today" parsed as the current time and "-1" as the year -1; S2: a long value held the parser
+    (quadratic) for minutes."""
+    import time
+
+    from sw2.data.dates import parse_dates
+
+    for fmt in (None, "mixed", "%Y-%m-%d"):
+        parsed, _ = parse_dates(pd.Series(["2020-01-02", "now", "today", "-1", "3000-01-01", None] * 4), fmt)
+        assert parsed.notna().tolist() == [True, False, False, False, False, False] * 4, fmt
+    start = time.perf_counter()
+    for value in ("2020-01-0" + "1" * 10**6, "1" * 10**5):
+        assert parse_dates(pd.Series([value]), "mixed")[0].isna().all()
+        assert parse_dates(pd.Series([value, "2020-01-01"]))[0].notna().tolist() == [False, True]
+    assert time.perf_counter() - start < 1
+
+
+def test_a_datetime_column_keeps_one_format_for_every_batch():
+    """C5: a column already of dates (Parquet, JSON) saved no format, so each predicted batch guessed its own:
+    "01/02/2020" alone was 2 January, beside "13/02/2020" 1 February."""
+    from sw2.data.dates import parse_dates
+    from sw2.data.encode import _date_stats
+
+    train = pd.Series(pd.date_range("2020-01-01", periods=30), name="d")
+    assert parse_dates(train)[1] == "ISO8601"
+    fmt = _date_stats(train, "d")[0]["format"]
+    alone, beside = (parse_dates(pd.Series(batch), fmt)[0] for batch in (["2020-02-01"], ["2020-02-01", "2020-02-13"]))
+    assert alone.iloc[0] == beside.iloc[0] == pd.Timestamp("2020-02-01", tz="UTC")
+
+
+def test_a_judged_date_column_is_parsed_once(monkeypatch):
+    """D4: column_kinds and the encoder each parsed every date column in full; the encoder now takes the values
+    judging parsed, and reads the same numbers from them."""
+    import sw2.data.encode as encode
+    from sw2.data.examples import Examples
+
+    frame = houses().drop(columns=["price", "expensive"])
+    kinds = column_kinds(frame, "auto", "price")
+    dated = next(k for k in kinds if k.kind == "date")
+    assert dated.dates is not None and dated.date_format == "%Y-%m-%d" and "dates" not in dated.to_json()
+    ex = Examples(target=np.zeros(len(frame)), frame=frame)
+    fresh = encode.Encoder.fit(ex, None, [type(k)(k.name, k.kind, k.reason) for k in kinds]).numeric
+
+    def no_second_parse(*args, **kwargs):
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(encode, "parse_dates", no_second_parse)
+    assert encode.Encoder.fit(ex, None, kinds).numeric == fresh
+
+
+def test_column_names_print_on_their_own_line():
+    """S1: a column name holding \\r, \\x85 or \\u2028 ended its line in `sw2 spec --columns` and in a YAML comment."""
+    from sw2.data.columns import kinds_table, printable
+
+    frame = pd.DataFrame({"a\rb\x85c\u2028d\u2029e\x1b[2J": np.arange(30) % 3, "价格": 1.0, "price": 1.0})
+    lines = kinds_table(column_kinds(frame, "auto", "price"))
+    assert lines[0].startswith("  a\\rb\\x85c\\u2028d\\u2029e\\x1b[2J  number") and lines[0].isprintable(), lines
+    assert len(lines) == 2 and lines[1].startswith("  价格") and printable("价格 x") == "价格 x"

@@ -75,6 +75,8 @@ def test_pruned_conv_net_is_physically_smaller_and_loads(digits: Bundle, both) -
     assert r["pruned eager fp32"]["value"] > 0.8  # fine-tuned: pruning alone leaves it far lower
     record = json.loads((both.out / "pruned" / "compress.json").read_text())
     assert record["prune"] == 0.5 and record["fine_tune"] == 0.25 and record["passed"]
+    signed = (digits.path / "provenance.json").read_text()  # its data record: sw2 report/test need no --spec
+    assert all((both.out / v / "provenance.json").read_text() == signed for v in ("int8", "pruned", "pruned-int8"))
 
 
 def digit_images() -> np.ndarray:

@@ -3,7 +3,7 @@ they, the Dockerfile and the server agree (paths probed, port, Secret and its ke
 memory); the image is pinned (base and app by digest, packages by a hashed lock without the training-only
 ones) and holds only the bundle files serving reads; its command serves an exported bundle of just those files
 here, with the packages the image leaves out unimportable. No image is built: no container daemon runs on this
-machine and its base image's registry (Docker Hub) is unreachable (README, Deploy). The Prometheus Operator's
+machine and its base image's registry (Docker Hub) is unreachable (docs/deploy.md, Deploy). The Prometheus Operator's
 ServiceMonitor is a custom resource the 1.32 schemas do not know: it is checked field by field, not validated."""
 
 from __future__ import annotations

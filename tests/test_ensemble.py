@@ -45,6 +45,7 @@ def test_ensemble_bundle_scores_predicts_tests_and_exports(members: list[Bundle]
     assert b.metrics["test"]["accuracy"] >= min(accs)
     assert b.metrics["training"]["members"]["test"] == accs
     assert (b.path / "tests.xml").is_file() and (b.path / "report.html").is_file()
+    assert (b.path / "provenance.json").is_file()  # its own signed data record: sw2 report/test need no --spec
     rows = load_wine(as_frame=True).frame.drop(columns="target").head(20)
     probs = b.predict_proba(rows)
     assert probs.shape == (20, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)

@@ -146,3 +146,81 @@ def test_init_for_an_image_folder_and_what_it_refuses(tmp_path):
     assert not (tmp_path / "x.yaml").exists() and not (tmp_path / "spec.yaml").exists()
     res = sw2_here("init", "imgs", "--out", "img.yaml", "--force", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
+
+
+def test_spec_answers_go_to_stdout_as_written_or_as_one_json_object(tmp_path):
+    """`sw2 spec` writes each answer as it is (a column named like rich markup stays as named), or under
+    --log-format json one JSON object; the CLI's bare prints all go to stderr."""
+    import ast
+    import json
+
+    import sw2.cli
+
+    calls = [n for n in ast.walk(ast.parse(Path(sw2.cli.__file__).read_text())) if isinstance(n, ast.Call)]
+    bare = [n.lineno for n in calls if ast.unparse(n.func) == "print" and "file=sys.stderr" not in ast.unparse(n)]
+    assert not bare, f"sw2/cli.py: print to stdout at lines {bare}: use console or sys.stdout.write"
+    for flag, kind, field in (("--schema", "schema", "schema"), ("--reference", "reference", "markdown")):
+        res = sw2_here("spec", flag, "--log-format", "json")
+        assert res.returncode == 0, res.stderr
+        (event,) = (json.loads(line) for line in res.stdout.splitlines())
+        assert event["event"] == kind and event[field], event
+    assert json.loads(sw2_here("spec", "--schema").stdout)["type"] == "object"
+    rows = pd.DataFrame({"[bold]x": np.arange(40) % 7, "y": np.arange(40) % 2})
+    rows.to_csv(tmp_path / "t.csv", index=False)
+    res = sw2_here("spec", "--columns", "t.csv", "--target", "y", cwd=tmp_path)
+    assert res.returncode == 0 and "[bold]x" in res.stdout and res.stdout.startswith("task: "), res.stdout
+
+
+def test_the_leak_check_fits_a_wide_table_in_bounded_rows_and_features(monkeypatch):
+    """The leak check's ridge fit on "all the other columns" reads at most LEAK_ROWS rows and LEAK_FEATURES
+    features (a category keeps its most frequent values, LEAK_VALUES at least, else no fit): hundreds of
+    category columns of 60 values never build a rows x 18,000 matrix. Within the bounds it still sees what
+    the other columns know of the target."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from sw2.preflight import data_checks
+
+    monkeypatch.setattr(data_checks, "LEAK_ROWS", 1_500)
+    monkeypatch.setattr(data_checks, "LEAK_FEATURES", 200)
+    shapes = []
+    features = data_checks._features
+    monkeypatch.setattr(data_checks, "_features", lambda *a: shapes.append(features(*a).shape) or features(*a))
+    rng = np.random.default_rng(0)
+
+    def prepared(n_cats: int, rows: int) -> SimpleNamespace:
+        """Two numbers and `n_cats` categories of 60 values but the first (6 values), whose parity is the class."""
+        cats = rng.integers(1, 61, size=(rows, n_cats))
+        cats[:, 0] = rng.integers(1, 7, rows)
+        num = rng.normal(size=(rows, 2)).astype(np.float32)
+        y = torch.from_numpy((cats[:, 0] % 2).astype(np.int64))
+        num, cats = torch.from_numpy(num), torch.from_numpy(cats)
+        parts = (slice(-500), slice(-500, None))
+        train, val = (SimpleNamespace(inputs={"num": num[s], "cat": cats[s]}, target=y[s]) for s in parts)
+        vocab = ["?"] + [str(v) for v in range(60)]
+        encoder = SimpleNamespace(numeric=[{"name": "n0"}, {"name": "n1"}],
+                                  categories=[{"name": f"c{i}", "vocab": vocab} for i in range(n_cats)])  # fmt: skip
+        return SimpleNamespace(encoder=encoder, train=train, val=val)
+
+    assert data_checks._others_skill(prepared(20, 4_000), "n0", classify=True) > 0.95  # 20 x 60 values: top 9
+    assert shapes == [(1_500, 1 + 19 * 9 + 6), (500, 1 + 19 * 9 + 6)], shapes
+    assert data_checks._others_skill(prepared(300, 1_000), "n0", classify=True) is None  # 300 x 60: no fit
+    assert len(shapes) == 2
+
+
+def test_init_writes_no_field_a_hostile_file_names(tmp_path):
+    """S1: a column or class name holding \\r (or \\x85, \\u2028, \\u2029, which YAML also reads as a line's end)
+    ended its comment, so `sw2 init` wrote the attacker's field (here: an MLflow server) into the user's spec."""
+    import yaml
+
+    from sw2.starter import _scalar, starter_spec
+
+    field = "tracking: {mlflow: 'http://evil.example:5000'} #"
+    for end in ("\r", "\x85", "\u2028", "\u2029"):
+        frame = pd.DataFrame({f"a{end}{field}": np.arange(30) % 3, "label": [f"x{end}{field}", "y"] * 15})
+        frame.to_json(tmp_path / "h.jsonl", orient="records", lines=True)
+        text = starter_spec(tmp_path / "h.jsonl", tmp_path / "s.yaml", None)
+        written = yaml.safe_load(text)
+        assert list(written) == ["name", "data", "task", "target"], (repr(end), written)
+        assert yaml.safe_load(_scalar(f"a{end}b")) == f"a{end}b"  # a name written as a field reads back as itself

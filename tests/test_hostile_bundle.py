@@ -204,7 +204,7 @@ def test_a_forged_or_borrowed_data_record_is_refused(table_bundle, monkeypatch):
         "kept": "is not signed by your sw2's key",
         "forged": "is not signed by your sw2's key",
         "unsigned": "is not as sw2 writes it",
-        "borrowed": "does not record data.path as ../../secret.csv",
+        "borrowed": "was written for another bundle (its spec.yaml or preprocess.json differ)",  # it binds them
     }
     read = []
     with monkeypatch.context() as patch:
@@ -217,6 +217,66 @@ def test_a_forged_or_borrowed_data_record_is_refused(table_bundle, monkeypatch):
     assert not read, "no data was prepared from a path the bundle named"
     res = run_sw2("test", "genuine", cwd=table_bundle)  # the genuine record, under this test's key: read
     assert res.returncode == 0 and "1 passed, 0 failed" in res.stdout, res.stdout + res.stderr
+
+
+def test_a_crafted_record_is_refused_in_one_line(table_bundle):
+    """A provenance.json crafted to crash the check (a non-ASCII mac, JSON nested past Python's recursion limit)
+    or a link in its place is refused like any record sw2 did not write: one line, no traceback, nothing read."""
+    from sw2 import provenance
+
+    genuine = tampered(table_bundle, "crafted-genuine", lambda raw: None)
+    provenance.write(genuine, sw2.load(genuine).spec, table_bundle, None)
+    signed = json.loads((genuine / "provenance.json").read_text())
+    crafted = {
+        "non-ascii-mac": (json.dumps({**signed, "mac": "é"}), "is not signed by your sw2's key"),
+        "deep": ('{"files": ' + "[" * 100_000 + "]" * 100_000 + ', "mac": "x"}', "is not as sw2 writes it"),
+        "linked": (None, "is a link, not a file as sw2 writes it"),
+    }
+    for name, (text, reason) in crafted.items():
+        bundle = table_bundle / name
+        shutil.rmtree(bundle, ignore_errors=True)
+        shutil.copytree(genuine, bundle)
+        if text is None:  # a link to a genuine record inside the bundle itself (Bundle refuses links out of it)
+            (bundle / "provenance.json").rename(bundle / "kept.json")
+            os.symlink(bundle / "kept.json", bundle / "provenance.json")
+        else:
+            (bundle / "provenance.json").write_text(text)
+        for args in (["test", name], ["report", name]):
+            res = run_sw2(*args, cwd=table_bundle)
+            assert res.returncode == 2 and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr, res.stderr
+            assert reason in res.stderr and "a bundle cannot make sw2 read files outside itself" in res.stderr
+    res = run_sw2("test", "crafted-genuine", cwd=table_bundle)
+    assert res.returncode == 0 and "1 passed, 0 failed" in res.stdout, res.stdout + res.stderr
+
+
+def test_a_record_moved_into_another_bundle_is_refused(table_bundle):
+    """A genuine record is good in the bundle it was written for alone: moved into a bundle of the same name,
+    task and target whose spec.yaml or preprocess.json differ, it is refused; a copy of the whole bundle (or a
+    `sw2 compress` variant: new weights, the same spec.yaml and preprocess.json) keeps it."""
+    from sw2 import provenance
+
+    genuine = tampered(table_bundle, "moved-genuine", lambda raw: None)
+    provenance.write(genuine, sw2.load(genuine).spec, table_bundle, None)
+    recorded = json.loads((genuine / "provenance.json").read_text())["bundle"]
+    assert set(recorded) == {"spec.yaml", "preprocess.json"}
+
+    def other_epochs(raw):
+        raw["train"]["epochs"] = 3
+
+    moved = {"other-spec": tampered(table_bundle, "other-spec", other_epochs)}
+    moved["other-encoder"] = tampered(table_bundle, "other-encoder", lambda raw: None)
+    state = json.loads((moved["other-encoder"] / "preprocess.json").read_text())
+    (moved["other-encoder"] / "preprocess.json").write_text(json.dumps(state, indent=1))  # its own encoder
+    for name, bundle in moved.items():
+        shutil.copy(genuine / "provenance.json", bundle)
+        with pytest.raises(sw2.UserError, match="was written for another bundle") as err:
+            sw2.verify(bundle)
+        assert "a bundle cannot make sw2 read files outside itself" in str(err.value), name
+    copy = table_bundle / "moved-copy"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(genuine, copy)
+    (copy / "model.safetensors").write_bytes((genuine / "model.safetensors").read_bytes())  # as compress writes
+    assert sw2.verify(copy)[0].passed
 
 
 def test_spec_of_another_task_or_target_is_refused(table_bundle):

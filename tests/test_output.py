@@ -104,3 +104,27 @@ def test_mlflow_run_holds_params_epochs_metrics_and_the_bundle(tmp_path, monkeyp
     assert run.data.metrics["test_accuracy"] == pytest.approx(bundle.metrics["test"]["accuracy"])
     files = {f.path for f in client.list_artifacts(run.info.run_id, "bundle")}
     assert {"bundle/model.safetensors", "bundle/spec.yaml", "bundle/metrics.json"} <= files, files
+
+
+def test_spec_answers_are_json_objects_and_wide_cells_align(tmp_path):
+    """`sw2 spec --columns` and `sw2 spec SPEC` under --log-format json: one JSON object each; the text column
+    table aligns names of CJK (two columns wide) and Latin letters alike."""
+    from rich.cells import cell_len
+
+    from sw2.data.columns import kinds_table
+
+    rows = "".join(f"{i},{i % 3},{'北京上海'[i % 4]},{i % 2}\n" for i in range(40))
+    (tmp_path / "t.csv").write_text("n,城市代码,城市,y\n" + rows, encoding="utf-8")
+    res = sw2_here("spec", "--columns", "t.csv", "--target", "y", "--log-format", "json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    (event,) = (json.loads(line) for line in res.stdout.splitlines())
+    assert event["event"] == "columns" and event["task"].startswith("classify"), event
+    assert [c["name"] for c in event["columns"]] == ["n", "城市代码", "城市"] and "kind" in event["columns"][0]
+    lines = kinds_table(event["columns"])
+    starts = {cell_len(line[: line.index(c["kind"], 2 + len(c["name"]))]) for line, c in zip(lines, event["columns"])}
+    assert len(starts) == 1, lines  # each kind starts in the same column of the terminal
+    write_spec(tmp_path, SPEC)
+    res = sw2_here("spec", "spec.yaml", "--log-format", "json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    (event,) = (json.loads(line) for line in res.stdout.splitlines())
+    assert event["event"] == "spec" and "name: iris" in event["yaml"], event

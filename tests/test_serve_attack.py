@@ -378,3 +378,24 @@ def test_the_request_log_masks_by_default_caps_values_and_rotates(tmp_path):
     os.chmod(path, 0o644)  # an older, looser file is tightened at start
     RequestLog(bundle, path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_long_date_value_is_a_422_before_any_parsing():
+    """S2: a date value only had to be a non-empty string, and one of a megabyte held a worker for minutes in
+    the date parser."""
+    import pandas as pd
+
+    from sw2.data.columns import ColumnKind
+    from sw2.data.encode import Encoder
+    from sw2.data.examples import Examples
+
+    frame = pd.DataFrame({"d": pd.date_range("2020-01-01", periods=30).strftime("%Y-%m-%d"), "x": np.arange(30.0)})
+    kinds = [ColumnKind("d", "date", "inputs: date"), ColumnKind("x", "number", "inputs: number")]
+    encoder = Encoder.fit(Examples(np.zeros(30), frame), None, kinds)
+    assert payloads.describe(encoder)["columns"] == {"d": "date", "x": "number"}
+    start = time.perf_counter()
+    with pytest.raises(payloads.BadRequest, match=r"rows\[1\]\.d: 1000000 characters; a date has at most 64"):
+        payloads.rows(encoder, [{"d": "2020-01-02", "x": 1.0}, {"d": "2020-01-0" + "1" * 999_991, "x": 1.0}])
+    assert time.perf_counter() - start < 1
+    ok = payloads.rows(encoder, [{"d": "2020-01-02T10:00:00+01:00", "x": 1.0}])
+    assert encoder.inputs(ok)["num"].shape == (1, 9)

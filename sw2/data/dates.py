@@ -9,18 +9,24 @@ import warnings
 import numpy as np
 import pandas as pd
 
+MAX_DATE_CHARS = 64  # a longer value is no date (and would hold a parser for minutes)
+YEARS = (1800, 2200)  # the years a date of a table may fall in
+RELATIVE = ("now", "today")  # words pandas reads as the moment of parsing: no date of a row
 DATE_PARTS = ("year", "month_sin", "month_cos", "weekday_sin", "weekday_cos", "yearday_sin", "yearday_cos", "days")
 
 
-def parse_dates(values: pd.Series, fmt: str | None = None) -> tuple[pd.Series, str | None]:
+def parse_dates(values: pd.Series, fmt: str | None = None) -> tuple[pd.Series, str]:
     """`values` as UTC timestamps (NaT where one does not parse) and the format read: `fmt`, else one inferred
-    from the first value, else each value on its own ("mixed")."""
+    from the first value, else each value on its own ("mixed"); a column already of dates reads as "ISO8601"
+    (what its text is, in a CSV or a served request). No value longer than MAX_DATE_CHARS is parsed (the
+    parsers take quadratic time on a long string), "now" and "today" are no dates, and neither is a year
+    outside YEARS."""
     if pd.api.types.is_datetime64_any_dtype(values):
-        parsed = pd.to_datetime(values, utc=True)
-        return parsed, fmt
+        return _plausible(pd.to_datetime(values, utc=True)), fmt or "ISO8601"
     strs = values.astype("string")
+    strs = strs.where((strs.str.len() <= MAX_DATE_CHARS) & ~strs.str.strip().str.lower().isin(RELATIVE))
     if fmt is not None:
-        return pd.to_datetime(strs, errors="coerce", utc=True, format=fmt), fmt
+        return _plausible(pd.to_datetime(strs, errors="coerce", utc=True, format=fmt)), fmt
     present = strs.dropna()
     best: tuple[int, pd.Series, str] | None = None
     first = str(present.iloc[0]) if len(present) else ""
@@ -29,12 +35,17 @@ def parse_dates(values: pd.Series, fmt: str | None = None) -> tuple[pd.Series, s
             warnings.simplefilter("ignore", UserWarning)
             guessed = pd.tseries.api.guess_datetime_format(first, dayfirst=dayfirst) if first else None
         if guessed and (best is None or guessed != best[2]):
-            parsed = pd.to_datetime(strs, errors="coerce", utc=True, format=guessed)
+            parsed = _plausible(pd.to_datetime(strs, errors="coerce", utc=True, format=guessed))
             if best is None or parsed.notna().sum() > best[0]:
                 best = (int(parsed.notna().sum()), parsed, guessed)
     if best is not None and best[0] >= 0.9 * len(present):
         return best[1], best[2]
-    return pd.to_datetime(strs, errors="coerce", utc=True, format="mixed"), "mixed"  # each value on its own
+    return _plausible(pd.to_datetime(strs, errors="coerce", utc=True, format="mixed")), "mixed"  # one by one
+
+
+def _plausible(parsed: pd.Series) -> pd.Series:
+    """`parsed` with the dates outside YEARS missing ("-1" read as the year -1 is no date of a table)."""
+    return parsed.where(parsed.dt.year.between(*YEARS))
 
 
 def date_features(parsed: pd.Series, origin: float) -> pd.DataFrame:

@@ -72,10 +72,15 @@ def _stats(values: pd.Series) -> dict[str, float]:
     return {"median": median, "mean": float(filled.mean()), "std": float(filled.std(ddof=0)) or 1.0}
 
 
-def _date_stats(col: pd.Series, name: str) -> list[dict[str, Any]]:
+def _date_stats(col: pd.Series, name: str, judged: ColumnKind | None = None) -> list[dict[str, Any]]:
     """The numeric features of a date column (sw2.data.dates.DATE_PARTS), each with the format that parsed the
-    column and the train's first date (the origin of elapsed days)."""
-    parsed, fmt = parse_dates(col)
+    column and the train's first date (the origin of elapsed days); the values as `judged` parsed them where
+    it did (sw2.data.columns: the same rows), else parsed here."""
+    given = judged.dates if judged is not None else None
+    if given is not None and judged is not None and judged.date_format and given.index.equals(col.index):
+        parsed, fmt = given, judged.date_format
+    else:
+        parsed, fmt = parse_dates(col)
     if parsed.notna().sum() < 0.5 * col.notna().sum():
         example = col.dropna().astype(str).iloc[0] if col.notna().any() else ""
         raise UserError(
@@ -126,6 +131,7 @@ class Encoder:
         assert ex.frame is not None
         frame = ex.frame
         enc.columns = [k.to_json() for k in columns]
+        judged = {k.name: k for k in columns}
         for k in enc.columns:
             name, kind = k["name"], k["kind"]
             col = frame[name]
@@ -134,7 +140,7 @@ class Encoder:
             if kind == "text":
                 enc.text_columns.append(name)
             elif kind == "date":
-                enc.numeric += _date_stats(col, name)
+                enc.numeric += _date_stats(col, name, judged.get(name))
             else:  # a number (declared: every value must parse), or a category
                 declared = k["reason"].startswith("inputs:")
                 values = None if kind == "category" else _numeric(col, name, strict=declared)

@@ -1,11 +1,12 @@
 """Deterministic splits from a seed: at random (stratified), in time order (`split.by`) or by whole groups
 (`split.group`); and the folds of cross-validation in the same three ways.
 
-Time order: rows are sorted by the column's date or number; the latest share is test, the share before it
-val, the earliest rows train. Rows of one date never straddle a boundary: a boundary that falls inside a run
-of equal dates moves past it (the run joins the earlier part), or before it where that would leave the later
-part empty. Groups: the groups are dealt in a seeded order into test, then val, then train, each taking
-groups while that brings it nearer its share of rows, so the shares hold approximately.
+Time order: rows are sorted by the column's date or number; the latest share is test, the share before it val, the
+earliest rows train. Rows of one date never straddle a boundary: a boundary that falls inside a run of equal dates
+moves past it (the run joins the earlier part), or before it where that would leave the later part empty and not
+the earlier ones; a column of one date cannot be split in time. Groups: the groups are dealt in a seeded order,
+each to the part (test or val) furthest from its share of rows where at least half the group fits there, else to
+train, so the shares hold approximately; cross-validation deals its folds so, each group to the lightest fold.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sw2 import log
+from sw2.data.dates import parse_dates
 from sw2.data.examples import Examples
 from sw2.errors import UserError
 from sw2.spec import SplitSpec
@@ -69,34 +71,33 @@ def time_keys(values: pd.Series, name: str) -> np.ndarray:
     """A sortable float per row from a column of dates or numbers; NaN where the row has none."""
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return values.astype(float).to_numpy()
-    if pd.api.types.is_datetime64_any_dtype(values):
-        parsed = values
-    else:
-        text = values.astype("string").str.strip()
+    dated = pd.api.types.is_datetime64_any_dtype(values)
+    text = values if dated else values.astype("string").str.strip()
+    if not dated:
         numbers = pd.to_numeric(text, errors="coerce")
         if numbers.notna().sum() == text.notna().sum():
             return numbers.astype(float).to_numpy()
-        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
-        bad = text.notna() & parsed.isna()
-        if bad.any():
-            first = int(np.flatnonzero(bad.to_numpy())[0])
-            raise UserError(
-                f"data.split.by: column '{name}' holds {int(bad.sum())} values that are neither dates nor numbers "
-                f"(e.g. {text.iloc[first]!r}); split by a date or number column, or fix those values"
-            )
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    stamps = parsed.astype("datetime64[ns]")
+    parsed = parse_dates(text)[0]  # as the date features read them: one format for the column, in UTC
+    bad = text.notna() & parsed.isna()
+    if bad.any():
+        first = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserError(
+            f"data.split.by: column '{name}' holds {int(bad.sum())} values that are neither dates nor numbers "
+            f"(e.g. {str(text.iloc[first])[:40]!r}); split by a date or number column, or fix those values"
+        )
+    stamps = parsed.dt.tz_localize(None).astype("datetime64[ns]")
     return np.where(stamps.isna(), np.nan, stamps.astype("int64").astype(float))
 
 
 # ---- parts ------------------------------------------------------------------------------------------
 def _tie_free(keys: np.ndarray, start: int, end: int) -> int:
-    """`start` moved out of a run of equal `keys` (sorted): past it, or before it where past it is `end`."""
+    """`start` moved out of a run of equal `keys` (sorted): past it, or before it where past it is `end` (the
+    later part would be empty) unless before it is 0 (the earlier parts would be)."""
     if start <= 0 or start >= end or keys[start - 1] != keys[start]:
         return start
     after = int(np.searchsorted(keys, keys[start], side="right"))
-    return after if after < end else int(np.searchsorted(keys, keys[start], side="left"))
+    before = int(np.searchsorted(keys, keys[start], side="left"))
+    return after if after < end or before == 0 else before
 
 
 def ordered_indices(keys: np.ndarray, fractions: list[float]) -> list[np.ndarray]:
@@ -113,19 +114,29 @@ def ordered_indices(keys: np.ndarray, fractions: list[float]) -> list[np.ndarray
 
 
 def group_indices(groups: np.ndarray, fractions: list[float], seed: int) -> list[np.ndarray]:
-    """As split_indices, by whole groups dealt in a seeded order: each part takes groups while a group brings
-    it nearer its share of rows; the rest keeps what is left."""
+    """As split_indices, by whole groups dealt in a seeded order (`deal`): the rest keeps what the parts of
+    `fractions` leave."""
     codes, uniques = pd.factorize(pd.Series(groups), use_na_sentinel=False)
-    sizes = np.bincount(codes, minlength=len(uniques))
-    targets = [frac * len(codes) for frac in fractions]
-    taken, part = [0.0] * len(fractions), 0
-    owner = np.full(len(uniques), len(fractions))
-    for g in np.random.default_rng(seed).permutation(len(uniques)):
-        while part < len(fractions) and taken[part] + sizes[g] / 2 > targets[part]:
-            part += 1
-        if part < len(fractions):
-            owner[g], taken[part] = part, taken[part] + sizes[g]
+    owner = deal(np.bincount(codes, minlength=len(uniques)), [frac * len(codes) for frac in fractions], seed, True)
     return [np.flatnonzero(owner[codes] == p) for p in range(len(fractions) + 1)]
+
+
+def deal(sizes: np.ndarray, targets: list[float], seed: int, rest: bool) -> np.ndarray:
+    """The part of each group (of `sizes` rows), the groups dealt in a seeded order: each to the part furthest
+    from its share (the room left below its target of rows, over the target) of those where at least half the
+    group fits in the room left; one that fits nowhere goes to the rest (part len(targets)). Without `rest`
+    (the folds of cross-validation) every group fits: each goes to the lightest fold."""
+    share = np.asarray(targets, float)
+    room = share.copy()
+    owner = np.full(len(sizes), len(targets))
+    for g in np.random.default_rng(seed).permutation(len(sizes)):
+        fits = (share > 0) & (room >= sizes[g] / 2 if rest else True)
+        if not fits.any():
+            continue
+        left = np.divide(room, share, out=np.full(len(share), -np.inf), where=fits)
+        owner[g] = int(np.argmax(left))
+        room[owner[g]] -= sizes[g]
+    return owner
 
 
 def carve_indices(ex: Examples, split: SplitSpec, fractions: list[float], stratify: bool) -> list[np.ndarray]:
@@ -133,6 +144,11 @@ def carve_indices(ex: Examples, split: SplitSpec, fractions: list[float], strati
     `by`; rows without a date count as the earliest), then the rest."""
     if split.by is not None:
         keys = time_keys(column(ex, split.by, "data.split.by"), split.by)
+        if len(np.unique(keys[~np.isnan(keys)])) < 2:
+            raise UserError(
+                f"data.split.by: column '{split.by}' holds one value in every dated row, so no rows are later than "
+                "others; split by a column whose dates differ, or remove data.split.by"
+            )
         return ordered_indices(np.where(np.isnan(keys), -np.inf, keys), fractions)
     if split.group is not None:
         return group_indices(column(ex, split.group, "data.split.group").to_numpy(), fractions, split.seed)
@@ -184,13 +200,7 @@ def folds(ex: Examples, split: SplitSpec, k: int, stratify: bool) -> Folds:
         codes, uniques = pd.factorize(column(ex, split.group, "data.split.group"), use_na_sentinel=False)
         if len(uniques) < k:
             raise UserError(f"--cv {k}: '{split.group}' holds {len(uniques)} groups; give --cv {len(uniques)} or fewer")
-        sizes = np.bincount(codes)
-        load, owner = np.zeros(k), np.empty(len(uniques), np.int64)
-        shuffled = np.random.default_rng(split.seed).permutation(len(uniques))
-        for g in shuffled[np.argsort(-sizes[shuffled], kind="stable")]:  # largest first, to the lightest fold
-            owner[g] = int(np.argmin(load))
-            load[owner[g]] += sizes[g]
-        fold = owner[codes]
+        fold = deal(np.bincount(codes), [len(codes) / k] * k, split.seed, False)[codes]  # as group_indices deals
     elif stratify:
         fold = fold_ids(ex.target.astype(str), k, split.seed)
     else:

@@ -1,11 +1,15 @@
 """The serving reference: what the training data looked like, for drift monitoring (`sw2 serve`'s /metrics).
 
-At training, the bundle gets reference.json: for each input statistic (every numeric column's value, each
-image's mean brightness, each text's length in characters) the bin edges at the training split's deciles and
-the training split's share of each bin, and the share of each class the model predicts on the validation
-split. A server bins what it is sent the same way and compares with the Population Stability Index,
-PSI = sum((p - q) * ln(p / q)): below 0.1 is usually read as no shift, above 0.2 (the default alert, the
-spec's `serve.drift_threshold`) as a significant one.
+At training, the bundle gets reference.json: for each input statistic (every numeric column's value, each date
+column's days since the training split's first date as `COLUMN_days`, each image's mean brightness, each
+text's length in characters) the bin edges at the training split's deciles and the training split's share of
+each bin, and the share of each class the model predicts on the validation split. A server bins what it is
+sent the same way and compares with the Population Stability Index, PSI = sum((p - q) * ln(p / q)): below 0.1
+is usually read as no shift, above 0.2 (the default alert, the spec's `serve.drift_threshold`) as a
+significant one. A date column is watched on the elapsed days the model reads (sw2.data.dates): dates served
+after the training period land above the training's last decile, so their PSI rises as the model is asked
+about a time it never saw — drift by design, not noise (a date that does not parse is missing, as a number
+that does not is).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from sw2.data.dates import date_features, parse_dates
 from sw2.data.encode import Encoder
 from sw2.data.examples import Examples
 
@@ -32,8 +37,13 @@ def statistics(encoder: Encoder, ex: Examples) -> dict[str, np.ndarray]:
         out["image_brightness"] = ex.images.reshape(len(ex.images), -1).mean(1).astype(np.float64)
     frame = ex.frame if ex.frame is not None else pd.DataFrame()
     for c in encoder.numeric:
-        if c["name"] in frame:
+        if c["name"] not in frame:
+            continue
+        if "date" not in c:
             out[c["name"]] = pd.to_numeric(frame[c["name"]], errors="coerce").to_numpy(np.float64)
+        elif c["date"] == "days":  # a date column: once, as the model reads it (its other parts are seasons)
+            parsed = parse_dates(frame[c["name"]], c["format"])[0]
+            out[f"{c['name']}_days"] = date_features(parsed, c["origin"])["days"].to_numpy(np.float64)
     for name in encoder.text_columns:
         if name in frame:
             out[f"{name}_length"] = frame[name].fillna("").astype(str).str.len().to_numpy(np.float64)

@@ -1,11 +1,12 @@
 """Gradient-boosted trees for tables, fitted by scikit-learn and run as tensors.
 
 scikit-learn's HistGradientBoostingClassifier / Regressor (up to 31 leaves a tree, 20 rows a leaf, shrinkage
-0.1, numbers binned into 255 quantiles: 5-20x less CPU time than GradientBoosting on a few hundred to a few
-thousand rows) chooses its number of trees by 3-fold cross-validation on the training split (each fold's trees
-grown 25 at a time, the held-out loss recorded after every tree, while the folds' mean held-out loss still
-falls; a single 10% hold-out, as HistGradientBoosting's own early stopping uses, chose too few trees on noisy
-targets), then grows that many on the whole split: the val split stays a fair judge between models.
+0.1, numbers binned into 255 quantiles: 4-10x less CPU time than GradientBoosting on a few hundred to a few
+thousand rows, the same on the smallest; `X_val` in its fit needs scikit-learn 1.7) chooses its number of trees
+by 3-fold cross-validation on the training split (each fold's trees grown 25 at a time, the held-out loss
+recorded after every tree, while the folds' mean held-out loss still falls; a single 10% hold-out, as
+HistGradientBoosting's own early stopping uses, chose too few trees on noisy targets), then grows that many on
+the whole split: the val split stays a fair judge between models.
 The trees are then read from the booster's tree arrays into buffers, so the bundle holds no pickle and the
 network is plain tensor code. Each tree is held as its split nodes (feature, threshold) and, per leaf, which
 splits its path goes left (+1) and right (-1) at: a row reaches the leaf whose path it agrees with at every

@@ -258,32 +258,73 @@ def _skill(score: float, y: np.ndarray, y_val: np.ndarray, classify: bool) -> fl
     return (score - base) / max(1 - base, 1e-12)
 
 
-def _features(p: Prepared, inputs: dict[str, torch.Tensor], left_out: str) -> np.ndarray:
-    """Rows x features for a linear fit: the encoded numbers and the one-hot categories (of up to 64 values)
-    of every input column but `left_out`."""
-    cols = [inputs["num"][:, i].numpy() for i, c in enumerate(p.encoder.numeric) if c["name"] != left_out]
-    for i, c in enumerate(p.encoder.categories):
-        if c["name"] != left_out and len(c["vocab"]) <= 64:
-            cols += list(inputs["cat"][:, i].numpy()[None, :] == np.arange(1, len(c["vocab"]))[:, None])
-    n = len(next(iter(inputs.values())))
-    return np.stack(cols, 1).astype(np.float64) if cols else np.zeros((n, 0))
+LEAK_ROWS = 10_000  # the others' ridge fit (`_others_skill`) reads at most this many train and val rows
+LEAK_FEATURES = 1_000  # ... and this many features: a wide table's categories keep their most frequent values
+LEAK_VALUES = 8  # ... down to this many each; a table wider still is not fitted (a fit knowing less of the
+# other columns would make one column look far better than all of them together: a false WARN)
+Layout = tuple[list[int], list[tuple[int, np.ndarray]]]  # the numbers' indices; each category's index and values
+
+
+def _layout(p: Prepared, left_out: str) -> Layout | None:
+    """The features of `_features`: the numbers' indices, and each category's (index, codes one-hot encoded):
+    its values seen in train (of up to 64), the most frequent first, cut so that all fit in LEAK_FEATURES.
+    None where they cannot fit with LEAK_VALUES values a category (the fit is not made)."""
+    nums = [i for i, c in enumerate(p.encoder.numeric) if c["name"] != left_out]
+    cats = [i for i, c in enumerate(p.encoder.categories) if c["name"] != left_out and len(c["vocab"]) <= 64]
+    each = (LEAK_FEATURES - len(nums)) // max(len(cats), 1)
+    if len(nums) > LEAK_FEATURES or (cats and each < LEAK_VALUES):
+        return None
+    codes = p.train.inputs["cat"] if cats else None
+    kept = []
+    for i in cats:
+        counts = np.bincount(codes[:, i].numpy(), minlength=len(p.encoder.categories[i]["vocab"]))[1:]  # 0: unseen
+        order = np.argsort(-counts, kind="stable")[: min(each, int((counts > 0).sum()))]
+        kept.append((i, np.sort(order) + 1))
+    return nums, kept
+
+
+def _features(inputs: dict[str, torch.Tensor], layout: Layout, rows: np.ndarray) -> np.ndarray:
+    """Rows (`rows` of `inputs`) x features (`_layout`) for a linear fit: the encoded numbers, then each
+    category's one-hot values."""
+    nums, cats = layout
+    cols = [inputs["num"][rows][:, nums].numpy().astype(np.float64)] if nums else []
+    for i, values in cats:
+        cols.append((inputs["cat"][rows, i].numpy()[:, None] == values[None, :]).astype(np.float64))
+    return np.concatenate(cols, 1) if cols else np.zeros((len(rows), 0))
+
+
+def _sample(n: int) -> np.ndarray:
+    """Up to LEAK_ROWS of `n` rows, the same each run."""
+    return np.sort(np.random.default_rng(0).choice(n, LEAK_ROWS, replace=False)) if n > LEAK_ROWS else np.arange(n)
 
 
 def _others_skill(p: Prepared, left_out: str, classify: bool) -> float | None:
     """The skill (`_skill`) on val of a ridge fit on every input column but `left_out` (`_features`): what the
-    rest of the table knows of the target. None when nothing is left to fit."""
-    x, x_val = _features(p, p.train.inputs, left_out), _features(p, p.val.inputs, left_out)
+    rest of the table knows of the target. None when nothing is left to fit (or too much: `_layout`)."""
+    layout = _layout(p, left_out)
+    if layout is None:
+        return None
+    rows, rows_val = _sample(len(p.train.target)), _sample(len(p.val.target))
+    x, x_val = _features(p.train.inputs, layout, rows), _features(p.val.inputs, layout, rows_val)
     if not x.shape[1] or not len(x_val):
         return None
-    y, y_val = p.train.target.numpy(), p.val.target.numpy()
+    y, y_val = p.train.target.numpy()[rows], p.val.target.numpy()[rows_val]
     x, x_val = np.c_[np.ones(len(x)), x], np.c_[np.ones(len(x_val)), x_val]
-    targets = (y[:, None] == np.arange(int(y.max()) + 1)[None, :]).astype(np.float64) if classify else y[:, None]
-    w = np.linalg.solve(x.T @ x + 1e-3 * len(x) * np.eye(x.shape[1]), x.T @ targets)
-    pred = x_val @ w
+    if classify:  # x.T @ the one-hot targets: each class's rows summed (no rows x classes matrix)
+        labels = y.astype(np.int64)
+        order = np.argsort(labels, kind="stable")
+        present, starts = np.unique(labels[order], return_index=True)
+        xty = np.zeros((x.shape[1], int(labels.max()) + 1))
+        xty[:, present] = np.add.reduceat(x[order], starts, axis=0).T
+    else:
+        xty = x.T @ y[:, None]
+    w = np.linalg.solve(x.T @ x + 1e-3 * len(x) * np.eye(x.shape[1]), xty)
     if classify:
-        return _skill(float((pred.argmax(1) == y_val).mean()), y, y_val, True)
+        pred = np.concatenate([(x_val[i : i + 1000] @ w).argmax(1) for i in range(0, len(x_val), 1000)])
+        return _skill(float((pred == y_val).mean()), y, y_val, True)
+    pred = (x_val @ w)[:, 0]
     total = ((y_val - y_val.mean()) ** 2).sum()
-    return float(1 - ((y_val - pred[:, 0]) ** 2).sum() / max(total, 1e-12))
+    return float(1 - ((y_val - pred) ** 2).sum() / max(total, 1e-12))
 
 
 def _threshold_of_target(col: pd.Series, y: np.ndarray, classify: bool) -> bool:

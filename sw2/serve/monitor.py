@@ -3,7 +3,8 @@
     sw2_requests_total{endpoint,status}          sw2_request_seconds{endpoint} (histogram)
     sw2_batch_size (histogram)                   sw2_predictions_total{class}
     sw2_drift_psi{input}                         PSI of the latest served examples against reference.json,
-                                                 per numeric column / image brightness / text length, and
+                                                 per numeric column / date column's elapsed days
+                                                 (input="COLUMN_days") / image brightness / text length, and
                                                  input="predicted_class" for the predicted classes
     sw2_drift_threshold                          the alert threshold the bundle carries (serve.drift_threshold)
     sw2_drift_window_examples                    how many served examples the PSI is computed over

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from sw2.data.dates import MAX_DATE_CHARS
 from sw2.data.encode import Encoder
 from sw2.data.examples import Examples
 from sw2.data.images import to_array
@@ -158,6 +159,8 @@ def _check_value(i: int, name: str, kind: str, value: Any) -> None:
             raise BadRequest(422, f"{where}: {type(value).__name__} is not a category value (a string or number)")
     elif not isinstance(value, str) or not value.strip():
         raise BadRequest(422, f"{where}: must be a non-empty text")
+    elif kind == "date" and len(value) > MAX_DATE_CHARS:
+        raise BadRequest(422, f"{where}: {len(value)} characters; a date has at most {MAX_DATE_CHARS}")
 
 
 def _base64(i: int, item: Any) -> bytes:

@@ -39,8 +39,10 @@ from sw2.spec import Spec
 MARKS = ("compress.json",)
 WRITES = ("compress.json", "compress.md", "int8", "pruned", "pruned-int8")
 WHAT = "sw2 compress output"
-# a variant's files taken from the bundle as they are
-COPIED = ("preprocess.json", "spec.yaml", "fingerprint.json", "reference.json")
+# a variant's files taken from the bundle as they are; provenance.json (sw2.provenance) stays valid in a variant:
+# it binds the spec's name, task, target and named paths, which spec.yaml copied with it keeps, and the test
+# split, which a variant shares, so `sw2 report/test VARIANT` reads the data as the original does, without --spec
+COPIED = ("preprocess.json", "spec.yaml", "fingerprint.json", "reference.json", "provenance.json")
 
 
 @dataclass

@@ -34,7 +34,7 @@ def detect(data: DataSpec, root: Path) -> str:
         return "images"
     if path.is_file():
         ext = path.suffix.lower()
-        if ext in (".csv", ".tsv", ".txt", ".jsonl", ".json"):
+        if ext in (".csv", ".tsv", ".tab", ".txt", ".jsonl", ".json"):
             return "csv"  # every table of rows in text form
         if ext in (".parquet", ".pq"):
             return "parquet"

@@ -5,7 +5,8 @@ column's name; UTF-16 as Excel's "Unicode text" writes it), UTF-8, GB18030 (a su
 Chinese Windows writes CSVs) where the decoded text is mostly Chinese, Windows-1252, then latin-1, which
 decodes any bytes. The delimiter is the one of `,` tab `;` `|` that cuts the sample's lines into the same
 number (more than one) of fields, the most fields winning; quoted fields are honoured. A `;`-separated file
-whose numbers are written with a decimal comma (1,5) and none with a point is read so. `data.encoding` and
+whose numbers are written with a decimal comma (1,5) and none with a point is read so; thousands separators
+are honoured where a number shows them beside its decimals (1.234,56 or 1,037.5). `data.encoding` and
 `data.sep` override either guess.
 """
 
@@ -61,18 +62,42 @@ def encoding_of(data: bytes) -> str | None:
 
 def _complete_lines(text: str) -> str:
     lines = text.splitlines(keepends=True)
-    complete = lines[:-1] if len(lines) > 1 else lines  # the sample's last line may be cut short
+    cut = len(lines) > 1 and not lines[-1].endswith(("\n", "\r"))
+    complete = lines[:-1] if cut else lines  # the sample's last line may be cut short
     return "".join(complete[:SAMPLE_LINES])
 
 
+DECIMAL_COMMA = re.compile(r"-?(?:\d+,(?:\d{1,2}|\d{4,})|0,\d+|\d{1,3}(?:\.\d{3})+,\d+)")  # 1,5  0,125  1.234,56
+DECIMAL_POINT = re.compile(r"-?\d+\.\d+")
+POINT_THOUSANDS = re.compile(r"-?\d{1,3}(?:\.\d{3})+")  # 1.234 beside decimal commas: a thousand and more
+COMMA_THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+\.\d+")  # 1,037.5
+
+
+def _cells(text: str, sep: str) -> list[str]:
+    rows = csv.reader(io.StringIO(_complete_lines(text)), delimiter=sep)
+    return [c.strip().strip('"') for row in rows for c in row]
+
+
 def decimal_of(text: str, sep: str) -> str:
-    """',' where a `;`-separated sample writes its numbers with decimal commas only (European spreadsheets)."""
+    """',' where a `;`-separated sample writes its numbers with decimal commas only (European spreadsheets): 1,5
+    or 1.234,56, never 1,000 (a thousand, or one with three decimals: left as text rather than guessed)."""
     if sep != ";":
         return "."
-    cells = [c.strip().strip('"') for row in csv.reader(io.StringIO(_complete_lines(text)), delimiter=sep) for c in row]
-    comma = sum(1 for c in cells if re.fullmatch(r"-?\d+,\d+", c))
-    point = sum(1 for c in cells if re.fullmatch(r"-?\d+\.\d+", c))
+    cells = _cells(text, sep)
+    comma = sum(1 for c in cells if DECIMAL_COMMA.fullmatch(c))
+    point = sum(1 for c in cells if DECIMAL_POINT.fullmatch(c) and not POINT_THOUSANDS.fullmatch(c))
     return "," if comma and not point else "."
+
+
+def thousands_of(text: str, sep: str, decimal: str) -> str | None:
+    """The thousands separator the sample's numbers show unmistakably: '.' beside decimal commas (1.234,56),
+    ',' beside decimal points (1,037.5, a quoted cell of a CSV); else None."""
+    cells = _cells(text, sep)
+    if decimal == ",":
+        return "." if any(re.fullmatch(r"-?\d{1,3}(?:\.\d{3})+,\d+", c) for c in cells) else None
+    if any(COMMA_THOUSANDS.fullmatch(c) for c in cells) and not any(DECIMAL_COMMA.fullmatch(c) for c in cells):
+        return ","
+    return None
 
 
 def sep_of(text: str, default: str = ",") -> str:

@@ -10,15 +10,18 @@ number as a spreadsheet shows it: the header is row 1, the first row of data row
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from sw2.data.sources.base import Loaded, Source, resolve, split_target
-from sw2.data.sources.sniff import decimal_of, decodes, encoding_of, sample, sep_of
+from sw2.data.sources.sniff import decimal_of, decodes, encoding_of, sample, sep_of, thousands_of
 from sw2.errors import UserError
 from sw2.plugins import SOURCES
 from sw2.spec import DataSpec
@@ -27,7 +30,21 @@ Reader = Callable[[Path, str | None, str | None], pd.DataFrame]  # (file, data.s
 ENCODINGS = "e.g. utf-8, gb18030, cp1252, latin-1"
 
 
+CACHED = 2  # tables kept read (a run's train and test files)
+_read: OrderedDict[tuple[Any, ...], pd.DataFrame] = OrderedDict()
+
+
 def _read_table(path: Path, reader: Reader, sep: str | None = None, encoding: str | None = None) -> pd.DataFrame:
+    """The file's rows, parsed once while its bytes are unchanged: resolving a spec (its target and task) and
+    preparing its data read the same file, so the second read is a copy of the first (the cache holds the last
+    CACHED tables, each under its path, the hash of its bytes and the reading's sep and encoding)."""
+    try:
+        key: tuple[Any, ...] | None = (str(path.resolve()), _digest(path), reader, sep, encoding)
+    except OSError:
+        key = None  # the reader says what is wrong with the file
+    if key is not None and key in _read:
+        _read.move_to_end(key)
+        return _read[key].copy()
     try:
         frame = reader(path, sep, encoding)
     except UserError:
@@ -36,7 +53,20 @@ def _read_table(path: Path, reader: Reader, sep: str | None = None, encoding: st
         raise UserError(f"{path}: cannot read table ({type(err).__name__}: {err}); check the file") from None
     if frame.empty:
         raise UserError(f"{path}: the table has no rows; give a file with data")
+    if key is not None:
+        _read[key] = frame.copy()  # the caller may change its own
+        while len(_read) > CACHED:
+            _read.popitem(last=False)
     return frame
+
+
+def _digest(path: Path) -> str:
+    """The blake2b hash of the file's bytes (a gigabyte in about a second, a tenth of parsing it as a CSV)."""
+    h = hashlib.blake2b()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _table_source(reader: Reader, kind: str) -> Source:
@@ -83,7 +113,8 @@ def _read_csv(path: Path, sep: str | None = None, encoding: str | None = None) -
     if sep is None:
         sep = "\t" if suffix in (".tsv", ".tab") else sep_of(text)
     try:
-        return pd.read_csv(path, sep=sep, encoding=enc, decimal=decimal_of(text, sep))
+        decimal = decimal_of(text, sep)
+        return pd.read_csv(path, sep=sep, encoding=enc, decimal=decimal, thousands=thousands_of(text, sep, decimal))
     except UnicodeDecodeError as err:
         said = "data.encoding" if encoding else "the encoding sniffed from its first megabyte"
         raise UserError(
