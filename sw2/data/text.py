@@ -112,10 +112,10 @@ def encode(tok, texts: list[str], second: list[str] | None = None) -> list[list[
     for i, e in enumerate(encoded):
         ids = e.ids
         if unk in ids:
-            sources = [texts[i], second[i] if second is not None else ""]
-            parts = zip(ids, e.offsets, e.sequence_ids)
-            ids = [b for t, (s, end), seq in parts for b in ([t] if t != unk else
-                   [first_byte + c for c in sources[seq or 0][s:end].encode()])]  # fmt: skip
+            sources = (texts[i], second[i] if second is not None else "")
+            ids = []
+            for t, (start, end), seq in zip(e.ids, e.offsets, e.sequence_ids):  # offsets: within its own text
+                ids += [first_byte + b for b in sources[seq or 0][start:end].encode()] if t == unk else [t]
         out.append(ids)
     return out
 

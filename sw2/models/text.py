@@ -102,7 +102,7 @@ def char_table(tokenizer: str, shortest: int, longest: int, buckets: int) -> tor
     vocab = load_tokenizer(tokenizer).get_vocab()
     grams = {i: [zlib.crc32(g.encode()) % (buckets - 1) + 1 for g in char_grams(w, shortest, longest)]
              for w, i in vocab.items() if w not in NO_MEANING}  # fmt: skip
-    table = np.zeros((len(vocab), max(map(len, grams.values()), default=1)), np.int32)
+    table = np.zeros((len(vocab), max([1, *map(len, grams.values())])), np.int32)  # a slot even if no word has any
     for i, row in grams.items():
         table[i, : len(row)] = row
     return torch.from_numpy(table)
