@@ -373,7 +373,8 @@ def main() -> None:
         columns = {"run": "run", "tokenizer": "tokens", "vocab": "vocab", "parameters": "parameters",
                    "seconds": "training s", "epochs": "epochs", "val_bits_per_char": "val bpc",
                    "unigram_bpc": "unigram bpc",
-                   "broken_chars_in_sample": "U+FFFD in sample", "roundtrip": "CJK round trip"}  # fmt: skip
+                   "broken_chars_in_sample": "U+FFFD in sample",
+                   "broken_chars_streamed": "U+FFFD streamed", "roundtrip": "CJK round trip"}  # fmt: skip
     print(markdown_table(rows, columns))
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False), encoding="utf-8")

@@ -141,3 +141,29 @@ def test_one_font_warning_instead_of_one_per_glyph(tmp_path, caplog, monkeypatch
     assert not [w for w in caught if "missing from font" in str(w.message)]
     told = [r.message for r in caplog.records if "no font here draws" in r.message]
     assert len(told) == 1 and "fonts-noto-cjk" in told[0]
+
+
+def test_a_streamed_character_split_across_tokens_comes_out_whole(monkeypatch):
+    """Byte-level BPE may cut a Chinese character (3 UTF-8 bytes) across tokens: the stream holds the piece back
+    until the token that completes it, instead of sending U+FFFD and losing the character."""
+    from types import SimpleNamespace
+
+    from sw2.tasks import generate_text
+
+    text = "明月几时有？饕餮"
+    pieces = [bytes([b]) for b in text.encode()]  # the cruellest cut: one byte per token
+    encoder = SimpleNamespace(decode=lambda ids: b"".join(pieces[i] for i in ids).decode("utf-8", "replace"))
+    monkeypatch.setattr(generate_text, "_new_tokens", lambda bundle, prompt, **o: iter(range(len(pieces))))
+    task = generate_text.GenerateText.__new__(generate_text.GenerateText)  # stream reads nothing of the task
+    streamed = list(task.stream(SimpleNamespace(encoder=encoder)))
+    assert "".join(streamed) == text and "\ufffd" not in "".join(streamed)
+
+
+def test_one_outlier_text_does_not_set_every_row_s_width():
+    from sw2.data.text import longest
+
+    texts = ["这是一个普通的段落，长度大约二十个字符左右。"] * 300 + ["表" * 20_000]
+    state = train_tokenizer(texts, TextSpec(tokenizer="word"))
+    width = longest(state, texts)
+    assert 128 <= width < 1000  # not 4,096 for one run-together table among short paragraphs
+    assert longest(state, texts[:300]) == len(token_ids(state, texts[:1], 4096)[0].nonzero())  # no outlier: whole

@@ -213,14 +213,21 @@ class GenerateText(Task):
 
     def stream(self, bundle: Bundle, prompt: str = "\n", **options: Any) -> Iterator[str]:
         """The text of `generate` (the same options), piece by piece as each token is sampled (a server's
-        stream). Each piece is what the new token adds to the decoded text, so sub-word merges come out right."""
+        stream). Each piece is what the new token adds to the decoded text, so sub-word merges come out right; a
+        character whose bytes span tokens (Chinese in byte-level BPE) is held back until the token that completes it,
+        and what never completes is flushed at the end as generate gives it."""
         new: list[int] = []
         written = ""
         for token in _new_tokens(bundle, prompt, **options):
             new.append(token)
             text = bundle.encoder.decode(new)
+            if text.endswith("\ufffd"):  # the character's first bytes only: the next token may complete it
+                continue
             yield text[len(written) :]
             written = text
+        text = bundle.encoder.decode(new)
+        if len(text) > len(written):
+            yield text[len(written) :]
 
 
 def _new_tokens(
