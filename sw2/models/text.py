@@ -134,13 +134,14 @@ class Bag(Model):
         specials: list[int] | None = None,  # token ids that carry no meaning ([PAD], [CLS], ...): weight 0
         dropout: float = 0.0,
         weighting: str = "idf",
+        min_df: int = 1,  # idf: features in fewer training rows weigh 0
         chars: list[int] | None = None,  # [shortest, longest] character n-gram length
         char_slots: int = 0,  # the most n-grams a word has (the width of the word -> n-gram table)
         char_buckets: int = 262_139,  # hashed character n-gram rows (a prime)
     ) -> None:
         super().__init__()
         self.vocab, self.dim, self.buckets = vocab, dim, buckets if ngrams > 1 else 0
-        self.weighting, self.chars = weighting, tuple(chars) if chars else None
+        self.weighting, self.min_df, self.chars = weighting, min_df, tuple(chars) if chars else None
         self.char_start = vocab + self.buckets
         self.char_buckets = char_buckets if chars else 0
         rows = self.char_start + self.char_buckets
@@ -201,11 +202,13 @@ class Bag(Model):
 
     @torch.no_grad()
     def init_from_data(self, inputs: dict[str, torch.Tensor]) -> None:
-        """idf = ln((1 + n) / (1 + document frequency)) + 1 on the training rows (scikit-learn's smoothing)."""
+        """idf = ln((1 + n) / (1 + document frequency)) + 1 on the training rows (scikit-learn's smoothing); 0 for
+        what fewer than `min_df` rows hold."""
         if self.weighting != "idf":
             return
         df = self._document_counts(inputs["text"])[0]
-        self.idf.copy_(torch.where(self.idf > 0, torch.log((1 + len(inputs["text"])) / (1 + df)) + 1, 0.0))
+        kept = (self.idf > 0) & (df >= self.min_df)
+        self.idf.copy_(torch.where(kept, torch.log((1 + len(inputs["text"])) / (1 + df)) + 1, 0.0))
 
     @torch.no_grad()
     def init_from_labels(self, inputs: dict[str, torch.Tensor], target: torch.Tensor) -> None:
@@ -251,6 +254,7 @@ class Bag(Model):
             "char_buckets": hashed,
             "specials": specials,
             "weighting": spec.weighting,
+            "min_df": spec.min_df,
             "chars": chars,
             "char_slots": slots,
         }
