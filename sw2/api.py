@@ -214,9 +214,7 @@ def generate(bundle: Bundle | str | Path, prompt: str = "\n", **options: Any) ->
     return b.generate(prompt, **options)
 
 
-def predictions(
-    bundle: Bundle | str | Path, data: Any, *, top: int = 3, keep: list[str] | None = None
-) -> pd.DataFrame:
+def predictions(bundle: Bundle | str | Path, data: Any, *, top: int = 3, keep: list[str] | None = None) -> pd.DataFrame:
     """The rows `sw2 predict` writes for `data` (a CSV/Parquet path, a DataFrame, image paths...): the input
     columns named in `keep` first, then id (a file's row number as a spreadsheet shows it, as sw2 doctor's), the
     prediction and what else the task gives (sw2.prediction_table)."""

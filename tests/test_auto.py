@@ -132,6 +132,8 @@ def test_minimal_text_spec_reads_the_whole_text_with_the_bag_recipe(tmp_path):
     assert train.weight_decay == 0.0  # ... where the spec left a field unset
     assert bundle.spec.text.tokenizer == "word"
     assert (bundle.spec.model.ngrams, bundle.spec.model.chars) == (2, (2, 5))  # words, pairs and n-grams
+    assert bundle.spec.model.solver == "auto" and bundle.model.direct  # solved by scikit-learn, no category column
+    assert bundle.metrics["training"]["fitted"]["C"] in (0.25, 1.0, 4.0, 16.0, 64.0, 256.0)
     assert bundle.metrics["test"]["accuracy"] >= 0.9
     own = parse_spec({"data": {"path": "r.csv"}, "model": {"name": "auto", "ngrams": 1}})
     assert own.for_model(own.model.resolved("bag")).model.ngrams == 1  # a model option the spec gives is kept

@@ -132,6 +132,50 @@ def test_bag_reads_each_words_character_ngrams_as_a_block_of_its_own(monkeypatch
         parse_spec({"data": {"path": "x.csv"}, "model": {"name": "bag", "chars": [5, 2]}})
 
 
+@pytest.mark.skipif(importlib.util.find_spec("sklearn") is None, reason="solver lbfgs needs scikit-learn (sw2[data])")
+@pytest.mark.parametrize("classes", [2, 3])
+def test_lbfgs_bag_is_the_logistic_regression_of_its_own_features(classes):
+    from scipy import sparse
+    from sklearn.linear_model import LogisticRegression
+
+    frame = reviews(300)
+    if classes == 3:  # a third class with words of its own
+        frame.loc[::3, "review"] = frame.loc[::3, "review"] + " odd strange weird"
+        frame.loc[::3, "label"] = "odd"
+    ex = Examples(target=frame["label"].to_numpy(), frame=frame[["review", "year"]])
+    enc = Encoder.fit(ex, codec(ex), kinds(ex), TextSpec(tokenizer="word", vocab_size=500, max_tokens=24))
+    inputs = enc.inputs(ex)
+    train = TensorSet(inputs, enc.target(ex.target), ex.ids)
+    spec = parse_spec({"data": {"path": "x.csv"}, "model": {"name": "bag", "ngrams": 2, "chars": [2, 4],
+                                                           "min_df": 2, "solver": "lbfgs"}})  # fmt: skip
+    _, kwargs, model = built_model(spec, enc, train)
+    assert kwargs["solver"] == "lbfgs" and model.direct
+    chose = model.fit_directly(train, True, seed=0)
+    assert chose["C"] in (0.25, 1.0, 4.0, 16.0, 64.0, 256.0) and chose["folds"] == 5
+    rows, _ = model.design(inputs["text"])  # the same features, the year beside them as the model scales it
+    x = sparse.hstack([rows, inputs["num"].numpy() / model.side_scale()]).tocsr()
+    y = train.target.numpy()
+    reference = LogisticRegression(C=chose["C"], max_iter=1000).fit(x, y).predict_proba(x)
+    with torch.no_grad():
+        ours = model(inputs).softmax(1).numpy()
+    # two L-BFGS runs agree to their tolerance: the classes' rows, the bias and the side column are all in place
+    assert np.abs(ours - reference).max() < 0.01
+    assert (ours.argmax(1) == y).mean() >= 0.95
+
+
+def test_bag_solver_lbfgs_refuses_what_is_not_a_linear_bag_and_auto_falls_back_to_sgd():
+    frame = reviews(120)
+    ex = Examples(target=frame["label"].to_numpy(), frame=frame[["review", "genre"]])  # a category column
+    enc = Encoder.fit(ex, codec(ex), kinds(ex), TextSpec(tokenizer="word", vocab_size=200, max_tokens=16))
+    train = TensorSet(enc.inputs(ex), enc.target(ex.target), ex.ids)
+    for model in ({"solver": "lbfgs"}, {"solver": "lbfgs", "widths": [16]}):
+        with pytest.raises(sw2.UserError, match="model.solver: lbfgs solves a linear bag"):
+            built_model(parse_spec({"data": {"path": "x.csv"}, "model": {"name": "bag", **model}}), enc, train)
+    _, kwargs, net = built_model(parse_spec({"data": {"path": "x.csv"}, "model": {"name": "bag", "solver": "auto"}}),
+                                 enc, train)  # fmt: skip
+    assert kwargs["solver"] == "sgd" and not net.direct  # category embeddings are learnt by the loop
+
+
 def test_text_augmentation_drops_and_swaps_within_each_sequence():
     ids = torch.tensor([[2, 5, 6, 7, 8, 9, 0, 0], [2, 11, 12, 0, 0, 0, 0, 0]])
     gen = torch.Generator().manual_seed(0)

@@ -11,6 +11,7 @@ and other columns trains one model.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import unicodedata
 import warnings
@@ -28,6 +29,7 @@ from sw2.data.text import BYTES, SPECIALS, UNSPACED_CHARS, load_tokenizer, vocab
 from sw2.errors import UserError
 from sw2.model_options import BagOptions, RNNOptions, TransformerOptions
 from sw2.models.base import Model, exporting
+from sw2.models.sparse_solve import solve
 from sw2.plugins import MODELS
 from sw2.spec import ModelOptions
 
@@ -138,8 +140,10 @@ class Bag(Model):
         chars: list[int] | None = None,  # [shortest, longest] character n-gram length
         char_slots: int = 0,  # the most n-grams a word has (the width of the word -> n-gram table)
         char_buckets: int = 262_139,  # hashed character n-gram rows (a prime)
+        solver: str = "sgd",  # lbfgs: fitted directly by scikit-learn (a linear bag without category columns)
     ) -> None:
         super().__init__()
+        self.direct = solver == "lbfgs"
         self.vocab, self.dim, self.buckets = vocab, dim, buckets if ngrams > 1 else 0
         self.weighting, self.min_df, self.chars = weighting, min_df, tuple(chars) if chars else None
         self.char_start = vocab + self.buckets
@@ -221,11 +225,22 @@ class Bag(Model):
         ratio = torch.log(df / df.sum(1, keepdim=True)) - torch.log(rest / rest.sum(1, keepdim=True))
         self.idf.copy_(torch.where(self.idf > 0, ratio.abs().amax(0), 0.0))
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        x, ids = 0.0, trimmed(batch["text"])[0]
+    def features(self, ids: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each block's token rows and their weights: idf, the block scaled to its length (1 for words and pairs,
+        the n-gram share for character n-grams); 0 = no token."""
+        out = []
         for f, length in zip(self.blocks(ids), [1.0, self.gram_share(ids) if self.chars else 0.0]):
             w = self.idf[f]
-            w = length * w / w.norm(dim=1, keepdim=True).clamp_min(1e-6)
+            out.append((f, length * w / w.norm(dim=1, keepdim=True).clamp_min(1e-6)))
+        return out
+
+    def side_scale(self) -> float:
+        """The row's other columns are divided by this: they weigh no more than the unit-length bag under a high lr."""
+        return max(1.0, self.side.width) ** 0.5
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        x, ids = 0.0, trimmed(batch["text"])[0]
+        for f, w in self.features(ids):
             if exporting():  # a fixed-shape graph: every slot, the empty ones at weight 0
                 x = x + self.bag(f, per_sample_weights=w)
                 continue
@@ -234,13 +249,50 @@ class Bag(Model):
             x = x + self.bag(f[keep], counts.cumsum(0) - counts, per_sample_weights=w[keep])
         if self.dim:
             return self.head(self.drop(self.side(batch, x)))
-        # the row's other columns, scaled so they weigh no more than the unit-length bag under a high lr
-        return x + self.head(self.side(batch, x[:, :0]) / max(1.0, self.side.width) ** 0.5)
+        return x + self.head(self.side(batch, x[:, :0]) / self.side_scale())
+
+    def fit_directly(self, train: Any, discrete: bool, seed: int) -> dict[str, Any]:
+        """solver lbfgs: the bag's features as a sparse matrix, solved by scikit-learn (sw2.models.sparse_solve)."""
+        rows, used = self.design(train.inputs["text"])
+        side = train.inputs["num"] / self.side_scale() if "num" in train.inputs else None
+        coef, intercept, chose = solve(rows, side, train.target, discrete, self.n_out, seed)
+        with torch.no_grad():
+            self.bag.weight[used] = coef[:, : len(used)].T.to(self.bag.weight.dtype)
+            self.head.weight.copy_(coef[:, len(used) :])
+            self.head.bias.copy_(intercept)
+        return chose
+
+    @torch.no_grad()
+    def design(self, text: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        """The rows' bag as a scipy CSR matrix over the features they hold, and those features' row ids."""
+        from scipy import sparse
+
+        r, c, v = [], [], []
+        chunk = max(1, 2**22 // (text.shape[1] * (2 + (self.subwords.shape[1] if self.chars else 0))))
+        for start in range(0, len(text), chunk):
+            ids = trimmed(text[start : start + chunk])[0]
+            for f, w in self.features(ids):
+                keep = w != 0
+                r.append((torch.arange(len(f)).unsqueeze(1) + start).expand_as(f)[keep])
+                c.append(f[keep])
+                v.append(w[keep])
+        used, col = torch.cat(c).unique(return_inverse=True)
+        matrix = sparse.csr_matrix((torch.cat(v).numpy(), (torch.cat(r).numpy(), col.numpy())), (len(text), len(used)))
+        matrix.sum_duplicates()  # a token twice in a row counts twice, as in the EmbeddingBag's sum
+        return matrix, used
 
     @staticmethod
     def configure(spec: BagOptions, encoder: Encoder, n_train: int) -> dict[str, Any]:
         if spec.weighting == "nb" and not encoder.classes:
             raise UserError("model.weighting: nb weighs tokens by class and needs task: classify; use idf")
+        solver = spec.solver
+        if solver != "sgd" and (spec.widths or encoder.categories):
+            why = "an embedding width (model.widths)" if spec.widths else "category columns beside the text"
+            if solver == "lbfgs":
+                raise UserError(f"model.solver: lbfgs solves a linear bag, and this one has {why}; use solver: sgd")
+            solver = "sgd"
+        if solver == "auto":
+            solver = "lbfgs" if importlib.util.find_spec("sklearn") else "sgd"
         tok = load_tokenizer(encoder.tokenizer) if encoder.tokenizer else None
         specials = sorted(i for s in NO_MEANING if tok is not None and (i := tok.token_to_id(s)) is not None)
         chars = list(spec.chars) if spec.chars and encoder.tokenizer else None
@@ -257,6 +309,7 @@ class Bag(Model):
             "min_df": spec.min_df,
             "chars": chars,
             "char_slots": slots,
+            "solver": solver,
         }
 
 
