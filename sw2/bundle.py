@@ -272,6 +272,11 @@ class Bundle:
         (temperature, top_k, seed, cache)."""
         return self.task.generate(self, prompt, tokens=tokens, **options)
 
+    def sample(self, n: int = 64, classes: Any = None, seed: int = 0) -> torch.Tensor:
+        """`n` new images (uint8 tensor, n x C x H x W) from an image generator (task: generate_image);
+        `classes`: a class (name or index) or one per image, for a class-conditional model."""
+        return self.task.sample(self, n, classes=classes, seed=seed)
+
 
 def reading(path: Path, data: DataSpec, sep: str | None, encoding: str | None) -> tuple[str | None, str | None]:
     """How to read a new file of rows (sw2 predict): `sep` and `encoding` where given (checked as data.sep and

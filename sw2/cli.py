@@ -120,6 +120,37 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sample(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
+    from sw2.api import load
+    from sw2.data.images import grid_png, png_file
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise UserError(f"--out {out}: it exists; give a new path, or --force to replace it")
+    if not out.parent.is_dir():
+        raise UserError(f"--out {out}: the folder {out.parent} does not exist; create it or give another path")
+    bundle = load(args.bundle)
+    classes = args.cls if args.cls is None or len(args.cls) > 1 else args.cls[0]
+    images = bundle.sample(args.n, classes=classes, seed=args.seed).numpy()
+    if out.suffix.lower() == ".png":
+        write_file(out, grid_png(images))
+    else:  # a folder of PNGs, written beside it and renamed whole
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+        try:
+            for i, img in enumerate(images):
+                (tmp / f"{i:04d}.png").write_bytes(png_file(img))
+            if out.exists():
+                shutil.rmtree(out) if out.is_dir() and not out.is_symlink() else out.unlink()
+            tmp.replace(out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    console.print(f"{len(images)} images -> {out}")
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     import time
 
@@ -516,6 +547,16 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--stats", action="store_true", help="print tokens/second to stderr")
     g.set_defaults(func=cmd_generate)
 
+    sm = sub.add_parser("sample", help="images that an image generator (task: generate_image) makes")
+    sm.add_argument("bundle", help="an image generator's bundle folder (task: generate_image)")
+    sm.add_argument("--n", type=int, default=64, help="how many images (1 to 1024)")
+    sm.add_argument("--class", dest="cls", nargs="+", help="a class-conditional model: the class (name or index), "
+                    "or one per image")  # fmt: skip
+    sm.add_argument("--seed", type=int, default=0, help="the same seed, the same images")
+    sm.add_argument("--out", default="samples.png", help="a .png file (one grid), or a folder (one PNG each)")
+    sm.add_argument("--force", action="store_true", help="replace --out if it exists")
+    sm.set_defaults(func=cmd_sample)
+
     c = sub.add_parser("check", help="the pre-flight checks of a spec (exit 1 if any FAILs)")
     c.add_argument("spec", help="the YAML spec file whose data and choices are checked")
     c.set_defaults(func=cmd_check)
@@ -579,6 +620,7 @@ def parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-queue", type=int, default=2048, help="examples waiting for the model; 503 past")
     sv.add_argument("--max-inflight-mb", type=float, default=256.0, help="request bodies held at once; 503 past")
     sv.add_argument("--max-prompt-chars", type=int, default=10_000, help="a generate prompt's characters; 413 past")
+    sv.add_argument("--max-samples", type=int, default=64, help="images one /v1/sample request may ask for")
     sv.add_argument("--no-auth", action="store_true", help="serve without an API key (a warning says so)")
     sv.add_argument("--key-file", help="the API key's file (default ~/.config/sw2/api-key; $SW2_API_KEY first)")
     sv.add_argument("--log-requests", help="append requests to this file (0600), values masked but the spec's "

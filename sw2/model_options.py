@@ -9,11 +9,12 @@ of yours ($SW2_PLUGINS) brings its options class with it instead.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from sw2.plugins import MODELS
+from sw2.choices import OneOf
+from sw2.plugins import MODELS, OPTIMIZERS
 from sw2.spec import ModelOptions
 
 
@@ -192,6 +193,50 @@ class CharRNNOptions(ModelOptions):
     cell: Literal["gru", "lstm"] = Field("gru", description="the recurrent cell")
 
 
+# ---- image generators (task: generate_image) -------------------------------------------------------------
+class GeneratorOptions(ModelOptions):
+    """What every image generator's spec gives: class-conditional or not, two networks' optimizers where there
+    are two, and the EMA of the weights that samples are drawn from."""
+
+    image_generator = True
+    conditional: bool = Field(False, description="a class-conditional model (the data must have classes)")
+    ema: float = Field(
+        0.999, ge=0, lt=1, description="samples come from an exponential moving average of the weights (0: none)"
+    )
+    widths: list[int] | None = Field(None, description="channel widths, coarsest resolution last (model's default)")
+
+
+class DCGANOptions(GeneratorOptions):
+    """dcgan: a transposed-conv generator and a strided-conv discriminator (Radford et al., 2016), batch norm in
+    the generator, N(0, 0.02) initial weights, with the usual stabilisers as options."""
+
+    latent: int = Field(64, ge=1, le=1024, description="the noise vector's size")
+    loss: Literal["non_saturating", "hinge"] = Field("non_saturating", description="the adversarial loss")
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="one-sided: real labels are 1 - this (NS loss)")
+    spectral_norm: bool = Field(False, description="spectral normalisation of the discriminator's layers")
+    generator_optimizer: Annotated[str, OneOf(OPTIMIZERS)] = Field("adam", description="the generator's optimizer")
+    discriminator_optimizer: Annotated[str, OneOf(OPTIMIZERS)] = Field(
+        "adam", description="the discriminator's optimizer"
+    )
+    generator_lr: float = Field(2e-4, gt=0, description="the generator's lr (TTUR: may differ from the other's)")
+    discriminator_lr: float = Field(2e-4, gt=0, description="the discriminator's lr")
+    betas: tuple[float, float] = Field(
+        (0.5, 0.999), description="Adam's betas for both networks (DCGAN's 0.5 for the first)"
+    )
+
+
+class DiffusionOptions(GeneratorOptions):
+    """diffusion: a DDPM (Ho et al., 2020) with a compact U-Net predicting the noise, a cosine noise schedule
+    (Nichol & Dhariwal, 2021) and DDIM's strided deterministic sampling (Song et al., 2021); trained by the
+    spec's optimizer and lr."""
+
+    timesteps: int = Field(1000, ge=10, le=4000, description="noise levels of the forward process")
+    sample_steps: int = Field(50, ge=1, le=1000, description="DDIM steps a sample takes (at most timesteps)")
+    guidance: float = Field(
+        0.0, ge=0, le=20, description="conditional: classifier-free guidance scale (0: none; classes dropped 10%)"
+    )
+
+
 # ---- built from trained models ---------------------------------------------------------------------------
 class EnsembleOptions(ModelOptions):
     """ensemble: built by `sw2 ensemble` or `train.snapshots`, never from a spec's model: section."""
@@ -211,3 +256,6 @@ MODELS.declare("minilm", "sw2.models.minilm", MiniLMOptions)
 MODELS.declare("gpt", "sw2.models.gpt", GPTOptions)
 MODELS.declare("charrnn", "sw2.models.gpt", CharRNNOptions)
 MODELS.declare("ensemble", "sw2.models.ensemble", EnsembleOptions)
+MODELS.declare("dcgan", "sw2.models.dcgan", DCGANOptions)
+MODELS.declare("dcgan_discriminator", "sw2.models.dcgan", DCGANOptions)
+MODELS.declare("diffusion", "sw2.models.diffusion", DiffusionOptions)

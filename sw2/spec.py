@@ -202,6 +202,7 @@ class ModelOptions(Strict):
         "linear; text: bag; images: convnet; generate_text: gpt); or a registered model (see each one's options)",
     )
     language_model: ClassVar[bool] = False  # models token windows of one text (task: generate_text only)
+    image_generator: ClassVar[bool] = False  # makes images from noise (task: generate_image only)
     pretrained_tokenizer: ClassVar[bool] = False  # reads its own pretrained vocabulary (text.tokenizer: pretrained)
     whole_text: ClassVar[bool] = False  # reads every token of a text, however long (text.max_tokens default)
     # train / text fields the model trains best with: `model: auto` applies them where the spec leaves them unset

@@ -59,6 +59,18 @@ def check_generate_text(spec: Spec) -> None:
         raise ValueError("data: task generate_text reads a text file; give data.path (e.g. input.txt)")
 
 
+def check_generate_image(spec: Spec) -> None:
+    """An image generator reads images and trains an image-generating model: `GenerateImage.check_spec`."""
+    if spec.model.name != "auto" and not spec.model.image_generator:
+        raise ValueError(
+            f"model: task generate_image takes an image generator (dcgan, diffusion), not {spec.model.name}"
+        )
+    if spec.data.source == "text":
+        raise ValueError("data.source: text is for task: generate_text; task generate_image reads images")
+    if spec.train.distill is not None or spec.train.snapshots:
+        raise ValueError("train: distill and snapshots are for models of examples; remove them for generate_image")
+
+
 @dataclass(frozen=True)
 class DeclaredTask:
     """A built-in task until its module is imported: what the spec reads of it (`TASKS.about`)."""
@@ -84,6 +96,13 @@ GENERATE_TEXT = DeclaredTask(
     check_generate_text,
 )
 
+GENERATE_IMAGE = DeclaredTask(
+    "generate_image",
+    ("neg_frechet_distance", "frechet_distance", "confident", "class_entropy"),
+    None,
+    check_generate_image,
+)
+
 # every built-in task: its name, the module that implements it, what the spec reads of it
-for _task in (CLASSIFY, REGRESS, GENERATE_TEXT):
+for _task in (CLASSIFY, REGRESS, GENERATE_TEXT, GENERATE_IMAGE):
     TASKS.declare(_task.name, f"sw2.tasks.{_task.name}", _task)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -132,3 +133,31 @@ def extract(archive: Path, cache_dir: Path) -> Path:
         os.replace(tmp, dest)
     entries = [p for p in dest.iterdir() if not p.name.startswith(".")]
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
+
+
+GRID_SCALE = 2  # each pixel drawn as GRID_SCALE x GRID_SCALE in a mosaic
+
+
+def grid_png(images: np.ndarray, cols: int = 8) -> bytes:
+    """uint8 images (n x C x H x W) as one PNG mosaic, `cols` a row, a pixel between tiles."""
+    n, c, h, w = images.shape
+    cols = max(1, min(cols, n))
+    rows = (n + cols - 1) // cols
+    mosaic = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1, c), 255, np.uint8)
+    for i, img in enumerate(images):
+        r, col = divmod(i, cols)
+        mosaic[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + col * (w + 1) : 1 + col * (w + 1) + w] = img.transpose(
+            1, 2, 0
+        )
+    pic = Image.fromarray(mosaic[..., 0] if c == 1 else mosaic, "L" if c == 1 else "RGB")
+    pic = pic.resize((pic.width * GRID_SCALE, pic.height * GRID_SCALE), Image.NEAREST)
+    buf = io.BytesIO()
+    pic.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def png_file(image: np.ndarray) -> bytes:
+    """One uint8 image (C x H x W) as a PNG file's bytes."""
+    buf = io.BytesIO()
+    Image.fromarray(image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)).save(buf, format="PNG")
+    return buf.getvalue()

@@ -2,6 +2,7 @@
 
     POST /v1/predict     rows, texts, base64 images or multipart uploads -> labels + top-k, or values
     POST /v1/generate    a language model's text; "stream": true answers server-sent events, token by token
+    POST /v1/sample      an image generator's images: one PNG grid, or base64 PNGs in JSON ("format": "json")
     GET  /v1/model       name, task, inputs, classes, metrics, fingerprint, the worker's process id
     GET  /healthz        alive (open)            GET /readyz   200 once the model is loaded and warmed up (open)
     GET  /metrics        Prometheus (the API key or $SW2_METRICS_KEY)
@@ -79,6 +80,8 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             if task.predicts:
                 await batcher(dummy_inputs(bundle.encoder))
+            elif task.samples:
+                await asyncio.to_thread(task.sample, bundle, 1)
             else:
                 await asyncio.to_thread(lambda: "".join(task.stream(bundle, "\n", tokens=2)))
             state["ready"] = True
@@ -149,7 +152,9 @@ def create_app(settings: Settings) -> FastAPI:
             "name": bundle.spec.name,
             "task": bundle.task.name,
             "backend": settings.backend,
-            "inputs": payloads.describe(bundle.encoder) if task.predicts else {"kind": "text generation"},
+            "inputs": payloads.describe(bundle.encoder)
+            if task.predicts
+            else {"kind": "image generation" if task.samples else "text generation"},
             "classes": [json_label(c) for c in bundle.classes] if bundle.classes else None,
             "metrics": bundle.metrics.get("test") or bundle.metrics.get("val") or {},
             "fingerprint": bundle.fingerprint,
@@ -226,6 +231,25 @@ def create_app(settings: Settings) -> FastAPI:
             yield "event: done\ndata: {}\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
+
+    @app.post("/v1/sample")
+    async def sample(request: Request) -> Response:
+        if not task.samples:
+            raise BadRequest(
+                400,
+                "this model makes no images: "
+                + ("POST /v1/generate" if task.generates else "it predicts examples, POST /v1/predict"),
+            )
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            raise BadRequest(415, 'send application/json: {"n": 16, "seed": 0, "class": null, "format": "png"}')
+        options = await in_thread(payloads.sample_options, await request.body(), settings.max_samples)
+        deadline = request.scope.get("sw2.deadline")
+        images = await in_thread(task.sample, bundle, options["n"], options["class"], options["seed"])
+        payloads.in_time(deadline)
+        await in_thread(requests_log.log, "/v1/sample", {k: options[k] for k in ("n", "seed")}, {"n": len(images)})
+        if options["format"] == "png":
+            return Response(await in_thread(payloads.png_grid, images), media_type="image/png")
+        return JSONResponse({"images": await in_thread(payloads.png_list, images)})
 
     return app
 

@@ -246,5 +246,45 @@ def generate_options(body: bytes, max_prompt_chars: int) -> dict[str, Any]:
             "stream": stream}  # fmt: skip
 
 
+SAMPLE_FIELDS = {"n", "seed", "class", "format"}
+
+
+def sample_options(body: bytes, max_samples: int) -> dict[str, Any]:
+    """A /v1/sample body as the task's `sample` options, every field checked (a 4xx naming it)."""
+    payload = parse_json(body) if body.strip() else {}
+    if not isinstance(payload, dict):
+        raise BadRequest(422, 'the body must be a JSON object: {"n": 16}')
+    extra = [k for k in payload if k not in SAMPLE_FIELDS]
+    if extra:
+        raise BadRequest(422, f"unknown field {short(extra[0])}; give {', '.join(sorted(SAMPLE_FIELDS))}")
+    n, seed, fmt, cls = payload.get("n", 16), payload.get("seed", 0), payload.get("format", "png"), payload.get("class")
+    if not _whole(n) or not 1 <= n <= max_samples:
+        raise BadRequest(422, f"n: give a whole number of images from 1 to {max_samples} (--max-samples)")
+    if not _whole(seed) or not 0 <= seed < 2**63:
+        raise BadRequest(422, "seed: give a whole number from 0 to 2**63 - 1")
+    if fmt not in ("png", "json"):
+        raise BadRequest(422, f"format: {short(str(fmt))}; give png (one grid) or json (base64 PNGs)")
+    ok = lambda c: isinstance(c, str) and len(c) <= 200 or _whole(c)  # noqa: E731
+    if cls is not None and not (ok(cls) or isinstance(cls, list) and len(cls) == n and all(ok(c) for c in cls)):
+        raise BadRequest(422, "class: give a class (name or index), or a list of one per image")
+    return {"n": n, "seed": seed, "format": fmt, "class": cls}
+
+
+def png_grid(images: Any) -> bytes:
+    """uint8 images (n x C x H x W) as one PNG mosaic, 8 a row."""
+    from sw2.data.images import grid_png
+
+    return grid_png(images.numpy(), cols=8)
+
+
+def png_list(images: Any) -> list[str]:
+    """uint8 images (n x C x H x W) as base64 PNG files, one each."""
+    import base64
+
+    from sw2.data.images import png_file
+
+    return [base64.b64encode(png_file(img)).decode() for img in images.numpy()]
+
+
 def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)

@@ -39,6 +39,7 @@ class Settings:
     max_queue: int = 2048  # examples waiting for the network; a request that would pass it answers 503
     max_inflight_mb: float = 256.0  # request bodies held at once, all requests together; past it 503
     max_prompt_chars: int = 10_000  # a generate prompt's characters (the model reads only its context anyway)
+    max_samples: int = 64  # images one /v1/sample request may ask for
     log_max_mb: float = 100.0  # the request log is rotated at this size (3 older files kept)
 
     def check(self) -> None:
@@ -47,7 +48,7 @@ class Settings:
             raise UserError(f"--port {self.port}: give a port between 1 and 65535")
         whole = [("--workers", self.workers), ("--max-batch", self.max_batch), ("--max-rows", self.max_rows),
                  ("--max-concurrency", self.max_concurrency), ("--max-queue", self.max_queue),
-                 ("--max-prompt-chars", self.max_prompt_chars)]  # fmt: skip
+                 ("--max-prompt-chars", self.max_prompt_chars), ("--max-samples", self.max_samples)]  # fmt: skip
         for flag, value in whole:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"{flag} {value}: give a whole number of at least 1")

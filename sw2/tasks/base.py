@@ -98,6 +98,7 @@ class Task:
     predicts: ClassVar[bool] = True  # its models take examples (rows, images, texts): Bundle.examples, sw2 predict,
     # a server's /v1/predict and the drift reference it watches (reference.json)
     generates: ClassVar[bool] = False  # its models write text after a prompt: `generate`, `stream`, /v1/generate
+    samples: ClassVar[bool] = False  # its models make images from noise: `sample`, sw2 sample, /v1/sample
     exports: ClassVar[bool] = True  # sw2 export writes its network as an ONNX graph
     compresses: ClassVar[bool] = True  # sw2 compress quantises and prunes it, scored on examples
 
@@ -266,7 +267,8 @@ class Task:
         guide = "see its task's commands (sw2 --help)"
         refusals = {
             "predict": (self.predicts, "it takes no examples; " + ("use sw2 generate" if self.generates else guide)),
-            "serve": (self.predicts or self.generates, "sw2 serve answers examples or prompts: it takes neither; "
+            "serve": (self.predicts or self.generates or self.samples, "sw2 serve answers examples, prompts or "
+                      "sample requests: it takes none; "
                       "use it from Python (sw2.load)"),  # fmt: skip
             "export": (self.exports, "sw2 export cannot write it as a graph; use the bundle itself (sw2.load)"),
             "compress": (self.compresses, "sw2 compress takes a model of examples; "
@@ -303,6 +305,10 @@ class Task:
     def stream(self, bundle: Bundle, prompt: str = "\n", **options: Any) -> Iterator[str]:
         """The text of `generate` (the same options), piece by piece as it is written (a server's stream)."""
         raise UserError(f"a {self.name} model does not stream text; see its task's commands (sw2 --help)")
+
+    def sample(self, bundle: Bundle, n: int, classes: Any = None, seed: int = 0) -> torch.Tensor:
+        """`n` new images (uint8, n x C x H x W), of `classes` where the model is class-conditional."""
+        raise UserError(f"{bundle.path} is a {self.name} model; sampling images needs task: generate_image")
 
     def report_scores(self, run: Any) -> dict[str, Any]:
         """Fill `run` (sw2.run_report.Run) with the outputs its sections read and return the scores of the

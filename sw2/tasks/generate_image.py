@@ -1,0 +1,397 @@
+"""generate_image: a model that makes images like those of an image source (IDX MNIST, image folders, the
+CIFAR-10 archive), a DCGAN or a small diffusion model, class-conditional with `model.conditional` where the
+source has classes.
+
+The data is read, split and encoded as task classify reads it (the classes are the labels). Training is the
+task's own trainable: the generating network (`generator`), a GAN's `discriminator`, the `ema` of the
+generator's weights that samples come from, and the `judge`: a classifier sw2 trains on the training split
+first (the MNIST example's convnet recipe, cached by the data's fingerprint), never updated after. Each epoch
+the judge scores a fixed set of samples from fixed noise against the real val images
+(sw2.evaluation.image_scores): the Fréchet distance of its features is `val_loss` (its negative `val_metric`,
+what early stopping, `best_epoch` and the tuner read), with the share of confident samples and the entropy of
+their classes beside it; a grid of the same samples is kept for every epoch. A bundle samples from Python
+(`bundle.sample(n, classes=..., seed=...)`), `sw2 sample` and a server's `POST /v1/sample`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from sw2.data.dataset import Prepared
+from sw2.engine.batches import Shuffled
+from sw2.engine.trainable import Trainable
+from sw2.errors import UserError
+from sw2.evaluation import image_scores
+from sw2.files import cache_dir
+from sw2.plugins import MODELS
+from sw2.spec import AugmentSpec, AutoModel, TrainSpec
+from sw2.task_rules import GENERATE_IMAGE, check_generate_image
+from sw2.tasks import TASKS
+from sw2.tasks import generate_image_report as r
+from sw2.tasks.base import Scored, TinyExample
+from sw2.tasks.classify import Classify
+from sw2.tasks.image_steps import DiffusionStep, GANStep, to_pixels
+
+if TYPE_CHECKING:
+    from sw2.bundle import Bundle
+    from sw2.engine.result import FitResult
+    from sw2.spec import Spec
+
+SCORED = 500  # samples the judge scores each epoch (from the same noise every time)
+GRID = 64  # of them in each epoch's grid
+MAX_SAMPLES = 1024  # the most images one call of `sample` makes
+ONE_CLASS = 0.5  # an epoch whose samples the judge gives one class this often: a collapse (3 or more classes)
+JUDGE_MODEL = {"name": "convnet", "widths": [16, 32, 64], "activation": "relu"}  # examples/mnist.yaml's
+JUDGE_TRAIN = {"epochs": 3, "batch_size": 128, "optimizer": "nesterov", "lr": 0.2, "momentum": 0.9,
+               "weight_decay": 5e-4, "label_smoothing": 0.1, "warmup": 0.2}  # fmt: skip
+MODULES = {"dcgan": ("dcgan", "dcgan_discriminator"), "diffusion": ("diffusion", None)}
+
+
+def options_of(spec: Spec) -> Any:
+    """The spec's model options (`auto`: a DCGAN, the faster of the two on a CPU)."""
+    return spec.model.resolved("dcgan") if isinstance(spec.model, AutoModel) else spec.model
+
+
+class GenerateImage(Classify):
+    """Images from noise; the classes (where the source has them) only condition and judge."""
+
+    metrics = GENERATE_IMAGE.metrics
+    blend = None
+    predicts: ClassVar[bool] = False
+    exports: ClassVar[bool] = False
+    compresses: ClassVar[bool] = False
+    samples: ClassVar[bool] = True  # sw2 sample, Bundle.sample, /v1/sample
+
+    def check_spec(self, spec: Spec) -> None:
+        from sw2.task_rules import check_task
+
+        check_task(self, spec)
+        check_generate_image(spec)
+
+    def tiny_example(self, folder: Path) -> TinyExample:
+        """96 tiny 8 x 8 images of two shapes (a bright square, a bright bar) in two class folders; a small
+        DCGAN for 2 epochs."""
+        from PIL import Image
+
+        rng = np.random.default_rng(0)
+        for label in ("square", "bar"):
+            (folder / "shapes" / label).mkdir(parents=True, exist_ok=True)
+            for i in range(48):
+                img = rng.integers(0, 40, (8, 8), dtype=np.uint8)
+                if label == "square":
+                    img[2:6, 2:6] = 220
+                else:
+                    img[:, 3:5] = 220
+                Image.fromarray(img, "L").save(folder / "shapes" / label / f"{i}.png")
+        train = {"epochs": 30, "batch_size": 8, "deterministic": True, "threads": 1, "precision": "fp32",
+                 "device": "cpu"}  # fmt: skip
+        data = {"path": "shapes", "split": {"val": 0.25, "test": 0.25}}
+        model = {"name": "dcgan", "widths": [8, 16], "latent": 8, "ema": 0, "generator_lr": 2e-3,
+                 "discriminator_lr": 2e-3}  # fmt: skip
+        spec = {"name": "tiny-generate_image", "task": self.name, "data": data, "model": model, "train": train}
+        return TinyExample(spec, ("/v1/sample", {"n": 2, "seed": 0}))
+
+    # ---- data ------------------------------------------------------------------------------------
+    def prepare(self, spec: Spec, root: Path) -> Prepared:
+        data = super().prepare(spec, root)
+        if data.encoder.image_shape is None:
+            raise UserError(
+                f"data: task {self.name} learns images; give an image folder, IDX files or an image archive"
+            )
+        if options_of(spec).conditional and len(data.encoder.classes or []) < 2:
+            raise UserError("model.conditional: the data has fewer than 2 classes; set conditional: false")
+        return data
+
+    def describe(self, data: Prepared) -> str:
+        c, h, w = data.encoder.image_shape
+        return f"{h} x {w} images, {c} channel(s); train {len(data.train)}, val {len(data.val)}, test {len(data.test)}"
+
+    def data_verdicts(self, data: Prepared) -> list[Any]:
+        return []
+
+    # ---- training --------------------------------------------------------------------------------
+    def candidates(self, spec: Spec, data: Any) -> list[Any]:
+        return [options_of(spec)]
+
+    def trainable(self, spec: Spec, data: Any, **options: Any) -> Trainable:
+        if options:
+            raise UserError(f"task {self.name} trains its own networks: {', '.join(sorted(options))} do not apply")
+        o = options_of(spec)
+        gen_name, disc_name = MODULES[o.name]
+        judge, judge_record = train_judge(spec, data)
+        built = {"generator": (gen_name, MODELS.get(gen_name).configure(o, data.encoder, len(data.train)))}
+        if disc_name:
+            built["discriminator"] = (disc_name, MODELS.get(disc_name).configure(o, data.encoder, len(data.train)))
+        if o.ema:
+            built["ema"] = built["generator"]
+        with torch.random.fork_rng(devices=[]):  # the same initial weights in every process
+            torch.manual_seed(spec.train.seed)
+            modules: dict[str, nn.Module] = {k: MODELS.get(name)(**kwargs) for k, (name, kwargs) in built.items()}
+        if "ema" in modules:
+            modules["ema"].load_state_dict(modules["generator"].state_dict())
+            modules["ema"].requires_grad_(False)
+        modules["judge"] = judge
+        built["judge"] = judge_record
+        step = GANStep(modules, o, spec.train) if disc_name else DiffusionStep(modules, o, spec.train)
+        reference = image_scores.statistics(image_scores.judge_images(judge, real_images(data))[0])
+        noise = fixed_noise(modules["generator"], o, data, spec.train.seed)
+        # each evaluation's grid, by (generator, steps taken), for the bundle (score_run): a pre-flight probe's are
+        # another generator's, and the evaluation after training repeats the last epoch's
+        grids: dict[tuple[int, int], np.ndarray] = data.__dict__.setdefault("grids", {})
+
+        def evaluate(device: torch.device | None = None) -> dict[str, float]:
+            pixels = make(modules, o, noise, device)
+            s = image_scores.scores(judge, pixels, reference)
+            grids[id(modules["generator"]), step.calls] = pixels[:GRID].numpy()
+            row = {"val_loss": s["frechet_distance"], "val_metric": -s["frechet_distance"],
+                   "confident": s["confident"], "class_entropy": s["class_entropy"],
+                   "top_class_share": max(s["class_shares"])}  # fmt: skip
+            if isinstance(step, GANStep):
+                row |= step.epoch_losses()
+            return row
+
+        return Trainable(
+            modules=modules,
+            step=step,
+            batches=Shuffled(data.train, spec.augment, spec.train.seed, spec.train.batch_size),
+            evaluate=evaluate,
+            metric="neg_frechet_distance",
+            built=built,
+        )
+
+    # ---- scores ----------------------------------------------------------------------------------
+    def score_run(self, model: nn.Module, data: Prepared, spec: Spec, result: FitResult) -> Scored:
+        """The last epoch's scores of the samples, the real test images' own scores beside them, and the
+        files: samples.png, interpolation.png and each epoch's grid."""
+        modules = dict(model.items())
+        o = options_of(spec)
+        judge = modules["judge"]
+        reference = image_scores.statistics(image_scores.judge_images(judge, real_images(data))[0])
+        noise = fixed_noise(modules["generator"], o, data, spec.train.seed)
+        pixels = make(modules, o, noise, None)
+        scored = image_scores.scores(judge, pixels, reference)
+        test = data.test if len(data.test) else data.val
+        real = image_scores.scores(judge, test.inputs["image"][:SCORED], reference)
+        mean = data.train.inputs["image"].float().mean(0).round().to(torch.uint8)
+        dumb = image_scores.scores(judge, mean.expand(SCORED, *mean.shape).clone(), reference)
+        keys = ("frechet_distance", "confident", "class_entropy")
+        scored["baseline"] = {"name": "the mean training image", **{k: dumb[k] for k in keys}}
+        scored["real"] = {"name": f"{min(SCORED, len(test))} real {'test' if len(data.test) else 'val'} images",
+                          **{k: real[k] for k in keys}}  # fmt: skip
+        for part in (scored, scored["baseline"], scored["real"]):
+            part["neg_frechet_distance"] = -part["frechet_distance"]
+        scored.pop("class_shares")
+        if len(data.encoder.classes) >= 3 and not o.conditional:  # one class taking most samples after epoch 1
+            scored["collapsed_epochs"] = [row["epoch"] for row in result.history[1:]
+                                          if row.get("top_class_share", 0) > ONE_CLASS]  # fmt: skip
+        data.pictures = {
+            "samples.png": r.grid_png(pixels[:GRID].numpy()),
+            "interpolation.png": r.grid_png(interpolation(modules, o, data, spec.train.seed), cols=10),
+        }
+        ours = [grid for (owner, _), grid in getattr(data, "grids", {}).items() if owner == id(modules["generator"])]
+        for epoch, grid in enumerate(ours, 1):
+            data.pictures[f"samples_epoch_{epoch:03d}.png"] = r.grid_png(grid)
+        data.epoch_grids = ours
+        return Scored(metrics={"test": scored, "judge": judge_quality(judge, data)})
+
+    def write_files(self, folder: Path, data: Any, metrics: dict[str, Any]) -> None:
+        for name, png in getattr(data, "pictures", {}).items():
+            (folder / name).write_bytes(png)
+        grids = getattr(data, "epoch_grids", [])
+        if grids and (folder / "tensorboard").is_dir():  # each epoch's grid beside the run's curves
+            from torch.utils.tensorboard import SummaryWriter
+
+            with SummaryWriter(str(folder / "tensorboard")) as writer:
+                for epoch, grid in enumerate(grids, 1):
+                    mosaic = np.asarray(Image.open(io.BytesIO(r.grid_png(grid))))
+                    writer.add_image("samples", mosaic if mosaic.ndim == 3 else mosaic[..., None], epoch,
+                                     dataformats="HWC")  # fmt: skip
+
+    def beats_baseline(self, scores: dict[str, Any]) -> tuple[bool, str]:
+        base, real = scores["baseline"], scores.get("real", {})
+        msg = f"Fréchet distance {scores['frechet_distance']:.2f} vs {base['frechet_distance']:.2f} ({base['name']})"
+        if real:
+            msg += f"; real images {real['frechet_distance']:.2f}"
+        return scores["frechet_distance"] < base["frechet_distance"], msg
+
+    def preflight(self, spec: Spec, data: Any) -> list[Any]:
+        from sw2.preflight import Check
+        from sw2.tasks.generate_image_checks import short_run
+
+        return [Check("generator", frozenset(), lambda: short_run(self, spec, data))]
+
+    def report_sections(self) -> list[tuple[str, str, Any]]:
+        return [("samples", "Samples", r.samples), ("scores", "Scores over epochs", r.score_curves)]
+
+    def report_scores(self, run: Any) -> dict[str, Any]:
+        return run.m.get("test", {})
+
+    def what_the_net_sees(self, spec: Spec, data: Any, folder: Path) -> None:
+        (folder / "what_the_net_sees.png").write_bytes(r.grid_png(data.train.inputs["image"][:GRID].numpy()))
+
+    # ---- using a bundle --------------------------------------------------------------------------
+    def predict(self, bundle: Bundle, data: Any, *_: Any) -> Any:
+        """An image generator takes no examples: refused, naming what it does."""
+        raise UserError(f"{bundle.path} is an image generator: it takes no examples; sw2 sample BUNDLE draws images")
+
+    predict_proba = prediction_rows = predict  # type: ignore[assignment]
+
+    def evaluate_file(self, bundle: Bundle, path: Path) -> dict[str, Any]:
+        raise UserError(f"{path}: an image generator is not scored on a data file; its scores are in metrics.json "
+                        "(sw2 report BUNDLE), and sw2 sample draws images")  # fmt: skip
+
+    def sample(self, bundle: Bundle, n: int, classes: Any = None, seed: int = 0) -> torch.Tensor:
+        """`n` new images (uint8, n x C x H x W) from the EMA weights; `classes` (a class name or index, or one
+        per image) for a class-conditional model; the same seed, the same images."""
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_SAMPLES:
+            raise UserError(f"n: {n!r}; give a whole number of images from 1 to {MAX_SAMPLES}")
+        modules = dict(bundle.model.items())
+        o = options_of(bundle.spec)
+        y = class_indices(bundle.encoder.classes or [], classes, n, o.conditional)
+        gen = torch.Generator().manual_seed(int(seed))
+        net = modules["generator"]
+        shape = list(bundle.encoder.image_shape)
+        noise = (
+            torch.randn(n, net.latent, generator=gen) if o.name == "dcgan" else torch.randn(n, *shape, generator=gen)
+        )
+        return make(modules, o, (noise, y), None)
+
+
+def class_indices(classes: list[str], asked: Any, n: int, conditional: bool) -> torch.Tensor | None:
+    """The class index of each of `n` samples: `asked` a class name or index, a list of them (one per sample),
+    or None (a conditional model: every class in turn)."""
+    if asked is None:
+        return torch.arange(n) % len(classes) if conditional else None
+    if not conditional:
+        raise UserError("class: this model is not class-conditional (model.conditional: false); leave class out")
+    wanted = asked if isinstance(asked, list) else [asked] * n
+    if len(wanted) != n:
+        raise UserError(f"class: {len(wanted)} classes for {n} images; give one class, or one per image")
+    out = []
+    for c in wanted:
+        if isinstance(c, str) and c in classes:
+            out.append(classes.index(c))
+        elif isinstance(c, int | str) and str(c).lstrip("-").isdigit() and 0 <= int(c) < len(classes) and \
+                str(c) not in classes:  # fmt: skip
+            out.append(int(c))
+        elif isinstance(c, int) and str(c) in classes:
+            out.append(classes.index(str(c)))
+        else:
+            names = ", ".join(map(str, classes))
+            raise UserError(f"class: {str(c)[:40]!r} is not a class of this model; its classes: {names}")
+    return torch.tensor(out)
+
+
+def real_images(data: Any) -> torch.Tensor:
+    """The real images the samples are compared with: the val split's (or up to SCORED x 4 training images)."""
+    part = data.val if len(data.val) >= 50 else data.train
+    return part.inputs["image"][: SCORED * 4]
+
+
+def fixed_noise(generator: nn.Module, o: Any, data: Any, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The noise (and classes) every epoch's samples are made from: the same every epoch and every process."""
+    gen = torch.Generator().manual_seed(seed + 1)
+    shape = list(data.encoder.image_shape)
+    noise = (
+        torch.randn(SCORED, generator.latent, generator=gen)
+        if o.name == "dcgan"
+        else torch.randn(SCORED, *shape, generator=gen)
+    )
+    y = torch.arange(SCORED) % len(data.encoder.classes) if o.conditional else None
+    return noise, y
+
+
+@torch.no_grad()
+def make(modules: dict[str, nn.Module], o: Any, noise: tuple[torch.Tensor, torch.Tensor | None],
+         device: torch.device | None) -> torch.Tensor:  # fmt: skip
+    """uint8 images from `noise` (and classes) by the EMA weights (the generator's without them), on the CPU."""
+    net = modules.get("ema") or modules["generator"]
+    device = device or next(net.parameters()).device
+    was = net.training
+    net.eval()
+    z, y = noise
+    out = []
+    try:
+        for i in range(0, len(z), 250):
+            zc = z[i : i + 250].to(device)
+            yc = None if y is None else y[i : i + 250].to(device)
+            x = net(zc, yc) if o.name == "dcgan" else net.sample(zc, yc, o.sample_steps, o.guidance)
+            out.append(to_pixels(x).cpu())
+    finally:
+        net.train(was)
+    return torch.cat(out)
+
+
+def interpolation(modules: dict[str, nn.Module], o: Any, data: Any, seed: int, rows: int = 4) -> np.ndarray:
+    """`rows` strips of 10 images between two noise draws (spherical interpolation), for interpolation.png."""
+    gen = torch.Generator().manual_seed(seed + 2)
+    shape = [modules["generator"].latent] if o.name == "dcgan" else list(data.encoder.image_shape)
+    a, b = torch.randn(rows, *shape, generator=gen), torch.randn(rows, *shape, generator=gen)
+    steps = torch.linspace(0, 1, 10)
+    omega = torch.acos((a.flatten(1) * b.flatten(1)).sum(1) / (a.flatten(1).norm(dim=1) * b.flatten(1).norm(dim=1)))
+    z = torch.stack([(torch.sin((1 - s) * omega) / torch.sin(omega)).view(-1, *[1] * len(shape)) * a
+                     + (torch.sin(s * omega) / torch.sin(omega)).view(-1, *[1] * len(shape)) * b
+                     for s in steps], 1).flatten(0, 1)  # fmt: skip
+    y = (torch.arange(rows) % len(data.encoder.classes)).repeat_interleave(10) if o.conditional else None
+    return make(modules, o, (z, y), None).numpy()
+
+
+def train_judge(spec: Spec, data: Any) -> tuple[nn.Module, tuple[str, dict[str, Any]]]:
+    """The judge: examples/mnist.yaml's convnet trained on the training split (fp32, deterministic), cached
+    in the sw2 cache by the data's fingerprint, so another model of the same data is judged by the same one."""
+    from safetensors.torch import load_file, save_file
+
+    from sw2.engine.loop import fit
+    from sw2.model_options import ConvNetOptions
+
+    if not data.encoder.classes or len(data.encoder.classes) < 2:
+        raise UserError(
+            "data: task generate_image judges samples by a classifier of the data's classes; give images "
+            "in class folders (or IDX labels)"
+        )
+    judge_train = TrainSpec(**JUDGE_TRAIN, seed=spec.train.seed, deterministic=True, precision="fp32",
+                            device=spec.train.device, threads=spec.train.threads)  # fmt: skip
+    judge = {"task": "classify", "model": ConvNetOptions(**JUDGE_MODEL), "train": judge_train, "augment": AugmentSpec()}
+    judge_spec = spec.model_copy(update=judge)
+    classify = TASKS.get("classify")
+    key = hashlib.sha256(json.dumps([data.fingerprint, JUDGE_MODEL, JUDGE_TRAIN, spec.train.seed,
+                                     list(data.encoder.image_shape)]).encode()).hexdigest()[:24]  # fmt: skip
+    folder = cache_dir() / "judges"
+    weights, about = folder / f"{key}.safetensors", folder / f"{key}.json"
+    trainable = classify.trainable(judge_spec, data)
+    name, kwargs = trainable.built["model"]
+    net = trainable.model
+    if weights.is_file() and about.is_file():
+        try:
+            net.load_state_dict(load_file(weights))
+            return net.eval().requires_grad_(False), (name, kwargs)
+        except (RuntimeError, OSError, ValueError):
+            pass  # a damaged cache entry: train again
+    net = fit(trainable, judge_spec, verbose=False).model.requires_grad_(False)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = weights.with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
+    tmp.replace(weights)
+    about.write_text(json.dumps({"model": name, "kwargs": kwargs}), encoding="utf-8")
+    return net.eval(), (name, kwargs)
+
+
+def judge_quality(judge: nn.Module, data: Any) -> dict[str, Any]:
+    """The judge's accuracy on the real test (or val) images: how much its verdicts on samples can be trusted."""
+    part = data.test if len(data.test) else data.val
+    _, probs = image_scores.judge_images(judge, part.inputs["image"])
+    accuracy = float((probs.argmax(1) == part.target.long()).float().mean()) if len(part) else None
+    return {"model": "convnet " + json.dumps(JUDGE_MODEL["widths"]), "epochs": JUDGE_TRAIN["epochs"],
+            "accuracy": accuracy, "n": len(part)}  # fmt: skip
+
+
+TASKS.register("generate_image")(GenerateImage("generate_image", "neg_frechet_distance"))
