@@ -347,7 +347,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             args.bundle, args.host, args.port, args.workers, args.backend, args.max_batch, args.max_wait_ms,
             args.max_body_mb, args.max_rows, not args.no_auth, args.key_file, args.log_requests,
             timeout_s=args.timeout_s, max_concurrency=args.max_concurrency, max_queue=args.max_queue,
-            max_inflight_mb=args.max_inflight_mb, max_prompt_chars=args.max_prompt_chars, log_max_mb=args.log_max_mb,
+            max_inflight_mb=args.max_inflight_mb, max_prompt_chars=args.max_prompt_chars, max_samples=args.max_samples,
+            log_max_mb=args.log_max_mb,
         ))  # fmt: skip
     return 0
 

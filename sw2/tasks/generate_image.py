@@ -5,8 +5,8 @@ source has classes.
 The data is read, split and encoded as task classify reads it (the classes are the labels). Training is the
 task's own trainable: the generating network (`generator`), a GAN's `discriminator`, the `ema` of the
 generator's weights that samples come from, and the `judge`: a classifier sw2 trains on the training split
-first (the MNIST example's convnet recipe, cached by the data's fingerprint), never updated after. Each epoch
-the judge scores a fixed set of samples from fixed noise against the real val images
+first (the MNIST example's convnet recipe without label smoothing, cached by the data's fingerprint), never
+updated after. Each epoch the judge scores a fixed set of samples from fixed noise against the real val images
 (sw2.evaluation.image_scores): the Fréchet distance of its features is `val_loss` (its negative `val_metric`,
 what early stopping, `best_epoch` and the tuner read), with the share of confident samples and the entropy of
 their classes beside it; a grid of the same samples is kept for every epoch. A bundle samples from Python
@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -51,8 +52,11 @@ GRID = 64  # of them in each epoch's grid
 MAX_SAMPLES = 1024  # the most images one call of `sample` makes
 ONE_CLASS = 0.5  # an epoch whose samples the judge gives one class this often: a collapse (3 or more classes)
 JUDGE_MODEL = {"name": "convnet", "widths": [16, 32, 64], "activation": "relu"}  # examples/mnist.yaml's
-JUDGE_TRAIN = {"epochs": 3, "batch_size": 128, "optimizer": "nesterov", "lr": 0.2, "momentum": 0.9,
-               "weight_decay": 5e-4, "label_smoothing": 0.1, "warmup": 0.2}  # fmt: skip
+# examples/mnist.yaml's recipe without label smoothing (a smoothed judge is never 90% sure of anything); at least
+# JUDGE_STEPS steps (3 epochs of MNIST's 55,000 images are 1,290), at most 30 epochs
+JUDGE_TRAIN = {"batch_size": 128, "optimizer": "nesterov", "lr": 0.2, "momentum": 0.9, "weight_decay": 5e-4,
+               "warmup": 0.2}  # fmt: skip
+JUDGE_STEPS = 1200
 MODULES = {"dcgan": ("dcgan", "dcgan_discriminator"), "diffusion": ("diffusion", None)}
 
 
@@ -102,11 +106,14 @@ class GenerateImage(Classify):
 
     # ---- data ------------------------------------------------------------------------------------
     def prepare(self, spec: Spec, root: Path) -> Prepared:
+        from sw2.data.sources import detect
+
+        refusal = f"data: task {self.name} learns images; give an image folder, IDX files or an image archive"
+        if detect(spec.data, root) in ("csv", "parquet", "package"):
+            raise UserError(refusal)
         data = super().prepare(spec, root)
         if data.encoder.image_shape is None:
-            raise UserError(
-                f"data: task {self.name} learns images; give an image folder, IDX files or an image archive"
-            )
+            raise UserError(refusal)
         if options_of(spec).conditional and len(data.encoder.classes or []) < 2:
             raise UserError("model.conditional: the data has fewer than 2 classes; set conditional: false")
         return data
@@ -358,12 +365,13 @@ def train_judge(spec: Spec, data: Any) -> tuple[nn.Module, tuple[str, dict[str, 
             "data: task generate_image judges samples by a classifier of the data's classes; give images "
             "in class folders (or IDX labels)"
         )
-    judge_train = TrainSpec(**JUDGE_TRAIN, seed=spec.train.seed, deterministic=True, precision="fp32",
+    epochs = judge_epochs(data)
+    judge_train = TrainSpec(**JUDGE_TRAIN, epochs=epochs, seed=spec.train.seed, deterministic=True, precision="fp32",
                             device=spec.train.device, threads=spec.train.threads)  # fmt: skip
     judge = {"task": "classify", "model": ConvNetOptions(**JUDGE_MODEL), "train": judge_train, "augment": AugmentSpec()}
     judge_spec = spec.model_copy(update=judge)
     classify = TASKS.get("classify")
-    key = hashlib.sha256(json.dumps([data.fingerprint, JUDGE_MODEL, JUDGE_TRAIN, spec.train.seed,
+    key = hashlib.sha256(json.dumps([data.fingerprint, JUDGE_MODEL, JUDGE_TRAIN, epochs, spec.train.seed,
                                      list(data.encoder.image_shape)]).encode()).hexdigest()[:24]  # fmt: skip
     folder = cache_dir() / "judges"
     weights, about = folder / f"{key}.safetensors", folder / f"{key}.json"
@@ -385,12 +393,18 @@ def train_judge(spec: Spec, data: Any) -> tuple[nn.Module, tuple[str, dict[str, 
     return net.eval(), (name, kwargs)
 
 
+def judge_epochs(data: Any) -> int:
+    """The judge's epochs: JUDGE_STEPS steps or more (3 to 30 epochs)."""
+    steps = max(1, len(data.train) // JUDGE_TRAIN["batch_size"])
+    return min(30, max(3, math.ceil(JUDGE_STEPS / steps)))
+
+
 def judge_quality(judge: nn.Module, data: Any) -> dict[str, Any]:
     """The judge's accuracy on the real test (or val) images: how much its verdicts on samples can be trusted."""
     part = data.test if len(data.test) else data.val
     _, probs = image_scores.judge_images(judge, part.inputs["image"])
     accuracy = float((probs.argmax(1) == part.target.long()).float().mean()) if len(part) else None
-    return {"model": "convnet " + json.dumps(JUDGE_MODEL["widths"]), "epochs": JUDGE_TRAIN["epochs"],
+    return {"model": "convnet " + json.dumps(JUDGE_MODEL["widths"]), "epochs": judge_epochs(data),
             "accuracy": accuracy, "n": len(part)}  # fmt: skip
 
 
