@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 SCORED = 500  # samples the judge scores each epoch (from the same noise every time)
 GRID = 64  # of them in each epoch's grid
+EVAL_STEPS = 20  # a diffusion model's samples each epoch take at most this many DDIM steps (the final ones all)
 MAX_SAMPLES = 1024  # the most images one call of `sample` makes
 ONE_CLASS = 0.5  # an epoch whose samples the judge gives one class this often: a collapse (3 or more classes)
 JUDGE_MODEL = {"name": "convnet", "widths": [16, 32, 64], "activation": "relu"}  # examples/mnist.yaml's
@@ -155,8 +156,10 @@ class GenerateImage(Classify):
         # another generator's, and the evaluation after training repeats the last epoch's
         grids: dict[tuple[int, int], np.ndarray] = data.__dict__.setdefault("grids", {})
 
+        quick = o.model_copy(update={"sample_steps": min(o.sample_steps, EVAL_STEPS)}) if o.name == "diffusion" else o
+
         def evaluate(device: torch.device | None = None) -> dict[str, float]:
-            pixels = make(modules, o, noise, device)
+            pixels = make(modules, quick, noise, device)
             s = image_scores.scores(judge, pixels, reference)
             grids[id(modules["generator"]), step.calls] = pixels[:GRID].numpy()
             row = {"val_loss": s["frechet_distance"], "val_metric": -s["frechet_distance"],
