@@ -23,9 +23,9 @@ from tests.test_serve import Server
 FAST = {"batch_size": 64, "threads": 2, "seed": 0}
 
 
-def mnist_spec(model: dict, epochs: float = 1) -> dict:
+def mnist_spec(model: dict, epochs: float = 1, limit: int = 1500) -> dict:
     return {"name": f"mnist-{model['name']}", "task": "generate_image",
-            "data": {"path": str(need_dataset("mnist")), "limit": 1500, "split": {"val": 0.02, "seed": 0}},
+            "data": {"path": str(need_dataset("mnist")), "limit": limit, "split": {"val": 0.02, "seed": 0}},
             "model": model, "train": {**FAST, "epochs": epochs}}  # fmt: skip
 
 
@@ -40,7 +40,7 @@ def gan(tmp_path_factory) -> Path:
 def diffusion(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("diffusion")
     model = {"name": "diffusion", "widths": [16, 32, 32], "conditional": True, "guidance": 1.0, "sample_steps": 5}
-    spec = mnist_spec(model)
+    spec = mnist_spec(model, limit=640)
     spec["train"].update(optimizer="adam", lr=2e-3)
     return sw2.train(write_spec(folder, spec), folder / "bundle", verbose=False, check=False).path
 

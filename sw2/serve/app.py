@@ -193,7 +193,10 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post("/v1/predict")
     async def predict(request: Request, top: int = 3) -> Response:
         if not task.predicts:
-            raise BadRequest(400, 'this model takes no examples: it writes text, POST /v1/generate {"prompt": ...}')
+            what = 'makes images, POST /v1/sample {"n": 16}'
+            if not task.samples:
+                what = 'writes text, POST /v1/generate {"prompt": ...}'
+            raise BadRequest(400, f"this model takes no examples: it {what}")
         if not 1 <= top <= 1000:
             raise BadRequest(422, f"top: {top}; give 1 to 1000")
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -38,8 +38,7 @@ from sw2.spec import AugmentSpec, AutoModel, TrainSpec
 from sw2.task_rules import GENERATE_IMAGE, check_generate_image
 from sw2.tasks import TASKS
 from sw2.tasks import generate_image_report as r
-from sw2.tasks.base import Scored, TinyExample
-from sw2.tasks.classify import Classify
+from sw2.tasks.base import Scored, Task, TinyExample
 from sw2.tasks.image_steps import DiffusionStep, GANStep, to_pixels
 
 if TYPE_CHECKING:
@@ -66,8 +65,9 @@ def options_of(spec: Spec) -> Any:
     return spec.model.resolved("dcgan") if isinstance(spec.model, AutoModel) else spec.model
 
 
-class GenerateImage(Classify):
-    """Images from noise; the classes (where the source has them) only condition and judge."""
+class GenerateImage(Task):
+    """Images from noise; the classes (where the source has them) only condition and judge. The images are
+    read, split and encoded by task classify (its `prepare`, `load_encoder`, `held_out`)."""
 
     metrics = GENERATE_IMAGE.metrics
     blend = None
@@ -76,10 +76,10 @@ class GenerateImage(Classify):
     compresses: ClassVar[bool] = False
     samples: ClassVar[bool] = True  # sw2 sample, Bundle.sample, /v1/sample
 
-    def check_spec(self, spec: Spec) -> None:
-        from sw2.task_rules import check_task
+    discrete = True  # splits are stratified by class
 
-        check_task(self, spec)
+    def check_spec(self, spec: Spec) -> None:
+        super().check_spec(spec)
         check_generate_image(spec)
 
     def tiny_example(self, folder: Path) -> TinyExample:
@@ -112,12 +112,18 @@ class GenerateImage(Classify):
         refusal = f"data: task {self.name} learns images; give an image folder, IDX files or an image archive"
         if detect(spec.data, root) in ("csv", "parquet", "package"):
             raise UserError(refusal)
-        data = super().prepare(spec, root)
+        data = TASKS.get("classify").prepare(spec, root)
         if data.encoder.image_shape is None:
             raise UserError(refusal)
         if options_of(spec).conditional and len(data.encoder.classes or []) < 2:
             raise UserError("model.conditional: the data has fewer than 2 classes; set conditional: false")
         return data
+
+    def load_encoder(self, state: dict[str, Any]) -> Any:
+        return TASKS.get("classify").load_encoder(state)
+
+    def held_out(self, bundle: Bundle, spec: Spec, root: Path) -> Any:
+        return TASKS.get("classify").held_out(bundle, spec, root)
 
     def describe(self, data: Prepared) -> str:
         c, h, w = data.encoder.image_shape
