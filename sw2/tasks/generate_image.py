@@ -15,10 +15,7 @@ their classes beside it; a grid of the same samples is kept for every epoch. A b
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -32,13 +29,13 @@ from sw2.engine.batches import Shuffled
 from sw2.engine.trainable import Trainable
 from sw2.errors import UserError
 from sw2.evaluation import image_scores
-from sw2.files import cache_dir
 from sw2.plugins import MODELS
-from sw2.spec import AugmentSpec, AutoModel, TrainSpec
+from sw2.spec import AutoModel
 from sw2.task_rules import GENERATE_IMAGE, check_generate_image
 from sw2.tasks import TASKS
 from sw2.tasks import generate_image_report as r
 from sw2.tasks.base import Scored, Task, TinyExample
+from sw2.tasks.image_judge import judge_quality, train_judge
 from sw2.tasks.image_steps import DiffusionStep, GANStep, to_pixels
 
 if TYPE_CHECKING:
@@ -51,12 +48,6 @@ GRID = 64  # of them in each epoch's grid
 EVAL_STEPS = 20  # a diffusion model's samples each epoch take at most this many DDIM steps (the final ones all)
 MAX_SAMPLES = 1024  # the most images one call of `sample` makes
 ONE_CLASS = 0.5  # an epoch whose samples the judge gives one class this often: a collapse (3 or more classes)
-JUDGE_MODEL = {"name": "convnet", "widths": [16, 32, 64], "activation": "relu"}  # examples/mnist.yaml's
-# examples/mnist.yaml's recipe without label smoothing (a smoothed judge is never 90% sure of anything); at least
-# JUDGE_STEPS steps (3 epochs of MNIST's 55,000 images are 1,290), at most 30 epochs
-JUDGE_TRAIN = {"batch_size": 128, "optimizer": "nesterov", "lr": 0.2, "momentum": 0.9, "weight_decay": 5e-4,
-               "warmup": 0.2}  # fmt: skip
-JUDGE_STEPS = 1200
 MODULES = {"dcgan": ("dcgan", "dcgan_discriminator"), "diffusion": ("diffusion", None)}
 
 
@@ -359,62 +350,6 @@ def interpolation(modules: dict[str, nn.Module], o: Any, data: Any, seed: int, r
                      for s in steps], 1).flatten(0, 1)  # fmt: skip
     y = (torch.arange(rows) % len(data.encoder.classes)).repeat_interleave(10) if o.conditional else None
     return make(modules, o, (z, y), None).numpy()
-
-
-def train_judge(spec: Spec, data: Any) -> tuple[nn.Module, tuple[str, dict[str, Any]]]:
-    """The judge: examples/mnist.yaml's convnet trained on the training split (fp32, deterministic), cached
-    in the sw2 cache by the data's fingerprint, so another model of the same data is judged by the same one."""
-    from safetensors.torch import load_file, save_file
-
-    from sw2.engine.loop import fit
-    from sw2.model_options import ConvNetOptions
-
-    if not data.encoder.classes or len(data.encoder.classes) < 2:
-        raise UserError(
-            "data: task generate_image judges samples by a classifier of the data's classes; give images "
-            "in class folders (or IDX labels)"
-        )
-    epochs = judge_epochs(data)
-    judge_train = TrainSpec(**JUDGE_TRAIN, epochs=epochs, seed=spec.train.seed, deterministic=True, precision="fp32",
-                            device=spec.train.device, threads=spec.train.threads)  # fmt: skip
-    judge = {"task": "classify", "model": ConvNetOptions(**JUDGE_MODEL), "train": judge_train, "augment": AugmentSpec()}
-    judge_spec = spec.model_copy(update=judge)
-    classify = TASKS.get("classify")
-    key = hashlib.sha256(json.dumps([data.fingerprint, JUDGE_MODEL, JUDGE_TRAIN, epochs, spec.train.seed,
-                                     list(data.encoder.image_shape)]).encode()).hexdigest()[:24]  # fmt: skip
-    folder = cache_dir() / "judges"
-    weights, about = folder / f"{key}.safetensors", folder / f"{key}.json"
-    trainable = classify.trainable(judge_spec, data)
-    name, kwargs = trainable.built["model"]
-    net = trainable.model
-    if weights.is_file() and about.is_file():
-        try:
-            net.load_state_dict(load_file(weights))
-            return net.eval().requires_grad_(False), (name, kwargs)
-        except (RuntimeError, OSError, ValueError):
-            pass  # a damaged cache entry: train again
-    net = fit(trainable, judge_spec, verbose=False).model.requires_grad_(False)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = weights.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
-    tmp.replace(weights)
-    about.write_text(json.dumps({"model": name, "kwargs": kwargs}), encoding="utf-8")
-    return net.eval(), (name, kwargs)
-
-
-def judge_epochs(data: Any) -> int:
-    """The judge's epochs: JUDGE_STEPS steps or more (3 to 30 epochs)."""
-    steps = max(1, len(data.train) // JUDGE_TRAIN["batch_size"])
-    return min(30, max(3, math.ceil(JUDGE_STEPS / steps)))
-
-
-def judge_quality(judge: nn.Module, data: Any) -> dict[str, Any]:
-    """The judge's accuracy on the real test (or val) images: how much its verdicts on samples can be trusted."""
-    part = data.test if len(data.test) else data.val
-    _, probs = image_scores.judge_images(judge, part.inputs["image"])
-    accuracy = float((probs.argmax(1) == part.target.long()).float().mean()) if len(part) else None
-    return {"model": "convnet " + json.dumps(JUDGE_MODEL["widths"]), "epochs": judge_epochs(data),
-            "accuracy": accuracy, "n": len(part)}  # fmt: skip
 
 
 TASKS.register("generate_image")(GenerateImage("generate_image", "neg_frechet_distance"))
