@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,16 @@ def make_image_folder(root: Path, per_class: int = 24, seed: int = 0) -> Path:
         for i in range(per_class):
             Image.fromarray(stripes(kind, rng)).save(root / kind / f"{i:03d}.png")
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The sw2 cache of what the session and module fixtures train (each test gets its own below): never the
+    user's home, and nothing from an earlier run (a fresh machine's CI finds no cached judge or images)."""
+    folder = tmp_path_factory.mktemp("sw2-session-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SW2_CACHE", str(folder))
+        yield folder
 
 
 @pytest.fixture(autouse=True)

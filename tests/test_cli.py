@@ -36,7 +36,7 @@ def test_train_eval_predict_images(tmp_path):
     assert (tmp_path / "runs" / "stripes" / "model.safetensors").exists()
     assert "accuracy" in res.stdout and "majority class" in res.stdout
 
-    res = sw2("eval", "runs/stripes", "--data", "other", "--json", "m.json", cwd=tmp_path)
+    res = sw2_here("eval", "runs/stripes", "--data", "other", "--json", "m.json", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "evaluation (16 examples)" in res.stdout and "confusion matrix" in res.stdout
     got = json.loads((tmp_path / "m.json").read_text())
@@ -45,16 +45,16 @@ def test_train_eval_predict_images(tmp_path):
     for metric in ("accuracy", "macro_f1", "log_loss"):  # the file holds what the table shows
         assert table_cells(res.stdout, metric) == [f"{got[metric]:.4f}", f"{got['baseline'][metric]:.4f}"], metric
 
-    res = sw2("eval", "runs/stripes", "--json", "saved.json", cwd=tmp_path)  # no --data: the saved test metrics
+    res = sw2_here("eval", "runs/stripes", "--json", "saved.json", cwd=tmp_path)  # no --data: the saved test metrics
     saved = json.loads((tmp_path / "runs" / "stripes" / "metrics.json").read_text())["test"]
     assert res.returncode == 0 and json.loads((tmp_path / "saved.json").read_text()) == saved
     assert saved["n"] == 12 and saved["accuracy"] >= 11 / 12 and abs(saved["accuracy"] - got["accuracy"]) <= 0.1
 
-    res = sw2("predict", "runs/stripes", "other/v/000.png", "--top", "2", cwd=tmp_path)
+    res = sw2_here("predict", "runs/stripes", "other/v/000.png", "--top", "2", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("other/v/000.png: v ") and " h " in res.stdout
 
-    res = sw2("predict", "runs/stripes", "other", "--output", "p.csv", cwd=tmp_path)
+    res = sw2_here("predict", "runs/stripes", "other", "--output", "p.csv", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader(open(tmp_path / "p.csv")))
     truth = [Path(r["id"]).parent.name for r in rows]  # other/<class>/<image>
@@ -71,7 +71,7 @@ def test_predict_csv_rows(tmp_path):
     assert sw2("train", "spec.yaml", "--quiet", "--out", "b", cwd=tmp_path).returncode == 0
     cols = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
     pd.DataFrame([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], columns=cols).to_csv(tmp_path / "rows.csv", index=False)
-    res = sw2("predict", "b", "rows.csv", cwd=tmp_path)
+    res = sw2_here("predict", "b", "rows.csv", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader(io.StringIO(res.stdout)))
     assert [r["prediction"] for r in rows] == ["setosa", "virginica"]
@@ -99,7 +99,7 @@ def test_idx_source_and_png_prediction(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "(297 examples)" in res.stdout  # the given t10k split is the test split
     Image.fromarray(images[1600]).save(tmp_path / "digit.png")
-    res = sw2("predict", "b", "digit.png", cwd=tmp_path)
+    res = sw2_here("predict", "b", "digit.png", cwd=tmp_path)
     assert res.returncode == 0 and f": {d.target[1600]} " in res.stdout
 
 

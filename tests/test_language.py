@@ -13,7 +13,6 @@ import sw2
 from sw2.data.corpus import Corpus, windows
 from sw2.models.gpt import GPT, CharRNN
 from tests.conftest import need_dataset, sw2_here, table_cells, write_spec
-from tests.conftest import sw2 as run_cli
 
 WORDS = "the king and queen of fair verona speak to my lord good night sweet prince".split()
 
@@ -101,7 +100,7 @@ def test_language_model_has_report_model_tests_and_sw2_test(trained):
     assert 'failures="0"' in (bundle.path / "tests.xml").read_text()
     assert (bundle.path / "what_the_net_sees.txt").read_text().startswith("--- window 1 ---")
     junit = folder / "sw2-test.xml"
-    r = run_cli("test", str(bundle.path), "--spec", str(folder / "spec.yaml"), "--junit", str(junit))  # the text
+    r = sw2_here("test", str(bundle.path), "--spec", str(folder / "spec.yaml"), "--junit", str(junit))  # the text
     assert r.returncode == 0 and "bits_per_char" in r.stdout, r.stdout + r.stderr  # lies outside the bundle
     assert 'failures="0"' in junit.read_text()
     again = sw2.report(bundle, out=folder / "again.html", spec_from=folder / "spec.yaml")  # the bundle's tokenizer
@@ -134,10 +133,10 @@ def test_cache_logits_match_full_forward():
 
 def test_generate_and_eval_from_the_command_line(trained):
     bundle, folder = trained
-    r = run_cli("generate", str(bundle.path), "--prompt", "ROMEO:", "--tokens", "30", "--top-k", "3", "--stats")
+    r = sw2_here("generate", str(bundle.path), "--prompt", "ROMEO:", "--tokens", "30", "--top-k", "3", "--stats")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("ROMEO:") and len(r.stdout) >= 36 and "tokens/s" in r.stderr
-    r = run_cli("eval", str(bundle.path), "--data", str(folder / "verse.txt"), "--json", str(folder / "eval.json"))
+    r = sw2_here("eval", str(bundle.path), "--data", str(folder / "verse.txt"), "--json", str(folder / "eval.json"))
     assert r.returncode == 0, r.stderr
     got = json.loads((folder / "eval.json").read_text())
     assert f"evaluation ({got['tokens_scored']:,} tokens)" in r.stdout and got["tokens_scored"] > 90_000  # all

@@ -12,7 +12,6 @@ import pytest
 from sklearn.datasets import load_wine
 
 import sw2
-from tests.conftest import sw2 as run_cli
 from tests.conftest import sw2_here, write_spec
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -72,11 +71,11 @@ def test_report_command_rewrites_and_reports_on_other_data(tmp_path):
     result = sw2_here("report", str(bundle.path), cwd=tmp_path)  # the bundle alone reads wine.csv: its signed record
     assert result.returncode == 0 and (bundle.path / "report.html").read_text().count("<h2") == text.count("<h2")
     (bundle.path / "report.html").unlink()
-    result = run_cli("report", str(bundle.path), "--spec", "spec.yaml", cwd=tmp_path)
+    result = sw2_here("report", str(bundle.path), "--spec", "spec.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (bundle.path / "report.html").read_text().count("<h2") == text.count("<h2")
 
-    result = run_cli("report", str(bundle.path), "--data", "new.csv", "--out", "new.html", cwd=tmp_path)
+    result = sw2_here("report", str(bundle.path), "--data", "new.csv", "--out", "new.html", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     other = (tmp_path / "new.html").read_text()
     assert "other data (new.csv): 28 examples" in other and "From the training run" in other
