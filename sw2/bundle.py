@@ -111,8 +111,34 @@ def architecture(built: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, Any]
     return {"modules": {key: {"name": name, "kwargs": kwargs} for key, (name, kwargs) in built.items()}}
 
 
-def rebuild(arch: dict[str, Any]) -> torch.nn.Module:
-    """The untrained network(s) model.json describes."""
+MEMORY_SLACK = 8, 64 << 20  # networks may need this many times model.safetensors' bytes, plus this many
+
+
+def rebuild(arch: dict[str, Any], weights_bytes: int | None = None) -> torch.nn.Module:
+    """The untrained network(s) model.json describes; with `weights_bytes` (model.safetensors' size), refused
+    first where they would need far more memory than the weights file holds: a crafted model.json (a width of
+    10^9) must not make sw2 allocate without bound. They are sized on the meta device, where nothing is
+    allocated (a network that cannot be built there is built as it is)."""
+    if weights_bytes is not None:
+        try:
+            with torch.device("meta"):
+                sized = networks(arch)
+        except UserError:
+            raise
+        except Exception:  # a constructor that reads tensor values: not sized, built below
+            sized = None
+        if sized is not None:
+            need = sum(t.numel() * t.element_size() for t in [*sized.parameters(), *sized.buffers()])
+            if need > MEMORY_SLACK[0] * weights_bytes + MEMORY_SLACK[1]:
+                raise UserError(
+                    f"model.json: describes networks of {need / 1e6:,.0f} MB, and model.safetensors holds "
+                    f"{weights_bytes / 1e6:,.1f} MB; the bundle is damaged or crafted: train it again"
+                )
+    return networks(arch)
+
+
+def networks(arch: dict[str, Any]) -> torch.nn.Module:
+    """The network, or the networks by name in a ModuleDict, that model.json describes."""
     if "modules" in arch:
         return torch.nn.ModuleDict({key: build(m["name"], m["kwargs"]) for key, m in arch["modules"].items()})
     return build(arch["name"], arch["kwargs"])
@@ -136,7 +162,8 @@ class Bundle:
         self.spec.data = self.spec.data.model_copy(update={"cache_dir": None})
         self.task = TASKS.get(self.spec.task)
         self.encoder = self._part("preprocess.json", self.task.load_encoder)
-        self.model = self._part("model.json", rebuild)
+        weights_bytes = (self.path / "model.safetensors").stat().st_size
+        self.model = self._part("model.json", lambda arch: rebuild(arch, weights_bytes))
         self._load_weights()
         self.model.eval()
         self.metrics = self._record("metrics.json")
