@@ -17,6 +17,7 @@ from PIL import Image
 
 import sw2
 from sw2.errors import UserError
+from sw2.tasks import TASKS
 from tests.conftest import need_dataset, sw2_here, write_spec
 from tests.test_serve import Server
 
@@ -40,7 +41,7 @@ def gan(tmp_path_factory) -> Path:
 def diffusion(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("diffusion")
     model = {"name": "diffusion", "widths": [16, 32, 32], "conditional": True, "guidance": 1.0, "sample_steps": 5}
-    spec = mnist_spec(model, limit=640)
+    spec = mnist_spec(model, epochs=0.43)  # 640 of the GAN's 1,500 images: the same data, so the same judge
     spec["train"].update(optimizer="adam", lr=2e-3)
     return sw2.train(write_spec(folder, spec), folder / "bundle", verbose=False, check=False).path
 
@@ -76,13 +77,35 @@ def test_dcgan_bundle_holds_grids_scores_and_curves_and_samples_by_class(gan):
         bundle.predict(np.zeros((1, 1, 28, 28), np.uint8))
 
 
+def test_a_crafted_model_json_cannot_make_the_loader_allocate_gigabytes(gan, tmp_path):
+    import shutil
+
+    bundle = shutil.copytree(gan, tmp_path / "b")
+    arch = json.loads((bundle / "model.json").read_text())
+    arch["modules"]["ema"]["kwargs"]["latent"] = 20_000  # about 1 GB of weights, from a file of a few MB
+    (bundle / "model.json").write_text(json.dumps(arch))
+    with pytest.raises(UserError, match="model.json: describes networks of .* MB"):
+        sw2.load(bundle)
+
+
 def test_diffusion_bundle_samples_with_guidance_and_scores(diffusion):
     metrics = json.loads((diffusion / "metrics.json").read_text())
-    assert metrics["test"]["frechet_distance"] >= 0 and metrics["training"]["epochs_done"] == 1
+    assert metrics["test"]["frechet_distance"] >= 0
+    assert metrics["training"]["epochs_done"] == pytest.approx(0.43, abs=0.01)
     bundle = sw2.load(diffusion)
     assert bundle.model["generator"].alpha_bar.shape == (1001,)  # the schedule travels with the weights
     images = bundle.sample(6, classes="0", seed=1)
     assert images.shape == (6, 1, 28, 28) and (images == bundle.sample(6, classes="0", seed=1)).all()
+    calls = []
+
+    def until() -> None:  # a server's deadline check: raises to stop the work
+        calls.append(1)
+        if len(calls) == 3:
+            raise TimeoutError
+
+    with pytest.raises(TimeoutError):
+        bundle.task.sample(bundle, 6, classes="0", seed=1, until=until)
+    assert len(calls) == 3  # before the chunk, then after each DDIM step: stopped 2 steps of 5 in
 
 
 def test_sw2_sample_writes_a_grid_or_a_folder_and_refuses_bad_input(gan, tmp_path):
@@ -134,3 +157,90 @@ def test_bad_specs_are_one_line_errors_and_nothing_is_written(tmp_path):
         r = sw2_here("train", str(path), "--out", str(tmp_path / f"b{i}"))
         assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert not (tmp_path / f"b{i}").exists()
+
+
+KILLED = """
+import os, signal, sys
+
+import sw2
+from sw2.engine.callbacks import Callback
+
+
+class KillAfter(Callback):  # SIGKILL as epoch 2 begins: epoch 1's checkpoint is on disk
+    def on_epoch_begin(self, ctx):
+        if ctx.epoch == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+sw2.train(sys.argv[1], sys.argv[2], check=False, callbacks=[KillAfter()])
+"""
+
+
+def test_unlabelled_images_train_a_diffusion_model_that_resumes_after_sigkill_bit_identically(tmp_path):
+    """Images directly in one folder (no classes) are judged by a convnet trained to tell their turns apart; a
+    diffusion run killed after epoch 1's checkpoint resumes to the uninterrupted run's history and weights."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    from sw2.outputs import checkpoint_dir
+    from tests.conftest import ROOT
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "flat").mkdir()
+    for i in range(64):
+        img = rng.integers(0, 40, (8, 8), dtype=np.uint8)
+        img[2:6, 2:6] = 220 if i % 2 else 0
+        Image.fromarray(img, "L").save(tmp_path / "flat" / f"{i}.png")
+    spec = {"name": "flat", "task": "generate_image", "data": {"path": "flat", "split": {"val": 0.25, "test": 0.25}},
+            "model": {"name": "diffusion", "widths": [8, 16, 16], "timesteps": 50, "sample_steps": 4, "ema": 0.9},
+            "train": {"epochs": 2, "batch_size": 8, "deterministic": True, "threads": 1, "optimizer": "adam",
+                      "lr": 2e-3}}  # fmt: skip
+    path = write_spec(tmp_path, spec)
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED)
+    killed = subprocess.Popen([sys.executable, str(script), str(path), str(tmp_path / "resumed")], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    bundle = sw2.train(path, tmp_path / "bundle", verbose=False, check=False)
+    test = bundle.metrics["test"]
+    assert "confident" not in test and test["frechet_distance"] >= 0, test  # 8 steps: no quality asked
+    assert test["real"]["frechet_distance"] < test["baseline"]["frechet_distance"]
+    judge = bundle.metrics["judge"]
+    assert judge["accuracy"] is None and "turns apart" in judge["model"] and 0 <= judge["turn_accuracy"] <= 1
+    assert "turns apart" in (bundle.path / "report.html").read_text(encoding="utf-8")
+    assert bundle.sample(3, seed=0).shape == (3, 1, 8, 8)
+    with pytest.raises(UserError, match="not class-conditional"):
+        bundle.sample(2, classes="0")
+
+    assert killed.wait(timeout=300) == -signal.SIGKILL, killed.stderr.read()[-2000:]
+    assert checkpoint_dir(tmp_path / "resumed").exists()
+    r = sw2_here("train", str(path), "--out", str(tmp_path / "resumed"), "--resume", "--no-check", "--quiet")
+    assert r.returncode == 0, r.stderr
+    keys = ("epoch", "step", "train_loss", "val_loss")
+    rows = [[{k: row.get(k) for k in keys} for row in map(json.loads, (b / "history.jsonl").read_text().splitlines())]
+            for b in (bundle.path, tmp_path / "resumed")]  # fmt: skip
+    assert rows[0] == rows[1] and len(rows[0]) == 2, rows
+    a, b = load_file(bundle.path / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a), "resumed weights differ"
+
+    # task classify refuses images without classes, naming the layout
+    spec = {"name": "flat", "task": "classify", "data": {"path": "flat"}, "train": {"epochs": 1}}
+    r = sw2_here("train", str(write_spec(tmp_path, spec, "c.yaml")), "--out", str(tmp_path / "c"))
+    assert r.returncode == 2 and "<folder>/<class>/<image>" in r.stderr and not (tmp_path / "c").exists(), r.stderr
+    assert os.listdir(tmp_path / "flat")  # the data is untouched
+
+
+def test_tune_searches_a_gan_by_its_frechet_distance(tmp_path):
+    """sw2 tune on an image generator: the task's own space (both lrs, TTUR), each trial scored by the judge's
+    Fréchet distance after its last epoch (no cross-validation: it learns no target from examples)."""
+    spec = TASKS.get("generate_image").tiny_example(tmp_path).spec
+    spec["train"] = {**spec["train"], "epochs": 4}
+    done = sw2.tune(write_spec(tmp_path, spec), tmp_path / "tune", trials=3)
+    assert len(done.leaderboard) == 3 and {"model.generator_lr", "model.discriminator_lr"} <= set(done.leaderboard[0])
+    values = [row["val"] for row in done.leaderboard if row["state"] == "done"]
+    assert values and all(v <= 0 for v in values)  # -(Fréchet distance)
+    assert done.confirmed == [] and (tmp_path / "tune" / "best.yaml").is_file()
+    assert "frechet_distance" in done.bundle.metrics["test"]

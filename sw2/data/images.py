@@ -39,11 +39,18 @@ def to_array(im: Image.Image, size: tuple[int, int] | None = None, channels: int
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
+UNLABELLED = "(unlabelled)"  # the one class of images that lie directly in a folder, without class sub-folders
+
+
 def class_folders(root: Path) -> list[tuple[str, list[Path]]]:
-    """(class name, image files) for each sub-folder of root, sorted; empty classes are an error."""
+    """(class name, image files) for each sub-folder of root, sorted; empty classes are an error. Images that
+    lie in root itself, without sub-folders, are one class: UNLABELLED (a task that needs classes refuses it)."""
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
-        raise UserError(f"{root}: no class sub-folders; lay images out as {root}/<class>/<image>")
+        loose = sorted(f for f in root.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        if loose:
+            return [(UNLABELLED, loose)]
+        raise UserError(f"{root}: no images and no class sub-folders; lay images out as {root}/<class>/<image>")
     out = []
     for folder in folders:
         files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)

@@ -4,7 +4,9 @@ give a Fréchet distance between the generated and the real images' feature dist
 FID with this judge instead of Inception: the numbers compare only between sw2 runs judged by the same
 classifier); its class probabilities give a quality / coverage pair: the share of images it labels with
 confidence >= 0.9, and the entropy of the histogram of its predicted classes (ln K for K classes equally
-covered)."""
+covered). Images without classes are judged by the features of a convnet trained to tell their turns apart
+(sw2.tasks.image_judge): the Fréchet distance only, no class scores.
+"""
 
 from __future__ import annotations
 
@@ -57,16 +59,20 @@ def frechet_distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> 
     return max(0.0, float(d))
 
 
-def scores(judge: nn.Module, pixels: torch.Tensor, reference: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """The judge's scores of images (uint8) against the real images' feature statistics `reference`."""
+def scores(judge: nn.Module, pixels: torch.Tensor, reference: dict[str, torch.Tensor], classes: bool = True
+           ) -> dict[str, Any]:  # fmt: skip
+    """The judge's scores of images (uint8) against the real images' feature statistics `reference`; without
+    `classes` (a judge of images without classes) the Fréchet distance only."""
     feats, probs = judge_images(judge, pixels)
+    distance = {"n": len(pixels), "frechet_distance": frechet_distance(statistics(feats), reference)}
+    if not classes:
+        return distance
     labels = probs.argmax(1)
     counts = torch.bincount(labels, minlength=probs.shape[1]).double()
     share = counts / counts.sum()
     entropy = max(0.0, float(-(share[share > 0] * share[share > 0].log()).sum()))
     return {
-        "n": len(pixels),
-        "frechet_distance": frechet_distance(statistics(feats), reference),
+        **distance,
         "confident": float((probs.max(1).values >= CONFIDENT).float().mean()),
         "class_entropy": entropy,
         "class_entropy_max": math.log(probs.shape[1]),

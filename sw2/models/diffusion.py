@@ -12,6 +12,7 @@ without the class 10% of the time (a "no class" embedding), so that sampling can
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -104,10 +105,16 @@ class Diffusion(Model):
 
     @torch.no_grad()
     def sample(
-        self, noise: torch.Tensor, y: torch.Tensor | None = None, steps: int = 50, guidance: float = 0.0
+        self,
+        noise: torch.Tensor,
+        y: torch.Tensor | None = None,
+        steps: int = 50,
+        guidance: float = 0.0,
+        each_step: Callable[[], None] | None = None,
     ) -> torch.Tensor:
         """Images in [-1, 1] from Gaussian `noise` (n x C x H x W) by DDIM (η = 0) in `steps` strided steps;
-        with classes `y` and `guidance` > 0, classifier-free guidance."""
+        with classes `y` and `guidance` > 0, classifier-free guidance. `each_step` is called after every step
+        (a server's deadline check raises there to stop the work)."""
         if self.n_classes and y is None:
             raise UserError("this diffusion model is class-conditional: give a class for each sample")
         steps = max(1, min(steps, self.timesteps))
@@ -122,6 +129,8 @@ class Diffusion(Model):
             x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
             eps = (x - a.sqrt() * x0) / (1 - a).sqrt().clamp_min(1e-8)
             x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+            if each_step is not None:
+                each_step()
         return x.clamp(-1, 1)
 
     @staticmethod

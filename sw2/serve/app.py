@@ -247,7 +247,9 @@ def create_app(settings: Settings) -> FastAPI:
             raise BadRequest(415, 'send application/json: {"n": 16, "seed": 0, "class": null, "format": "png"}')
         options = await in_thread(payloads.sample_options, await request.body(), settings.max_samples)
         deadline = request.scope.get("sw2.deadline")
-        images = await in_thread(task.sample, bundle, options["n"], options["class"], options["seed"])
+        images = await in_thread(
+            task.sample, bundle, options["n"], options["class"], options["seed"], lambda: payloads.in_time(deadline)
+        )  # the sampling stops at the deadline: a diffusion model checks it after every step
         payloads.in_time(deadline)
         await in_thread(requests_log.log, "/v1/sample", {k: options[k] for k in ("n", "seed")}, {"n": len(images)})
         if options["format"] == "png":

@@ -8,7 +8,7 @@ report, checks), which the task implements by calling the layers below it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -167,6 +167,11 @@ class Task:
 
         return candidates(spec.model, data.encoder, self, data.train.target)
 
+    def search_space(self, spec: Spec, data: Any) -> dict[str, Any] | None:
+        """What `sw2 tune` searches where the spec's `tune:` names nothing (field path -> sw2.spec distribution);
+        None: the default of a model that learns from examples (sw2.tuning.space)."""
+        return None
+
     def preflight(self, spec: Spec, data: Any) -> list[Any]:
         """The task's own pre-flight checks (sw2.preflight.Check) beside the built-in ones."""
         return []
@@ -306,8 +311,11 @@ class Task:
         """The text of `generate` (the same options), piece by piece as it is written (a server's stream)."""
         raise UserError(f"a {self.name} model does not stream text; see its task's commands (sw2 --help)")
 
-    def sample(self, bundle: Bundle, n: int, classes: Any = None, seed: int = 0) -> torch.Tensor:
-        """`n` new images (uint8, n x C x H x W), of `classes` where the model is class-conditional."""
+    def sample(
+        self, bundle: Bundle, n: int, classes: Any = None, seed: int = 0, until: Callable[[], None] | None = None
+    ) -> torch.Tensor:
+        """`n` new images (uint8, n x C x H x W), of `classes` where the model is class-conditional; `until`,
+        called between pieces of the work, raises to stop it (a server's deadline)."""
         raise UserError(f"{bundle.path} is a {self.name} model; sampling images needs task: generate_image")
 
     def report_scores(self, run: Any) -> dict[str, Any]:

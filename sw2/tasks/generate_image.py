@@ -16,6 +16,7 @@ their classes beside it; a grid of the same samples is kept for every epoch. A b
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -24,7 +25,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from sw2.data.dataset import Prepared
+from sw2.data.dataset import Prepared, prepare
 from sw2.engine.batches import Shuffled
 from sw2.engine.trainable import Trainable
 from sw2.errors import UserError
@@ -35,8 +36,10 @@ from sw2.task_rules import GENERATE_IMAGE, check_generate_image
 from sw2.tasks import TASKS
 from sw2.tasks import generate_image_report as r
 from sw2.tasks.base import Scored, Task, TinyExample
-from sw2.tasks.image_judge import judge_quality, train_judge
+from sw2.tasks.classify import Classify
+from sw2.tasks.image_judge import judge_quality, labelled, train_judge
 from sw2.tasks.image_steps import DiffusionStep, GANStep, to_pixels
+from sw2.tasks.target import TargetCodec
 
 if TYPE_CHECKING:
     from sw2.bundle import Bundle
@@ -49,6 +52,19 @@ EVAL_STEPS = 20  # a diffusion model's samples each epoch take at most this many
 MAX_SAMPLES = 1024  # the most images one call of `sample` makes
 ONE_CLASS = 0.5  # an epoch whose samples the judge gives one class this often: a collapse (3 or more classes)
 MODULES = {"dcgan": ("dcgan", "dcgan_discriminator"), "diffusion": ("diffusion", None)}
+
+
+class ClassesOptional(Classify):
+    """Task classify's reading of images where one class is enough: images without class folders are one
+    class, UNLABELLED (sw2.data.images); the classes only condition and judge."""
+
+    def target_codec(self, values: np.ndarray, target: str) -> TargetCodec:
+        codec = TargetCodec(self)
+        self.fit_target(codec, values, target)
+        return codec
+
+
+READER = ClassesOptional("classify", "accuracy")
 
 
 def options_of(spec: Spec) -> Any:
@@ -103,7 +119,7 @@ class GenerateImage(Task):
         refusal = f"data: task {self.name} learns images; give an image folder, IDX files or an image archive"
         if detect(spec.data, root) in ("csv", "parquet", "package"):
             raise UserError(refusal)
-        data = TASKS.get("classify").prepare(spec, root)
+        data = prepare(spec, root, READER)
         if data.encoder.image_shape is None:
             raise UserError(refusal)
         if options_of(spec).conditional and len(data.encoder.classes or []) < 2:
@@ -111,10 +127,10 @@ class GenerateImage(Task):
         return data
 
     def load_encoder(self, state: dict[str, Any]) -> Any:
-        return TASKS.get("classify").load_encoder(state)
+        return READER.load_encoder(state)
 
     def held_out(self, bundle: Bundle, spec: Spec, root: Path) -> Any:
-        return TASKS.get("classify").held_out(bundle, spec, root)
+        return READER.held_out(bundle, spec, root)
 
     def describe(self, data: Prepared) -> str:
         c, h, w = data.encoder.image_shape
@@ -157,11 +173,12 @@ class GenerateImage(Task):
 
         def evaluate(device: torch.device | None = None) -> dict[str, float]:
             pixels = make(modules, quick, noise, device)
-            s = image_scores.scores(judge, pixels, reference)
+            s = image_scores.scores(judge, pixels, reference, labelled(data))
             grids[id(modules["generator"]), step.calls] = pixels[:GRID].numpy()
-            row = {"val_loss": s["frechet_distance"], "val_metric": -s["frechet_distance"],
-                   "confident": s["confident"], "class_entropy": s["class_entropy"],
-                   "top_class_share": max(s["class_shares"])}  # fmt: skip
+            row = {"val_loss": s["frechet_distance"], "val_metric": -s["frechet_distance"]}
+            if "confident" in s:  # a judge of classes (not of unlabelled images)
+                row |= {"confident": s["confident"], "class_entropy": s["class_entropy"],
+                        "top_class_share": max(s["class_shares"])}  # fmt: skip
             if isinstance(step, GANStep):
                 row |= step.epoch_losses()
             return row
@@ -185,18 +202,18 @@ class GenerateImage(Task):
         reference = image_scores.statistics(image_scores.judge_images(judge, real_images(data))[0])
         noise = fixed_noise(modules["generator"], o, data, spec.train.seed)
         pixels = make(modules, o, noise, None)
-        scored = image_scores.scores(judge, pixels, reference)
+        scored = image_scores.scores(judge, pixels, reference, labelled(data))
         test = data.test if len(data.test) else data.val
-        real = image_scores.scores(judge, test.inputs["image"][:SCORED], reference)
+        real = image_scores.scores(judge, spread(test.inputs["image"], SCORED), reference, labelled(data))
         mean = data.train.inputs["image"].float().mean(0).round().to(torch.uint8)
-        dumb = image_scores.scores(judge, mean.expand(SCORED, *mean.shape).clone(), reference)
+        dumb = image_scores.scores(judge, mean.expand(SCORED, *mean.shape).clone(), reference, labelled(data))
         keys = ("frechet_distance", "confident", "class_entropy")
-        scored["baseline"] = {"name": "the mean training image", **{k: dumb[k] for k in keys}}
+        scored["baseline"] = {"name": "the mean training image", **{k: dumb[k] for k in keys if k in dumb}}
         scored["real"] = {"name": f"{min(SCORED, len(test))} real {'test' if len(data.test) else 'val'} images",
-                          **{k: real[k] for k in keys}}  # fmt: skip
+                          **{k: real[k] for k in keys if k in real}}  # fmt: skip
         for part in (scored, scored["baseline"], scored["real"]):
             part["neg_frechet_distance"] = -part["frechet_distance"]
-        scored.pop("class_shares")
+        scored.pop("class_shares", None)
         if len(data.encoder.classes) >= 3 and not o.conditional:  # one class taking most samples after epoch 1
             scored["collapsed_epochs"] = [row["epoch"] for row in result.history[1:]
                                           if row.get("top_class_share", 0) > ONE_CLASS]  # fmt: skip
@@ -208,7 +225,7 @@ class GenerateImage(Task):
         for epoch, grid in enumerate(ours, 1):
             data.pictures[f"samples_epoch_{epoch:03d}.png"] = r.grid_png(grid)
         data.epoch_grids = ours
-        return Scored(metrics={"test": scored, "judge": judge_quality(judge, data)})
+        return Scored(metrics={"test": scored, "judge": judge_quality(judge, data, spec.train.seed)})
 
     def write_files(self, folder: Path, data: Any, metrics: dict[str, Any]) -> None:
         for name, png in getattr(data, "pictures", {}).items():
@@ -229,6 +246,28 @@ class GenerateImage(Task):
         if real:
             msg += f"; real images {real['frechet_distance']:.2f}"
         return scores["frechet_distance"] < base["frechet_distance"], msg
+
+    def search_space(self, spec: Spec, data: Any) -> dict[str, Any]:
+        """A decade either side of the spec's lrs (a GAN's two, TTUR), the batch size, the EMA's decay, and a
+        GAN's label smoothing and noise size (the model's own options where the spec names the model)."""
+        from sw2.spec import Choice, FloatRange, LogRange
+
+        o, t = options_of(spec), spec.train
+        sizes = sorted({b for b in (32, 64, 128, 256) if b <= len(data.train) // 4} | {t.batch_size})
+        space: dict[str, Any] = {"train.batch_size": Choice(choice=sizes)} if len(sizes) > 1 else {}
+        if isinstance(spec.model, AutoModel):
+            raise UserError("sw2 tune: name the model to search its options (model: dcgan or model: diffusion)")
+        space["model.ema"] = Choice(choice=sorted({0.0, 0.99, 0.999, o.ema}))
+        if o.name == "dcgan":
+            for net in ("generator", "discriminator"):
+                lr = getattr(o, f"{net}_lr")
+                space[f"model.{net}_lr"] = LogRange(log=(lr / 10, lr * 10))
+            space["model.label_smoothing"] = FloatRange(range=(0.0, 0.2))
+            space["model.latent"] = Choice(choice=sorted({32, 64, 128, o.latent}))
+        else:
+            lr = t.lr if isinstance(t.lr, float) else 1e-3
+            space["train.lr"] = LogRange(log=(lr / 10, lr * 10))
+        return space
 
     def preflight(self, spec: Spec, data: Any) -> list[Any]:
         from sw2.preflight import Check
@@ -256,9 +295,12 @@ class GenerateImage(Task):
         raise UserError(f"{path}: an image generator is not scored on a data file; its scores are in metrics.json "
                         "(sw2 report BUNDLE), and sw2 sample draws images")  # fmt: skip
 
-    def sample(self, bundle: Bundle, n: int, classes: Any = None, seed: int = 0) -> torch.Tensor:
+    def sample(
+        self, bundle: Bundle, n: int, classes: Any = None, seed: int = 0, until: Callable[[], None] | None = None
+    ) -> torch.Tensor:
         """`n` new images (uint8, n x C x H x W) from the EMA weights; `classes` (a class name or index, or one
-        per image) for a class-conditional model; the same seed, the same images."""
+        per image) for a class-conditional model; the same seed, the same images. `until` is called between
+        chunks of images and a diffusion model's steps (it raises to stop the work)."""
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_SAMPLES:
             raise UserError(f"n: {n!r}; give a whole number of images from 1 to {MAX_SAMPLES}")
         modules = dict(bundle.model.items())
@@ -270,7 +312,7 @@ class GenerateImage(Task):
         noise = (
             torch.randn(n, net.latent, generator=gen) if o.name == "dcgan" else torch.randn(n, *shape, generator=gen)
         )
-        return make(modules, o, (noise, y), None)
+        return make(modules, o, (noise, y), None, until)
 
 
 def class_indices(classes: list[str], asked: Any, n: int, conditional: bool) -> torch.Tensor | None:
@@ -298,10 +340,18 @@ def class_indices(classes: list[str], asked: Any, n: int, conditional: bool) -> 
     return torch.tensor(out)
 
 
+def spread(images: torch.Tensor, n: int) -> torch.Tensor:
+    """`n` of `images` drawn at random (seeded): a source's own test split may be in class order (CIFAR-10's
+    archive is), where its first images would all be of one class."""
+    if len(images) <= n:
+        return images
+    return images[torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:n]]
+
+
 def real_images(data: Any) -> torch.Tensor:
     """The real images the samples are compared with: the val split's (or up to SCORED x 4 training images)."""
     part = data.val if len(data.val) >= 50 else data.train
-    return part.inputs["image"][: SCORED * 4]
+    return spread(part.inputs["image"], SCORED * 4)
 
 
 def fixed_noise(generator: nn.Module, o: Any, data: Any, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -319,8 +369,9 @@ def fixed_noise(generator: nn.Module, o: Any, data: Any, seed: int) -> tuple[tor
 
 @torch.no_grad()
 def make(modules: dict[str, nn.Module], o: Any, noise: tuple[torch.Tensor, torch.Tensor | None],
-         device: torch.device | None) -> torch.Tensor:  # fmt: skip
-    """uint8 images from `noise` (and classes) by the EMA weights (the generator's without them), on the CPU."""
+         device: torch.device | None, until: Callable[[], None] | None = None) -> torch.Tensor:  # fmt: skip
+    """uint8 images from `noise` (and classes) by the EMA weights (the generator's without them), on the CPU;
+    `until` is called before each chunk of images and after each diffusion step (it raises to stop)."""
     net = modules.get("ema") or modules["generator"]
     device = device or next(net.parameters()).device
     was = net.training
@@ -329,9 +380,11 @@ def make(modules: dict[str, nn.Module], o: Any, noise: tuple[torch.Tensor, torch
     out = []
     try:
         for i in range(0, len(z), 250):
+            if until is not None:
+                until()
             zc = z[i : i + 250].to(device)
             yc = None if y is None else y[i : i + 250].to(device)
-            x = net(zc, yc) if o.name == "dcgan" else net.sample(zc, yc, o.sample_steps, o.guidance)
+            x = net(zc, yc) if o.name == "dcgan" else net.sample(zc, yc, o.sample_steps, o.guidance, until)
             out.append(to_pixels(x).cpu())
     finally:
         net.train(was)

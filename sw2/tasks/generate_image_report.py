@@ -26,13 +26,21 @@ def samples(r: Run) -> str:
         for part in (m.get("real", {}), base) if part
     ]  # fmt: skip
     judge = r.m.get("judge", {})
-    intro = (
-        f"<p>Scored by the judge, a classifier sw2 trained on the same data ({e(judge.get('model', ''))}, "
-        f"{e(judge.get('epochs', ''))} epochs, accuracy {judge.get('accuracy') or 0:.2%} on real held-out images): "
-        "the Fréchet distance between its features of the samples and of real validation images (compares only "
-        f"between sw2 runs judged alike), the share it labels with confidence ≥ 0.9, and the entropy of its "
-        f"predicted classes (ln K = {m.get('class_entropy_max', 0):.3f} for K classes equally covered).</p>"
-    )
+    if judge.get("accuracy") is None:  # images without classes
+        intro = (
+            f"<p>Scored by the judge, a {e(judge.get('model', ''))} ({e(judge.get('epochs', ''))} epochs; it tells "
+            f"{judge.get('turn_accuracy') or 0:.2%} of real held-out images' turns apart): the Fréchet distance "
+            "between its features of the samples and of real validation images (compares only between sw2 runs "
+            "judged alike). Without classes there are no class scores.</p>"
+        )
+    else:
+        intro = (
+            f"<p>Scored by the judge, a classifier sw2 trained on the same data ({e(judge.get('model', ''))}, "
+            f"{e(judge.get('epochs', ''))} epochs, accuracy {judge['accuracy']:.2%} on real held-out images): "
+            "the Fréchet distance between its features of the samples and of real validation images (compares only "
+            f"between sw2 runs judged alike), the share it labels with confidence ≥ 0.9, and the entropy of its "
+            f"predicted classes (ln K = {m.get('class_entropy_max', 0):.3f} for K classes equally covered).</p>"
+        )
     pictures = file_image(r.b.path / "samples.png", "samples") + "<h3>latent interpolation</h3>"
     pictures += file_image(r.b.path / "interpolation.png", "interpolation")
     epochs = sorted(r.b.path.glob("samples_epoch_*.png"))

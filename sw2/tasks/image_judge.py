@@ -1,17 +1,26 @@
 """The judge of task generate_image: a classifier sw2 trains on the training split of the images a generator
 learns (examples/mnist.yaml's convnet recipe without label smoothing), cached in the sw2 cache by the data's
-fingerprint so that every model of the same data is judged by the same one; never updated after."""
+fingerprint so that every model of the same data is judged by the same one; never updated after.
+
+Images without classes get a judge of a pretext task instead (Gidaris et al., 2018): the same convnet learns
+which way each training image was turned (0, 90, 180 or 270 degrees; a non-square image 0 or 180), which it
+can only do by learning the shapes that make the images; its features give the Fréchet distance, and there are
+no class scores."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
+from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
+import torch
 from torch import nn
 
-from sw2.errors import UserError
+from sw2.data.dataset import TensorSet
 from sw2.evaluation import image_scores
 from sw2.files import cache_dir
 from sw2.spec import AugmentSpec, Spec, TrainSpec
@@ -26,29 +35,27 @@ JUDGE_STEPS = 1200
 
 
 def train_judge(spec: Spec, data: Any) -> tuple[nn.Module, tuple[str, dict[str, Any]]]:
-    """The judge: examples/mnist.yaml's convnet trained on the training split (fp32, deterministic), cached
-    in the sw2 cache by the data's fingerprint, so another model of the same data is judged by the same one."""
+    """The judge: examples/mnist.yaml's convnet trained on the training split (fp32, deterministic) to tell
+    the classes apart (or, without classes, the turns), cached in the sw2 cache by the data's fingerprint, so
+    another model of the same data is judged by the same one."""
     from safetensors.torch import load_file, save_file
 
     from sw2.engine.loop import fit
     from sw2.model_options import ConvNetOptions
 
-    if not data.encoder.classes or len(data.encoder.classes) < 2:
-        raise UserError(
-            "data: task generate_image judges samples by a classifier of the data's classes; give images "
-            "in class folders (or IDX labels)"
-        )
-    epochs = judge_epochs(data)
+    learns = data if labelled(data) else turned(data, spec.train.seed)
+    epochs = judge_epochs(learns)
     judge_train = TrainSpec(**JUDGE_TRAIN, epochs=epochs, seed=spec.train.seed, deterministic=True, precision="fp32",
                             device=spec.train.device, threads=spec.train.threads)  # fmt: skip
     judge = {"task": "classify", "model": ConvNetOptions(**JUDGE_MODEL), "train": judge_train, "augment": AugmentSpec()}
     judge_spec = spec.model_copy(update=judge)
-    classify = TASKS.get("classify")
-    key = hashlib.sha256(json.dumps([data.fingerprint, JUDGE_MODEL, JUDGE_TRAIN, epochs, spec.train.seed,
-                                     list(data.encoder.image_shape)]).encode()).hexdigest()[:24]  # fmt: skip
+    what = [data.fingerprint, JUDGE_MODEL, JUDGE_TRAIN, epochs, spec.train.seed, list(data.encoder.image_shape)]
+    key = hashlib.sha256(json.dumps(what + ([] if learns is data else ["turns"])).encode()).hexdigest()[:24]
     folder = cache_dir() / "judges"
     weights, about = folder / f"{key}.safetensors", folder / f"{key}.json"
-    trainable = classify.trainable(judge_spec, data)
+    with torch.random.fork_rng(devices=[]):  # the same initial weights in every process
+        torch.manual_seed(spec.train.seed)
+        trainable = TASKS.get("classify").trainable(judge_spec, learns)
     name, kwargs = trainable.built["model"]
     net = trainable.model
     if weights.is_file() and about.is_file():
@@ -66,16 +73,66 @@ def train_judge(spec: Spec, data: Any) -> tuple[nn.Module, tuple[str, dict[str, 
     return net.eval(), (name, kwargs)
 
 
+def labelled(data: Any) -> bool:
+    """The images have classes for the judge to learn (2 or more); without them it learns the turns."""
+    return len(data.encoder.classes or []) >= 2
+
+
+def turns(shape: Any) -> list[int]:
+    """The quarter turns an image of `shape` (C, H, W) can take and keep its shape."""
+    return [0, 1, 2, 3] if shape[-1] == shape[-2] else [0, 2]
+
+
+def turn(images: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Each image turned by its own number of quarter turns `k` (counter-clockwise)."""
+    out = images.clone()
+    for q in k.unique().tolist():
+        at = k == q
+        out[at] = torch.rot90(images[at], q, dims=(-2, -1))
+    return out
+
+
+def turned(data: Any, seed: int) -> Any:
+    """The pretext data of images without classes: each training image turned by a seeded random choice of
+    `turns`, the number of turns its label; val every image in every turn. Same encoder, classes the turns."""
+    options = turns(data.encoder.image_shape)
+    gen = torch.Generator().manual_seed(seed + 3)
+
+    def part(ts: TensorSet, every: bool) -> TensorSet:
+        images = ts.inputs["image"]
+        if every:
+            k = torch.tensor(options).repeat_interleave(len(images))
+            images = images.repeat(len(options), *[1] * (images.dim() - 1))
+        else:
+            k = torch.tensor(options)[torch.randint(len(options), (len(images),), generator=gen)]
+        ids = np.tile(ts.ids, len(options)) if every else ts.ids
+        return TensorSet({"image": turn(images, k)}, torch.tensor([options.index(q) for q in k.tolist()]), ids)
+
+    encoder = copy.copy(data.encoder)
+    encoder.target_codec = copy.copy(data.encoder.target_codec)
+    train = part(data.train, every=False)
+    encoder.target_codec.classes = [f"{90 * q} degrees" for q in options]
+    encoder.target_codec.class_counts = torch.bincount(train.target, minlength=len(options)).tolist()
+    return SimpleNamespace(encoder=encoder, train=train, val=part(data.val, every=True),
+                           test=part(data.test, every=True), fingerprint=data.fingerprint)  # fmt: skip
+
+
 def judge_epochs(data: Any) -> int:
     """The judge's epochs: JUDGE_STEPS steps or more (3 to 30 epochs)."""
     steps = max(1, len(data.train) // JUDGE_TRAIN["batch_size"])
     return min(30, max(3, math.ceil(JUDGE_STEPS / steps)))
 
 
-def judge_quality(judge: nn.Module, data: Any) -> dict[str, Any]:
-    """The judge's accuracy on the real test (or val) images: how much its verdicts on samples can be trusted."""
-    part = data.test if len(data.test) else data.val
+def judge_quality(judge: nn.Module, data: Any, seed: int = 0) -> dict[str, Any]:
+    """The judge's accuracy on the real test (or val) images (without classes: on telling their turns apart):
+    how much its verdicts on samples can be trusted."""
+    learns = data if labelled(data) else turned(data, seed)
+    part = learns.test if len(learns.test) else learns.val
     _, probs = image_scores.judge_images(judge, part.inputs["image"])
     accuracy = float((probs.argmax(1) == part.target.long()).float().mean()) if len(part) else None
-    return {"model": "convnet " + json.dumps(JUDGE_MODEL["widths"]), "epochs": judge_epochs(data),
-            "accuracy": accuracy, "n": len(part)}  # fmt: skip
+    model = "convnet " + json.dumps(JUDGE_MODEL["widths"])
+    if not labelled(data):
+        model += " trained to tell the images' turns apart (they have no classes)"
+        return {"model": model, "epochs": judge_epochs(learns), "accuracy": None, "turn_accuracy": accuracy,
+                "n": len(part)}  # fmt: skip
+    return {"model": model, "epochs": judge_epochs(learns), "accuracy": accuracy, "n": len(part)}

@@ -14,6 +14,7 @@ import torch
 from sw2.data.dataset import Prepared, drop_unseen, encode, prepare
 from sw2.data.encode import Encoder, plain
 from sw2.data.examples import Examples
+from sw2.data.images import UNLABELLED
 from sw2.data.sources import load_other
 from sw2.engine.predict import predict
 from sw2.errors import UserError
@@ -69,6 +70,11 @@ class Supervised(Task):
         """The target's encoding learnt from the training split's `values` (the task's `fit_target`); a
         target of one value is refused: there is nothing to learn."""
         series = pd.Series(values)
+        if series.nunique() < 2 and plain(series.iloc[0]) == UNLABELLED:
+            raise UserError(
+                f"data: the images lie in one folder, without classes; lay them out as <folder>/<class>/<image> "
+                f"for task {self.name} (task generate_image learns from unlabelled images)"
+            )
         if series.nunique() < 2:
             raise UserError(
                 f"target '{target}' has a single value ({plain(series.iloc[0])!r}) in the training data; "

@@ -27,7 +27,7 @@ from sw2 import log
 from sw2.api import resolve_spec
 from sw2.api import train as train_bundle
 from sw2.bundle import Bundle
-from sw2.engine.trainable import SUPERVISED
+from sw2.engine.trainable import SUPERVISED, nothing_held_out
 from sw2.errors import UserError
 from sw2.outputs import guard_out
 from sw2.spec import Spec, dump_spec
@@ -96,8 +96,11 @@ def tune(
     task = TASKS.get(spec.task)
     data = task.prepare(spec, base)
     probe = spec.model_copy(update={"train": spec.train.model_copy(update={"lr": 1e-3})})  # any lr builds it
-    if not task.trainable(probe, data).has(SUPERVISED):  # a trial is scored by a model's outputs on val examples
-        raise UserError(f"sw2 tune: searches tasks that learn a target from examples; task {task.name} does not")
+    trainable = task.trainable(probe, data)
+    # a trial is scored by a model's outputs on val examples, or else by the trainable's own evaluate
+    by_examples = trainable.has(SUPERVISED)
+    if not by_examples and trainable.evaluate is nothing_held_out:
+        raise UserError(f"sw2 tune: task {task.name}'s trainable judges no checkpoint (no evaluate); nothing to search")
     if not len(data.val):
         raise UserError(
             "data.split.val: sw2 tune scores each trial on the val split and this spec has none; set data.split.val "
@@ -116,7 +119,7 @@ def tune(
     deadline = end if end is None or not confirm else end - seconds * RESERVE  # the rest confirms the leaders
     search = Search(
         spec.model_dump(mode="json"), str(base), str(target), options, deadline, cores_per_worker(workers),
-        space={p: d.model_dump() for p, d in space.items()},
+        space={p: d.model_dump() for p, d in space.items()}, by_examples=by_examples,
     )  # fmt: skip
     run_search(search)
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -124,7 +127,10 @@ def tune(
         why = f": {errors[0]}" if errors else " (give more --time or --trials)"
         raise UserError(f"sw2 tune: no trial finished{why}")
     best_trial, confirmed = results.best_trial(study), []
-    if confirm:
+    if confirm and not by_examples:
+        log.info(f"sw2 tune: task {task.name} learns no target from examples, so its leaders are not "
+                 "cross-validated: the best by val wins")  # fmt: skip
+    elif confirm:
         best_trial, confirmed = confirm_leaders(study, spec, space, Datasets(task, base), task, confirm, end)
     return _finish(study, spec, space, base, target, best_trial, confirmed, verbose)
 

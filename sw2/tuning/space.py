@@ -65,7 +65,7 @@ def searched(spec: Spec, data: Prepared) -> dict[str, Distribution]:
     if spec.tune is not None:
         return spec.tune
     raw = spec.model_dump(mode="json", exclude={"tune"})
-    space = default_space(spec, data)
+    space = TASKS.get(spec.task).search_space(spec, data) or default_space(spec, data)
     checked = parse_spec({**raw, "tune": {path: d.model_dump() for path, d in space.items()}}, "sw2's default space")
     assert checked.tune is not None
     return checked.tune

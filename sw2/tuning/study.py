@@ -75,6 +75,7 @@ class Search:
     threads: int | None  # per worker, where several share the cores
     log_trials: bool = True
     space: dict[str, Any] = field(default_factory=dict)
+    by_examples: bool = True  # the task learns a target from examples (else its trainable's evaluate scores)
 
 
 def storage_for(options: Options, out: Path) -> optuna.storages.BaseStorage:
@@ -233,7 +234,7 @@ def search_trials(search: Search) -> None:
         study_name=spec.name, storage=storage_for(options, out), sampler=_sampler(options), pruner=_pruner(options)
     )
     space = {path: distribution(path, d) for path, d in search.space.items()}
-    datasets = Datasets(TASKS.get(spec.task), Path(search.root))
+    datasets = Datasets(TASKS.get(spec.task), Path(search.root), search.by_examples)
     callbacks: list[Any] = [_announce] if search.log_trials else []
     if options.trials is not None:
         callbacks.append(MaxTrialsCallback(options.trials, states=DONE))

@@ -3,10 +3,15 @@
 A search never sees the test split: the data a trial gets (`Searchable`) holds train and val only, so the
 test figure of the best model, reported after the search, is an honest estimate. Each epoch's val metric is
 reported to Optuna, whose pruner may stop a trial that trails the others at the same epoch.
+
+A task that learns a target from examples (its trainable offers SUPERVISED) is scored by the trained model's
+outputs on the val examples; any other (an image generator) by its trainable's own `evaluate` after the last
+epoch: the `val_metric` of its final history row.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import torch
 
@@ -23,6 +29,7 @@ from sw2.engine import FitResult, fit
 from sw2.engine.callbacks import Callback
 from sw2.engine.context import Context
 from sw2.engine.predict import predict
+from sw2.errors import UserError
 from sw2.spec import Spec
 from sw2.tasks import Task
 
@@ -31,25 +38,38 @@ DATA_FIELDS = ("data", "task", "target", "inputs", "text")  # what the prepared 
 
 @dataclass
 class Searchable:
-    """A spec's data as a search may use it: the encoded train and val splits, no test split."""
+    """A spec's data as a search may use it: the encoded train and val splits, no test split; `whole`, for a
+    task that does not learn from examples, its prepared data with the test split emptied."""
 
     train: TensorSet
     val: TensorSet
     encoder: Encoder
+    whole: Any = None
+
+
+def without_test(data: Any) -> Any:
+    """The task's prepared data with no test examples left in it (a copy; the original is untouched)."""
+    held = copy.copy(data)
+    for name in ("test", "raw_test"):
+        part = getattr(data, name, None)
+        if hasattr(part, "take"):
+            setattr(held, name, part.take(np.arange(0)))
+    return held
 
 
 class Datasets:
     """Prepared data per distinct data settings (a search over text.vocab_size encodes the text again)."""
 
-    def __init__(self, task: Task, root: Path) -> None:
-        self.task, self.root = task, root
+    def __init__(self, task: Task, root: Path, by_examples: bool = True) -> None:
+        self.task, self.root, self.by_examples = task, root, by_examples
         self.cache: dict[str, Searchable] = {}
 
     def get(self, spec: Spec) -> Searchable:
         key = json.dumps(spec.model_dump(mode="json", include=set(DATA_FIELDS)), sort_keys=True)
         if key not in self.cache:
             data = self.task.prepare(spec, self.root)
-            self.cache[key] = Searchable(data.train, data.val, data.encoder)
+            whole = None if self.by_examples else without_test(data)
+            self.cache[key] = Searchable(data.train, data.val, data.encoder, whole)
         return self.cache[key]
 
 
@@ -95,11 +115,21 @@ def run_trial(trial: optuna.Trial, spec: Spec, data: Searchable, task: Task) -> 
     """Train `spec` (the search point applied) on `data`; the val metric of the trained model (with the spec's
     test-time augmentation), or `optuna.TrialPruned` where the pruner stopped it."""
     t0 = time.perf_counter()
-    result, out = fit_and_predict(spec, data, data.train, data.val, task, [Pruning(trial)])
+    if data.whole is not None:  # judged by its own evaluate
+        result = fit(task.trainable(spec, data.whole), spec, verbose=False, callbacks=[Pruning(trial)])
+        out = None if result.stopped == "pruned" else result.history[-1]
+    else:
+        result, out = fit_and_predict(spec, data, data.train, data.val, task, [Pruning(trial)])
     trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
     trial.set_user_attr("epochs", round(result.epochs_done, 2))
     trial.set_user_attr("worker", os.getpid())
     if out is None:
         raise optuna.TrialPruned(f"stopped after epoch {len(result.history)}")
+    if isinstance(out, dict):
+        if "val_metric" not in out:
+            raise UserError(f"sw2 tune: task {task.name}'s evaluate gives no val_metric to search by")
+        if isinstance(out.get("val_loss"), float):
+            trial.set_user_attr("val_loss", out["val_loss"])  # breaks ties of the metric
+        return float(out["val_metric"])
     trial.set_user_attr("val_loss", task.loss(out, data.val.target).item())  # breaks ties of the metric
     return task.score(out, data.val.target)
