@@ -24,9 +24,11 @@ import sw2
 from benchmarks.common import ROOT, datasets_dir, machine, markdown_table
 
 CIFAR = {"path": None, "split": {"val": 0.05, "seed": 0}}  # the archive's own test split is the test split
-RUNS: dict[str, tuple[str, dict[str, Any], float]] = {  # name: (example, changes, minutes)
-    "mnist_gan": ("mnist_gan.yaml", {}, 10),
-    "mnist_diffusion": ("mnist_diffusion.yaml", {}, 20),
+# name: (example, changes, training minutes): MNIST's leave the pre-flight, the judge and the final scoring
+# (0.2 and 3.1 minutes at 10 and 20 minutes of training) inside the 10 and 20 minutes of wall time
+RUNS: dict[str, tuple[str, dict[str, Any], float]] = {
+    "mnist_gan": ("mnist_gan.yaml", {}, 9),
+    "mnist_diffusion": ("mnist_diffusion.yaml", {}, 16.5),
     "cifar_gan": ("mnist_gan.yaml", {"data": CIFAR}, 30),
     "cifar_diffusion": ("mnist_diffusion.yaml", {"data": CIFAR}, 30),
 }
@@ -64,7 +66,7 @@ def run(name: str, out: Path, minutes: float | None) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="mnist_gan,mnist_diffusion", help=f"comma-separated, of {', '.join(RUNS)}")
-    ap.add_argument("--minutes", type=float, help="each run's budget (default: the issue's target for it)")
+    ap.add_argument("--minutes", type=float, help="each run's training budget (default: within the issue's target)")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench-generate"))
     args = ap.parse_args()
     print(machine(), flush=True)
