@@ -69,6 +69,24 @@ def sw2(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess
     )
 
 
+# a script that runs `sw2.train(SPEC, OUT)` and SIGKILLs itself as epoch 2 begins (epoch 1's checkpoint is on disk)
+KILLED = """
+import os, signal, sys
+
+import sw2
+from sw2.engine.callbacks import Callback
+
+
+class KillAfter(Callback):  # SIGKILL as epoch 2 begins: epoch 1's checkpoint is on disk
+    def on_epoch_begin(self, ctx):
+        if ctx.epoch == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+sw2.train(sys.argv[1], sys.argv[2], check=False, callbacks=[KillAfter()])
+"""
+
+
 def sw2_here(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run `sw2` in this process (its `main`): for commands that stop early (bad input, exit 2), where a fresh
     process would cost seconds of imports and test nothing more. Output and exit code as `sw2()` gives them."""

@@ -30,7 +30,7 @@ from sw2.bundle import Bundle
 from sw2.errors import UserError
 from sw2.outputs import checkpoint_dir
 from sw2.tasks import TASKS
-from tests.conftest import ROOT, sw2_here, write_spec
+from tests.conftest import KILLED, ROOT, sw2_here, write_spec
 from tests.conftest import sw2 as run_cli
 from tests.test_serve import Server
 
@@ -46,23 +46,6 @@ def registered() -> list[str]:
     for module in PLUGIN_MODULES:
         __import__(module)
     return sorted(TASKS.names())
-
-
-KILLED = """
-import os, signal, sys
-
-import sw2
-from sw2.engine.callbacks import Callback
-
-
-class KillAfter(Callback):  # SIGKILL as epoch 2 begins: epoch 1's checkpoint is on disk
-    def on_epoch_begin(self, ctx):
-        if ctx.epoch == 2:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-
-sw2.train(sys.argv[1], sys.argv[2], check=False, callbacks=[KillAfter()])
-"""
 
 
 NAMES = registered()

@@ -8,17 +8,24 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from safetensors.torch import load_file
 
 import sw2
 from sw2.errors import UserError
+from sw2.outputs import checkpoint_dir
 from sw2.tasks import TASKS
-from tests.conftest import need_dataset, sw2_here, write_spec
+from tests.conftest import KILLED, ROOT, need_dataset, sw2_here, write_spec
 from tests.test_serve import Server
 
 FAST = {"batch_size": 64, "threads": 2, "seed": 0}
@@ -78,8 +85,6 @@ def test_dcgan_bundle_holds_grids_scores_and_curves_and_samples_by_class(gan):
 
 
 def test_a_crafted_model_json_cannot_make_the_loader_allocate_gigabytes(gan, tmp_path):
-    import shutil
-
     bundle = shutil.copytree(gan, tmp_path / "b")
     arch = json.loads((bundle / "model.json").read_text())
     arch["modules"]["ema"]["kwargs"]["latent"] = 20_000  # about 1 GB of weights, from a file of a few MB
@@ -159,36 +164,9 @@ def test_bad_specs_are_one_line_errors_and_nothing_is_written(tmp_path):
         assert not (tmp_path / f"b{i}").exists()
 
 
-KILLED = """
-import os, signal, sys
-
-import sw2
-from sw2.engine.callbacks import Callback
-
-
-class KillAfter(Callback):  # SIGKILL as epoch 2 begins: epoch 1's checkpoint is on disk
-    def on_epoch_begin(self, ctx):
-        if ctx.epoch == 2:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-
-sw2.train(sys.argv[1], sys.argv[2], check=False, callbacks=[KillAfter()])
-"""
-
-
 def test_unlabelled_images_train_a_diffusion_model_that_resumes_after_sigkill_bit_identically(tmp_path):
     """Images directly in one folder (no classes) are judged by a convnet trained to tell their turns apart; a
     diffusion run killed after epoch 1's checkpoint resumes to the uninterrupted run's history and weights."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    from safetensors.torch import load_file
-
-    from sw2.outputs import checkpoint_dir
-    from tests.conftest import ROOT
-
     rng = np.random.default_rng(0)
     (tmp_path / "flat").mkdir()
     for i in range(64):
