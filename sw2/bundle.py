@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 import yaml
 from pydantic import ValidationError
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 
 from sw2.data.corpus import Corpus
@@ -111,29 +111,46 @@ def architecture(built: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, Any]
     return {"modules": {key: {"name": name, "kwargs": kwargs} for key, (name, kwargs) in built.items()}}
 
 
-MEMORY_SLACK = 8, 64 << 20  # networks may need this many times model.safetensors' bytes, plus this many
+SLACK = 64 << 20  # bytes of buffers a bundle's networks may hold beyond the weights its file holds
 
 
-def rebuild(arch: dict[str, Any], weights_bytes: int | None = None) -> torch.nn.Module:
-    """The untrained network(s) model.json describes; with `weights_bytes` (model.safetensors' size), refused
-    first where they would need far more memory than the weights file holds: a crafted model.json (a width of
-    10^9) must not make sw2 allocate without bound. They are sized on the meta device, where nothing is
-    allocated (a network that cannot be built there is built as it is)."""
-    if weights_bytes is not None:
+def rebuild(arch: dict[str, Any], weights: Path | None = None) -> torch.nn.Module:
+    """The untrained network(s) model.json describes. With `weights` (model.safetensors), sized first on the
+    meta device, where nothing is allocated: every weight's name and shape must be the file's (its header, read
+    alone), and the buffers beyond them at most SLACK bytes more, so a crafted model.json (a width of 10^9)
+    cannot make sw2 allocate without bound. A network that cannot be built on the meta device is refused."""
+    if weights is not None:
+        with torch.device("meta"):
+            sized = networks(arch)
         try:
-            with torch.device("meta"):
-                sized = networks(arch)
-        except UserError:
-            raise
-        except Exception:  # a constructor that reads tensor values: not sized, built below
-            sized = None
-        if sized is not None:
-            need = sum(t.numel() * t.element_size() for t in [*sized.parameters(), *sized.buffers()])
-            if need > MEMORY_SLACK[0] * weights_bytes + MEMORY_SLACK[1]:
-                raise UserError(
-                    f"model.json: describes networks of {need / 1e6:,.0f} MB, and model.safetensors holds "
-                    f"{weights_bytes / 1e6:,.1f} MB; the bundle is damaged or crafted: train it again"
-                )
+            with safe_open(str(weights), framework="pt") as f:
+                held = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 - not a dict
+        except (SafetensorError, OSError) as err:
+            raise UserError(
+                f"{weights}: not a readable safetensors file ({err}); the bundle is damaged: train it again"
+            ) from None
+        state = sized.state_dict()
+        wrong = sorted(k for k in held if k not in state or tuple(state[k].shape) != held[k])
+        if wrong:
+            got = tuple(state[wrong[0]].shape) if wrong[0] in state else None
+            raise UserError(
+                f"{weights.parent}: model.json does not match the weights in model.safetensors ({wrong[0]}: "
+                f"{got} against {held[wrong[0]]}); the bundle is damaged or was edited: train it again"
+            )
+        # names the file lacks are aliases of weights it holds (safetensors keeps one name of a shared tensor)
+        # or missing, which loading finds; either way only a few bytes may hide there
+        same: dict[int, list[str]] = {}
+        for name, t in [*sized.named_parameters(remove_duplicate=False), *sized.named_buffers(remove_duplicate=False)]:
+            same.setdefault(id(t), []).append(name)
+        alias = {name: names for names in same.values() for name in names}
+        size = {k: v.numel() * v.element_size() for k, v in state.items()}
+        unnamed = sum(size[k] for k in state if not any(a in held for a in alias.get(k, [k])))
+        total = sum(t.numel() * t.element_size() for t in [*sized.parameters(), *sized.buffers()])  # shared once
+        if unnamed > SLACK or total > sum(size[k] for k in held) + SLACK:
+            raise UserError(
+                f"model.json: describes networks of {total / 1e6:,.0f} MB, more than model.safetensors' weights; "
+                "the bundle is damaged or crafted: train it again"
+            )
     return networks(arch)
 
 
@@ -162,8 +179,7 @@ class Bundle:
         self.spec.data = self.spec.data.model_copy(update={"cache_dir": None})
         self.task = TASKS.get(self.spec.task)
         self.encoder = self._part("preprocess.json", self.task.load_encoder)
-        weights_bytes = (self.path / "model.safetensors").stat().st_size
-        self.model = self._part("model.json", lambda arch: rebuild(arch, weights_bytes))
+        self.model = self._part("model.json", lambda arch: rebuild(arch, self.path / "model.safetensors"))
         self._load_weights()
         self.model.eval()
         self.metrics = self._record("metrics.json")

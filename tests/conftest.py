@@ -88,8 +88,9 @@ sw2.train(sys.argv[1], sys.argv[2], check=False, callbacks=[KillAfter()])
 
 
 def sw2_here(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `sw2` in this process (its `main`): for commands that stop early (bad input, exit 2), where a fresh
-    process would cost seconds of imports and test nothing more. Output and exit code as `sw2()` gives them."""
+    """Run `sw2` in this process (its `main`): for commands that stop early (bad input, exit 2), and for the
+    commands that follow a test's one real `sw2 train` process, where a fresh process would cost seconds of
+    imports and test nothing more. Output and exit code as `sw2()` gives them."""
     import contextlib
     import io
 

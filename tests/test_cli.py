@@ -50,6 +50,11 @@ def test_train_eval_predict_images(tmp_path):
     assert res.returncode == 0 and json.loads((tmp_path / "saved.json").read_text()) == saved
     assert saved["n"] == 12 and saved["accuracy"] >= 11 / 12 and abs(saved["accuracy"] - got["accuracy"]) <= 0.1
 
+    (tmp_path / "flat").mkdir()  # images without classes cannot be scored: refused, naming the layout
+    Image.open(tmp_path / "other" / "v" / "000.png").save(tmp_path / "flat" / "0.png")
+    res = sw2_here("eval", "runs/stripes", "--data", "flat", cwd=tmp_path)
+    assert res.returncode == 2 and "<folder>/<class>/<image>" in res.stderr, res.stderr
+
     res = sw2_here("predict", "runs/stripes", "other/v/000.png", "--top", "2", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("other/v/000.png: v ") and " h " in res.stdout

@@ -89,7 +89,13 @@ def test_a_crafted_model_json_cannot_make_the_loader_allocate_gigabytes(gan, tmp
     arch = json.loads((bundle / "model.json").read_text())
     arch["modules"]["ema"]["kwargs"]["latent"] = 20_000  # about 1 GB of weights, from a file of a few MB
     (bundle / "model.json").write_text(json.dumps(arch))
-    with pytest.raises(UserError, match="model.json: describes networks of .* MB"):
+    with pytest.raises(UserError, match="model.json does not match the weights in model.safetensors"):
+        sw2.load(bundle)
+    shutil.copy(gan / "model.json", bundle / "model.json")
+    state = json.loads((bundle / "preprocess.json").read_text())
+    state["image_shape"] = [3, 65536, 65536]  # noise of 51 GB for one /v1/sample of 64
+    (bundle / "preprocess.json").write_text(json.dumps(state))
+    with pytest.raises(UserError, match="preprocess.json: image_shape"):
         sw2.load(bundle)
 
 
@@ -204,6 +210,14 @@ def test_unlabelled_images_train_a_diffusion_model_that_resumes_after_sigkill_bi
     a, b = load_file(bundle.path / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors")
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a), "resumed weights differ"
 
+    # images beside class folders are refused, not silently left out
+    (tmp_path / "mixed" / "a").mkdir(parents=True)
+    for name in ("mixed/a/0.png", "mixed/loose.png"):
+        shutil.copy(tmp_path / "flat" / "0.png", tmp_path / name)
+    from sw2.data.images import class_folders
+
+    with pytest.raises(UserError, match="lie beside the class folders"):
+        class_folders(tmp_path / "mixed")
     # task classify refuses images without classes, naming the layout
     spec = {"name": "flat", "task": "classify", "data": {"path": "flat"}, "train": {"epochs": 1}}
     r = sw2_here("train", str(write_spec(tmp_path, spec, "c.yaml")), "--out", str(tmp_path / "c"))

@@ -46,8 +46,13 @@ def class_folders(root: Path) -> list[tuple[str, list[Path]]]:
     """(class name, image files) for each sub-folder of root, sorted; empty classes are an error. Images that
     lie in root itself, without sub-folders, are one class: UNLABELLED (a task that needs classes refuses it)."""
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    loose = sorted(f for f in root.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    if folders and loose:
+        raise UserError(
+            f"{root}: {len(loose)} images ({loose[0].name}, ...) lie beside the class folders "
+            f"({folders[0].name}, ...); move them into a class folder or out of {root}"
+        )
     if not folders:
-        loose = sorted(f for f in root.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
         if loose:
             return [(UNLABELLED, loose)]
         raise UserError(f"{root}: no images and no class sub-folders; lay images out as {root}/<class>/<image>")

@@ -50,6 +50,8 @@ SCORED = 500  # samples the judge scores each epoch (from the same noise every t
 GRID = 64  # of them in each epoch's grid
 EVAL_STEPS = 20  # a diffusion model's samples each epoch take at most this many DDIM steps (the final ones all)
 MAX_SAMPLES = 1024  # the most images one call of `sample` makes
+MAX_SIDE = 1024  # pixels: a bundle's images are at most this tall and wide
+CHUNK_PIXELS = 250 * 32 * 32  # pixels generated at a time (250 CIFAR-10 images)
 ONE_CLASS = 0.5  # an epoch whose samples the judge gives one class this often: a collapse (3 or more classes)
 MODULES = {"dcgan": ("dcgan", "dcgan_discriminator"), "diffusion": ("diffusion", None)}
 
@@ -127,7 +129,15 @@ class GenerateImage(Task):
         return data
 
     def load_encoder(self, state: dict[str, Any]) -> Any:
-        return READER.load_encoder(state)
+        """preprocess.json, its image size bounded: a crafted one must not make `sample` draw huge noise."""
+        encoder = READER.load_encoder(state)
+        c, h, w = encoder.image_shape or (0, 0, 0)
+        if not (1 <= c <= 4 and 1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
+            raise UserError(
+                f"preprocess.json: image_shape {encoder.image_shape} is not an image size sw2 writes (1-4 channels, "
+                f"sides up to {MAX_SIDE}); the bundle is damaged: train it again"
+            )
+        return encoder
 
     def held_out(self, bundle: Bundle, spec: Spec, root: Path) -> Any:
         return READER.held_out(bundle, spec, root)
@@ -203,13 +213,13 @@ class GenerateImage(Task):
         noise = fixed_noise(modules["generator"], o, data, spec.train.seed)
         pixels = make(modules, o, noise, None)
         scored = image_scores.scores(judge, pixels, reference, labelled(data))
-        test = data.test if len(data.test) else data.val
+        test = data.test if len(data.test) else data.train  # not val: the reference is drawn from it
         real = image_scores.scores(judge, spread(test.inputs["image"], SCORED), reference, labelled(data))
         mean = data.train.inputs["image"].float().mean(0).round().to(torch.uint8)
         dumb = image_scores.scores(judge, mean.expand(SCORED, *mean.shape).clone(), reference, labelled(data))
         keys = ("frechet_distance", "confident", "class_entropy")
         scored["baseline"] = {"name": "the mean training image", **{k: dumb[k] for k in keys if k in dumb}}
-        scored["real"] = {"name": f"{min(SCORED, len(test))} real {'test' if len(data.test) else 'val'} images",
+        scored["real"] = {"name": f"{min(SCORED, len(test))} real {'test' if len(data.test) else 'training'} images",
                           **{k: real[k] for k in keys if k in real}}  # fmt: skip
         for part in (scored, scored["baseline"], scored["real"]):
             part["neg_frechet_distance"] = -part["frechet_distance"]
@@ -379,11 +389,13 @@ def make(modules: dict[str, nn.Module], o: Any, noise: tuple[torch.Tensor, torch
     z, y = noise
     out = []
     try:
-        for i in range(0, len(z), 250):
+        side = z.shape[-1] * z.shape[-2] if z.dim() == 4 else 32 * 32  # diffusion noise is image-sized
+        chunk = max(1, CHUNK_PIXELS // side)  # the memory of one forward pass is bounded
+        for i in range(0, len(z), chunk):
             if until is not None:
                 until()
-            zc = z[i : i + 250].to(device)
-            yc = None if y is None else y[i : i + 250].to(device)
+            zc = z[i : i + chunk].to(device)
+            yc = None if y is None else y[i : i + chunk].to(device)
             x = net(zc, yc) if o.name == "dcgan" else net.sample(zc, yc, o.sample_steps, o.guidance, until)
             out.append(to_pixels(x).cpu())
     finally:

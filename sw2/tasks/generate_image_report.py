@@ -25,8 +25,10 @@ def samples(r: Run) -> str:
          "confident (≥ 0.9)": part.get("confident"), "class entropy": part.get("class_entropy")}
         for part in (m.get("real", {}), base) if part
     ]  # fmt: skip
+    if "confident" not in m:  # images without classes: no class scores
+        rows = [{k: v for k, v in row.items() if k not in ("confident (≥ 0.9)", "class entropy")} for row in rows]
     judge = r.m.get("judge", {})
-    if judge.get("accuracy") is None:  # images without classes
+    if "turn_accuracy" in judge:  # images without classes
         intro = (
             f"<p>Scored by the judge, a {e(judge.get('model', ''))} ({e(judge.get('epochs', ''))} epochs; it tells "
             f"{judge.get('turn_accuracy') or 0:.2%} of real held-out images' turns apart): the Fréchet distance "

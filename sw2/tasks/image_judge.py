@@ -13,6 +13,7 @@ import copy
 import hashlib
 import json
 import math
+import os
 from types import SimpleNamespace
 from typing import Any
 
@@ -66,10 +67,12 @@ def train_judge(spec: Spec, data: Any) -> tuple[nn.Module, tuple[str, dict[str, 
             pass  # a damaged cache entry: train again
     net = fit(trainable, judge_spec, verbose=False).model.requires_grad_(False)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = weights.with_suffix(".tmp")
+    tmp = weights.with_suffix(f".tmp{os.getpid()}")  # another process may train the same judge at once
+    about_tmp = about.with_suffix(f".tmp{os.getpid()}")
+    about_tmp.write_text(json.dumps({"model": name, "kwargs": kwargs}), encoding="utf-8")
+    about_tmp.replace(about)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
     tmp.replace(weights)
-    about.write_text(json.dumps({"model": name, "kwargs": kwargs}), encoding="utf-8")
     return net.eval(), (name, kwargs)
 
 
@@ -106,7 +109,9 @@ def turned(data: Any, seed: int) -> Any:
         else:
             k = torch.tensor(options)[torch.randint(len(options), (len(images),), generator=gen)]
         ids = np.tile(ts.ids, len(options)) if every else ts.ids
-        return TensorSet({"image": turn(images, k)}, torch.tensor([options.index(q) for q in k.tolist()]), ids)
+        return TensorSet(
+            {"image": turn(images, k)}, torch.tensor([options.index(q) for q in k.tolist()], dtype=torch.long), ids
+        )
 
     encoder = copy.copy(data.encoder)
     encoder.target_codec = copy.copy(data.encoder.target_codec)

@@ -32,6 +32,14 @@ if TYPE_CHECKING:
     from sw2.spec import Spec
 
 
+def labelled(examples: Examples, path: Path) -> Examples:
+    """`examples` to be scored, refused where they are images without classes (nothing to score them by)."""
+    if examples.images is not None and len(examples) and (np.asarray(examples.target) == UNLABELLED).all():
+        raise UserError(f"{path}: the images lie in one folder, without classes; lay them out as "
+                        "<folder>/<class>/<image> to score a model on them")  # fmt: skip
+    return examples
+
+
 class Supervised(Task):
     """A task that learns a target column from examples; subclasses say how the target is encoded, the loss,
     the metrics and what a prediction is."""
@@ -119,11 +127,11 @@ class Supervised(Task):
 
     def examples_from(self, bundle: Bundle, path: Path) -> Examples:
         """The examples of `path` whose label the model saw (the others cannot be scored)."""
-        examples = load_other(bundle.spec.data, path, bundle.spec.target)
+        examples = labelled(load_other(bundle.spec.data, path, bundle.spec.target), path)
         return drop_unseen(encode(bundle.encoder, examples), examples, self)[1]
 
     def evaluate_file(self, bundle: Bundle, path: Path) -> dict[str, Any]:
-        examples = load_other(bundle.spec.data, path, bundle.spec.target)
+        examples = labelled(load_other(bundle.spec.data, path, bundle.spec.target), path)
         tensors, _, dropped = drop_unseen(encode(bundle.encoder, examples), examples, self)
         outputs = predict(bundle.model, tensors.inputs, tta=bundle.spec.augment.tta)
         return {**self.evaluate(outputs, tensors.target, bundle.encoder), "dropped_unseen_labels": dropped}

@@ -116,7 +116,8 @@ def tune(
         log.info(f"sw2 tune: resuming '{spec.name}': {len(study.trials)} trials so far, {again} cut short run again")
     log.info(f"sw2 tune: searching {', '.join(space)} on the val split ({len(data.train)} train, {len(data.val)} val)")
     end = None if seconds is None else time.time() + seconds
-    deadline = end if end is None or not confirm else end - seconds * RESERVE  # the rest confirms the leaders
+    confirming = confirm and by_examples  # leaders of a task without examples are not cross-validated
+    deadline = end if end is None or not confirming else end - seconds * RESERVE  # the rest confirms them
     search = Search(
         spec.model_dump(mode="json"), str(base), str(target), options, deadline, cores_per_worker(workers),
         space={p: d.model_dump() for p, d in space.items()}, by_examples=by_examples,

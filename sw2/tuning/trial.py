@@ -116,8 +116,10 @@ def run_trial(trial: optuna.Trial, spec: Spec, data: Searchable, task: Task) -> 
     test-time augmentation), or `optuna.TrialPruned` where the pruner stopped it."""
     t0 = time.perf_counter()
     if data.whole is not None:  # judged by its own evaluate
-        result = fit(task.trainable(spec, data.whole), spec, verbose=False, callbacks=[Pruning(trial)])
-        out = None if result.stopped == "pruned" else result.history[-1]
+        whole = copy.copy(data.whole)  # what a trial's trainable keeps on it (its grids) goes with the trial
+        result = fit(task.trainable(spec, whole), spec, verbose=False, callbacks=[Pruning(trial)])
+        rows = [r for r in result.history if r.get("epoch") == result.best_epoch] or result.history[-1:]
+        out = None if result.stopped == "pruned" else rows[-1]  # the epoch whose weights the run kept
     else:
         result, out = fit_and_predict(spec, data, data.train, data.val, task, [Pruning(trial)])
     trial.set_user_attr("seconds", round(time.perf_counter() - t0, 2))
