@@ -16,6 +16,7 @@ half-written bundle nor damages an older one.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from collections.abc import Callable, Iterable
@@ -130,23 +131,27 @@ def rebuild(arch: dict[str, Any], weights: Path | None = None) -> torch.nn.Modul
                 f"{weights}: not a readable safetensors file ({err}); the bundle is damaged: train it again"
             ) from None
         state = sized.state_dict()
-        wrong = sorted(k for k in held if k not in state or tuple(state[k].shape) != held[k])
+        weights_of = dict(sized.named_parameters(remove_duplicate=False))
+        # a weight's shape is fixed by model.json; a buffer may take its shape from the file (a GBM's trees)
+        wrong = sorted(k for k in held if k not in state or (k in weights_of and tuple(state[k].shape) != held[k]))
         if wrong:
             got = tuple(state[wrong[0]].shape) if wrong[0] in state else None
             raise UserError(
                 f"{weights.parent}: model.json does not match the weights in model.safetensors ({wrong[0]}: "
                 f"{got} against {held[wrong[0]]}); the bundle is damaged or was edited: train it again"
             )
-        # names the file lacks are aliases of weights it holds (safetensors keeps one name of a shared tensor)
-        # or missing, which loading finds; either way only a few bytes may hide there
         same: dict[int, list[str]] = {}
         for name, t in [*sized.named_parameters(remove_duplicate=False), *sized.named_buffers(remove_duplicate=False)]:
             same.setdefault(id(t), []).append(name)
         alias = {name: names for names in same.values() for name in names}
-        size = {k: v.numel() * v.element_size() for k, v in state.items()}
-        unnamed = sum(size[k] for k in state if not any(a in held for a in alias.get(k, [k])))
+        # names the file lacks are aliases of what it holds (safetensors keeps one name of a shared tensor) or
+        # missing, which loading finds; either way only a few bytes may hide there
+        unnamed = sum(
+            v.numel() * v.element_size() for k, v in state.items() if not any(a in held for a in alias.get(k, [k]))
+        )
+        in_file = sum(math.prod(held[k]) * state[k].element_size() for k in held)
         total = sum(t.numel() * t.element_size() for t in [*sized.parameters(), *sized.buffers()])  # shared once
-        if unnamed > SLACK or total > sum(size[k] for k in held) + SLACK:
+        if unnamed > SLACK or total > in_file + SLACK:
             raise UserError(
                 f"model.json: describes networks of {total / 1e6:,.0f} MB, more than model.safetensors' weights; "
                 "the bundle is damaged or crafted: train it again"
