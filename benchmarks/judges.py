@@ -61,7 +61,7 @@ def main() -> None:
     rows = {name: {} for name in sets}
     for judge_name, d in (("class judge", data), ("turn judge", unlabelled)):
         judge, _ = train_judge(b.spec, d)
-        print(judge_name, json.dumps(judge_quality(judge, d, b.spec.train.seed)), flush=True)
+        print(judge_name, json.dumps(judge_quality(judge, d)), flush=True)
         reference = s.statistics(s.judge_images(judge, real_images(data))[0])
         for name, images in sets.items():
             rows[name][judge_name] = round(s.scores(judge, images, reference, classes=False)["frechet_distance"], 2)

@@ -141,7 +141,7 @@ def rebuild(arch: dict[str, Any], weights: Path | None = None) -> torch.nn.Modul
                 f"{got} against {held[wrong[0]]}); the bundle is damaged or was edited: train it again"
             )
         same: dict[int, list[str]] = {}
-        for name, t in [*sized.named_parameters(remove_duplicate=False), *sized.named_buffers(remove_duplicate=False)]:
+        for name, t in [*weights_of.items(), *sized.named_buffers(remove_duplicate=False)]:
             same.setdefault(id(t), []).append(name)
         alias = {name: names for names in same.values() for name in names}
         # names the file lacks are aliases of what it holds (safetensors keeps one name of a shared tensor) or

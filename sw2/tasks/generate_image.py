@@ -235,7 +235,7 @@ class GenerateImage(Task):
         for epoch, grid in enumerate(ours, 1):
             data.pictures[f"samples_epoch_{epoch:03d}.png"] = r.grid_png(grid)
         data.epoch_grids = ours
-        return Scored(metrics={"test": scored, "judge": judge_quality(judge, data, spec.train.seed)})
+        return Scored(metrics={"test": scored, "judge": judge_quality(judge, data)})
 
     def write_files(self, folder: Path, data: Any, metrics: dict[str, Any]) -> None:
         for name, png in getattr(data, "pictures", {}).items():

@@ -100,26 +100,28 @@ def turned(data: Any, seed: int) -> Any:
     `turns`, the number of turns its label; val every image in every turn. Same encoder, classes the turns."""
     options = turns(data.encoder.image_shape)
     gen = torch.Generator().manual_seed(seed + 3)
-
-    def part(ts: TensorSet, every: bool) -> TensorSet:
-        images = ts.inputs["image"]
-        if every:
-            k = torch.tensor(options).repeat_interleave(len(images))
-            images = images.repeat(len(options), *[1] * (images.dim() - 1))
-        else:
-            k = torch.tensor(options)[torch.randint(len(options), (len(images),), generator=gen)]
-        ids = np.tile(ts.ids, len(options)) if every else ts.ids
-        return TensorSet(
-            {"image": turn(images, k)}, torch.tensor([options.index(q) for q in k.tolist()], dtype=torch.long), ids
-        )
-
     encoder = copy.copy(data.encoder)
     encoder.target_codec = copy.copy(data.encoder.target_codec)
-    train = part(data.train, every=False)
+    train = every_turn(data.train, options, gen)
     encoder.target_codec.classes = [f"{90 * q} degrees" for q in options]
     encoder.target_codec.class_counts = torch.bincount(train.target, minlength=len(options)).tolist()
-    return SimpleNamespace(encoder=encoder, train=train, val=part(data.val, every=True),
-                           test=part(data.test, every=True), fingerprint=data.fingerprint)  # fmt: skip
+    return SimpleNamespace(encoder=encoder, train=train, val=every_turn(data.val, options),
+                           test=every_turn(data.test, options), fingerprint=data.fingerprint)  # fmt: skip
+
+
+def every_turn(ts: TensorSet, options: list[int], gen: torch.Generator | None = None) -> TensorSet:
+    """`ts`'s images turned, labelled by their turn: each in every one of `options`, or (with `gen`) each in
+    one drawn at random."""
+    images = ts.inputs["image"]
+    if gen is None:
+        k = torch.tensor(options).repeat_interleave(len(images))
+        images = images.repeat(len(options), *[1] * (images.dim() - 1))
+        ids = np.tile(ts.ids, len(options))
+    else:
+        k = torch.tensor(options)[torch.randint(len(options), (len(images),), generator=gen)]
+        ids = ts.ids
+    label = torch.tensor([options.index(q) for q in k.tolist()], dtype=torch.long)
+    return TensorSet({"image": turn(images, k)}, label, ids)
 
 
 def judge_epochs(data: Any) -> int:
@@ -128,16 +130,17 @@ def judge_epochs(data: Any) -> int:
     return min(30, max(3, math.ceil(JUDGE_STEPS / steps)))
 
 
-def judge_quality(judge: nn.Module, data: Any, seed: int = 0) -> dict[str, Any]:
+def judge_quality(judge: nn.Module, data: Any) -> dict[str, Any]:
     """The judge's accuracy on the real test (or val) images (without classes: on telling their turns apart):
     how much its verdicts on samples can be trusted."""
-    learns = data if labelled(data) else turned(data, seed)
-    part = learns.test if len(learns.test) else learns.val
+    part = data.test if len(data.test) else data.val
+    if not labelled(data):  # the held-out images turned (not the training split: it is not scored here)
+        part = every_turn(part, turns(data.encoder.image_shape))
     _, probs = image_scores.judge_images(judge, part.inputs["image"])
     accuracy = float((probs.argmax(1) == part.target.long()).float().mean()) if len(part) else None
     model = "convnet " + json.dumps(JUDGE_MODEL["widths"])
     if not labelled(data):
         model += " trained to tell the images' turns apart (they have no classes)"
-        return {"model": model, "epochs": judge_epochs(learns), "accuracy": None, "turn_accuracy": accuracy,
+        return {"model": model, "epochs": judge_epochs(data), "accuracy": None, "turn_accuracy": accuracy,
                 "n": len(part)}  # fmt: skip
-    return {"model": model, "epochs": judge_epochs(learns), "accuracy": accuracy, "n": len(part)}
+    return {"model": model, "epochs": judge_epochs(data), "accuracy": accuracy, "n": len(part)}
