@@ -260,6 +260,9 @@ class Bundle:
         enc = self.encoder
         if isinstance(data, Examples):
             return data
+        own = self.task.read_examples(self, data)
+        if own is not None:
+            return own
         if isinstance(data, pd.DataFrame):
             return Examples(target=np.zeros(len(data)), frame=data.reset_index(drop=True))
         if isinstance(data, np.ndarray | torch.Tensor):

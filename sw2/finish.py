@@ -43,7 +43,9 @@ def finish(
         (folder / file).write_text(text, encoding="utf-8")
     if outcomes:
         (folder / "tests.xml").write_text(junit_xml(outcomes, spec.name))
-    if task.predicts:  # what `sw2 serve` measures the drift of the examples it is sent against
+    if task.predicts and hasattr(
+        data, "raw_train"
+    ):  # what `sw2 serve` measures the drift of the examples it is sent against
         reference.write(folder, data, scored.outputs, spec.serve)
     for name, source in (attach or {}).items():
         (folder / name).write_bytes(source.read_bytes())

@@ -237,6 +237,74 @@ class DiffusionOptions(GeneratorOptions):
     )
 
 
+# ---- policies (task: control) ----------------------------------------------------------------------------
+class PolicyOptions(ModelOptions):
+    """What every policy's spec gives: its networks, the environments it acts in while training, how long it
+    trains and how it is judged. Unset fields take the RL Baselines3 Zoo's values for the environment where the
+    Zoo has them (sw2/control_defaults.py), else Stable-Baselines3's defaults."""
+
+    policy = True
+    hidden: list[int] = Field([64, 64], min_length=1, max_length=8, description="hidden layer sizes of each network")
+    activation: Literal["tanh", "relu"] = Field("tanh", description="the hidden layers' activation")
+    n_envs: int = Field(8, ge=1, le=256, description="copies of the environment acting at once (a vector env)")
+    vector: Literal["auto", "sync", "async"] = Field(
+        "auto",
+        description="Gymnasium's vector env: sync steps the copies in this process, async in one process each; "
+        "auto measures both on this machine and keeps the faster",
+    )
+    normalize: bool = Field(
+        False, description="observations and rewards scaled by running statistics (VecNormalize); saved in the bundle"
+    )
+    gamma: float = Field(0.99, gt=0, le=1, description="the discount factor")
+    timesteps: int = Field(1_000_000, ge=1, le=10**10, description="environment steps to train for (all copies)")
+    evaluations: int = Field(
+        20, ge=1, le=10_000, description="times training stops to judge the policy (each an epoch of the history)"
+    )
+    eval_episodes: int = Field(20, ge=1, le=1000, description="deterministic episodes each judgement plays")
+    until_solved: bool = Field(
+        True, description="stop once a judgement's mean return reaches the target (the environment's threshold)"
+    )
+    target_return: float | None = Field(
+        None, description="the mean return that counts as solved (default: the environment's reward_threshold)"
+    )
+    max_grad_norm: float = Field(0.5, gt=0, description="the gradients' largest global norm")
+
+
+class PPOOptions(PolicyOptions):
+    """ppo: Proximal Policy Optimization (Schulman et al., 2017) with GAE, an actor and a critic network, for
+    discrete and continuous (Box) actions; the lr is train.lr and the minibatch train.batch_size."""
+
+    n_steps: int = Field(2048, ge=1, le=1_000_000, description="steps each copy takes per rollout")
+    n_epochs: int = Field(10, ge=1, le=1000, description="passes over each rollout")
+    gae_lambda: float = Field(0.95, ge=0, le=1, description="GAE's lambda")
+    clip_range: float = Field(0.2, gt=0, description="the policy ratio's clip")
+    clip_decay: bool = Field(False, description="the clip falls linearly to 0 with training (the Zoo's lin_0.2)")
+    clip_range_vf: float | None = Field(None, gt=0, description="the value's clip around its old estimate (None: none)")
+    ent_coef: float = Field(0.0, ge=0, description="the entropy bonus's weight")
+    vf_coef: float = Field(0.5, ge=0, description="the value loss's weight")
+    normalize_advantage: bool = Field(True, description="advantages standardised per minibatch")
+    log_std_init: float = Field(0.0, description="continuous actions: the initial log standard deviation")
+
+
+class DQNOptions(PolicyOptions):
+    """dqn: Deep Q-Network (Mnih et al., 2015) with a replay buffer, a target network, an epsilon-greedy
+    schedule and double-DQN targets (van Hasselt et al., 2016), for discrete actions; train.lr, train.batch_size."""
+
+    n_envs: int = Field(1, ge=1, le=256, description="copies of the environment acting at once (a vector env)")
+    activation: Literal["tanh", "relu"] = Field("relu", description="the hidden layers' activation")
+    max_grad_norm: float = Field(10.0, gt=0, description="the gradients' largest global norm")
+    buffer_size: int = Field(1_000_000, ge=1, le=10_000_000, description="transitions the replay buffer keeps")
+    learning_starts: int = Field(100, ge=0, description="environment steps before the first update")
+    train_freq: int = Field(4, ge=1, le=100_000, description="steps each copy takes between updates")
+    gradient_steps: int = Field(1, ge=1, le=10_000, description="updates after each train_freq steps")
+    target_update_interval: int = Field(10_000, ge=1, description="environment steps between target network updates")
+    tau: float = Field(1.0, gt=0, le=1, description="the target network's update rate (1: a copy)")
+    exploration_fraction: float = Field(0.1, gt=0, le=1, description="share of training over which epsilon falls")
+    exploration_initial_eps: float = Field(1.0, ge=0, le=1, description="epsilon at the start")
+    exploration_final_eps: float = Field(0.05, ge=0, le=1, description="epsilon at the end of its fall")
+    double: bool = Field(True, description="double-DQN targets: the online network picks, the target one values")
+
+
 # ---- built from trained models ---------------------------------------------------------------------------
 class EnsembleOptions(ModelOptions):
     """ensemble: built by `sw2 ensemble` or `train.snapshots`, never from a spec's model: section."""
@@ -259,3 +327,5 @@ MODELS.declare("ensemble", "sw2.models.ensemble", EnsembleOptions)
 MODELS.declare("dcgan", "sw2.models.dcgan", DCGANOptions)
 MODELS.declare("dcgan_discriminator", "sw2.models.dcgan", DCGANOptions)
 MODELS.declare("diffusion", "sw2.models.diffusion", DiffusionOptions)
+MODELS.declare("ppo", "sw2.models.policy", PPOOptions)
+MODELS.declare("dqn", "sw2.models.policy", DQNOptions)

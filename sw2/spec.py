@@ -45,6 +45,7 @@ from sw2.yamlfile import load_yaml
 
 METRICS = TaskMetrics(TASKS)  # every registered task's metrics
 
+JSONScalar = bool | int | float | str | None  # what an environment's keyword argument may be
 InputType = Literal["number", "category", "text", "date", "ignore", "image"]
 INPUT_KINDS = ("number", "category", "text", "date", "ignore")  # what a column of a table can be declared as
 AUTO_TASKS = {"table": ("classify", "regress"), "text": ("generate_text",)}  # what task: auto may become
@@ -132,6 +133,15 @@ class DataSpec(Strict):
         None,
         description="where decoded images are cached (default: the user's sw2 cache, $SW2_CACHE or ~/.cache/sw2)",
     )
+    env: str | None = Field(
+        None,
+        description="task control: a Gymnasium environment id (e.g. CartPole-v1, Acrobot-v1, LunarLander-v3); the "
+        "policy's data is the experience it gathers by acting there (pip install sw2[rl])",
+    )
+    env_kwargs: dict[str, JSONScalar | list[JSONScalar]] = Field(
+        default_factory=dict,
+        description="task control: keyword arguments of the environment (gymnasium.make), e.g. {continuous: true}",
+    )
     nonfinite: Literal["missing", "refuse"] = Field(
         "missing",
         description="how +-inf in numeric columns is treated: as missing values, imputed like them, or refused "
@@ -158,7 +168,11 @@ class DataSpec(Strict):
     def _path_or_name(self) -> DataSpec:
         if self.source in ("package", "sklearn") and not self.name:
             raise ValueError("data.name is required for source package (e.g. digits)")
-        if self.source not in ("package", "sklearn") and not self.path and not self.name:
+        if self.env is not None and (self.path or self.name or self.test_path):
+            raise ValueError("data.env is an environment to act in: give it without path, name or test_path")
+        if "render_mode" in self.env_kwargs:
+            raise ValueError("data.env_kwargs: render_mode is sw2's to set (sw2 play renders); remove it")
+        if self.source not in ("package", "sklearn") and not self.path and not self.name and not self.env:
             raise ValueError("data.path is required (a CSV/Parquet file, an image folder or an IDX folder)")
         return self
 
@@ -203,6 +217,7 @@ class ModelOptions(Strict):
     )
     language_model: ClassVar[bool] = False  # models token windows of one text (task: generate_text only)
     image_generator: ClassVar[bool] = False  # makes images from noise (task: generate_image only)
+    policy: ClassVar[bool] = False  # acts in an environment (task: control only)
     pretrained_tokenizer: ClassVar[bool] = False  # reads its own pretrained vocabulary (text.tokenizer: pretrained)
     whole_text: ClassVar[bool] = False  # reads every token of a text, however long (text.max_tokens default)
     # train / text fields the model trains best with: `model: auto` applies them where the spec leaves them unset
@@ -770,6 +785,16 @@ class Spec(Strict):
         return [(field, rel) for field, rel in named if rel]
 
     @model_validator(mode="after")
+    def _task_fills(self) -> Spec:
+        """An environment is task control's (task: auto becomes it); a task that declares `fill` (control: the
+        RL Zoo's hyper-parameters for the environment) sets the fields the spec leaves unset."""
+        if self.data.env is not None and self.task == "auto":
+            self.__dict__["task"] = "control"  # unvalidated: an assignment would run these validators again
+            self.model_fields_set.add("task")
+        fill = getattr(TASKS.about(self.task), "fill", None) if self.task != "auto" else None
+        return fill(self) if fill is not None else self
+
+    @model_validator(mode="after")
     def _task_accepts(self) -> Spec:
         """The task plug-in refuses what it cannot do with the spec's other choices (ValueError naming the
         field): e.g. generate_text reads one text file with a lossless tokenizer and a decoder model. Under
@@ -914,7 +939,7 @@ def _first_error(err: ValidationError, source: str, raw: Any) -> str:
     if e["type"] == "union_tag_invalid":
         return f"{source}: {where}: unknown kind {e['ctx']['tag']!r}; use one of {', '.join(TEST_KINDS)}"
     got = e.get("input")
-    shown = f" (got {got!r})" if not isinstance(got, dict | list) else ""
+    shown = f" (got {got!r})" if not isinstance(got, dict | list | BaseModel) else ""
     msg = e["msg"].removeprefix("Value error, ")
     return f"{source}: {msg}{shown}" if where == "spec" else f"{source}: {where}: {msg}{shown}"
 

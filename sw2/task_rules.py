@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sw2 import control_defaults
 from sw2.plugins import TASKS
 from sw2.registry import did_you_mean
 
@@ -71,6 +72,20 @@ def check_generate_image(spec: Spec) -> None:
         raise ValueError("train: distill and snapshots are for models of examples; remove them for generate_image")
 
 
+def check_control(spec: Spec) -> None:
+    """A policy acts in an environment: `Control.check_spec` (the environment itself is checked when it is made)."""
+    if spec.model.name != "auto" and not spec.model.policy:
+        raise ValueError(f"model: task control trains a policy (ppo, dqn), not {spec.model.name}")
+    if spec.data.env is None:
+        raise ValueError("data: task control acts in an environment; give data.env (e.g. CartPole-v1)")
+    if spec.data.source != "auto":
+        raise ValueError(f"data.source: task control acts in data.env; remove source: {spec.data.source}")
+    if spec.train.distill is not None or spec.train.snapshots:
+        raise ValueError("train: distill and snapshots are for models of examples; remove them for task control")
+    if spec.tests:
+        raise ValueError("tests: task control has no model tests yet; its judgement is the mean return (metrics)")
+
+
 @dataclass(frozen=True)
 class DeclaredTask:
     """A built-in task until its module is imported: what the spec reads of it (`TASKS.about`)."""
@@ -79,6 +94,7 @@ class DeclaredTask:
     metrics: tuple[str, ...]
     blend: str | None  # how several models' outputs combine: "probabilities", "values" or None (sw2.tasks.base)
     checks: Callable[[Spec], None]  # its own checks of a spec, after those of every task
+    fill: Callable[[Spec], Spec] | None = None  # sets what a spec leaves unset (sw2.spec.Spec._task_fills)
 
     def check_spec(self, spec: Spec) -> None:
         check_task(self, spec)
@@ -103,6 +119,10 @@ GENERATE_IMAGE = DeclaredTask(
     check_generate_image,
 )
 
+CONTROL = DeclaredTask(
+    "control", ("mean_return", "std_return", "mean_length"), None, check_control, control_defaults.fill
+)
+
 # every built-in task: its name, the module that implements it, what the spec reads of it
-for _task in (CLASSIFY, REGRESS, GENERATE_TEXT, GENERATE_IMAGE):
+for _task in (CLASSIFY, REGRESS, GENERATE_TEXT, GENERATE_IMAGE, CONTROL):
     TASKS.declare(_task.name, f"sw2.tasks.{_task.name}", _task)

@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -292,6 +293,8 @@ async def _uploads(request: Request, max_rows: int) -> list[bytes]:
 
 def dummy_inputs(encoder: Encoder) -> dict[str, torch.Tensor]:
     """One example of zeros shaped as the encoder's tensors: the warm-up call."""
+    if hasattr(encoder, "observations"):  # a policy's environment
+        return encoder.inputs(encoder.examples(np.zeros((1, *encoder.observation_shape), np.float32)))
     out: dict[str, torch.Tensor] = {}
     if encoder.image_shape is not None:
         out["image"] = torch.zeros(1, *encoder.image_shape, dtype=torch.uint8)

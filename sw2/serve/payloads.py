@@ -4,6 +4,7 @@ traceback: the server answers what the client must change. Values echoed in a me
     {"rows": [{"col": value, ...}, ...]}        table rows (a text model's rows hold its text column)
     {"texts": ["...", ...]}                      a text model with one text column
     {"images": ["<base64 PNG/JPEG/...>", ...]}   an image model (multipart uploads: the `files` field)
+    {"observations": [[...], ...]}               a policy (task control): its environment's observations
 
 The work is bounded: JSON nested too deeply, NaN/Infinity literals and numbers outside float32 (what the
 network computes in) are refused, and images have a pixel budget scaled to the model's input (below).
@@ -32,7 +33,7 @@ from sw2.data.examples import Examples
 from sw2.data.images import to_array
 from sw2.engine.generate import MIN_TEMPERATURE
 
-KEYS = ("rows", "texts", "images")
+KEYS = ("rows", "texts", "images", "observations")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 ECHO = 100  # characters of a client's value a message repeats
 # Pixels, counted as decoded (a JPEG is decoded at the smallest DCT scale still 4x the model's input: draft):
@@ -70,6 +71,8 @@ def in_time(deadline: float | None) -> None:
 
 def describe(encoder: Encoder) -> dict[str, Any]:
     """The model's inputs as a client sends them (GET /v1/model, the web page)."""
+    if hasattr(encoder, "observations"):  # a policy's environment (sw2.data.envs.EnvSetup)
+        return encoder.describe()
     if encoder.image_shape is not None:
         c, h, w = encoder.image_shape
         return {"kind": "image", "channels": c, "height": h, "width": w, "send": "images (base64) or files"}
@@ -108,6 +111,14 @@ def from_json(encoder: Encoder, body: bytes, max_rows: int, deadline: float | No
         raise BadRequest(422, f"{given[0]}: must be a non-empty list")
     if len(items) > max_rows:
         raise BadRequest(413, f"{given[0]}: {len(items)} examples; at most {max_rows} in one request")
+    if given[0] == "observations" or hasattr(encoder, "observations"):
+        if given[0] != "observations" or not hasattr(encoder, "observations"):
+            what = '{"observations": [[...], ...]}' if hasattr(encoder, "observations") else "rows, texts or images"
+            raise BadRequest(422, f"{given[0]}: this model takes {what}")
+        try:
+            return Parsed(encoder.examples(encoder.observations(items)), {"observations": items})
+        except ValueError as err:
+            raise BadRequest(422, str(err)) from None
     if given[0] == "images":
         return images(encoder, [_base64(i, x) for i, x in enumerate(items)], deadline)
     if encoder.image_shape is not None:

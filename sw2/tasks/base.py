@@ -290,6 +290,11 @@ class Task:
                 f"{what} runs one; {guide}"
             )
 
+    def read_examples(self, bundle: Bundle, data: Any) -> Any:
+        """The examples of `data` (a path, an array, rows...) where this task reads them its own way (a policy:
+        observations), else None: Bundle.examples reads rows and images."""
+        return None
+
     def predict(self, bundle: Bundle, data: Any) -> np.ndarray:
         raise UserError(f"{bundle.path}: a {self.name} model does not predict; see its task's commands")
 
