@@ -17,6 +17,7 @@ _LAZY = {
     "doctor": "sw2.api",
     "report": "sw2.api",
     "generate": "sw2.api",
+    "play": "sw2.api",
     "compress": "sw2.api",
     "export": "sw2.api",
     "tune": "sw2.tuning",

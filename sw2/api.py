@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import time
+
+import numpy as np
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -212,6 +214,31 @@ def generate(bundle: Bundle | str | Path, prompt: str = "\n", **options: Any) ->
     temperature, top_k, seed, cache)."""
     b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
     return b.generate(prompt, **options)
+
+
+def play(
+    bundle: Bundle | str | Path, episodes: int = 5, *, seed: int = 0, gif: str | Path | None = None
+) -> dict[str, Any]:
+    """A policy bundle (task: control) acting for `episodes` deterministic episodes, seeded seed, seed + 1, ...:
+    each episode's return and length, their mean and std; with `gif`, the episodes rendered into that file."""
+    from sw2.tasks.control_play import MAX_FRAMES, episodes as run_episodes, write_gif
+
+    b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
+    if not hasattr(b.task, "play"):
+        raise UserError(f"{b.path} is a {b.task.name} model; sw2 play needs a policy (task: control)")
+    if not 1 <= episodes <= 1000:
+        raise UserError(f"--episodes {episodes}: give 1 to 1000")
+    out = Path(gif) if gif is not None else None
+    if out is not None and (out.suffix.lower() != ".gif" or not out.parent.is_dir()):
+        raise UserError(f"--gif {out}: give a .gif file in an existing folder")
+    from sw2.tasks.control import actor
+
+    rows, frames = run_episodes(b.encoder, actor(b.model, b.encoder), episodes, seed, MAX_FRAMES if out else 0)
+    if out is not None:
+        write_gif(frames, out)
+    returns = np.array([r["return"] for r in rows])
+    return {"episodes": rows, "mean_return": float(returns.mean()), "std_return": float(returns.std()),
+            "frames": len(frames), "gif": str(out) if out else None}  # fmt: skip
 
 
 def predictions(bundle: Bundle | str | Path, data: Any, *, top: int = 3, keep: list[str] | None = None) -> pd.DataFrame:

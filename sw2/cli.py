@@ -120,6 +120,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_play(args: argparse.Namespace) -> int:
+    from sw2.api import play
+
+    if args.gif and Path(args.gif).exists() and not args.force:
+        raise UserError(f"--gif {args.gif}: it exists; give a new path, or --force to replace it")
+    shown = play(args.bundle, args.episodes, seed=args.seed, gif=args.gif)
+    for row in shown["episodes"]:
+        console.print(f"episode {row['episode']:3d}  seed {row['seed']}  return {row['return']:10.2f}  "
+                    f"length {row['length']}")  # fmt: skip
+    console.print(f"mean return {shown['mean_return']:.2f} ± {shown['std_return']:.2f} over {len(shown['episodes'])} "
+                "episodes" + (f"; {shown['frames']} frames in {shown['gif']}" if shown["gif"] else ""))  # fmt: skip
+    return 0
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
@@ -557,6 +571,14 @@ def parser() -> argparse.ArgumentParser:
     sm.add_argument("--out", default="samples.png", help="a .png file (one grid), or a folder (one PNG each)")
     sm.add_argument("--force", action="store_true", help="replace --out if it exists")
     sm.set_defaults(func=cmd_sample)
+
+    pl = sub.add_parser("play", help="a policy (task: control) acting in its environment, optionally as a GIF")
+    pl.add_argument("bundle", help="a policy's bundle folder (task: control)")
+    pl.add_argument("--episodes", type=int, default=5, help="deterministic episodes to play (1 to 1000)")
+    pl.add_argument("--seed", type=int, default=0, help="the first episode's seed (then seed + 1, ...)")
+    pl.add_argument("--gif", help="write the episodes, rendered, into this .gif file")
+    pl.add_argument("--force", action="store_true", help="replace --gif if it exists")
+    pl.set_defaults(func=cmd_play)
 
     c = sub.add_parser("check", help="the pre-flight checks of a spec (exit 1 if any FAILs)")
     c.add_argument("spec", help="the YAML spec file whose data and choices are checked")

@@ -1,6 +1,6 @@
 """Task control's defaults: what a spec that names an environment and little else trains with.
 
-The RL Baselines3 Zoo's tuned hyper-parameters (hyperparams/ppo.yml and dqn.yml of DLR-RM/rl-baselines3-zoo)
+The RL Baselines3 Zoo's tuned hyper-parameters (hyperparams/ppo.yml and dqn.yml of DLR-RM/rl-baselines3-zoo, commit 22e3ff2, April 2026)
 for the environments it has them for, else Stable-Baselines3's defaults. `fill` sets every field the spec
 leaves unset: the model's options, train.lr, batch_size, schedule (the Zoo's `lin_` values: linear), warm-up
 (none) and epochs (`timesteps` over the judgements, `evaluations`), so the bundle's spec.yaml says exactly
@@ -33,20 +33,22 @@ ZOO: dict[str, dict[str, dict[str, Any]]] = {
                              "ent_coef": 0.0, "lr": 3e-4, "clip_range": 0.18},
     },
     "dqn": {
-        "CartPole-v1": {"timesteps": 200_000, "lr": 2.5e-4, "batch_size": 512, "buffer_size": 100_000,
-                        "learning_starts": 0, "gamma": 0.99, "target_update_interval": 5000, "train_freq": 16,
-                        "gradient_steps": 4, "exploration_fraction": 0.06, "exploration_final_eps": 0.11},
-        "Acrobot-v1": {"timesteps": 150_000, "lr": 2.5e-4, "batch_size": 512, "buffer_size": 100_000,
-                       "learning_starts": 0, "gamma": 0.99, "target_update_interval": 5000, "train_freq": 16,
-                       "gradient_steps": 4, "exploration_fraction": 0.06, "exploration_final_eps": 0.11},
+        "CartPole-v1": {"timesteps": 50_000, "lr": 2.3e-3, "batch_size": 64, "buffer_size": 100_000,
+                        "learning_starts": 1000, "gamma": 0.99, "target_update_interval": 10, "train_freq": 256,
+                        "gradient_steps": 128, "exploration_fraction": 0.16, "exploration_final_eps": 0.04,
+                        "hidden": [256, 256]},
         "MountainCar-v0": {"timesteps": 120_000, "lr": 4e-3, "batch_size": 128, "buffer_size": 10_000,
-                           "learning_starts": 1000, "gamma": 0.98, "target_update_interval": 5000,
+                           "learning_starts": 1000, "gamma": 0.98, "target_update_interval": 600,
                            "train_freq": 16, "gradient_steps": 8, "exploration_fraction": 0.2,
                            "exploration_final_eps": 0.07, "hidden": [256, 256]},
-        "LunarLander-v3": {"timesteps": 150_000, "lr": 8.8e-4, "batch_size": 32, "buffer_size": 1_000_000,
-                           "learning_starts": 0, "gamma": 0.99, "target_update_interval": 10_000,
-                           "train_freq": 16, "gradient_steps": 16, "exploration_fraction": 0.2,
-                           "exploration_final_eps": 0.1, "hidden": [256, 256]},
+        "LunarLander-v3": {"timesteps": 100_000, "lr": 6.3e-4, "batch_size": 128, "buffer_size": 50_000,
+                           "learning_starts": 0, "gamma": 0.99, "target_update_interval": 250, "train_freq": 4,
+                           "gradient_steps": -1, "exploration_fraction": 0.12, "exploration_final_eps": 0.1,
+                           "hidden": [256, 256]},
+        "Acrobot-v1": {"timesteps": 100_000, "lr": 6.3e-4, "batch_size": 128, "buffer_size": 50_000,
+                       "learning_starts": 0, "gamma": 0.99, "target_update_interval": 250, "train_freq": 4,
+                       "gradient_steps": -1, "exploration_fraction": 0.12, "exploration_final_eps": 0.1,
+                       "hidden": [256, 256]},
     },
 }  # fmt: skip
 # Stable-Baselines3's own defaults where the Zoo has no entry

@@ -296,13 +296,22 @@ class DQNOptions(PolicyOptions):
     buffer_size: int = Field(1_000_000, ge=1, le=10_000_000, description="transitions the replay buffer keeps")
     learning_starts: int = Field(100, ge=0, description="environment steps before the first update")
     train_freq: int = Field(4, ge=1, le=100_000, description="steps each copy takes between updates")
-    gradient_steps: int = Field(1, ge=1, le=10_000, description="updates after each train_freq steps")
+    gradient_steps: int = Field(
+        1, ge=-1, le=10_000, description="updates after each train_freq steps (-1: one per environment step taken)"
+    )
     target_update_interval: int = Field(10_000, ge=1, description="environment steps between target network updates")
     tau: float = Field(1.0, gt=0, le=1, description="the target network's update rate (1: a copy)")
     exploration_fraction: float = Field(0.1, gt=0, le=1, description="share of training over which epsilon falls")
     exploration_initial_eps: float = Field(1.0, ge=0, le=1, description="epsilon at the start")
     exploration_final_eps: float = Field(0.05, ge=0, le=1, description="epsilon at the end of its fall")
     double: bool = Field(True, description="double-DQN targets: the online network picks, the target one values")
+
+    @field_validator("gradient_steps")
+    @classmethod
+    def _some_updates(cls, v: int) -> int:
+        if v == 0:
+            raise ValueError("0 updates would never train; give 1 or more, or -1 (one per environment step)")
+        return v
 
 
 # ---- built from trained models ---------------------------------------------------------------------------

@@ -144,7 +144,7 @@ class EnvSetup:
         import torch
 
         assert examples.frame is not None
-        return {"obs": torch.as_tensor(examples.frame.to_numpy(dtype=np.float32)).reshape(len(examples), -1)}
+        return {"obs": torch.as_tensor(examples.frame.to_numpy(dtype=np.float32, copy=True)).reshape(len(examples), -1)}
 
 
 def _finite_or_text(v: float) -> float | str:

@@ -117,7 +117,8 @@ class Acting(Stream):
     # ---- exact resume --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state(), "env_steps": self.env_steps,
-                "episodes_done": self.episodes_done, "ret": [self.ret_mean, self.ret_var, self.ret_count]}  # fmt: skip
+                "episodes_done": self.episodes_done,
+                "ret": [float(self.ret_mean), float(self.ret_var), float(self.ret_count)]}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])

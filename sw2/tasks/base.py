@@ -151,6 +151,11 @@ class Task:
         task's without importing it."""
         check_task(self, spec)
 
+    def fill(self, spec: Spec) -> Spec:
+        """`spec` with what it leaves unset decided by the task (sw2.spec.Spec._task_fills; control: the RL Zoo's
+        hyper-parameters for the environment); the default leaves it as it is."""
+        return spec
+
     def trainable(self, spec: Spec, data: Any, **options: Any) -> Trainable:
         """What `fit` trains for this task: the networks, the step, the stream of batches and how a checkpoint
         is judged (sw2.engine.trainable). The default learns a target from examples (sw2.tasks.learn:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from sw2 import log
-from sw2.control_defaults import epoch_steps, rollout
+from sw2.control_defaults import epoch_steps, fill, rollout
 from sw2.data.envs import EnvSetup, VectorChoice, choose_vector, gymnasium, setup_of
 from sw2.data.examples import Examples
 from sw2.engine.trainable import Trainable
@@ -89,6 +89,9 @@ class Control(Task):
     def check_spec(self, spec: Spec) -> None:
         super().check_spec(spec)
         check_control(spec)
+
+    def fill(self, spec: Spec) -> Spec:
+        return fill(spec)
 
     def tiny_example(self, folder: Path) -> TinyExample:
         """CartPole, PPO on 2 copies for 2 epochs of 256 steps; five observations to predict."""

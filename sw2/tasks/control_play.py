@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ def episodes(
 ) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
     """`n` deterministic episodes one after the other (seeds seed, seed + 1, ...): each one's return and
     length, and up to `frames` rendered frames in all."""
+    if frames:  # pygame draws off-screen: no display, no sound device (SDL would complain of both)
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     env = make(setup, render_mode="rgb_array" if frames else None)
     shots: list[np.ndarray] = []
     rows = []

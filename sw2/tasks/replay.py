@@ -58,7 +58,8 @@ class Replay(Acting):
                               "next_obs": torch.as_tensor(np.asarray(final, dtype=np.float32)).reshape(self.n, -1),
                               "terminated": torch.as_tensor(term)})  # fmt: skip
                     seen.append(x)
-                updates = o.gradient_steps if self.env_steps >= o.learning_starts and self.size else 0
+                per_round = o.gradient_steps if o.gradient_steps > 0 else o.train_freq * self.n
+                updates = per_round if self.env_steps >= o.learning_starts and self.size else 0
                 pick = torch.randint(max(self.size, 1), (updates * self.minibatch,), generator=g)
                 batch = {k: self.buffer[k][pick].to(dev) for k in FIELDS}
                 batch["env_steps"] = torch.tensor(self.env_steps, device=dev)
