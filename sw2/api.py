@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import time
-
-import numpy as np
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from sw2 import log, prediction_table, provenance
 from sw2.bundle import Bundle, write_atomic
@@ -221,7 +221,8 @@ def play(
 ) -> dict[str, Any]:
     """A policy bundle (task: control) acting for `episodes` deterministic episodes, seeded seed, seed + 1, ...:
     each episode's return and length, their mean and std; with `gif`, the episodes rendered into that file."""
-    from sw2.tasks.control_play import MAX_FRAMES, episodes as run_episodes, write_gif
+    from sw2.tasks.control_play import MAX_FRAMES, write_gif
+    from sw2.tasks.control_play import episodes as run_episodes
 
     b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
     if not hasattr(b.task, "play"):

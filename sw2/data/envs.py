@@ -26,6 +26,7 @@ from sw2.registry import did_you_mean
 
 MAX_OBS = 100_000  # numbers in one observation
 MAX_ACTIONS = 100_000  # discrete actions, or numbers in one continuous action
+MAX_EPISODE_STEPS = 100_000  # the longest episode sw2 plays (judgements, sw2 play); without a time limit, 10,000
 PROBE_SECONDS = 0.3  # each vector kind measured this long by `vector: auto`
 ASYNC_WORTH = 2e-4  # seconds per environment step below which async cannot win (its inter-process round trip)
 
@@ -96,6 +97,8 @@ class EnvSetup:
                 and 1 <= setup.obs_size <= MAX_OBS
                 and setup.action in ("discrete", "box")
                 and 1 <= setup.action_size <= MAX_ACTIONS
+                and "render_mode" not in setup.kwargs
+                and (setup.max_episode_steps is None or 1 <= setup.max_episode_steps <= MAX_EPISODE_STEPS)
                 and (setup.action == "discrete" or len(setup.low) == len(setup.high) == setup.action_size)
             )
         except (TypeError, ValueError):
@@ -166,8 +169,10 @@ def setup_of(env_id: str, kwargs: dict[str, Any]) -> EnvSetup:
     try:
         obs, act = env.observation_space, env.action_space
         if not isinstance(obs, gym.spaces.Box) or not 1 <= math.prod(obs.shape) <= MAX_OBS:
-            raise UserError(f"data.env: {env_id}'s observations are {type(obs).__name__}; task control takes Box "
-                            "observations (arrays of numbers); wrap it (e.g. FlattenObservation) in a plug-in")  # fmt: skip
+            raise UserError(
+                f"data.env: {env_id}'s observations are {type(obs).__name__}; task control takes Box observations "
+                "(arrays of numbers); wrap it (e.g. FlattenObservation) in a plug-in"
+            )
         spec = env.spec
         common = {"env": env_id, "kwargs": dict(kwargs), "observation_shape": [int(d) for d in obs.shape],
                   "reward_threshold": spec.reward_threshold if spec else None,

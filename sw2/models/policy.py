@@ -100,32 +100,32 @@ class ActorCritic(Model):
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.vf(self.normalizer(obs))[:, 0]
 
-    def dist(self, obs: torch.Tensor) -> torch.distributions.Distribution:
-        out = self.pi(self.normalizer(obs))
-        if self.continuous:
-            assert self.log_std is not None
-            return torch.distributions.Normal(out, self.log_std.exp().expand_as(out))
-        return torch.distributions.Categorical(logits=out)
-
     def sample(self, obs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """An action per observation drawn with `generator` (an exact resume replays it), and its log-prob."""
         out = self.pi(self.normalizer(obs))
         if self.continuous:
-            assert self.log_std is not None
-            std = self.log_std.exp().expand_as(out)
+            std = self.log_std.exp().expand_as(out)  # type: ignore[union-attr]
             action = out + std * torch.randn(out.shape, generator=generator, device=out.device)
-            return action, torch.distributions.Normal(out, std).log_prob(action).sum(-1)
-        probs = torch.softmax(out, -1)
-        action = torch.multinomial(probs, 1, generator=generator)[:, 0]
+            return action, self._gaussian_log_prob(out, action)
+        action = torch.multinomial(torch.softmax(out, -1), 1, generator=generator)[:, 0]
         return action, torch.log_softmax(out, -1).gather(1, action[:, None])[:, 0]
 
-    def log_prob(self, dist: torch.distributions.Distribution, action: torch.Tensor) -> torch.Tensor:
-        lp = dist.log_prob(action)
-        return lp.sum(-1) if self.continuous else lp
+    def evaluate(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(log-prob of `action`, the policy's entropy, the state's value) per observation: PPO's update, in
+        closed form (torch.distributions' argument checks cost more than the maths on small networks)."""
+        x = self.normalizer(obs)
+        out, value = self.pi(x), self.vf(x)[:, 0]
+        if self.continuous:
+            log_std = self.log_std.expand_as(out)  # type: ignore[union-attr]
+            entropy = (0.5 + 0.5 * math.log(2 * math.pi) + log_std).sum(-1)
+            return self._gaussian_log_prob(out, action), entropy, value
+        logp = torch.log_softmax(out, -1)
+        return logp.gather(1, action.long()[:, None])[:, 0], -(logp.exp() * logp).sum(-1), value
 
-    def entropy(self, dist: torch.distributions.Distribution) -> torch.Tensor:
-        ent = dist.entropy()
-        return ent.sum(-1) if self.continuous else ent
+    def _gaussian_log_prob(self, mean: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        log_std = self.log_std.expand_as(mean)  # type: ignore[union-attr]
+        z = (action - mean) / log_std.exp()
+        return (-0.5 * z.square() - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
 
 
 @MODELS.register("dqn")

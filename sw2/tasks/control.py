@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from torch import nn
 
 from sw2 import log
 from sw2.control_defaults import epoch_steps, fill, rollout
-from sw2.data.envs import EnvSetup, VectorChoice, choose_vector, gymnasium, setup_of
+from sw2.data.envs import MAX_EPISODE_STEPS, EnvSetup, VectorChoice, choose_vector, gymnasium, setup_of
 from sw2.data.examples import Examples
 from sw2.engine.trainable import Trainable
 from sw2.errors import UserError
@@ -152,8 +153,10 @@ class Control(Task):
         target = o.target_return if o.target_return is not None else setup.reward_threshold
 
         def evaluate(device: torch.device | None = None) -> dict[str, float]:
+            t0 = time.perf_counter()
             scores = play(setup, actor(net, setup, device), o.eval_episodes, VAL_SEED)
             row = {"val_metric": scores["mean_return"], "val_loss": -scores["mean_return"],
+                   "eval_seconds": round(time.perf_counter() - t0, 4),
                    "val_std_return": scores["std_return"], "val_mean_length": scores["mean_length"],
                    **stream.train_returns(), **step.stats}  # fmt: skip
             if o.until_solved and target is not None and scores["mean_return"] >= target and stream.ctx is not None:
@@ -171,8 +174,9 @@ class Control(Task):
             target = o.target_return if o.target_return is not None else s.reward_threshold
             out = [Verdict("environment", "PASS", f"{s.env}: {self.describe(data)}")]
             if o.until_solved and target is None:
-                out.append(Verdict("target", "WARN", f"{s.env} sets no reward_threshold: training runs all "
-                                   f"{o.timesteps:,} steps; give model.target_return to stop once it is reached"))  # fmt: skip
+                why = (f"{s.env} sets no reward_threshold: training runs all {o.timesteps:,} steps; give "
+                       "model.target_return to stop once it is reached")  # fmt: skip
+                out.append(Verdict("target", "WARN", why))
             return out
 
         return [Check("environment", frozenset(), environment)]
@@ -186,9 +190,9 @@ class Control(Task):
         act, target = actor(model, setup, torch.device("cpu")), self._target(spec, setup)
         metrics = {"val": judged(setup, act, n, VAL_SEED, target), "test": judged(setup, act, n, TEST_SEED, target)}
         solved = [row for row in result.history if target is not None and row.get("val_metric", -np.inf) >= target]
+        at = {k: solved[0].get(k) for k in ("epoch", "env_steps", "time")} if solved else None
         training = {"env_steps": int(result.history[-1].get("env_steps", 0)) if result.history else 0,
-                    "vector": data.vector.to_json(), "target_return": target,
-                    "solved_at": {k: solved[0].get(k) for k in ("epoch", "env_steps", "time")} if solved else None}  # fmt: skip
+                    "vector": data.vector.to_json(), "target_return": target, "solved_at": at}  # fmt: skip
         data.val, data.test = (setup.examples(met(setup, act, seed)) for seed in (VAL_SEED, TEST_SEED))
         data.gif = _report_gif(setup, act)
         return Scored(metrics=metrics, training=training)
@@ -266,7 +270,7 @@ def met(setup: EnvSetup, act: Callable[[np.ndarray], np.ndarray], seed: int) -> 
     try:
         for k in range(HELD_OBSERVATIONS):
             obs, _ = env.reset(seed=seed + k)
-            for _ in range(setup.max_episode_steps or 10_000):
+            for _ in range(min(setup.max_episode_steps or 10_000, MAX_EPISODE_STEPS)):
                 seen.append(np.asarray(obs, np.float32))
                 obs, _, term, trunc, _ = env.step(act(np.asarray(obs)[None])[0])
                 if term or trunc or len(seen) >= HELD_OBSERVATIONS:

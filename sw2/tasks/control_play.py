@@ -12,12 +12,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from sw2.data.envs import EnvSetup, make
+from sw2.data.envs import MAX_EPISODE_STEPS, EnvSetup, make
 from sw2.errors import UserError
 from sw2.files import write_file
 
 FPS = 30
 MAX_FRAMES = 3000  # frames one GIF holds (all episodes); later steps still count in the returns
+MAX_STEPS = 10_000  # an episode's steps where the environment sets no limit
 REPORT_FRAMES = 150  # the report's GIF: the first this many frames of one episode
 WIDTH = 320  # pixels: frames are scaled down to this width
 
@@ -33,7 +34,7 @@ def episodes(
     env = make(setup, render_mode="rgb_array" if frames else None)
     shots: list[np.ndarray] = []
     rows = []
-    limit = setup.max_episode_steps or 10_000
+    limit = min(setup.max_episode_steps or MAX_STEPS, MAX_EPISODE_STEPS)
     try:
         for k in range(n):
             obs, _ = env.reset(seed=seed + k)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from sw2.data.envs import EnvSetup, make_vector
+from sw2.data.envs import MAX_EPISODE_STEPS, EnvSetup, make_vector
 
 WAVE = 64  # copies played at once
 MAX_STEPS = 10_000  # an episode's steps where the environment sets no limit
@@ -20,7 +20,7 @@ def play(setup: EnvSetup, act: Callable[[np.ndarray], np.ndarray] | None, episod
     """Mean, std, min and max of the returns of `episodes` episodes seeded seed, seed + 1, ..., acting with
     `act` (observations -> actions), or at random where it is None."""
     returns, lengths = [], []
-    limit = setup.max_episode_steps or MAX_STEPS
+    limit = min(setup.max_episode_steps or MAX_STEPS, MAX_EPISODE_STEPS)
     for first in range(0, episodes, WAVE):
         n = min(WAVE, episodes - first)
         envs = make_vector(setup, n, "sync", autoreset=True)
@@ -41,7 +41,8 @@ def play(setup: EnvSetup, act: Callable[[np.ndarray], np.ndarray] | None, episod
         lengths += length.tolist()
     r = np.array(returns)
     return {"episodes": len(r), "mean_return": float(r.mean()), "std_return": float(r.std()),
-            "min_return": float(r.min()), "max_return": float(r.max()), "mean_length": float(np.mean(lengths))}  # fmt: skip
+            "min_return": float(r.min()), "max_return": float(r.max()),
+            "mean_length": float(np.mean(lengths))}  # fmt: skip
 
 
 def judged(setup: EnvSetup, act: Callable[[np.ndarray], np.ndarray], episodes: int, seed: int,

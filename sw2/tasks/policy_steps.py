@@ -59,41 +59,33 @@ class PPOStep(PolicyStep):
         net, o = self.net, self.o
         clip = o.clip_range * (max(0.0, 1.0 - ctx.progress) if o.clip_decay else 1.0)
         n, mb = len(batch["obs"]), self.train_spec.batch_size
-        sums = {
-            "loss": 0.0,
-            "policy_loss": 0.0,
-            "value_loss": 0.0,
-            "entropy": 0.0,
-            "approx_kl": 0.0,
-            "clip_fraction": 0.0,
-        }
+        sums: dict[str, float] = {}
         count = 0
         for _ in range(o.n_epochs):
             order = torch.randperm(n, generator=self.generator).to(batch["obs"].device)
             for start in range(0, n, mb):
                 i = order[start : start + mb]
-                dist = net.dist(batch["obs"][i])
-                logp = net.log_prob(dist, batch["actions"][i])
+                logp, entropy, value = net.evaluate(batch["obs"][i], batch["actions"][i])
                 log_ratio = logp - batch["logp"][i]
                 ratio = log_ratio.exp()
                 adv = batch["advantages"][i]
                 if o.normalize_advantage and len(i) > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 policy_loss = -torch.min(adv * ratio, adv * ratio.clamp(1 - clip, 1 + clip)).mean()
-                value = net.value(batch["obs"][i])
                 if o.clip_range_vf is not None:
                     old = batch["values"][i]
                     value = old + (value - old).clamp(-o.clip_range_vf, o.clip_range_vf)
                 value_loss = F.mse_loss(value, batch["returns"][i])
-                entropy = net.entropy(dist).mean()
+                entropy = entropy.mean()
                 loss = policy_loss + o.vf_coef * value_loss - o.ent_coef * entropy
                 self.update(loss)
                 with torch.no_grad():
                     kl = ((ratio - 1) - log_ratio).mean().item()
                     frac = ((ratio - 1).abs() > clip).float().mean().item()
-                for k, v in (("loss", loss.item()), ("policy_loss", policy_loss.item()), ("value_loss", value_loss.item()),
-                             ("entropy", entropy.item()), ("approx_kl", kl), ("clip_fraction", frac)):  # fmt: skip
-                    sums[k] += v
+                figures = {"loss": loss.item(), "policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
+                           "entropy": entropy.item(), "approx_kl": kl, "clip_fraction": frac}  # fmt: skip
+                for k, v in figures.items():
+                    sums[k] = sums.get(k, 0.0) + v
                 count += 1
         returns, values = batch["returns"], batch["values"]
         explained = 1 - (returns - values).var() / returns.var().clamp_min(1e-8)
@@ -121,10 +113,11 @@ class DQNStep(PolicyStep):
         self.set_lr(ctx)
         net, o, mb = self.net, self.o, self.train_spec.batch_size
         losses = []
+        if len(batch["obs"]):  # the target network scales observations as the online one does
+            self.target.normalizer.load_state_dict(net.normalizer.state_dict())
         for start in range(0, len(batch["obs"]), mb):
             b = {k: v[start : start + mb] for k, v in batch.items() if k != "env_steps"}
             with torch.no_grad():
-                self.target.normalizer.load_state_dict(net.normalizer.state_dict())
                 after = self.target.values(b["next_obs"])
                 pick = net.values(b["next_obs"]).argmax(1, keepdim=True) if o.double else after.argmax(1, keepdim=True)
                 goal = b["rewards"] + o.gamma * (1 - b["terminated"]) * after.gather(1, pick)[:, 0]

@@ -45,7 +45,8 @@ class Replay(Acting):
         net, o, g, dev = self.net, self.o, self.generator, self.device
         try:
             for _ in range(self.steps_per_epoch):
-                seen = []
+                seen: list[torch.Tensor] = []
+                rows: dict[str, list[torch.Tensor]] = {k: [] for k in FIELDS}
                 for _ in range(o.train_freq):
                     x = self.obs_tensor(obs)
                     explore = torch.rand(self.n, generator=g) < epsilon(o, ctx.progress)
@@ -54,10 +55,12 @@ class Replay(Acting):
                         greedy = net.values(x).argmax(1).cpu()
                     action = torch.where(explore, random, greedy)
                     obs, reward, term, trunc, final = self.step(envs, action)
-                    self.add({"obs": x.cpu(), "actions": action, "rewards": torch.as_tensor(reward),
-                              "next_obs": torch.as_tensor(np.asarray(final, dtype=np.float32)).reshape(self.n, -1),
-                              "terminated": torch.as_tensor(term)})  # fmt: skip
+                    for k, v in (("obs", x.cpu()), ("actions", action), ("rewards", torch.as_tensor(reward)),
+                                 ("next_obs", torch.as_tensor(np.asarray(final, dtype=np.float32)).reshape(self.n, -1)),
+                                 ("terminated", torch.as_tensor(term))):  # fmt: skip
+                        rows[k].append(v)
                     seen.append(x)
+                self.add({k: torch.cat(v) for k, v in rows.items()})  # a round's transitions at once
                 per_round = o.gradient_steps if o.gradient_steps > 0 else o.train_freq * self.n
                 updates = per_round if self.env_steps >= o.learning_starts and self.size else 0
                 pick = torch.randint(max(self.size, 1), (updates * self.minibatch,), generator=g)
