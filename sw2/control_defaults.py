@@ -1,10 +1,10 @@
 """Task control's defaults: what a spec that names an environment and little else trains with.
 
 The RL Baselines3 Zoo's tuned hyper-parameters (hyperparams/ppo.yml and dqn.yml of DLR-RM/rl-baselines3-zoo,
-commit 22e3ff2, April 2026) for the environments it has them for, else Stable-Baselines3's defaults. `fill` sets
-every field the spec leaves unset: the model's options, train.lr, batch_size, schedule (the Zoo's `lin_` values: linear), warm-up
-(none) and epochs (`timesteps` over the judgements, `evaluations`), so the bundle's spec.yaml says exactly
-what trained. Imports neither torch nor gymnasium (the spec reads it).
+commit 22e3ff2, April 2026) for the environments it has them for, else Stable-Baselines3's defaults. `fill`
+sets every field the spec leaves unset: the model's options, train.lr, batch_size, schedule (the Zoo's `lin_`
+values: linear), warm-up (none) and epochs (`timesteps` over the judgements, `evaluations`), so the bundle's
+spec.yaml says exactly what trained. Imports neither torch nor gymnasium (the spec reads it).
 """
 
 from __future__ import annotations
