@@ -222,19 +222,18 @@ def play(
     """A policy bundle (task: control) acting for `episodes` deterministic episodes, seeded seed, seed + 1, ...:
     each episode's return and length, their mean and std; with `gif`, the episodes rendered into that file."""
     from sw2.tasks.control_play import MAX_FRAMES, write_gif
-    from sw2.tasks.control_play import episodes as run_episodes
 
     b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
     if not hasattr(b.task, "play"):
         raise UserError(f"{b.path} is a {b.task.name} model; sw2 play needs a policy (task: control)")
     if not 1 <= episodes <= 1000:
         raise UserError(f"--episodes {episodes}: give 1 to 1000")
+    if not 0 <= seed < 2**31:
+        raise UserError(f"--seed {seed}: give 0 to 2**31 - 1")
     out = Path(gif) if gif is not None else None
     if out is not None and (out.suffix.lower() != ".gif" or not out.parent.is_dir()):
         raise UserError(f"--gif {out}: give a .gif file in an existing folder")
-    from sw2.tasks.control import actor
-
-    rows, frames = run_episodes(b.encoder, actor(b.model, b.encoder), episodes, seed, MAX_FRAMES if out else 0)
+    rows, frames = b.task.play(b, episodes, seed, MAX_FRAMES if out else 0)
     if out is not None:
         write_gif(frames, out)
     returns = np.array([r["return"] for r in rows])

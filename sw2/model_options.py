@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from sw2.choices import OneOf
 from sw2.plugins import MODELS, OPTIMIZERS
@@ -244,7 +244,9 @@ class PolicyOptions(ModelOptions):
     Zoo has them (sw2/control_defaults.py), else Stable-Baselines3's defaults."""
 
     policy = True
-    hidden: list[int] = Field([64, 64], min_length=1, max_length=8, description="hidden layer sizes of each network")
+    hidden: list[Annotated[int, Field(ge=1, le=65_536)]] = Field(
+        [64, 64], min_length=1, max_length=8, description="hidden layer sizes of each network"
+    )
     activation: Literal["tanh", "relu"] = Field("tanh", description="the hidden layers' activation")
     n_envs: int = Field(8, ge=1, le=256, description="copies of the environment acting at once (a vector env)")
     vector: Literal["auto", "sync", "async"] = Field(
@@ -312,6 +314,15 @@ class DQNOptions(PolicyOptions):
         if v == 0:
             raise ValueError("0 updates would never train; give 1 or more, or -1 (one per environment step)")
         return v
+
+    @model_validator(mode="after")
+    def _buffer_holds_a_round(self) -> DQNOptions:
+        if self.buffer_size < self.train_freq * self.n_envs:
+            raise ValueError(
+                f"buffer_size: {self.buffer_size} is less than a round of train_freq x n_envs = "
+                f"{self.train_freq * self.n_envs} transitions; give more"
+            )
+        return self
 
 
 # ---- built from trained models ---------------------------------------------------------------------------

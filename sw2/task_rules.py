@@ -84,6 +84,17 @@ def check_control(spec: Spec) -> None:
         raise ValueError("train: distill and snapshots are for models of examples; remove them for task control")
     if spec.tests:
         raise ValueError("tests: task control has no model tests yet; its judgement is the mean return (metrics)")
+    t = spec.train
+    ignored = [("grad_clip", "model.max_grad_norm"), ("accumulate", None), ("dropout", None),
+               ("label_smoothing", None), ("prune_easy", None), ("lookahead", None), ("snapshots", None)]  # fmt: skip
+    for name, instead in ignored:
+        if getattr(t, name) != type(t).model_fields[name].default:
+            hint = f"; set {instead}" if instead else ""
+            raise ValueError(f"train.{name}: a policy's update does not use it; remove it{hint}")
+    if t.seed < 0:
+        raise ValueError("train.seed: task control seeds its environments with it; give 0 or more")
+    if spec.augment.tta != "none" or spec.augment.flip or spec.augment.translate or spec.augment.cutout:
+        raise ValueError("augment: a policy acts on its environment's observations; remove augment")
 
 
 @dataclass(frozen=True)

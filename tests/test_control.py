@@ -107,6 +107,25 @@ def test_dqn_with_normalised_observations_resumes_to_identical_weights(tmp_path)
     assert whole.metrics["training"]["env_steps"] == 768
 
 
+def test_a_crafted_environment_in_a_bundle_is_refused(policy, tmp_path):
+    """preprocess.json naming a wrapper of another library's environments (which imports a module by the name
+    it is given) or an unknown id: the bundle does not load."""
+    import shutil
+
+    for env, kwargs in (("GymV26Environment-v0", {"env_id": "os:system"}), ("Nope-v0", {})):
+        bundle = shutil.copytree(policy.path, tmp_path / env)
+        state = json.loads((bundle / "preprocess.json").read_text())
+        (bundle / "preprocess.json").write_text(json.dumps({**state, "env": env, "kwargs": kwargs}))
+        with pytest.raises(UserError, match="preprocess.json"):
+            sw2.load(bundle).predict(np.zeros((1, 4)))
+
+
+def test_train_fields_a_policy_ignores_are_refused(tmp_path):
+    spec = write_spec(tmp_path, {**cartpole(), "train": {**FAST, "grad_clip": 1.0}})
+    r = sw2_here("train", str(spec), "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and "train.grad_clip" in r.stderr and "model.max_grad_norm" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize(
     ("data", "model", "says"),
     [
@@ -115,6 +134,10 @@ def test_dqn_with_normalised_observations_resumes_to_identical_weights(tmp_path)
         ({"env": "CartPole-v1"}, {"name": "ppo", "n_envs": 0}, "model.n_envs"),
         ({"env": "CartPole-v1", "env_kwargs": {"nope": 1}}, {"name": "ppo"}, "data.env_kwargs"),
         ({"env": "CartPole-v1"}, {"name": "mlp"}, "task control trains a policy"),
+        ({"env": "FrozenLake-v1", "env_kwargs": {"map_name": "9x9"}}, {"name": "ppo"}, "cannot be made with them"),
+        ({"env": "FrozenLake-v1"}, {"name": "ppo"}, "observations are Discrete"),
+        ({"env": "CartPole-v1"}, {"name": "dqn", "buffer_size": 10, "train_freq": 16}, "buffer_size: 10 is less"),
+        ({"env": "CartPole-v1"}, {"name": "ppo", "hidden": [64, -1]}, "model.hidden"),
     ],
 )
 def test_bad_specs_are_one_line_errors_and_write_nothing(tmp_path, data, model, says):

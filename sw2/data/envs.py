@@ -39,17 +39,34 @@ def gymnasium() -> Any:
     return gym
 
 
+# registered ids that make another library's environment by a name they are given (which may import a module)
+WRAPPERS = ("GymV21Environment-v0", "GymV26Environment-v0")
+REFUSED_KWARGS = ("render_mode", "env_id", "entry_point", "env_name")
+
+
 def registered(env_id: str, field_: str = "data.env") -> str:
     """`env_id` if Gymnasium's registry has it, else a one-line error with the nearest ids."""
     gym = gymnasium()
-    ids = list(gym.envs.registry)
-    if ":" in env_id or env_id not in gym.envs.registry:
+    ids = [i for i in gym.envs.registry if i not in WRAPPERS]
+    if ":" in env_id or env_id not in ids:
         hint = did_you_mean(env_id, ids)
         raise UserError(
-            f"{field_}: '{env_id}' is not a registered Gymnasium environment; {hint} (your own: register it in a "
-            "plug-in module named in $SW2_PLUGINS)"
+            f"{field_}: '{env_id}' is not a registered Gymnasium environment sw2 makes; {hint} (your own: register "
+            "it in a plug-in module named in $SW2_PLUGINS)"
         )
     return env_id
+
+
+def made(env_id: str, field_: str, build: Any) -> Any:
+    """`build()` (gymnasium.make or make_vec), its failures one line naming `field_`."""
+    gym = gymnasium()
+    try:
+        return build()
+    except gym.error.DependencyNotInstalled as err:
+        raise UserError(f"{env_id} needs a package that is not installed: {str(err).splitlines()[0]}") from None
+    except (TypeError, ValueError, AssertionError, KeyError, gym.error.Error) as err:
+        first = (str(err).splitlines() or [""])[0][:200]
+        raise UserError(f"{field_}: {env_id} cannot be made with them ({type(err).__name__}: {first})") from None
 
 
 @dataclass
@@ -62,6 +79,7 @@ class EnvSetup:
     observation_shape: list[int]
     action: str  # "discrete" or "box"
     n_actions: int = 0  # discrete: how many
+    action_start: int = 0  # discrete: the first action's number (Discrete(n, start))
     action_shape: list[int] = field(default_factory=list)  # box
     low: list[float] = field(default_factory=list)  # box: bounds, flattened (+-inf where unbounded)
     high: list[float] = field(default_factory=list)
@@ -97,7 +115,8 @@ class EnvSetup:
                 and 1 <= setup.obs_size <= MAX_OBS
                 and setup.action in ("discrete", "box")
                 and 1 <= setup.action_size <= MAX_ACTIONS
-                and "render_mode" not in setup.kwargs
+                and not any(k in setup.kwargs for k in REFUSED_KWARGS)
+                and isinstance(setup.action_start, int)
                 and (setup.max_episode_steps is None or 1 <= setup.max_episode_steps <= MAX_EPISODE_STEPS)
                 and (setup.action == "discrete" or len(setup.low) == len(setup.high) == setup.action_size)
             )
@@ -125,10 +144,11 @@ class EnvSetup:
         if out.dtype.kind not in "iuf":
             raise ValueError(f"observations: each must be numbers shaped {self.observation_shape}")
         out = out.astype(np.float64)
-        if out.ndim == len(self.observation_shape):  # one observation
+        shape = tuple(self.observation_shape)
+        if out.shape == shape:  # one observation
             out = out[None]
-        if out.ndim == 2 and out.shape[1] == self.obs_size:  # flattened (a CSV's rows)
-            out = out.reshape(len(out), *self.observation_shape)
+        elif out.ndim == 2 and out.shape[1] == self.obs_size and out.shape[1:] != shape:  # flattened rows
+            out = out.reshape(len(out), *shape)
         if list(out.shape[1:]) != self.observation_shape or not len(out):
             raise ValueError(
                 f"observations: shaped {list(out.shape[1:])}; the policy of {self.env} takes {self.observation_shape}"
@@ -158,14 +178,10 @@ def setup_of(env_id: str, kwargs: dict[str, Any]) -> EnvSetup:
     """Make the environment once and read its spaces; a one-line error for an id, kwargs or space sw2 cannot take."""
     gym = gymnasium()
     registered(env_id)
-    try:
-        env = gym.make(env_id, **kwargs)
-    except gym.error.DependencyNotInstalled as err:
-        raise UserError(
-            f"data.env: {env_id} needs a package that is not installed: {str(err).splitlines()[0]}"
-        ) from None
-    except TypeError as err:
-        raise UserError(f"data.env_kwargs: {env_id} does not take them ({err})") from None
+    refused = [k for k in kwargs if k in REFUSED_KWARGS]
+    if refused:
+        raise UserError(f"data.env_kwargs: {refused[0]} is not an environment's option sw2 passes on; remove it")
+    env = made(env_id, "data.env_kwargs", lambda: gym.make(env_id, **kwargs))
     try:
         obs, act = env.observation_space, env.action_space
         if not isinstance(obs, gym.spaces.Box) or not 1 <= math.prod(obs.shape) <= MAX_OBS:
@@ -174,11 +190,15 @@ def setup_of(env_id: str, kwargs: dict[str, Any]) -> EnvSetup:
                 "(arrays of numbers); wrap it (e.g. FlattenObservation) in a plug-in"
             )
         spec = env.spec
+        limit = spec.max_episode_steps if spec else None
+        if limit is not None and not 1 <= limit <= MAX_EPISODE_STEPS:
+            raise UserError(f"data.env: {env_id}'s episodes last up to {limit:,} steps; sw2 plays at most "
+                            f"{MAX_EPISODE_STEPS:,} (give env_kwargs: {{max_episode_steps: N}})")  # fmt: skip
         common = {"env": env_id, "kwargs": dict(kwargs), "observation_shape": [int(d) for d in obs.shape],
                   "reward_threshold": spec.reward_threshold if spec else None,
                   "max_episode_steps": spec.max_episode_steps if spec else None}  # fmt: skip
         if isinstance(act, gym.spaces.Discrete) and 1 <= int(act.n) <= MAX_ACTIONS:
-            return EnvSetup(**common, action="discrete", n_actions=int(act.n))
+            return EnvSetup(**common, action="discrete", n_actions=int(act.n), action_start=int(act.start))
         if isinstance(act, gym.spaces.Box) and 1 <= math.prod(act.shape) <= MAX_ACTIONS:
             return EnvSetup(
                 **common,
@@ -195,7 +215,8 @@ def setup_of(env_id: str, kwargs: dict[str, Any]) -> EnvSetup:
 def make(setup: EnvSetup, render_mode: str | None = None) -> Any:
     """One copy of the environment (sw2 play renders it as rgb_array frames)."""
     gym = gymnasium()
-    return gym.make(registered(setup.env), render_mode=render_mode, **setup.kwargs)
+    extra = {"render_mode": render_mode} if render_mode else {}
+    return made(setup.env, "the environment", lambda: gym.make(registered(setup.env), **extra, **setup.kwargs))
 
 
 def make_vector(setup: EnvSetup, n: int, mode: str, autoreset: bool = False) -> Any:
@@ -205,10 +226,10 @@ def make_vector(setup: EnvSetup, n: int, mode: str, autoreset: bool = False) -> 
     from gymnasium.vector import AutoresetMode
 
     reset = AutoresetMode.NEXT_STEP if autoreset else AutoresetMode.DISABLED
-    return gym.make_vec(
+    return made(setup.env, "the environment", lambda: gym.make_vec(
         registered(setup.env), num_envs=n, vectorization_mode=mode, vector_kwargs={"autoreset_mode": reset},
         **setup.kwargs,
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 @dataclass

@@ -206,7 +206,13 @@ class _Run:
                 "generator": ctx.generator.get_state(),
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
-                "state": {"epoch": ctx.epoch, "step": ctx.step, "elapsed": self.elapsed, "history": ctx.history},
+                "state": {
+                    "epoch": ctx.epoch,
+                    "step": ctx.step,
+                    "elapsed": self.elapsed,
+                    "history": ctx.history,
+                    "stop": ctx.stop,
+                },  # fmt: skip
             },
         )
 
@@ -245,4 +251,6 @@ class _Run:
             torch.cuda.set_rng_state(saved["cuda_rng"], self.device)
         state = saved["state"]
         ctx.epoch, ctx.step, ctx.history = int(state["epoch"]), int(state["step"]), list(state["history"])
+        stop = state.get("stop")  # why the run ended there, if it did (a checkpoint of an earlier sw2 has none)
+        ctx.stop = str(stop) if stop is not None else None
         self.elapsed = float(state["elapsed"])

@@ -103,11 +103,12 @@ class ActorCritic(Model):
     def sample(self, obs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """An action per observation drawn with `generator` (an exact resume replays it), and its log-prob."""
         out = self.pi(self.normalizer(obs))
+        # drawn on the CPU, where `generator` lives, whatever the device: the same draws on any machine
         if self.continuous:
             std = self.log_std.exp().expand_as(out)  # type: ignore[union-attr]
-            action = out + std * torch.randn(out.shape, generator=generator, device=out.device)
+            action = out + std * torch.randn(out.shape, generator=generator).to(out.device)
             return action, self._gaussian_log_prob(out, action)
-        action = torch.multinomial(torch.softmax(out, -1), 1, generator=generator)[:, 0]
+        action = torch.multinomial(torch.softmax(out, -1).cpu(), 1, generator=generator)[:, 0].to(out.device)
         return action, torch.log_softmax(out, -1).gather(1, action[:, None])[:, 0]
 
     def evaluate(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

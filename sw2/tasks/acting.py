@@ -64,7 +64,7 @@ class Acting(Stream):
     def env_actions(self, action: torch.Tensor) -> np.ndarray:
         a = action.cpu().numpy()
         if self.setup.action == "discrete":
-            return a.astype(np.int64)
+            return a.astype(np.int64) + self.setup.action_start
         low, high = np.array(self.setup.low), np.array(self.setup.high)
         return np.clip(a.reshape(self.n, *self.setup.action_shape), low.reshape(self.setup.action_shape),
                        high.reshape(self.setup.action_shape)).astype(np.float32)  # fmt: skip

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,7 +65,7 @@ class Environment(Prepared):
 def actions_from(setup: EnvSetup, out: torch.Tensor) -> np.ndarray:
     """The deterministic policy's actions from the network's outputs: argmax, or the means within the bounds."""
     if setup.action == "discrete":
-        return out.argmax(-1).cpu().numpy()
+        return out.argmax(-1).cpu().numpy() + setup.action_start
     low, high = np.array(setup.low, np.float32), np.array(setup.high, np.float32)
     a = np.clip(out.detach().cpu().numpy().astype(np.float32), low, high)
     return a.reshape(len(a), *setup.action_shape)
@@ -110,6 +111,8 @@ class Control(Task):
         setup = setup_of(env, spec.data.env_kwargs)
         if spec.model.name == "dqn" and setup.action != "discrete":
             raise UserError(f"model: dqn picks among discrete actions; {env}'s are continuous (Box): use model: ppo")
+        if spec.model.name == "dqn":
+            check_buffer(spec.model.buffer_size, setup)
         vector = choose_vector(setup, spec.model.n_envs, spec.model.vector)
         gym = gymnasium()
         digest = hashlib.sha256(json.dumps([setup.to_json(), gym.__version__]).encode()).hexdigest()
@@ -207,9 +210,23 @@ class Control(Task):
         return f"{metrics.get('episodes', '?')} episodes"
 
     def write_files(self, folder: Path, data: Any, metrics: dict[str, Any]) -> None:
-        """episode.gif: the start of one deterministic test episode (the report shows it)."""
+        """episode.gif, the start of one deterministic test episode (the report shows it), and the returns
+        against environment steps for TensorBoard (tensorboard/by_env_steps: its step axis is environment steps,
+        its wall-time axis the run's clock; the run's own scalars are per update)."""
         if getattr(data, "gif", None):
             (folder / "episode.gif").write_bytes(data.gif)
+        file = folder / "history.jsonl"
+        history = [json.loads(line) for line in file.read_text().splitlines()] if file.is_file() else []
+        if history and "env_steps" in history[-1]:
+            from torch.utils.tensorboard import SummaryWriter
+
+            start = time.time() - float(history[-1]["time"])
+            with SummaryWriter(str(folder / "tensorboard" / "by_env_steps")) as writer:
+                for row in history:
+                    for key in ("val_metric", "train_return"):
+                        if key in row:
+                            name = "mean_return" if key == "val_metric" else key
+                            writer.add_scalar(name, row[key], int(row["env_steps"]), walltime=start + row["time"])
 
     def report_sections(self) -> list[tuple[str, str, Any]]:
         return [("returns", "Returns", r.returns), ("curves", "Return curves", r.curves)]
@@ -257,9 +274,27 @@ class Control(Task):
     def answers(self, encoder: Any, outputs: torch.Tensor, top: int) -> list[dict[str, Any]]:
         return [{"action": _jsonable(a)} for a in actions_from(encoder, outputs)]
 
-    def play(self, bundle: Any, episodes: int = 5, seed: int = 0) -> dict[str, Any]:
-        """The bundle's policy over `episodes` deterministic episodes (seeds seed, seed + 1, ...)."""
-        return play(bundle.encoder, actor(bundle.model, bundle.encoder, torch.device("cpu")), episodes, seed)
+    def play(self, bundle: Any, episodes: int = 5, seed: int = 0, frames: int = 0) -> tuple[list[dict], list[Any]]:
+        """The bundle's policy over `episodes` deterministic episodes, one after the other (seeds seed, seed + 1,
+        ...): each one's return and length, and up to `frames` rendered frames (sw2/tasks/control_play.py)."""
+        from sw2.tasks.control_play import episodes as run_episodes
+
+        return run_episodes(bundle.encoder, actor(bundle.model, bundle.encoder, torch.device("cpu")), episodes, seed,
+                            frames)  # fmt: skip
+
+
+def check_buffer(size: int, setup: EnvSetup) -> None:
+    """Refuse a replay buffer (two observations per transition, float32) larger than half this machine's memory."""
+    need = size * (2 * setup.obs_size * 4 + 16)
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: no check
+        return
+    if need > memory // 2:
+        raise UserError(
+            f"model.buffer_size: {size:,} transitions of {setup.obs_size:,}-number observations take "
+            f"{need / 2**30:.1f} GiB, over half this machine's {memory / 2**30:.0f} GiB; give fewer"
+        )
 
 
 def met(setup: EnvSetup, act: Callable[[np.ndarray], np.ndarray], seed: int) -> np.ndarray:
@@ -287,8 +322,8 @@ def _report_gif(setup: EnvSetup, act: Callable[[np.ndarray], np.ndarray]) -> byt
 
     try:
         return gif_bytes(episodes(setup, act, 1, TEST_SEED, REPORT_FRAMES)[1])
-    except UserError as err:  # no renderer here: the report goes without its GIF
-        log.warning(f"sw2: report.html without an episode's GIF: {err}")
+    except Exception as err:  # no renderer here, or it failed: the trained bundle goes without its GIF
+        log.warning(f"sw2: report.html without an episode's GIF ({type(err).__name__}: {err})")
         return None
 
 
@@ -307,6 +342,8 @@ def _read_observations(path: Path) -> Any:
         if path.suffix.lower() == ".json":
             return json.loads(path.read_text(encoding="utf-8"))
         return pd.read_csv(path, header=None).to_numpy()
+    except RecursionError:
+        raise UserError(f"{path}: nested too deeply for observations") from None
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError, OSError) as err:
         raise UserError(f"{path}: not observations sw2 reads (.json list, .csv of numbers, .npy): "
                         f"{str(err).splitlines()[0][:120]}") from None  # fmt: skip

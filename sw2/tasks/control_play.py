@@ -17,7 +17,7 @@ from sw2.errors import UserError
 from sw2.files import write_file
 
 FPS = 30
-MAX_FRAMES = 3000  # frames one GIF holds (all episodes); later steps still count in the returns
+MAX_FRAMES = 1500  # frames one GIF holds (50 s; all episodes); later steps still count in the returns
 MAX_STEPS = 10_000  # an episode's steps where the environment sets no limit
 REPORT_FRAMES = 150  # the report's GIF: the first this many frames of one episode
 WIDTH = 320  # pixels: frames are scaled down to this width
@@ -25,14 +25,14 @@ WIDTH = 320  # pixels: frames are scaled down to this width
 
 def episodes(
     setup: EnvSetup, act: Callable[[np.ndarray], np.ndarray], n: int, seed: int, frames: int = 0
-) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+) -> tuple[list[dict[str, Any]], list[Image.Image]]:
     """`n` deterministic episodes one after the other (seeds seed, seed + 1, ...): each one's return and
-    length, and up to `frames` rendered frames in all."""
+    length, and up to `frames` rendered frames in all, each scaled to WIDTH and 64 colours as it is taken."""
     if frames:  # pygame draws off-screen: no display, no sound device (SDL would complain of both)
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     env = make(setup, render_mode="rgb_array" if frames else None)
-    shots: list[np.ndarray] = []
+    shots: list[Image.Image] = []
     rows = []
     limit = min(setup.max_episode_steps or MAX_STEPS, MAX_EPISODE_STEPS)
     try:
@@ -41,7 +41,7 @@ def episodes(
             total, length = 0.0, 0
             while True:
                 if len(shots) < frames:
-                    shots.append(_frame(env))
+                    shots.append(_small(_frame(env)))
                 obs, reward, term, trunc, _ = env.step(act(np.asarray(obs)[None])[0])
                 total, length = total + float(reward), length + 1
                 if term or trunc or length >= limit:
@@ -63,19 +63,20 @@ def _frame(env: Any) -> np.ndarray:
     return frame
 
 
-def gif_bytes(frames: list[np.ndarray], fps: int = FPS) -> bytes:
-    images = []
-    for f in frames:
-        img = Image.fromarray(np.ascontiguousarray(f[..., :3]).astype(np.uint8))
-        if img.width > WIDTH:
-            img = img.resize((WIDTH, max(1, round(img.height * WIDTH / img.width))), Image.Resampling.BILINEAR)
-        images.append(img.convert("P", palette=Image.Palette.ADAPTIVE, colors=64))
+def _small(frame: np.ndarray) -> Image.Image:
+    img = Image.fromarray(np.ascontiguousarray(frame[..., :3]).astype(np.uint8))
+    if img.width > WIDTH:
+        img = img.resize((WIDTH, max(1, round(img.height * WIDTH / img.width))), Image.Resampling.BILINEAR)
+    return img.convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+
+
+def gif_bytes(images: list[Image.Image], fps: int = FPS) -> bytes:
     buf = io.BytesIO()
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
     return buf.getvalue()
 
 
-def write_gif(frames: list[np.ndarray], path: Path, fps: int = FPS) -> None:
+def write_gif(frames: list[Image.Image], path: Path, fps: int = FPS) -> None:
     if not frames:
         raise UserError(f"{path}: no frames to write")
     write_file(path, gif_bytes(frames, fps))

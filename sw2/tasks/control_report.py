@@ -36,26 +36,30 @@ def returns(r: Run) -> str:
     test = r.m.get("test") or {}
     target = test.get("target_return")
     verdict = ("no target return (the environment sets no reward_threshold)" if target is None else
-               f"{'solved' if test.get('solved') else 'not solved'}: target {target:g}")  # fmt: skip
-    training = r.m.get("training", {})
-    at = training.get("solved_at")
-    when = (f"; a judgement first reached it at epoch {at['epoch']}, {at['env_steps']:,.0f} environment steps, "
-            f"{at['time']:.1f} s" if at else "")  # fmt: skip
+               f"{'solved' if test.get('solved') else 'not solved'}: target {_num(target)}")  # fmt: skip
+    at = (r.m.get("training") or {}).get("solved_at")
+    when = (f"; a judgement first reached it at epoch {_num(at.get('epoch'))}, {_num(at.get('env_steps'))} "
+            f"environment steps, {_num(at.get('time'))} s" if isinstance(at, dict) else "")  # fmt: skip
     gif = r.b.path / "episode.gif"
     shown = (f'<img src="data:image/gif;base64,{base64.b64encode(gif.read_bytes()).decode()}" alt="an episode">'
              if gif.is_file() else "")  # fmt: skip
     return f"<p>Deterministic episodes from fixed seeds; {e(verdict)}{e(when)}.</p>" + table(rows) + shown
 
 
+def _num(x: Any) -> str:
+    """A number as the report shows it; anything else (a damaged metrics.json) as '?'."""
+    return f"{x:,.4g}" if isinstance(x, int | float) and not isinstance(x, bool) else "?"
+
+
 def curves(r: Run) -> str:
     file = r.b.path / "history.jsonl"
     history = [json.loads(line) for line in file.read_text().splitlines()] if file.is_file() else []
-    points = [row for row in history if "val_metric" in row]
+    points = [row for row in history if isinstance(row, dict) and isinstance(row.get("val_metric"), int | float)]
     if not points:
         return '<p class="muted">no epochs recorded</p>'
     out = ""
     for x_key, label in (("step", "updates"), ("env_steps", "environment steps"), ("time", "seconds")):
-        xs = [row.get(x_key, i + 1) for i, row in enumerate(points)]
+        xs = [row[x_key] if isinstance(row.get(x_key), int | float) else i + 1 for i, row in enumerate(points)]
         out += image(lambda buf, xs=xs, label=label: _plot(points, xs, label, buf), f"return against {label}")
     return out
 

@@ -126,10 +126,12 @@ class DQNStep(PolicyStep):
             self.update(loss)
             losses.append(loss.item())
         steps = int(batch["env_steps"])
-        if steps - self.synced_at >= o.target_update_interval:
+        due = (steps - self.synced_at) // o.target_update_interval  # intervals passed since the last update
+        if due:
+            keep = (1 - o.tau) ** due  # `due` soft updates towards the same weights at once
             with torch.no_grad():
                 for t, p in zip(self.target.parameters(), net.parameters()):
-                    t.mul_(1 - o.tau).add_(p.detach(), alpha=o.tau)
+                    t.mul_(keep).add_(p.detach(), alpha=1 - keep)
             self.synced_at = steps - steps % o.target_update_interval
         self.stats = {"loss": sum(losses) / len(losses) if losses else 0.0, "lr": self.lr}
         return torch.tensor(self.stats["loss"])

@@ -1,4 +1,5 @@
-"""DQN's batches: every copy takes `train_freq` epsilon-greedy steps, the transitions go into a replay buffer
+"""DQN's batches: every copy takes `train_freq` epsilon-greedy steps (actions at random before
+`learning_starts`), the transitions go into a replay buffer
 (part of the checkpoint: an exact resume needs it), and the batch is `gradient_steps` minibatches drawn from
 the buffer at random (none before `learning_starts` environment steps). Epsilon falls linearly from
 `exploration_initial_eps` to `exploration_final_eps` over the first `exploration_fraction` of training."""
@@ -49,7 +50,8 @@ class Replay(Acting):
                 rows: dict[str, list[torch.Tensor]] = {k: [] for k in FIELDS}
                 for _ in range(o.train_freq):
                     x = self.obs_tensor(obs)
-                    explore = torch.rand(self.n, generator=g) < epsilon(o, ctx.progress)
+                    eps = epsilon(o, ctx.progress) if self.env_steps >= o.learning_starts else 1.0  # at random until
+                    explore = torch.rand(self.n, generator=g) < eps  # learning starts (as SB3)
                     random = torch.randint(self.setup.n_actions, (self.n,), generator=g)
                     with torch.no_grad():
                         greedy = net.values(x).argmax(1).cpu()
