@@ -260,7 +260,8 @@ class Bundle:
         enc = self.encoder
         if isinstance(data, Examples):
             return data
-        own = self.task.read_examples(self, data)
+        reader = getattr(self.task, "read_examples", None)  # a task that reads its own kind (sw2.tasks.base)
+        own = reader(self, data) if reader is not None else None
         if own is not None:
             return own
         if isinstance(data, pd.DataFrame):
