@@ -83,6 +83,18 @@ def test_continuous_actions_predict_within_bounds_and_serve(tmp_path):
         assert server.get("/v1/model").json()["inputs"]["kind"] == "observations"
 
 
+def test_async_copies_train_to_the_same_weights_as_sync(tmp_path):
+    """Gymnasium's async vector env (a process per copy) steps the same episodes as the sync one."""
+    weights = []
+    for mode in ("sync", "async"):
+        spec = cartpole(vector=mode, n_envs=2, n_steps=64, timesteps=256, evaluations=1, eval_episodes=1)
+        (tmp_path / mode).mkdir()
+        bundle = sw2.train(write_spec(tmp_path / mode, spec), tmp_path / mode / "bundle", check=False)
+        assert bundle.metrics["training"]["vector"]["mode"] == mode
+        weights.append(load_file(bundle.path / "model.safetensors"))
+    assert all((weights[0][k] == weights[1][k]).all() for k in weights[0])
+
+
 class Crash(Callback):
     def on_epoch_begin(self, ctx):
         if ctx.epoch == 2:
@@ -145,3 +157,14 @@ def test_bad_specs_are_one_line_errors_and_write_nothing(tmp_path, data, model, 
     r = sw2_here("train", str(spec), "--out", str(tmp_path / "out"))
     assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_tune_searches_a_policy_by_its_judged_return(tmp_path):
+    """sw2 tune on task control: its own space (lr, gamma, GAE's lambda, passes), each trial scored by its last
+    judgement's mean return, no cross-validation (no target to fold); the best trained into a bundle."""
+    pytest.importorskip("optuna", reason="sw2 tune needs the tune extra")
+    spec = cartpole(n_envs=4, n_steps=64, timesteps=2048, evaluations=2, eval_episodes=3)
+    tuned = sw2.tune(write_spec(tmp_path, spec), tmp_path / "tune", trials=2)
+    assert len(tuned.leaderboard) == 2 and not tuned.confirmed
+    assert {"train.lr", "model.gamma", "model.gae_lambda", "model.n_epochs"} <= set(tuned.study.best_params)
+    assert tuned.bundle.metrics["test"]["episodes"] == 20 and tuned.best_spec.task == "control"

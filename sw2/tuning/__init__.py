@@ -101,7 +101,7 @@ def tune(
     by_examples = trainable.has(SUPERVISED)
     if not by_examples and trainable.evaluate is nothing_held_out:
         raise UserError(f"sw2 tune: task {task.name}'s trainable judges no checkpoint (no evaluate); nothing to search")
-    if not len(data.val):
+    if by_examples and not len(data.val):
         raise UserError(
             "data.split.val: sw2 tune scores each trial on the val split and this spec has none; set data.split.val "
             "(e.g. 0.1)"
@@ -114,7 +114,12 @@ def tune(
     if resume and storage is None:  # a shared database's stale trials are its heartbeat's to retry
         again = retry_interrupted(study)
         log.info(f"sw2 tune: resuming '{spec.name}': {len(study.trials)} trials so far, {again} cut short run again")
-    log.info(f"sw2 tune: searching {', '.join(space)} on the val split ({len(data.train)} train, {len(data.val)} val)")
+    judged = (
+        f"on the val split ({len(data.train)} train, {len(data.val)} val)"
+        if by_examples
+        else "by each trial's own judgement"
+    )
+    log.info(f"sw2 tune: searching {', '.join(space)} {judged}")
     end = None if seconds is None else time.time() + seconds
     confirming = confirm and by_examples  # leaders of a task without examples are not cross-validated
     deadline = end if end is None or not confirming else end - seconds * RESERVE  # the rest confirms them

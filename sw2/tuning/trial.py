@@ -52,7 +52,7 @@ def without_test(data: Any) -> Any:
     held = copy.copy(data)
     for name in ("test", "raw_test"):
         part = getattr(data, name, None)
-        if hasattr(part, "take"):
+        if hasattr(part, "take") and not isinstance(getattr(type(data), name, None), property):  # a property: of test
             setattr(held, name, part.take(np.arange(0)))
     return held
 
@@ -69,7 +69,7 @@ class Datasets:
         if key not in self.cache:
             data = self.task.prepare(spec, self.root)
             whole = None if self.by_examples else without_test(data)
-            self.cache[key] = Searchable(data.train, data.val, data.encoder, whole)
+            self.cache[key] = Searchable(getattr(data, "train", None), data.val, data.encoder, whole)  # type: ignore[arg-type]
         return self.cache[key]
 
 
