@@ -18,6 +18,7 @@ _LAZY = {
     "report": "sw2.api",
     "generate": "sw2.api",
     "play": "sw2.api",
+    "attack": "sw2.api",
     "compress": "sw2.api",
     "export": "sw2.api",
     "tune": "sw2.tuning",

@@ -241,6 +241,48 @@ def play(
             "frames": len(frames), "gif": str(out) if out else None}  # fmt: skip
 
 
+def attack(
+    bundle: Bundle | str | Path,
+    data: str | Path | None = None,
+    *,
+    method: str = "pgd",
+    eps: float = 0.1,
+    steps: int = 20,
+    alpha: float | None = None,
+    seed: int = 0,
+    spec_from: str | Path | None = None,
+) -> dict[str, Any]:
+    """A bundle's metrics under an adversarial attack (sw2.evaluation.attack) beside its clean ones, on its test
+    split (or on `data`); `eps` as train.adversarial reads it (images: pixels in [0, 1]). On the test split the
+    record goes into the bundle (attack.json, attack_examples.png), which its report shows."""
+    from sw2.evaluation.attack import examples_png, under_attack
+
+    b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
+    if b.task.blend is None or b.networks:
+        raise UserError(f"{b.path}: sw2 attack takes a model of examples (classify, regress); this is {b.task.name}")
+    if method not in ("fgsm", "pgd"):
+        raise UserError(f"--method {method}: give fgsm or pgd")
+    if not eps > 0 or not 1 <= steps <= 1000 or (alpha is not None and not alpha > 0):
+        raise UserError(f"--eps {eps} / --steps {steps} / --alpha {alpha}: eps and alpha above 0, steps 1 to 1000")
+    if data is not None:
+        examples, where = b.task.examples_from(b, Path(data)), str(data)
+    else:
+        spec, root = _trusted_spec(b, spec_from, reads_data=True)
+        examples, where = _held_out(b, spec, root, spec_from).test, "test split"
+    if not len(examples):
+        raise UserError(f"{where}: no examples to attack")
+    inputs, target = b.encoder.inputs(examples), b.encoder.target(examples.target)
+    record, pictures = under_attack(b.model, b.task, b.encoder, inputs, target, method=method, eps=eps,
+                                    steps=steps, alpha=alpha, seed=seed)  # fmt: skip
+    record["data"] = where
+    if data is None:
+        png = examples_png(pictures)
+        if png is not None:
+            write_file(b.path / "attack_examples.png", png)
+        write_file(b.path / "attack.json", json.dumps(record, indent=2))
+    return record
+
+
 def predictions(bundle: Bundle | str | Path, data: Any, *, top: int = 3, keep: list[str] | None = None) -> pd.DataFrame:
     """The rows `sw2 predict` writes for `data` (a CSV/Parquet path, a DataFrame, image paths...): the input
     columns named in `keep` first, then id (a file's row number as a spreadsheet shows it, as sw2 doctor's), the

@@ -120,6 +120,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_attack(args: argparse.Namespace) -> int:
+    import json
+
+    from sw2.api import attack
+
+    record = attack(args.bundle, args.data, method=args.method, eps=args.eps, steps=args.steps, alpha=args.alpha,
+                    seed=args.seed, spec_from=args.spec)  # fmt: skip
+    print(json.dumps(record, indent=2))
+    return 0
+
+
 def cmd_play(args: argparse.Namespace) -> int:
     from sw2.api import play
 
@@ -571,6 +582,18 @@ def parser() -> argparse.ArgumentParser:
     sm.add_argument("--out", default="samples.png", help="a .png file (one grid), or a folder (one PNG each)")
     sm.add_argument("--force", action="store_true", help="replace --out if it exists")
     sm.set_defaults(func=cmd_sample)
+
+    at = sub.add_parser("attack", help="a model's metrics under an adversarial attack beside its clean ones (JSON)")
+    at.add_argument("bundle", help="a bundle of task classify or regress")
+    at.add_argument("--method", default="pgd", help="fgsm or pgd (default)")
+    at.add_argument("--eps", type=float, default=0.1, help="L-infinity radius; images: pixels in [0, 1]; tables: "
+                    "standardised units")  # fmt: skip
+    at.add_argument("--steps", type=int, default=20, help="pgd's steps (default 20)")
+    at.add_argument("--alpha", type=float, help="step size (default 2.5 eps / steps; fgsm 1.25 eps)")
+    at.add_argument("--seed", type=int, default=0, help="the random start's seed")
+    at.add_argument("--data", help="attack the examples of this file instead of the test split (not recorded)")
+    at.add_argument("--spec", help="a spec file of yours naming the data, instead of the bundle's own")
+    at.set_defaults(func=cmd_attack)
 
     pl = sub.add_parser("play", help="a policy (task: control) acting in its environment, optionally as a GIF")
     pl.add_argument("bundle", help="a policy's bundle folder (task: control)")

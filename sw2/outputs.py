@@ -36,6 +36,8 @@ BUNDLE_FILES = REQUIRED + (  # and may have these: all that sw2 writes into a bu
     "reference.json",  # the training data's statistics that `sw2 serve` measures drift against
     "model.onnx",  # `sw2 export` (sw2.ship.export)
     "export.json",
+    "attack.json",  # `sw2 attack` (sw2.evaluation.attack)
+    "attack_examples.png",
     "tune_leaderboard.md",  # the search that chose this spec (`sw2 tune`)
     "tune_history.png",
     "tune_importance.png",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -251,12 +252,34 @@ def _spec(r: Run) -> str:
     return f"<pre>{e((r.b.path / 'spec.yaml').read_text(encoding='utf-8'))}</pre>"
 
 
+def _robustness(r: Run) -> str:
+    """`sw2 attack`'s record (attack.json) and its pictures, where the bundle has them."""
+    file = r.b.path / "attack.json"
+    if not file.is_file():
+        return ""
+    try:
+        a = json.loads(file.read_text(encoding="utf-8"))
+        rows = [{"inputs": part, **{k: v for k, v in a[part].items() if isinstance(v, int | float)}}
+                for part in ("clean", "attacked")]  # fmt: skip
+        head = (
+            f"<p>{e(str(a['method']).upper())}, eps {e(a['eps'])} (L-infinity; images: pixels in [0, 1]), "
+            f"{e(a['steps'])} steps, on the {e(a.get('data', ''))} ({e(a['n'])} examples)"
+            + (f"; the attack changed {a['changed']:.1%} of the predictions" if "changed" in a else "")
+            + ".</p>"
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return '<p class="muted">attack.json is not a record sw2 writes</p>'
+    pictures = file_image(r.b.path / "attack_examples.png", "clean (top) and attacked (bottom)")
+    return head + table(rows) + (f"<p>clean (top) and attacked (bottom):</p>{pictures}" if pictures else "")
+
+
 HEAD: list[tuple[str, str, Callable[[Run], str]]] = [
     ("summary", "Summary", _summary),
     ("metrics", "Metrics", _metrics),
     ("curves", "Training curves", _curves),
 ]
 TAIL: list[tuple[str, str, Callable[[Run], str]]] = [  # the task's own sections go between HEAD and TAIL
+    ("robustness", "Robustness under attack", _robustness),
     ("search", "Hyper-parameter search", _search),
     ("tests", "Model tests", _tests),
     ("preflight", "Pre-flight", _preflight),

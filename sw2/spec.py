@@ -294,6 +294,24 @@ class EarlyStopping(Strict):
     min_delta: float = Field(0.0, description="the smallest change that counts as an improvement")
 
 
+class AdversarialSpec(Strict):
+    """Adversarial training (Madry et al., 2018; Wong et al., 2020's fast FGSM): each batch is replaced by its
+    worst case within an L-infinity ball of radius `eps` around it, found by gradient ascent on the loss."""
+
+    method: Literal["fgsm", "pgd"] = Field(
+        "pgd", description="fgsm: one step from a random start (fast); pgd: `steps` projected steps from a random start"
+    )
+    eps: float = Field(
+        gt=0,
+        description="the ball's radius: for images in pixels scaled to [0, 1] (0.1 = 25.5 of 255 grey levels); for "
+        "tables in standardised units of each numeric column (categories and text are not perturbed)",
+    )
+    steps: int = Field(7, ge=1, le=100, description="pgd: gradient steps per batch (fgsm: 1)")
+    alpha: float | None = Field(
+        None, gt=0, description="the step size, in eps's units (default: 2.5 eps / steps for pgd, 1.25 eps for fgsm)"
+    )
+
+
 class DistillSpec(Strict):
     """Knowledge distillation: the model learns from a trained teacher's outputs as well as from the labels."""
 
@@ -392,6 +410,9 @@ class TrainSpec(Strict):
         None, description="stop when the val figure stops improving, and restore the best epoch's weights"
     )
     distill: DistillSpec | None = Field(None, description="learn from a trained teacher's outputs too (below)")
+    adversarial: AdversarialSpec | None = Field(
+        None, description="train on adversarially perturbed batches (below): robustness to small input changes"
+    )
     snapshots: int | None = Field(
         None,
         ge=2,

@@ -27,6 +27,10 @@ def check_task(task: Any, spec: Spec) -> None:
     a metric it does not report. `task` has a `name`, `metrics` and `blend`."""
     if spec.train.distill is not None and task.blend is None:
         raise ValueError(f"train.distill: task {task.name} cannot learn from a teacher; remove train.distill")
+    if spec.train.adversarial is not None and task.blend is None:
+        raise ValueError(f"train.adversarial: task {task.name} has no examples to perturb; remove it")
+    if spec.train.adversarial is not None and spec.train.distill is not None:
+        raise ValueError("train.adversarial: not with train.distill; give one of them")
     if spec.train.snapshots and task.blend is None:
         raise ValueError(f"train.snapshots: a {task.name} model's outputs cannot be averaged; remove it")
     named = [("metrics", m) for m in spec.metrics]

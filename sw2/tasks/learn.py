@@ -11,11 +11,13 @@ from typing import Any
 from torch import nn
 
 from sw2.data.dataset import TensorSet
+from sw2.engine.adversarial import AdversarialStep
 from sw2.engine.batches import Shuffled
 from sw2.engine.distill import DistillStep, Teaching
 from sw2.engine.step import SupervisedStep
 from sw2.engine.trainable import SUPERVISED, Supervision, Trainable, nothing_held_out
 from sw2.engine.validate import validate
+from sw2.errors import UserError
 from sw2.models import initialised
 from sw2.spec import Spec
 
@@ -41,6 +43,12 @@ def from_examples(
     step: SupervisedStep
     if teaching is not None:
         step = DistillStep(net, task, spec.train, teaching.teacher, teaching.temperature, teaching.alpha)
+    elif spec.train.adversarial is not None:
+        if getattr(net, "direct", False):
+            raise UserError(
+                f"train.adversarial: model {name} is fitted by its own solver; give a network (mlp, convnet)"
+            )
+        step = AdversarialStep(net, task, spec.train)
     else:
         step = SupervisedStep(net, task, spec.train)
     evaluate = nothing_held_out
