@@ -19,6 +19,7 @@ _LAZY = {
     "generate": "sw2.api",
     "play": "sw2.api",
     "attack": "sw2.api",
+    "suggest": "sw2.api",
     "compress": "sw2.api",
     "export": "sw2.api",
     "tune": "sw2.tuning",

@@ -283,6 +283,46 @@ def attack(
     return record
 
 
+def suggest(
+    bundle: Bundle | str | Path,
+    pool: Any,
+    n: int = 100,
+    *,
+    strategy: str = "margin",
+    out: str | Path | None = None,
+) -> pd.DataFrame:
+    """Active learning: the `n` examples of an unlabeled `pool` (a file of rows, image paths or a folder, as
+    predict reads them) that a classifier would learn most from, in order (sw2.evaluation.active). With `out`
+    (a .csv), the rows are written there, and for images a contact sheet of them beside it (same name, .png)."""
+    import pandas as pd
+    import torch
+
+    from sw2.data.images import grid_png
+    from sw2.evaluation.active import STRATEGIES, outputs_and_features, ranked_rows
+    from sw2.evaluation.active import suggest as pick
+
+    b = bundle if isinstance(bundle, Bundle) else Bundle(bundle)
+    if b.task.blend != "probabilities" or not b.classes:
+        raise UserError(f"{b.path}: sw2 suggest ranks a classifier's pool; this bundle does {b.task.name}")
+    if strategy not in STRATEGIES:
+        raise UserError(f"--strategy {strategy}: give one of {', '.join(STRATEGIES)}")
+    target = Path(out) if out is not None else None
+    if target is not None and (target.suffix.lower() != ".csv" or not target.parent.is_dir()):
+        raise UserError(f"--out {target}: give a .csv file in an existing folder")
+    examples = b.examples(pool)
+    if not 1 <= n <= len(examples):
+        raise UserError(f"--n {n}: the pool holds {len(examples)} examples; give 1 to {len(examples)}")
+    outputs, features = outputs_and_features(b.model, b.encoder.inputs(examples))
+    order, score = pick(outputs, features, n, strategy, lambda o: torch.softmax(o, 1))
+    assert examples.ids is not None
+    rows = pd.DataFrame(ranked_rows(order, score, torch.softmax(outputs, 1), examples.ids, list(b.classes)))
+    if target is not None:
+        write_file(target, rows.to_csv(index=False))
+        if examples.images is not None:
+            write_file(target.with_suffix(".png"), grid_png(examples.images[order][:256], cols=16))
+    return rows
+
+
 def predictions(bundle: Bundle | str | Path, data: Any, *, top: int = 3, keep: list[str] | None = None) -> pd.DataFrame:
     """The rows `sw2 predict` writes for `data` (a CSV/Parquet path, a DataFrame, image paths...): the input
     columns named in `keep` first, then id (a file's row number as a spreadsheet shows it, as sw2 doctor's), the

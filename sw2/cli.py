@@ -120,6 +120,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_suggest(args: argparse.Namespace) -> int:
+    from sw2.api import suggest
+
+    rows = suggest(args.bundle, args.pool, args.n, strategy=args.strategy, out=args.out)
+    sheet = Path(args.out).with_suffix(".png")
+    console.print(f"{len(rows)} examples to label next ({args.strategy}) in {args.out}"
+                  + (f"; contact sheet {sheet}" if sheet.exists() else ""))  # fmt: skip
+    return 0
+
+
 def cmd_attack(args: argparse.Namespace) -> int:
     import json
 
@@ -582,6 +592,15 @@ def parser() -> argparse.ArgumentParser:
     sm.add_argument("--out", default="samples.png", help="a .png file (one grid), or a folder (one PNG each)")
     sm.add_argument("--force", action="store_true", help="replace --out if it exists")
     sm.set_defaults(func=cmd_sample)
+
+    sg = sub.add_parser("suggest", help="active learning: the unlabeled examples a classifier should get labels for")
+    sg.add_argument("bundle", help="a classifier's bundle folder")
+    sg.add_argument("--pool", required=True, help="the unlabeled examples: a CSV/Parquet of rows, or images / a folder")
+    sg.add_argument("--n", type=int, default=100, help="how many to suggest (default 100)")
+    sg.add_argument("--strategy", default="margin", help="margin (default) or entropy, each with a diversity step; "
+                    "coreset: diversity alone")  # fmt: skip
+    sg.add_argument("--out", default="suggest.csv", help="the CSV of suggestions (images: a contact sheet beside it)")
+    sg.set_defaults(func=cmd_suggest)
 
     at = sub.add_parser("attack", help="a model's metrics under an adversarial attack beside its clean ones (JSON)")
     at.add_argument("bundle", help="a bundle of task classify or regress")
