@@ -137,7 +137,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
 
     record = attack(args.bundle, args.data, method=args.method, eps=args.eps, steps=args.steps, alpha=args.alpha,
                     seed=args.seed, spec_from=args.spec)  # fmt: skip
-    print(json.dumps(record, indent=2))
+    sys.stdout.write(json.dumps(record, indent=2) + "\n")
     return 0
 
 
