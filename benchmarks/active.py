@@ -2,7 +2,7 @@
 +100, chosen by `sw2 suggest` (margin with its k-center diversity step) or at random, each round a model trained
 afresh on the labels so far and scored on the 10,000 test images; 3 seeds, active and random side by side.
 
-    python -m benchmarks.active [--seeds 0 1 2] [--rounds 5] [--start 100] [--step 100]
+    python -m benchmarks.active [--seeds 0 1 2] [--rounds 5] [--start 100] [--step 100] [--plot docs/active_mnist.png]
 
 The pool is the other 59,900 training images (their labels hidden, then revealed for the picks). Each model is
 examples/mnist.yaml's conv net for 40 epochs of batches of 32 (a recipe for a few hundred images, fixed before
@@ -69,6 +69,7 @@ def main() -> None:
     ap.add_argument("--start", type=int, default=100)
     ap.add_argument("--step", type=int, default=100)
     ap.add_argument("--strategy", default="margin")
+    ap.add_argument("--plot", help="a PNG of both curves (median and range over the seeds)")
     args = ap.parse_args()
     print(machine())
     x, y = (t.numpy() for t in mnist_tensors("train"))
@@ -88,6 +89,29 @@ def main() -> None:
     print(markdown_table(rows, {k: k for k in rows[0]}))
     print(f"{time.perf_counter() - t0:.0f} s")
     print(json.dumps(curves))
+    if args.plot:
+        plot(curves, [args.start + r * args.step for r in range(args.rounds + 1)], args.plot)
+
+
+def plot(curves: dict[str, list[list[float]]], labels: list[int], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.4), dpi=110)
+    for (name, runs), style in zip(curves.items(), ("o-", "s--")):
+        at = [[c[r] * 100 for c in runs] for r in range(len(labels))]
+        shown = "sw2 suggest (margin + k-center)" if name == "margin" else name
+        ax.plot(labels, [statistics.median(v) for v in at], style, label=shown)
+        ax.fill_between(labels, [min(v) for v in at], [max(v) for v in at], alpha=0.2)
+    ax.set_xlabel("labelled training images")
+    ax.set_ylabel("MNIST test accuracy (%)")
+    ax.set_title("Active vs random selection (median and range of 3 seeds)", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
 
 
 if __name__ == "__main__":
