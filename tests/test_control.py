@@ -54,8 +54,8 @@ def test_ppo_learns_cartpole_far_beyond_a_random_policy(policy):
 def test_a_policy_predicts_plays_and_writes_a_gif(policy, tmp_path):
     actions = policy.predict(np.zeros((3, 4)))
     assert actions.shape == (3,) and set(actions) <= {0, 1}
-    shown = sw2.play(policy.path, 2, seed=5, gif=tmp_path / "play.gif")
-    assert len(shown["episodes"]) == 2 and shown["frames"] == sum(e["length"] for e in shown["episodes"])
+    shown = sw2.play(policy.path, 1, seed=5, gif=tmp_path / "play.gif")
+    assert len(shown["episodes"]) == 1 and shown["frames"] == min(1500, shown["episodes"][0]["length"])
     assert (tmp_path / "play.gif").read_bytes()[:6] == b"GIF89a"
     r = sw2_here("play", str(policy.path), "--episodes", "1")
     assert r.returncode == 0 and "mean return" in r.stdout, r.stderr
@@ -105,7 +105,7 @@ def test_dqn_with_normalised_observations_resumes_to_identical_weights(tmp_path)
     """A crash at epoch 2: the resumed run replays the replay buffer, the target network, epsilon's draws
     and the normaliser's moments from epoch 1's checkpoint, to the uninterrupted run's weights."""
     spec = {"name": "acrobot", "data": {"env": "Acrobot-v1"}, "train": {**FAST, "batch_size": 32},
-            "model": {"name": "dqn", "n_envs": 2, "timesteps": 768, "evaluations": 3, "eval_episodes": 1,
+            "model": {"name": "dqn", "n_envs": 2, "timesteps": 512, "evaluations": 2, "eval_episodes": 1,
                       "train_freq": 16, "gradient_steps": 2, "learning_starts": 64, "target_update_interval": 128,
                       "buffer_size": 500, "normalize": True, "vector": "sync", "until_solved": False}}  # fmt: skip
     path = write_spec(tmp_path, spec)
@@ -115,8 +115,8 @@ def test_dqn_with_normalised_observations_resumes_to_identical_weights(tmp_path)
     resumed = sw2.train(path, tmp_path / "resumed", check=False, resume=True)
     a, b = (load_file(x.path / "model.safetensors") for x in (whole, resumed))
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
-    assert float(a["normalizer.count"]) > 700 and not (a["normalizer.mean"] == 0).all()  # 768 steps' moments
-    assert whole.metrics["training"]["env_steps"] == 768
+    assert float(a["normalizer.count"]) > 450 and not (a["normalizer.mean"] == 0).all()  # 512 steps' moments
+    assert whole.metrics["training"]["env_steps"] == 512
 
 
 def test_a_crafted_environment_in_a_bundle_is_refused(policy, tmp_path):

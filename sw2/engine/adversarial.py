@@ -95,8 +95,10 @@ class AdversarialStep(SupervisedStep):
     def __call__(
         self, batch: dict[str, torch.Tensor], target: torch.Tensor, idx: torch.Tensor, ctx: Context
     ) -> torch.Tensor:
+        modes = [(m, m.training) for m in self.model.modules()]  # a frozen part may be in eval mode on purpose
         self.model.eval()
         a = self.adv
         worse = perturb(self.model, self.task.loss, batch, target, a.method, a.eps, a.steps, a.alpha, self.generator)
-        self.model.train()
+        for m, training in modes:
+            m.train(training)
         return super().__call__(worse, target, idx, ctx)
