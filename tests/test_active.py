@@ -51,7 +51,10 @@ def test_bad_suggestions_are_one_line_errors_and_write_nothing(digits, pool, tmp
         ([str(digits.path), "--pool", str(pool), "--n", "301", "--out", out], "the pool holds 300"),
         ([str(digits.path), "--pool", str(pool), "--strategy", "random", "--out", out], "--strategy"),
         ([str(language_model), "--pool", str(pool), "--out", out], "ranks a classifier's pool"),
+        ([str(digits.path), "--pool", str(tmp_path / "rows.csv"), "--out", out], "cannot decode image"),
+        ([str(digits.path), "--pool", str(tmp_path / "missing"), "--out", out], "no such image file or folder"),
     ]
+    (tmp_path / "rows.csv").write_text("a,b\n1,2\n")  # a table for an image model
     for args, says in cases:
         r = sw2_here("suggest", *args)
         assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
